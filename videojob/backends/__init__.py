@@ -1,0 +1,21 @@
+"""Container backends: `aci` (Azure Container Instances), `local` (a subprocess), `docker`."""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .base import BackendError, ContainerBackend, GroupState, ManagedGroup
+
+__all__ = ["BackendError", "ContainerBackend", "GroupState", "ManagedGroup", "make_backend"]
+
+
+def make_backend(settings: Settings) -> ContainerBackend:
+    """The backend `CONTAINER_BACKEND` names. Imports lazily: the worker image has no ARM SDK."""
+    if settings.container_backend == "aci":
+        from .aci import AciBackend
+
+        return AciBackend.from_settings(settings)
+    if settings.container_backend == "local":
+        from .local import LocalBackend
+
+        return LocalBackend.from_settings(settings)
+    raise BackendError("unsupported_backend", f"CONTAINER_BACKEND={settings.container_backend} is not available", retryable=False)

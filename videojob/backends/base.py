@@ -1,0 +1,77 @@
+"""The container backend interface: what activities and the sweeper may ask of containers.
+
+Every backend consumes a `ContainerSpec` (see `container_spec.build_container_spec`). Methods
+raise `BackendError` with a classification, never an SDK exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+# Group states, as ACI names them, plus MISSING for "no such group".
+PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = (
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Stopped",
+    "Missing",
+)
+ACTIVE_STATES: tuple[str, ...] = (PENDING, RUNNING)
+
+
+class BackendError(Exception):
+    """A classified backend failure. `retryable` says whether trying again may help."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class GroupState:
+    name: str
+    state: str
+    exit_code: int | None = None
+    detail: str | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True)
+class ManagedGroup:
+    """A group carrying our `managedBy` tag, as the sweeper sees it."""
+
+    name: str
+    state: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def job_id(self) -> str | None:
+        return self.tags.get("jobId")
+
+
+@runtime_checkable
+class ContainerBackend(Protocol):
+    def create(self, spec: "ContainerSpec") -> GroupState:  # noqa: F821 (avoid an import cycle)
+        """Create the group and start its container. Idempotent for the same spec name."""
+
+    def state(self, name: str) -> GroupState:
+        """The group's state and the worker container's exit code; `MISSING` if there is none."""
+
+    def logs(self, name: str, tail: int = 50) -> str:
+        """The last `tail` lines of the worker's output ("" when there are none)."""
+
+    def stop(self, name: str) -> None:
+        """Stop the group, keeping it (and its logs). A missing group is not an error."""
+
+    def delete(self, name: str) -> None:
+        """Delete the group. A missing group is not an error (idempotent)."""
+
+    def list_managed(self, managed_by: str) -> list[ManagedGroup]:
+        """Every group tagged `managedBy=<managed_by>`."""

@@ -1,0 +1,110 @@
+"""The container env contract: the names the spec builder writes and the worker reads.
+
+One owner for the names, so the function app and the worker cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .contract import AUDIO_FORMATS, FORMATS
+from .settings import parse_allowed_hosts
+
+JOB_ID = "JOB_ID"
+JOB_URL = "JOB_URL"
+JOB_FORMAT = "JOB_FORMAT"
+JOB_AUDIO_FORMAT = "JOB_AUDIO_FORMAT"
+JOB_MAX_HEIGHT = "JOB_MAX_HEIGHT"
+JOB_MAX_BYTES = "JOB_MAX_BYTES"
+JOB_TIMEOUT_SECONDS = "JOB_TIMEOUT_SECONDS"
+OUTPUT_ACCOUNT_URL = "OUTPUT_ACCOUNT_URL"
+OUTPUT_CONTAINER = "OUTPUT_CONTAINER"
+OUTPUT_CONNECTION_STRING = "OUTPUT_CONNECTION_STRING"  # secure
+AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
+CALLBACK_URL = "CALLBACK_URL"
+CALLBACK_TOKEN = "CALLBACK_TOKEN"  # secure
+ALLOWED_HOSTS = "ALLOWED_HOSTS"
+ALLOW_PRIVATE_ADDRESSES = "ALLOW_PRIVATE_ADDRESSES"
+PROGRESS_INTERVAL_SECONDS = "PROGRESS_INTERVAL_SECONDS"
+
+SECURE_NAMES: frozenset[str] = frozenset({OUTPUT_CONNECTION_STRING, CALLBACK_TOKEN})
+
+
+class WorkerEnvError(ValueError):
+    """The container env is incomplete or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    job_id: str
+    url: str
+    format: str
+    audio_format: str
+    max_height: int | None
+    max_bytes: int
+    timeout_seconds: int
+    output_account_url: str | None
+    output_container: str
+    output_connection_string: str | None
+    client_id: str | None
+    callback_url: str
+    callback_token: str
+    allowed_hosts: tuple[str, ...]
+    allow_private_addresses: bool
+    progress_interval_seconds: float
+
+    def __repr__(self) -> str:
+        return f"WorkerEnv(job_id={self.job_id!r}, url={self.url!r}, format={self.format!r}, ...)"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise WorkerEnvError(f"{name} must be a whole number") from None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    v = (env.get(name) or "").strip()
+    if not v:
+        raise WorkerEnvError(f"{name} is required")
+    return v
+
+
+def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
+    fmt = (env.get(JOB_FORMAT) or "video").strip()
+    if fmt not in FORMATS:
+        raise WorkerEnvError(f"{JOB_FORMAT} must be one of {', '.join(FORMATS)}")
+    audio_format = (env.get(JOB_AUDIO_FORMAT) or "m4a").strip()
+    if audio_format not in AUDIO_FORMATS:
+        raise WorkerEnvError(f"{JOB_AUDIO_FORMAT} must be one of {', '.join(AUDIO_FORMATS)}")
+    account_url = (env.get(OUTPUT_ACCOUNT_URL) or "").strip() or None
+    connection_string = (env.get(OUTPUT_CONNECTION_STRING) or "").strip() or None
+    if account_url is None and connection_string is None:
+        raise WorkerEnvError(f"{OUTPUT_ACCOUNT_URL} or {OUTPUT_CONNECTION_STRING} is required")
+    try:
+        interval = float((env.get(PROGRESS_INTERVAL_SECONDS) or "20").strip())
+    except ValueError:
+        raise WorkerEnvError(f"{PROGRESS_INTERVAL_SECONDS} must be a number") from None
+    return WorkerEnv(
+        job_id=_required(env, JOB_ID),
+        url=_required(env, JOB_URL),
+        format=fmt,
+        audio_format=audio_format,
+        max_height=_int(env, JOB_MAX_HEIGHT),
+        max_bytes=_int(env, JOB_MAX_BYTES, 8 * 1024**3),  # type: ignore[arg-type]
+        timeout_seconds=_int(env, JOB_TIMEOUT_SECONDS, 7200),  # type: ignore[arg-type]
+        output_account_url=account_url,
+        output_container=_required(env, OUTPUT_CONTAINER),
+        output_connection_string=connection_string,
+        client_id=(env.get(AZURE_CLIENT_ID) or "").strip() or None,
+        callback_url=_required(env, CALLBACK_URL),
+        callback_token=_required(env, CALLBACK_TOKEN),
+        allowed_hosts=parse_allowed_hosts((env.get(ALLOWED_HOSTS) or "").strip() or None),
+        allow_private_addresses=(env.get(ALLOW_PRIVATE_ADDRESSES) or "").strip().lower() in ("1", "true", "yes"),
+        progress_interval_seconds=interval,
+    )

@@ -1,0 +1,147 @@
+"""The container spec: exactly one pure function decides what a job's container group is.
+
+Every backend (`aci`, `local`, `docker`) consumes the `ContainerSpec` it returns, so the local
+mode runs the worker with the same env the cloud would give it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from . import container_env as E
+from .contract import DownloadRequest
+from .settings import Settings
+from .tokens import job_token
+
+GROUP_PREFIX = "dl-"
+MAX_GROUP_NAME = 63
+CONTAINER_NAME = "worker"
+
+TAG_MANAGED_BY = "managedBy"
+TAG_JOB_ID = "jobId"
+TAG_CREATED_AT = "createdAt"
+TAG_DEADLINE = "deadline"
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    server: str
+    identity: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    location: str | None
+    cpu: float
+    memory_gb: float
+    env: tuple[tuple[str, str], ...]
+    secure_env: tuple[tuple[str, str], ...] = field(repr=False)
+    tags: tuple[tuple[str, str], ...]
+    identity_resource_id: str | None
+    registry: RegistryCredentials | None
+    container_name: str = CONTAINER_NAME
+
+    def environment(self) -> dict[str, str]:
+        """Plain and secure variables together: what the worker process sees."""
+        return dict(self.env) | dict(self.secure_env)
+
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
+
+
+def format_time(t: datetime) -> str:
+    """UTC, second precision, `Z` suffix: the form used in tags and on the wire."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def group_name(job_id: str) -> str:
+    """`dl-<sanitized job id>`: 1-63 chars of lowercase alnum and `-`, no `--`, no edge `-`.
+
+    When sanitizing changes or truncates the id, a short hash of the original keeps two
+    different job ids from mapping to the same group.
+    """
+    clean = re.sub(r"[^a-z0-9]+", "-", job_id.lower()).strip("-")
+    clean = re.sub(r"-{2,}", "-", clean)
+    name = f"{GROUP_PREFIX}{clean}"
+    if clean != job_id or len(name) > MAX_GROUP_NAME:
+        digest = hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:8]
+        head = name[: MAX_GROUP_NAME - len(digest) - 1].rstrip("-")
+        name = f"{head}-{digest}"
+    return name
+
+
+def callback_url(settings: Settings, job_id: str) -> str:
+    return f"{settings.callback_base_url}/api/jobs/{job_id}/status"
+
+
+def build_container_spec(
+    request: DownloadRequest,
+    settings: Settings,
+    job_id: str,
+    created_at: datetime,
+    deadline: datetime,
+) -> ContainerSpec:
+    """The one place that decides a job's container group (name, image, env, tags, identity)."""
+    timeout = max(1, int((deadline - created_at).total_seconds()))
+    env: dict[str, str] = {
+        E.JOB_ID: job_id,
+        E.JOB_URL: request.url,
+        E.JOB_FORMAT: request.format,
+        E.JOB_MAX_BYTES: str(settings.max_download_bytes),
+        E.JOB_TIMEOUT_SECONDS: str(timeout),
+        E.OUTPUT_CONTAINER: settings.output_container,
+        E.CALLBACK_URL: callback_url(settings, job_id),
+        E.ALLOWED_HOSTS: ",".join(settings.allowed_hosts),
+        E.ALLOW_PRIVATE_ADDRESSES: "true" if settings.allow_private_addresses else "false",
+        E.PROGRESS_INTERVAL_SECONDS: str(settings.progress_interval_seconds),
+    }
+    if request.format == "audio":
+        env[E.JOB_AUDIO_FORMAT] = request.audio_format
+    if request.max_height is not None:
+        env[E.JOB_MAX_HEIGHT] = str(request.max_height)
+    if settings.output_account_url:
+        env[E.OUTPUT_ACCOUNT_URL] = settings.output_account_url
+    if settings.worker_identity_client_id:
+        env[E.AZURE_CLIENT_ID] = settings.worker_identity_client_id
+
+    secure: dict[str, str] = {E.CALLBACK_TOKEN: job_token(settings.callback_signing_key, job_id)}
+    if settings.output_connection_string and not settings.output_account_url:
+        secure[E.OUTPUT_CONNECTION_STRING] = settings.output_connection_string
+
+    registry = None
+    if settings.registry_server:
+        if settings.registry_username:
+            registry = RegistryCredentials(
+                server=settings.registry_server,
+                username=settings.registry_username,
+                password=settings.registry_password,
+            )
+        else:
+            registry = RegistryCredentials(server=settings.registry_server, identity=settings.worker_identity_resource_id)
+
+    return ContainerSpec(
+        name=group_name(job_id),
+        image=settings.worker_image,
+        location=settings.location,
+        cpu=settings.worker_cpu,
+        memory_gb=settings.worker_memory_gb,
+        env=tuple(sorted(env.items())),
+        secure_env=tuple(sorted(secure.items())),
+        tags=(
+            (TAG_MANAGED_BY, settings.app_name),
+            (TAG_JOB_ID, job_id),
+            (TAG_CREATED_AT, format_time(created_at)),
+            (TAG_DEADLINE, format_time(deadline)),
+        ),
+        identity_resource_id=settings.worker_identity_resource_id,
+        registry=registry,
+    )

@@ -1,0 +1,271 @@
+"""Settings: every app setting parsed once into a typed, frozen object.
+
+Sources, as in the Functions host: `local.settings.json` ("Values") if present, overridden by
+environment variables. A missing or malformed setting raises `SettingsError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = (
+    "youtube.com",
+    ".youtube.com",
+    "youtu.be",
+    "youtube-nocookie.com",
+    ".youtube-nocookie.com",
+)
+
+SETTING_NAMES: tuple[str, ...] = (
+    "AZURE_SUBSCRIPTION_ID",
+    "ACI_RESOURCE_GROUP",
+    "ACI_LOCATION",
+    "WORKER_IMAGE",
+    "WORKER_IDENTITY_RESOURCE_ID",
+    "WORKER_IDENTITY_CLIENT_ID",
+    "WORKER_CPU",
+    "WORKER_MEMORY_GB",
+    "REGISTRY_SERVER",
+    "REGISTRY_USERNAME",
+    "REGISTRY_PASSWORD",
+    "OUTPUT_ACCOUNT_URL",
+    "OUTPUT_CONNECTION_STRING",
+    "OUTPUT_CONTAINER",
+    "CALLBACK_BASE_URL",
+    "CALLBACK_SIGNING_KEY",
+    "ALLOWED_HOSTS",
+    "ALLOW_PRIVATE_ADDRESSES",
+    "JOB_DEADLINE_SECONDS",
+    "HEARTBEAT_TIMEOUT_SECONDS",
+    "PROGRESS_INTERVAL_SECONDS",
+    "PROVISION_MAX_ATTEMPTS",
+    "MAX_DOWNLOAD_BYTES",
+    "FAILED_GROUP_POLICY",
+    "FAILED_GROUP_RETENTION_SECONDS",
+    "SWEEP_SCHEDULE",
+    "CONTAINER_BACKEND",
+)
+"""Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
+
+PLATFORM_VARIABLES: tuple[str, ...] = ("WEBSITE_HOSTNAME", "WEBSITE_SITE_NAME", "AZURE_CLIENT_ID")
+"""Set by the platform or the identity convention, not by us: read, but not app settings we own."""
+
+SECRET_SETTINGS: frozenset[str] = frozenset(
+    {"CALLBACK_SIGNING_KEY", "OUTPUT_CONNECTION_STRING", "REGISTRY_PASSWORD"}
+)
+
+MAX_TIMER_SECONDS = 6 * 24 * 3600 - 60
+"""Durable timers must stay under 6 days (long-timer cancel bug); deadlines are capped below it."""
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed. The message names the setting (never its value)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    container_backend: Literal["aci", "local", "docker"]
+    # Azure Container Instances
+    subscription_id: str | None
+    resource_group: str | None
+    location: str | None
+    worker_image: str
+    worker_identity_resource_id: str | None
+    worker_identity_client_id: str | None
+    worker_cpu: float
+    worker_memory_gb: float
+    registry_server: str | None
+    registry_username: str | None
+    registry_password: str | None
+    # Output
+    output_account_url: str | None
+    output_connection_string: str | None
+    output_container: str
+    # Callback
+    callback_base_url: str
+    callback_signing_key: str
+    # Policy
+    allowed_hosts: tuple[str, ...]
+    allow_private_addresses: bool
+    job_deadline_seconds: int
+    heartbeat_timeout_seconds: int
+    progress_interval_seconds: int
+    provision_max_attempts: int
+    max_download_bytes: int
+    failed_group_policy: Literal["stop", "delete"]
+    failed_group_retention_seconds: int
+    sweep_schedule: str
+    app_name: str
+
+    def __repr__(self) -> str:
+        # Secrets never appear in a repr (tracebacks, logs).
+        return f"Settings(container_backend={self.container_backend!r}, app_name={self.app_name!r}, ...)"
+
+
+def read_local_settings(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The "Values" of a `local.settings.json`, or {} when the file does not exist."""
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise SettingsError(f"{p} is not valid JSON: {e}") from e
+    values = doc.get("Values", {}) if isinstance(doc, dict) else {}
+    if not isinstance(values, dict):
+        raise SettingsError(f"{p}: 'Values' must be an object")
+    return {str(k): "" if v is None else str(v) for k, v in values.items()}
+
+
+def merged_environment(
+    environ: Mapping[str, str] | None = None, local_settings_path: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
+    """local.settings.json values overridden by the environment, as the Functions host does."""
+    merged = read_local_settings(local_settings_path) if local_settings_path else {}
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        v = self.env.get(name)
+        if v is None or v.strip() == "":
+            return default
+        return v.strip()
+
+    def required(self, name: str, why: str) -> str:
+        v = self.str(name)
+        if v is None:
+            raise SettingsError(f"setting {name} is required {why}")
+        return v
+
+    def int(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            v = int(raw)
+        except ValueError:
+            raise SettingsError(f"setting {name} must be a whole number") from None
+        if not lo <= v <= hi:
+            raise SettingsError(f"setting {name} must be between {lo} and {hi}")
+        return v
+
+    def float(self, name: str, default: float, lo: float, hi: float) -> float:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            v = float(raw)
+        except ValueError:
+            raise SettingsError(f"setting {name} must be a number") from None
+        if not lo <= v <= hi:
+            raise SettingsError(f"setting {name} must be between {lo} and {hi}")
+        return v
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"setting {name} must be true or false")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        v = (self.str(name) or default).lower()
+        if v not in choices:
+            raise SettingsError(f"setting {name} must be one of {', '.join(choices)}")
+        return v
+
+
+def parse_allowed_hosts(raw: str | None) -> tuple[str, ...]:
+    """`ALLOWED_HOSTS`: comma list; a leading `.` allows subdomains; `*` allows any host."""
+    if raw is None:
+        return DEFAULT_ALLOWED_HOSTS
+    hosts = tuple(h.strip().lower().rstrip(".") or h.strip().lower() for h in raw.split(",") if h.strip())
+    for h in hosts:
+        if h != "*" and (" " in h or "/" in h or h in (".",)):
+            raise SettingsError("setting ALLOWED_HOSTS must be a comma list of host names")
+    if not hosts:
+        raise SettingsError("setting ALLOWED_HOSTS must name at least one host")
+    return hosts
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, local_settings_path: str | os.PathLike[str] | None = None
+) -> Settings:
+    """Parse and validate every setting. Raises `SettingsError` naming the first bad one."""
+    r = _Reader(merged_environment(environ, local_settings_path))
+    backend = r.choice("CONTAINER_BACKEND", "aci", ("aci", "local", "docker"))
+    on_aci = backend == "aci"
+
+    callback_base = r.str("CALLBACK_BASE_URL")
+    if callback_base is None:
+        hostname = r.str("WEBSITE_HOSTNAME")
+        if hostname is None:
+            raise SettingsError("setting CALLBACK_BASE_URL is required (or WEBSITE_HOSTNAME, set by Azure)")
+        callback_base = f"https://{hostname}"
+    if not callback_base.startswith(("http://", "https://")):
+        raise SettingsError("setting CALLBACK_BASE_URL must start with http:// or https://")
+
+    signing_key = r.required("CALLBACK_SIGNING_KEY", "to sign per-job callback tokens")
+    if len(signing_key) < 32:
+        raise SettingsError("setting CALLBACK_SIGNING_KEY must be at least 32 characters")
+
+    account_url = r.str("OUTPUT_ACCOUNT_URL")
+    connection_string = r.str("OUTPUT_CONNECTION_STRING")
+    if account_url is None and connection_string is None:
+        raise SettingsError("setting OUTPUT_ACCOUNT_URL (or OUTPUT_CONNECTION_STRING for Azurite) is required")
+
+    aci_reason = "when CONTAINER_BACKEND=aci"
+    registry_username = r.str("REGISTRY_USERNAME")
+    registry_password = r.str("REGISTRY_PASSWORD")
+    if (registry_username is None) != (registry_password is None):
+        raise SettingsError("settings REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together")
+
+    deadline = r.int("JOB_DEADLINE_SECONDS", 7200, 60, MAX_TIMER_SECONDS)
+    return Settings(
+        container_backend=backend,  # type: ignore[arg-type]
+        subscription_id=r.required("AZURE_SUBSCRIPTION_ID", aci_reason) if on_aci else r.str("AZURE_SUBSCRIPTION_ID"),
+        resource_group=r.required("ACI_RESOURCE_GROUP", aci_reason) if on_aci else r.str("ACI_RESOURCE_GROUP"),
+        location=r.required("ACI_LOCATION", aci_reason) if on_aci else r.str("ACI_LOCATION"),
+        worker_image=r.required("WORKER_IMAGE", aci_reason) if on_aci else r.str("WORKER_IMAGE", "local"),
+        worker_identity_resource_id=(
+            r.required("WORKER_IDENTITY_RESOURCE_ID", aci_reason) if on_aci else r.str("WORKER_IDENTITY_RESOURCE_ID")
+        ),
+        worker_identity_client_id=(
+            r.required("WORKER_IDENTITY_CLIENT_ID", aci_reason) if on_aci else r.str("WORKER_IDENTITY_CLIENT_ID")
+        ),
+        worker_cpu=r.float("WORKER_CPU", 1.0, 0.1, 4.0),
+        worker_memory_gb=r.float("WORKER_MEMORY_GB", 1.5, 0.1, 16.0),
+        registry_server=r.str("REGISTRY_SERVER"),
+        registry_username=registry_username,
+        registry_password=registry_password,
+        output_account_url=account_url,
+        output_connection_string=connection_string,
+        output_container=r.str("OUTPUT_CONTAINER", "downloads"),  # type: ignore[arg-type]
+        callback_base_url=callback_base.rstrip("/"),
+        callback_signing_key=signing_key,
+        allowed_hosts=parse_allowed_hosts(r.str("ALLOWED_HOSTS")),
+        allow_private_addresses=r.bool("ALLOW_PRIVATE_ADDRESSES", False),
+        job_deadline_seconds=deadline,
+        heartbeat_timeout_seconds=r.int("HEARTBEAT_TIMEOUT_SECONDS", 600, 5, MAX_TIMER_SECONDS),
+        progress_interval_seconds=r.int("PROGRESS_INTERVAL_SECONDS", 20, 0, 3600),
+        provision_max_attempts=r.int("PROVISION_MAX_ATTEMPTS", 4, 1, 20),
+        max_download_bytes=r.int("MAX_DOWNLOAD_BYTES", 8 * 1024**3, 1024, 1024**5),
+        failed_group_policy=r.choice("FAILED_GROUP_POLICY", "stop", ("stop", "delete")),  # type: ignore[arg-type]
+        failed_group_retention_seconds=r.int("FAILED_GROUP_RETENTION_SECONDS", 86400, 0, 365 * 86400),
+        sweep_schedule=r.str("SWEEP_SCHEDULE", "0 */10 * * * *"),  # type: ignore[arg-type]
+        app_name=r.str("WEBSITE_SITE_NAME", "video-downloader"),  # type: ignore[arg-type]
+    )
