@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import container_env as E
 from .contract import DownloadRequest
@@ -59,8 +59,8 @@ class ContainerSpec:
 def format_time(t: datetime) -> str:
     """UTC, second precision, `Z` suffix: the form used in tags and on the wire."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def group_name(job_id: str) -> str:
@@ -126,7 +126,9 @@ def build_container_spec(
                 password=settings.registry_password,
             )
         else:
-            registry = RegistryCredentials(server=settings.registry_server, identity=settings.worker_identity_resource_id)
+            registry = RegistryCredentials(
+                server=settings.registry_server, identity=settings.worker_identity_resource_id
+            )
 
     return ContainerSpec(
         name=group_name(job_id),

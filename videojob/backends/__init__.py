@@ -18,4 +18,6 @@ def make_backend(settings: Settings) -> ContainerBackend:
         from .local import LocalBackend
 
         return LocalBackend.from_settings(settings)
-    raise BackendError("unsupported_backend", f"CONTAINER_BACKEND={settings.container_backend} is not available", retryable=False)
+    raise BackendError(
+        "unsupported_backend", f"CONTAINER_BACKEND={settings.container_backend} is not available", retryable=False
+    )

@@ -7,7 +7,10 @@ raise `BackendError` with a classification, never an SDK exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..container_spec import ContainerSpec
 
 # Group states, as ACI names them, plus MISSING for "no such group".
 PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = (
@@ -58,7 +61,7 @@ class ManagedGroup:
 
 @runtime_checkable
 class ContainerBackend(Protocol):
-    def create(self, spec: "ContainerSpec") -> GroupState:  # noqa: F821 (avoid an import cycle)
+    def create(self, spec: ContainerSpec) -> GroupState:
         """Create the group and start its container. Idempotent for the same spec name."""
 
     def state(self, name: str) -> GroupState:
