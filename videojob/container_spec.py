@@ -72,7 +72,7 @@ def group_name(job_id: str) -> str:
     clean = re.sub(r"[^a-z0-9]+", "-", job_id.lower()).strip("-")
     clean = re.sub(r"-{2,}", "-", clean)
     name = f"{GROUP_PREFIX}{clean}"
-    if clean != job_id or len(name) > MAX_GROUP_NAME:
+    if clean != job_id or not clean or len(name) > MAX_GROUP_NAME:
         digest = hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:8]
         head = name[: MAX_GROUP_NAME - len(digest) - 1].rstrip("-")
         name = f"{head}-{digest}"

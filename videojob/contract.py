@@ -50,6 +50,7 @@ class ErrorCode:
     INVALID_EVENT = "invalid_event"
     NOT_FOUND = "not_found"
     ALREADY_FINISHED = "already_finished"
+    SERVICE_UNAVAILABLE = "service_unavailable"  # the Durable host did not answer
     # Worker-reported failures.
     UNSUPPORTED_URL = "unsupported_url"
     UNAVAILABLE = "unavailable"

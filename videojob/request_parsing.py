@@ -41,11 +41,12 @@ def _check_size(body: bytes) -> None:
         raise RequestRejected(413, ErrorCode.BODY_TOO_LARGE, f"the request body is larger than {MAX_BODY_BYTES} bytes")
 
 
-def _decode_text(body: bytes) -> str:
+def _decode_text(body: bytes, code: str = ErrorCode.INVALID_URL) -> str:
+    # utf-8-sig: a leading byte-order mark (some editors and PowerShell add one) is not content.
     try:
-        return body.decode("utf-8")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise RequestRejected(400, ErrorCode.INVALID_URL, "the body is not UTF-8 text") from None
+        raise RequestRejected(400, code, "the body is not UTF-8 text") from None
 
 
 def _checked_url(url: Any, limits: RequestLimits) -> str:
@@ -67,8 +68,8 @@ def _int_option(d: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
 def parse_json_request(body: bytes, limits: RequestLimits) -> DownloadRequest:
     _check_size(body)
     try:
-        doc = json.loads(_decode_text(body) or "null")
-    except ValueError:
+        doc = json.loads(_decode_text(body, ErrorCode.INVALID_JSON) or "null")
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep for the decoder
         raise RequestRejected(400, ErrorCode.INVALID_JSON, "the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise RequestRejected(400, ErrorCode.INVALID_JSON, "the body must be a JSON object")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,23 @@ def parse_allowed_hosts(raw: str | None) -> tuple[str, ...]:
     return hosts
 
 
+_NCRONTAB_FIELD = re.compile(r"[0-9A-Za-z*/,?-]+")
+_TIMESPAN = re.compile(r"(\d+\.)?\d{1,2}:\d{2}:\d{2}")
+
+
+def parse_schedule(raw: str) -> str:
+    """`SWEEP_SCHEDULE` as the Functions timer trigger takes it: six-field NCRONTAB
+    (`{second} {minute} {hour} {day} {month} {day-of-week}`) or a TimeSpan (`00:10:00`)."""
+    fields = raw.split()
+    if len(fields) == 6 and all(_NCRONTAB_FIELD.fullmatch(f) for f in fields):
+        return raw
+    if _TIMESPAN.fullmatch(raw):
+        return raw
+    raise SettingsError(
+        "setting SWEEP_SCHEDULE must be a six-field NCRONTAB expression (e.g. '0 */10 * * * *') or a TimeSpan"
+    )
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, local_settings_path: str | os.PathLike[str] | None = None
 ) -> Settings:
@@ -266,6 +284,6 @@ def load_settings(
         max_download_bytes=r.int("MAX_DOWNLOAD_BYTES", 8 * 1024**3, 1024, 1024**5),
         failed_group_policy=r.choice("FAILED_GROUP_POLICY", "stop", ("stop", "delete")),  # type: ignore[arg-type]
         failed_group_retention_seconds=r.int("FAILED_GROUP_RETENTION_SECONDS", 86400, 0, 365 * 86400),
-        sweep_schedule=r.str("SWEEP_SCHEDULE", "0 */10 * * * *"),  # type: ignore[arg-type]
+        sweep_schedule=parse_schedule(r.str("SWEEP_SCHEDULE", "0 */10 * * * *")),  # type: ignore[arg-type]
         app_name=r.str("WEBSITE_SITE_NAME", "video-downloader"),  # type: ignore[arg-type]
     )

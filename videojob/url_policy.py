@@ -44,7 +44,9 @@ class CheckedUrl:
     """The host as an IP address when it is an IP literal (in any notation), else None."""
 
 
-_IPV4_PART = re.compile(r"^(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)$")
+_IPV4_PART = re.compile(r"(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)")
+# IDNA (and so every HTTP client) reads these as "." in a host name: `127。0。0。1` is loopback.
+_IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
@@ -54,7 +56,7 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     hex (`0x7f000001`, `0x7f.0.0.1`), octal (`0177.0.0.1`), bracketed IPv6 and IPv4-mapped IPv6.
     Returns None for a host name.
     """
-    h = host.strip().lower().rstrip(".")
+    h = host.strip().lower().translate(_IDNA_DOTS).rstrip(".")
     if h.startswith("[") and h.endswith("]"):
         h = h[1:-1]
     if ":" in h:
@@ -63,7 +65,7 @@ def parse_ip_literal(host: str) -> IPAddress | None:
         except ValueError:
             return None
     parts = h.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.match(p) for p in parts):
+    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
         return None
     values = []
     for p in parts:

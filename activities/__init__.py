@@ -1,0 +1,46 @@
+"""Activities: the four container-group operations the `download_job` orchestrator calls.
+
+Payloads (the one definition is `videojob.activity_wire`, which the orchestrator uses as well):
+
+- `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline"}`
+  -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
+- `inspect_container_group`: `{"group"}`
+  -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
+- `stop_container_group`, `delete_container_group`: `{"group"}` -> `{"ok": true}` or `{"ok": false, "error"}`
+
+`error` is `{"code", "message", "retryable"}` (a backend's own code, e.g. the ARM
+`InaccessibleImage`, or `invalid_input` / `configuration` / `unexpected_error`). `logTail` is
+only filled once the group is no longer active. Stopping or deleting a missing group is `ok`.
+Activities are synchronous `def`s (the host runs them on its thread pool) and never log secrets:
+a `ContainerSpec`'s repr hides its secure environment.
+
+Function names are the activity names: the orchestrator calls them by these strings.
+"""
+
+import azure.durable_functions as df
+
+from videojob import bootstrap
+
+from .container_activities import create_group, delete_group, inspect_group, stop_group
+
+bp = df.Blueprint()
+
+
+@bp.activity_trigger(input_name="payload")
+def create_container_group(payload: dict) -> dict:
+    return create_group(payload, bootstrap.settings, bootstrap.backend)
+
+
+@bp.activity_trigger(input_name="payload")
+def inspect_container_group(payload: dict) -> dict:
+    return inspect_group(payload, bootstrap.backend)
+
+
+@bp.activity_trigger(input_name="payload")
+def stop_container_group(payload: dict) -> dict:
+    return stop_group(payload, bootstrap.backend)
+
+
+@bp.activity_trigger(input_name="payload")
+def delete_container_group(payload: dict) -> dict:
+    return delete_group(payload, bootstrap.backend)

@@ -1,0 +1,105 @@
+"""What each activity does, with its backend passed in (the triggers in `__init__` pass the
+process's own). Thin: decode the payload, make one or two backend calls, answer the wire shape
+of `videojob.activity_wire`. Classified failures become `ok: false`, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from videojob.activity_wire import (
+    CONFIGURATION,
+    INVALID_INPUT,
+    MAX_LOG_TAIL_CHARS,
+    MAX_LOG_TAIL_LINES,
+    UNEXPECTED,
+    CleanupResult,
+    CreateInput,
+    CreateResult,
+    InspectResult,
+)
+from videojob.backends.base import BackendError, ContainerBackend
+from videojob.container_spec import build_container_spec, group_name
+from videojob.contract import ContractError, JobError
+from videojob.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+
+def _error(code: str, message: str, retryable: bool) -> JobError:
+    return JobError(code, " ".join(str(message).split())[:300], retryable)
+
+
+def _classify(e: Exception) -> JobError:
+    """Turn any failure into the wire error; unexpected ones are logged with their traceback."""
+    if isinstance(e, BackendError):
+        return _error(e.code, e.message, e.retryable)
+    if isinstance(e, SettingsError):
+        return _error(CONFIGURATION, str(e), False)
+    logger.exception("activity failed unexpectedly")
+    return _error(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+
+
+def _group_of(payload: Any) -> str:
+    group = payload.get("group") if isinstance(payload, dict) else None
+    if not isinstance(group, str) or not group:
+        raise ValueError("the payload needs a 'group'")
+    return group
+
+
+def create_group(payload: Any, settings: Callable[[], Settings], backend: Callable[[], ContainerBackend]) -> dict:
+    try:
+        job = CreateInput.from_wire(payload)
+    except (ContractError, KeyError, TypeError, ValueError, AttributeError) as e:
+        name = group_name(str(payload.get("jobId"))) if isinstance(payload, dict) and payload.get("jobId") else ""
+        return CreateResult(False, name, error=_error(INVALID_INPUT, f"create input: {e}", False)).to_wire()
+    name = group_name(job.job_id)
+    try:
+        spec = build_container_spec(job.request, settings(), job.job_id, job.created_at, job.deadline)
+        logger.info("creating container group %s (image %s)", spec.name, spec.image)
+        state = backend().create(spec)
+    except Exception as e:  # noqa: BLE001 - every failure is answered, not raised (see module doc)
+        return CreateResult(False, name, error=_classify(e)).to_wire()
+    return CreateResult(True, state.name or spec.name, state=state.state).to_wire()
+
+
+def inspect_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict:
+    try:
+        group = _group_of(payload)
+        b = backend()
+        found = b.state(group)
+    except ValueError as e:
+        return InspectResult(False, error=_error(INVALID_INPUT, str(e), False)).to_wire()
+    except Exception as e:  # noqa: BLE001
+        return InspectResult(False, error=_classify(e)).to_wire()
+    tail = ""
+    if not found.is_active:
+        # The logs are only worth their cost once the worker has stopped: they explain why.
+        try:
+            tail = b.logs(group, tail=MAX_LOG_TAIL_LINES)[-MAX_LOG_TAIL_CHARS:]
+        except Exception as e:  # noqa: BLE001 - a missing log tail must not hide the state
+            logger.warning("no log tail for %s: %s", group, _classify(e).code)
+    return InspectResult(True, found.state, found.exit_code, found.detail, tail).to_wire()
+
+
+def _cleanup(payload: Any, verb: str, backend: Callable[[], ContainerBackend]) -> dict:
+    try:
+        group = _group_of(payload)
+        b = backend()
+        getattr(b, verb)(group)
+    except ValueError as e:
+        return CleanupResult(False, _error(INVALID_INPUT, str(e), False)).to_wire()
+    except Exception as e:  # noqa: BLE001
+        return CleanupResult(False, _classify(e)).to_wire()
+    logger.info("container group %s: %s done", group, verb)
+    return CleanupResult(True).to_wire()
+
+
+def stop_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict:
+    return _cleanup(payload, "stop", backend)
+
+
+def delete_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict:
+    return _cleanup(payload, "delete", backend)

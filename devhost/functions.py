@@ -1,0 +1,203 @@
+"""Loading the function app and invoking its functions the way the Python worker does.
+
+The app is indexed once (`get_functions()` is not idempotent). Triggers are decoded and
+results encoded with the converters `azure.functions` registers for the Durable bindings, so
+the SDK code between them (client middleware, orchestrator handle) is what runs in Azure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter, OrchestrationTriggerConverter
+from azure.functions.timer import TimerRequest
+
+OUT_OF_PROC_MARKER = "$OutOfProcData$:"
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    auth_level: str
+    trigger_name: str
+    client_name: str | None
+    user_function: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class TimerFunction:
+    name: str
+    schedule: str
+    trigger_name: str
+    client_name: str | None
+    user_function: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Activity:
+    name: str
+    trigger_name: str
+    user_function: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Orchestrator:
+    name: str
+    trigger_name: str
+    user_function: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class FunctionIndex:
+    http: tuple[HttpFunction, ...]
+    timers: tuple[TimerFunction, ...]
+    activities: dict[str, Activity]
+    orchestrators: dict[str, Orchestrator]
+
+
+@dataclass(frozen=True)
+class InvocationContext:
+    """The parts of `func.Context` a function may read."""
+
+    invocation_id: str
+    function_name: str
+    function_directory: str
+    trace_context: Any = None
+    retry_context: Any = None
+    thread_local_storage: Any = None
+
+
+def find_app(module: Any) -> func.FunctionRegister:
+    for value in vars(module).values():
+        if isinstance(value, func.FunctionRegister):
+            return value
+    raise LookupError(f"{module.__name__} defines no FunctionApp")
+
+
+def load_index(module_name: str = "function_app", route_prefix: str = "api") -> FunctionIndex:
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    app = find_app(importlib.import_module(module_name))
+    http: list[HttpFunction] = []
+    timers: list[TimerFunction] = []
+    activities: dict[str, Activity] = {}
+    orchestrators: dict[str, Orchestrator] = {}
+    for fn in app.get_functions():  # once: a second call raises "does not have a unique function name"
+        name = fn.get_function_name()
+        bindings = [json.loads(b) for b in fn.get_raw_bindings()]
+        trigger = next(b for b in bindings if b["type"].lower().endswith("trigger"))
+        client = next((b["name"] for b in bindings if b["type"] == "durableClient"), None)
+        user = fn.get_user_function()
+        kind = trigger["type"]
+        if kind == "httpTrigger":
+            route = (trigger.get("route") or name).strip("/")
+            full = f"{route_prefix.strip('/')}/{route}".strip("/") if route_prefix else route
+            methods = tuple(m.upper() for m in trigger.get("methods") or ("GET", "POST"))
+            level = str(trigger.get("authLevel") or "FUNCTION").upper()
+            http.append(HttpFunction(name, full, methods, level, trigger["name"], client, user))
+        elif kind == "timerTrigger":
+            timers.append(TimerFunction(name, trigger["schedule"], trigger["name"], client, user))
+        elif kind == "activityTrigger":
+            activities[name] = Activity(name, trigger["name"], user)
+        elif kind == "orchestrationTrigger":
+            orchestrators[name] = Orchestrator(name, trigger["name"], user)
+    return FunctionIndex(tuple(http), tuple(timers), activities, orchestrators)
+
+
+def _context_kwargs(fn: Callable[..., Any], name: str, bound: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    if "context" in params and "context" not in bound:
+        return {"context": InvocationContext(str(uuid.uuid4()), name, str(Path.cwd()))}
+    return {}
+
+
+async def _call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Async functions run on the host's loop (as the worker does); sync ones in a thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**kwargs)
+    return await asyncio.to_thread(fn, **kwargs)
+
+
+async def invoke_http(f: HttpFunction, request: func.HttpRequest, client_binding: str) -> func.HttpResponse:
+    kwargs: dict[str, Any] = {f.trigger_name: request}
+    if f.client_name:
+        kwargs[f.client_name] = client_binding
+    kwargs |= _context_kwargs(f.user_function, f.name, kwargs)
+    result = await _call(f.user_function, kwargs)
+    if isinstance(result, func.HttpResponse):
+        return result
+    if isinstance(result, (str, bytes)):
+        return func.HttpResponse(result)
+    return func.HttpResponse(status_code=204 if result is None else 200, body=None if result is None else str(result))
+
+
+async def invoke_timer(f: TimerFunction, past_due: bool, client_binding: str) -> None:
+    kwargs: dict[str, Any] = {f.trigger_name: TimerRequest(past_due=past_due)}
+    if f.client_name:
+        kwargs[f.client_name] = client_binding
+    kwargs |= _context_kwargs(f.user_function, f.name, kwargs)
+    await _call(f.user_function, kwargs)
+
+
+@dataclass(frozen=True)
+class OrchestratorOutcome:
+    state: dict[str, Any]
+    error: str | None
+
+
+def run_orchestrator(o: Orchestrator, context_json: str) -> OrchestratorOutcome:
+    """One episode through the SDK's handle; a failed orchestration raises with its state attached."""
+    context = OrchestrationTriggerConverter.decode(meta.Datum(type="string", value=context_json), trigger_metadata=None)
+    try:
+        encoded = OrchestrationTriggerConverter.encode(o.user_function(**{o.trigger_name: context}), expected_type=None)
+    except Exception as e:  # the SDK's failure protocol: message + marker + state JSON
+        message = str(e)
+        head, marker, tail = message.partition(OUT_OF_PROC_MARKER)
+        if not marker:
+            return OrchestratorOutcome({"isDone": False, "actions": []}, f"{type(e).__name__}: {message}")
+        state = json.loads(tail)
+        return OrchestratorOutcome(state, state.get("error") or head.strip())
+    return OrchestratorOutcome(json.loads(encoded.value), None)
+
+
+@dataclass(frozen=True)
+class ActivityOutcome:
+    result: str | None = None
+    reason: str | None = None
+    details: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.reason is not None
+
+
+def run_activity(a: Activity, input_text: str | None) -> ActivityOutcome:
+    """Run an activity (blocking; call it from a worker thread) and encode its result."""
+    try:
+        datum = meta.Datum(type="json", value=input_text or "null")
+        value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
+        kwargs = {a.trigger_name: value} | _context_kwargs(a.user_function, a.name, {a.trigger_name: value})
+        result = a.user_function(**kwargs)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return ActivityOutcome(result=ActivityTriggerConverter.encode(result, expected_type=None).value)
+    except Exception as e:
+        details = json.dumps({"type": type(e).__name__, "message": str(e)[:2000]})
+        return ActivityOutcome(reason=f"Activity function '{a.name}' failed: {str(e)[:2000]}", details=details)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

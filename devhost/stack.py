@@ -1,0 +1,198 @@
+"""The local stack as child processes: Azurite (blob, in memory) and the devhost.
+
+Used by `make demo`, `make serve` and the end-to-end tests. Every process started here is
+stopped by the same context manager, on every path (errors and Ctrl-C included); worker
+processes the devhost's local backend left running are stopped too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AZURITE_MAIN = REPO / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+# Azurite's published development account: a well-known public key, not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred is not None:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}")
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise StackError(f"{what} not ready after {timeout:.0f}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+
+
+@dataclass(frozen=True)
+class Azurite:
+    port: int
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
+
+
+@contextlib.contextmanager
+def run_azurite(port: int | None = None) -> Iterator[Azurite]:
+    node = shutil.which("node")
+    if node is None or not AZURITE_MAIN.exists():
+        raise StackError("Azurite is not installed: run `make deps` (needs node and npm)")
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [node, str(AZURITE_MAIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+         "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+    )
+    try:
+        wait_until(lambda: port_open(port), 20, "Azurite", proc)
+        yield Azurite(port)
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class Devhost:
+    port: int
+    state_dir: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, env: Mapping[str, str], args: tuple[str, ...] = ()) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--port", str(self.port), "--state-dir", str(self.state_dir), *args],
+            cwd=REPO, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        url = f"{self.base_url}/runtime/webhooks/durabletask/instances/"
+        wait_until(lambda: _http_ok(url), 30, f"the devhost (log: {self.log_path})", self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no cleanup code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback http)
+        return resp.status == 200
+
+
+def stop_local_containers(state_dir: Path) -> int:
+    """Stop and delete every worker process group the local backend tracks under `state_dir`."""
+    containers = state_dir / "containers"
+    if not containers.exists():
+        return 0
+    from videojob.backends.local import LocalBackend
+
+    backend = LocalBackend(containers, grace_seconds=3)
+    n = 0
+    for record in containers.glob("*/record.json"):
+        name = record.parent.name
+        with contextlib.suppress(Exception):
+            if backend.state(name).is_active:
+                n += 1
+            backend.delete(name)
+    return n
+
+
+def running_workers(state_dir: Path) -> list[str]:
+    """Names of local groups whose process is still running."""
+    containers = state_dir / "containers"
+    if not containers.exists():
+        return []
+    from videojob.backends.local import LocalBackend
+
+    backend = LocalBackend(containers)
+    return [r.parent.name for r in containers.glob("*/record.json") if backend.state(r.parent.name).is_active]
+
+
+def devhost_env(azurite: Azurite, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a local devhost: the local backend, blobs in this Azurite, loopback media allowed."""
+    env = dict(os.environ)
+    env.update({
+        "CONTAINER_BACKEND": "local",
+        "OUTPUT_CONNECTION_STRING": azurite.connection_string,
+        "OUTPUT_ACCOUNT_URL": "",
+        "ALLOW_PRIVATE_ADDRESSES": "true",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra or {})
+    return env
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,279 @@
+"""Durable state in SQLite: instances, their histories, pending events, timers and activities.
+
+Every state change that must survive a crash is one transaction, so a devhost killed at any
+point restarts into a consistent state: undelivered events are still in the inbox, armed timers
+are still in `timers` (overdue ones fire at once), and activities that were running are run
+again (at-least-once, like the real host).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import history as H
+
+PENDING, RUNNING, COMPLETED, FAILED, TERMINATED = "Pending", "Running", "Completed", "Failed", "Terminated"
+TERMINAL_STATUSES: frozenset[str] = frozenset({COMPLETED, FAILED, TERMINATED})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+  input TEXT, output TEXT, custom_status TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  instance_id TEXT NOT NULL, idx INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (instance_id, idx));
+CREATE TABLE IF NOT EXISTS inbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timers (
+  instance_id TEXT NOT NULL, timer_id INTEGER NOT NULL, fire_at TEXT NOT NULL, PRIMARY KEY (instance_id, timer_id));
+CREATE TABLE IF NOT EXISTS activities (
+  instance_id TEXT NOT NULL, task_id INTEGER NOT NULL, name TEXT NOT NULL, input TEXT,
+  PRIMARY KEY (instance_id, task_id));
+"""
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    name: str
+    status: str
+    input: Any
+    output: Any
+    custom_status: Any
+    created: datetime
+    updated: datetime
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    instance_id: str
+    timer_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingActivity:
+    instance_id: str
+    task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """What one orchestrator episode changes, written in one transaction."""
+
+    consumed: tuple[int, ...]
+    appended: tuple[dict[str, Any], ...]
+    status: str
+    output: Any
+    custom_status: Any
+    activities: tuple[PendingActivity, ...] = ()
+    timers: tuple[PendingTimer, ...] = ()
+    cancelled_timer_ids: frozenset[int] = frozenset()
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # -- instances -------------------------------------------------------------------------
+
+    @staticmethod
+    def _instance(row: tuple[Any, ...]) -> Instance:
+        iid, name, status, inp, out, custom, created, updated = row
+        return Instance(
+            iid, name, status, _load(inp), _load(out), _load(custom),
+            H.parse_timestamp(created), H.parse_timestamp(updated),
+        )
+
+    def get(self, instance_id: str) -> Instance | None:
+        rows = self._query(
+            "SELECT id,name,status,input,output,custom_status,created,updated FROM instances WHERE id=?", (instance_id,)
+        )
+        return self._instance(rows[0]) if rows else None
+
+    def all_instances(self) -> list[Instance]:
+        rows = self._query("SELECT id,name,status,input,output,custom_status,created,updated FROM instances")
+        return [self._instance(r) for r in rows]
+
+    def create(self, instance_id: str, name: str, value: Any, now: datetime) -> bool:
+        """A new Pending instance with its ExecutionStarted event queued; False if one is active."""
+        stamp = H.format_timestamp(now)
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
+            if row is not None and row[0] not in TERMINAL_STATUSES:
+                return False
+            self._delete(db, instance_id)
+            db.execute(
+                "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?)",
+                (instance_id, name, PENDING, _dump(value), None, None, stamp, stamp),
+            )
+            db.execute(
+                "INSERT INTO inbox (instance_id, event) VALUES (?,?)",
+                (instance_id, json.dumps(H.execution_started(now, name, value))),
+            )
+        return True
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, instance_id: str) -> int:
+        n = db.execute("DELETE FROM instances WHERE id=?", (instance_id,)).rowcount
+        for table in ("history", "inbox", "timers", "activities"):
+            db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
+        return n
+
+    def purge(self, instance_id: str) -> int:
+        with self._tx() as db:
+            return self._delete(db, instance_id)
+
+    def terminate(self, instance_id: str, reason: str | None, now: datetime) -> bool:
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATUSES:
+                return False
+            for table in ("inbox", "timers", "activities"):
+                db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
+            self._append(db, instance_id, [H.execution_terminated(now, reason)])
+            db.execute(
+                "UPDATE instances SET status=?, output=?, updated=? WHERE id=?",
+                (TERMINATED, _dump(reason), H.format_timestamp(now), instance_id),
+            )
+        return True
+
+    # -- history and inbox ----------------------------------------------------------------
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT event FROM history WHERE instance_id=? ORDER BY idx", (instance_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, instance_id: str, events: Iterable[dict[str, Any]]) -> None:
+        (n,) = db.execute("SELECT COUNT(*) FROM history WHERE instance_id=?", (instance_id,)).fetchone()
+        db.executemany(
+            "INSERT INTO history VALUES (?,?,?)",
+            [(instance_id, n + i, json.dumps(e)) for i, e in enumerate(events)],
+        )
+
+    def enqueue(self, instance_id: str, event: dict[str, Any]) -> bool:
+        """Queue an event for the next episode; False if the instance is unknown or finished."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATUSES:
+                return False
+            db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(event)))
+        return True
+
+    def inbox(self, instance_id: str) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._query("SELECT seq, event FROM inbox WHERE instance_id=? ORDER BY seq", (instance_id,))
+        return [(seq, json.loads(e)) for seq, e in rows]
+
+    def drop_inbox(self, instance_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
+
+    def instances_with_inbox(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT instance_id FROM inbox")]
+
+    def commit_episode(self, instance_id: str, result: EpisodeResult, now: datetime) -> bool:
+        """Apply an episode unless the instance was terminated or purged while it ran."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATUSES:
+                return False
+            db.executemany(
+                "DELETE FROM inbox WHERE seq=?", [(seq,) for seq in result.consumed]
+            )
+            self._append(db, instance_id, result.appended)
+            db.execute(
+                "UPDATE instances SET status=?, output=?, custom_status=?, updated=? WHERE id=?",
+                (result.status, _dump(result.output), _dump(result.custom_status), H.format_timestamp(now),
+                 instance_id),
+            )
+            if result.status in TERMINAL_STATUSES:
+                db.execute("DELETE FROM timers WHERE instance_id=?", (instance_id,))
+                db.execute("DELETE FROM activities WHERE instance_id=?", (instance_id,))
+                db.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
+                return True
+            db.executemany(
+                "INSERT OR REPLACE INTO activities VALUES (?,?,?,?)",
+                [(a.instance_id, a.task_id, a.name, a.input) for a in result.activities],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO timers VALUES (?,?,?)",
+                [(t.instance_id, t.timer_id, H.format_timestamp(t.fire_at)) for t in result.timers],
+            )
+            db.executemany(
+                "DELETE FROM timers WHERE instance_id=? AND timer_id=?",
+                [(instance_id, tid) for tid in result.cancelled_timer_ids],
+            )
+        return True
+
+    # -- activities and timers -------------------------------------------------------------
+
+    def pending_activities(self) -> list[PendingActivity]:
+        rows = self._query("SELECT instance_id, task_id, name, input FROM activities")
+        return [PendingActivity(*r) for r in rows]
+
+    def finish_activity(self, instance_id: str, task_id: int, event: dict[str, Any]) -> bool:
+        """Record an activity's result as an inbox event, unless nobody waits for it any more."""
+        with self._tx() as db:
+            n = db.execute(
+                "DELETE FROM activities WHERE instance_id=? AND task_id=?", (instance_id, task_id)
+            ).rowcount
+            if n:
+                db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(event)))
+        return bool(n)
+
+    def pending_timers(self) -> list[PendingTimer]:
+        rows = self._query("SELECT instance_id, timer_id, fire_at FROM timers")
+        return [PendingTimer(i, t, H.parse_timestamp(f)) for i, t, f in rows]
+
+    def fire_timer(self, instance_id: str, timer_id: int, event: dict[str, Any]) -> bool:
+        with self._tx() as db:
+            n = db.execute("DELETE FROM timers WHERE instance_id=? AND timer_id=?", (instance_id, timer_id)).rowcount
+            if n:
+                db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(event)))
+        return bool(n)

@@ -1,0 +1,191 @@
+"""The Durable HTTP API: the public webhooks and the client RPC endpoints the Python SDK calls.
+
+Both are served by the same handlers (as in the extension), under
+`/runtime/webhooks/durabletask/` (public) and `/durabletask/` (the binding's `rpcBaseUrl`).
+Status codes follow the extension's `HttpApiHandler`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from . import history as H
+from .engine import Answer, Engine
+from .store import PENDING, RUNNING
+
+PUBLIC_BASE = "/runtime/webhooks/durabletask"
+RPC_BASE = "/durabletask"
+INSTANCE_PLACEHOLDER = "INSTANCEID"
+ACTIVE = (PENDING, RUNNING)
+
+
+class DurableApi:
+    def __init__(self, engine: Engine, hub: str):
+        self.engine = engine
+        self.hub = hub
+
+    # -- the client binding ------------------------------------------------------------------
+
+    def query(self) -> str:
+        return f"taskHub={self.hub}&connection=Storage"
+
+    def management_urls(self, origin: str, instance_id: str) -> dict[str, str]:
+        base, q = f"{origin}{PUBLIC_BASE}/instances/{instance_id}", self.query()
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{base}?{q}",
+            "sendEventPostUri": f"{base}/raiseEvent/{{eventName}}?{q}",
+            "terminatePostUri": f"{base}/terminate?reason={{text}}&{q}",
+            "rewindPostUri": f"{base}/rewind?reason={{text}}&{q}",
+            "purgeHistoryDeleteUri": f"{base}?{q}",
+            "restartPostUri": f"{base}/restart?{q}",
+            "suspendPostUri": f"{base}/suspend?reason={{text}}&{q}",
+            "resumePostUri": f"{base}/resume?reason={{text}}&{q}",
+        }
+
+    def client_binding(self, origin: str) -> str:
+        """The durable client binding JSON the host passes to a function (HTTP protocol)."""
+        creation = f"{origin}{PUBLIC_BASE}/orchestrators/{{functionName}}[/{{instanceId}}]?{self.query()}"
+        return json.dumps({
+            "taskHubName": self.hub,
+            "creationUrls": {
+                "createNewInstancePostUri": creation,
+                "createAndWaitOnNewInstancePostUri": creation.replace("?", "?timeout={timeoutInSeconds}&"
+                                                                      "pollingInterval={intervalInSeconds}&", 1),
+            },
+            "managementUrls": self.management_urls(origin, INSTANCE_PLACEHOLDER),
+            "baseUrl": f"{origin}{PUBLIC_BASE}",
+            "requiredQueryStringParameters": self.query(),
+            "rpcBaseUrl": f"{origin}{RPC_BASE}/",
+            "httpBaseUrl": "",
+        })
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        out: list[web.RouteDef] = []
+        for base in (PUBLIC_BASE, RPC_BASE):
+            out += [
+                web.post(f"{base}/orchestrators/{{name}}", self.start),
+                web.post(f"{base}/orchestrators/{{name}}/{{id}}", self.start),
+                web.get(f"{base}/instances", self.list_instances),
+                web.get(f"{base}/instances/", self.list_instances),
+                web.get(f"{base}/instances/{{id}}", self.status),
+                web.delete(f"{base}/instances/{{id}}", self.purge),
+                web.post(f"{base}/instances/{{id}}/raiseEvent/{{event}}", self.raise_event),
+                web.post(f"{base}/instances/{{id}}/terminate", self.terminate),
+                web.post(f"{base}/instances/{{id}}/{{operation}}", self.unsupported),
+            ]
+        return out
+
+    @staticmethod
+    def _origin(request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}"
+
+    @staticmethod
+    def _answer(answer: Answer) -> web.Response:
+        if answer.body is None:
+            return web.Response(status=answer.status)
+        return web.json_response(answer.body, status=answer.status)
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> tuple[bool, Any]:
+        text = await request.text()
+        if not text.strip():
+            return True, None
+        try:
+            return True, json.loads(text)
+        except ValueError:
+            return False, None
+
+    async def start(self, request: web.Request) -> web.Response:
+        ok, value = await self._json_body(request)
+        if not ok:
+            return web.json_response({"Message": "Invalid JSON content"}, status=400)
+        instance_id = request.match_info.get("id") or uuid.uuid4().hex
+        answer = self.engine.start_new(request.match_info["name"], instance_id, value)
+        if answer.status != 202:
+            return self._answer(answer)
+        payload = self.management_urls(self._origin(request), instance_id)
+        headers = {"Location": payload["statusQueryGetUri"], "Retry-After": "10"}
+        return web.json_response(payload, status=202, headers=headers)
+
+    async def status(self, request: web.Request) -> web.Response:
+        q = request.query
+        body = self.engine.status(
+            request.match_info["id"],
+            show_history=_flag(q.get("showHistory"), False),
+            show_history_output=_flag(q.get("showHistoryOutput"), False),
+            show_input=_flag(q.get("showInput"), True),
+        )
+        if body is None:
+            return web.Response(status=404)
+        if body["runtimeStatus"] in ACTIVE:
+            headers = {"Location": str(request.url), "Retry-After": "5"}
+            return web.json_response(body, status=202, headers=headers)
+        if body["runtimeStatus"] == "Failed" and _flag(q.get("returnInternalServerErrorOnFailure"), False):
+            return web.json_response(body, status=500)
+        return web.json_response(body, status=200)
+
+    async def list_instances(self, request: web.Request) -> web.Response:
+        q = request.query
+        wanted = {s for s in (q.get("runtimeStatus") or "").split(",") if s}
+        since, until = _time(q.get("createdTimeFrom")), _time(q.get("createdTimeTo"))
+        prefix = q.get("instanceIdPrefix") or ""
+        out = [
+            self.engine.status_payload(inst, show_input=_flag(q.get("showInput"), True))
+            for inst in self.engine.store.all_instances()
+            if (not wanted or inst.status in wanted)
+            and (since is None or inst.created >= since)
+            and (until is None or inst.created <= until)
+            and inst.id.startswith(prefix)
+        ]
+        return web.json_response(out)
+
+    async def purge(self, request: web.Request) -> web.Response:
+        return self._answer(self.engine.purge(request.match_info["id"]))
+
+    async def terminate(self, request: web.Request) -> web.Response:
+        return self._answer(self.engine.terminate(request.match_info["id"], request.query.get("reason")))
+
+    async def raise_event(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["id"]
+        inst = self.engine.store.get(instance_id)
+        if inst is None:
+            return web.Response(status=404)
+        if inst.is_terminal:
+            return web.Response(status=410)
+        if request.content_type != "application/json":
+            return web.json_response({"Message": "Only application/json request content is supported"}, status=400)
+        ok, value = await self._json_body(request)
+        if not ok:
+            return web.json_response({"Message": "Invalid JSON content"}, status=400)
+        return self._answer(self.engine.raise_event(instance_id, request.match_info["event"], value))
+
+    async def unsupported(self, request: web.Request) -> web.Response:
+        operation = request.match_info["operation"]
+        if self.engine.store.get(request.match_info["id"]) is None:
+            return web.Response(status=404)
+        message = f"'{quote(operation)}' is not supported by the devhost (use the Functions host for it)"
+        return web.json_response({"Message": message}, status=501)
+
+
+def _flag(raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes")
+
+
+def _time(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return H.parse_timestamp(raw)
+    except ValueError:
+        return None

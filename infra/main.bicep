@@ -1,0 +1,209 @@
+// The whole system in one resource group: `azd up` deploys it (docs/deploy.md).
+// Subscription scope only to create the resource group; everything else is in modules scoped to it.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(48)
+@description('azd environment name: the resource group is rg-<name>; resource names derive from it.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource. It must offer Flex Consumption and Container Instances.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@secure()
+@description('HMAC key for per-job callback tokens. azd generates it once per environment and keeps it in .azure/<env>/config.json; rotation is in docs/deploy.md.')
+@metadata({
+  azd: {
+    type: 'generate'
+    config: {
+      length: 64
+    }
+  }
+})
+param callbackSigningKey string
+
+@description('Worker image (registry/repository:tag). Empty until the predeploy hook has built one; then azd keeps it in the environment.')
+param workerImage string = ''
+
+@description('Repository of the worker image in the registry.')
+param workerImageRepository string = 'video-worker'
+
+@description('ALLOWED_HOSTS: comma list of hosts users may download from; a leading dot allows subdomains.')
+param allowedHosts string = 'youtube.com,.youtube.com,youtu.be,youtube-nocookie.com,.youtube-nocookie.com'
+
+@description('vCPU per worker container group.')
+param workerCpu string = '1'
+
+@description('Memory (GB) per worker container group.')
+param workerMemoryGb string = '1.5'
+
+@minValue(60)
+param jobDeadlineSeconds int = 7200
+
+@minValue(5)
+param heartbeatTimeoutSeconds int = 600
+
+@minValue(0)
+param progressIntervalSeconds int = 20
+
+@minValue(1)
+@maxValue(20)
+param provisionMaxAttempts int = 4
+
+@description('Largest download a job may produce, in bytes (a string: it exceeds 32 bits).')
+param maxDownloadBytes string = '8589934592'
+
+@allowed([
+  'stop'
+  'delete'
+])
+param failedGroupPolicy string = 'stop'
+
+@minValue(0)
+param failedGroupRetentionSeconds int = 86400
+
+@description('NCRONTAB schedule of the sweeper.')
+param sweepSchedule string = '0 */10 * * * *'
+
+@minValue(40)
+@maxValue(1000)
+@description('Upper bound on function app instances (Flex Consumption).')
+param maximumInstanceCount int = 40
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var outputContainerName = 'downloads'
+var deploymentContainerName = 'app-package'
+var signingKeySecretName = 'callback-signing-key'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identities 'modules/identities.bicep' = {
+  name: 'identities'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    functionIdentityName: 'id-func-${resourceToken}'
+    workerIdentityName: 'id-worker-${resourceToken}'
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: 'log-${resourceToken}'
+    appInsightsName: 'appi-${resourceToken}'
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    storageAccountName: 'st${resourceToken}'
+    outputContainerName: outputContainerName
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module registry 'modules/registry.bicep' = {
+  name: 'registry'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    registryName: 'cr${resourceToken}'
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    keyVaultName: 'kv-${resourceToken}'
+    signingKeySecretName: signingKeySecretName
+    callbackSigningKey: callbackSigningKey
+  }
+}
+
+module access 'modules/access.bicep' = {
+  name: 'access'
+  scope: rg
+  params: {
+    functionIdentityName: identities.outputs.functionIdentityName
+    workerIdentityName: identities.outputs.workerIdentityName
+    storageAccountName: storage.outputs.storageAccountName
+    outputContainerName: outputContainerName
+    registryName: registry.outputs.registryName
+    keyVaultName: keyVault.outputs.keyVaultName
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    planName: 'plan-${resourceToken}'
+    functionAppName: 'func-${resourceToken}'
+    maximumInstanceCount: maximumInstanceCount
+    functionIdentityName: identities.outputs.functionIdentityName
+    workerIdentityName: identities.outputs.workerIdentityName
+    storageAccountName: storage.outputs.storageAccountName
+    outputContainerName: outputContainerName
+    deploymentContainerName: deploymentContainerName
+    registryName: registry.outputs.registryName
+    appInsightsName: monitoring.outputs.appInsightsName
+    signingKeySecretUri: keyVault.outputs.signingKeySecretUri
+    workerImage: empty(workerImage) ? '${registry.outputs.loginServer}/${workerImageRepository}:latest' : workerImage
+    allowedHosts: allowedHosts
+    workerCpu: workerCpu
+    workerMemoryGb: workerMemoryGb
+    jobDeadlineSeconds: jobDeadlineSeconds
+    heartbeatTimeoutSeconds: heartbeatTimeoutSeconds
+    progressIntervalSeconds: progressIntervalSeconds
+    provisionMaxAttempts: provisionMaxAttempts
+    maxDownloadBytes: maxDownloadBytes
+    failedGroupPolicy: failedGroupPolicy
+    failedGroupRetentionSeconds: failedGroupRetentionSeconds
+    sweepSchedule: sweepSchedule
+  }
+  // Key Vault references and identity-based storage resolve at app start: the grants must exist first.
+  dependsOn: [
+    access
+  ]
+}
+
+// azd stores these in .azure/<env>/.env; the predeploy hook reads them.
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.functionAppName
+output FUNCTION_APP_URL string = functionApp.outputs.functionAppUrl
+output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.registryName
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
+output WORKER_IMAGE_REPOSITORY string = workerImageRepository
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.storageAccountName
+output OUTPUT_CONTAINER string = outputContainerName
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.keyVaultName

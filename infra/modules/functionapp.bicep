@@ -1,0 +1,184 @@
+// The function app: Flex Consumption, Linux, Python 3.11, one user-assigned identity for
+// everything (host storage, deployment package, Key Vault reference, telemetry, ARM calls).
+param location string
+param tags object
+param planName string
+param functionAppName string
+param maximumInstanceCount int
+param functionIdentityName string
+param workerIdentityName string
+param storageAccountName string
+param outputContainerName string
+param deploymentContainerName string
+param registryName string
+param appInsightsName string
+param signingKeySecretUri string
+param workerImage string
+param allowedHosts string
+param workerCpu string
+param workerMemoryGb string
+param jobDeadlineSeconds int
+param heartbeatTimeoutSeconds int
+param progressIntervalSeconds int
+param provisionMaxAttempts int
+param maxDownloadBytes string
+param failedGroupPolicy string
+param failedGroupRetentionSeconds int
+param sweepSchedule string
+
+@description('azd finds the app to deploy to by this tag (services.api in azure.yaml).')
+param serviceName string = 'api'
+
+resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: functionIdentityName
+}
+
+resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: workerIdentityName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+  name: registryName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: union(tags, {
+    'azd-service-name': serviceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${functionIdentity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    // Key Vault references resolve with this identity (there is no system-assigned one).
+    keyVaultReferenceIdentity: functionIdentity.id
+    siteConfig: {
+      minTlsVersion: '1.2'
+      http20Enabled: true
+      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: functionIdentity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// No publishing passwords: azd deploys with the deployer's Entra token.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// Functions runtime settings (not read by our code). Flex Consumption takes the runtime from
+// functionAppConfig, so FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are not set here.
+var runtimeSettings = {
+  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: functionIdentity.properties.clientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${functionIdentity.properties.clientId};Authorization=AAD'
+  // azure-identity picks the app's user-assigned identity by this (DefaultAzureCredential).
+  AZURE_CLIENT_ID: functionIdentity.properties.clientId
+}
+
+// Every setting our code reads (videojob.settings.SETTING_NAMES), same names as
+// local.settings.sample.json. tests/infra/test_settings_drift.py keeps the three in step.
+var videojobSettings = {
+  CONTAINER_BACKEND: 'aci'
+  AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
+  ACI_RESOURCE_GROUP: resourceGroup().name
+  ACI_LOCATION: location
+  WORKER_IMAGE: workerImage
+  WORKER_IDENTITY_RESOURCE_ID: workerIdentity.id
+  WORKER_IDENTITY_CLIENT_ID: workerIdentity.properties.clientId
+  WORKER_CPU: workerCpu
+  WORKER_MEMORY_GB: workerMemoryGb
+  REGISTRY_SERVER: registry.properties.loginServer
+  // Empty: ACI pulls the image with the worker identity (AcrPull), no registry password exists.
+  REGISTRY_USERNAME: ''
+  REGISTRY_PASSWORD: ''
+  OUTPUT_ACCOUNT_URL: storage.properties.primaryEndpoints.blob
+  // Empty: Azurite only. In Azure the worker writes with its identity, no account key exists.
+  OUTPUT_CONNECTION_STRING: ''
+  OUTPUT_CONTAINER: outputContainerName
+  CALLBACK_BASE_URL: 'https://${site.properties.defaultHostName}'
+  CALLBACK_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecretUri})'
+  ALLOWED_HOSTS: allowedHosts
+  ALLOW_PRIVATE_ADDRESSES: 'false'
+  JOB_DEADLINE_SECONDS: string(jobDeadlineSeconds)
+  HEARTBEAT_TIMEOUT_SECONDS: string(heartbeatTimeoutSeconds)
+  PROGRESS_INTERVAL_SECONDS: string(progressIntervalSeconds)
+  PROVISION_MAX_ATTEMPTS: string(provisionMaxAttempts)
+  MAX_DOWNLOAD_BYTES: maxDownloadBytes
+  FAILED_GROUP_POLICY: failedGroupPolicy
+  FAILED_GROUP_RETENTION_SECONDS: string(failedGroupRetentionSeconds)
+  SWEEP_SCHEDULE: sweepSchedule
+}
+
+// A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: union(runtimeSettings, videojobSettings)
+}
+
+output functionAppName string = site.name
+output functionAppUrl string = 'https://${site.properties.defaultHostName}'

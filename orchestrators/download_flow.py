@@ -1,0 +1,240 @@
+"""The `download_job` orchestration: provision a container group, watch the worker, clean up.
+
+Steps (DESIGN.md, "Orchestration"):
+1. provision: `create_container_group`, up to `plan.provision_max_attempts` times, with durable
+   timers between attempts (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
+   fails at once with `provisioning_failed: <backend code>: ...`.
+2. watch: wait for `JobStatus` events or the heartbeat timer (`min(last report + heartbeat,
+   deadline)`); when the window passes, ask for the container's state: active keeps waiting,
+   terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
+3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, retried
+   with timer backoff; a cleanup failure is reported (`cleanup: "failed"`) but never replaces the
+   job's own outcome.
+4. success returns the output; failure sets customStatus and raises `"<code>: <message>"`.
+
+Events and the Python SDK (azure-functions-durable 1.7): an `EventRaised` that arrives while no
+`wait_for_external_event` task is open is parked in a single slot per name that is never
+cleared, so every later wait for that name receives the same event again, and a second early
+event overwrites the first (azure-functions-durable-python#507). The `Mailbox` below keeps one
+waiter open in *every* yield (`task_any([waiter, work])`) and renews it as soon as an event is
+taken, so no event ever reaches that slot; events that arrive while an activity or a backoff
+timer runs are kept in order and handled afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from datetime import datetime
+from typing import Any
+
+from videojob import orchestration as policy
+from videojob.activity_wire import (
+    CREATE_CONTAINER_GROUP,
+    DELETE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    STOP_CONTAINER_GROUP,
+    CleanupResult,
+    CreateInput,
+    CreateResult,
+    InspectResult,
+    failed_activity_error,
+    group_input,
+)
+from videojob.backends.base import ACTIVE_STATES
+from videojob.container_spec import group_name
+from videojob.contract import EVENT_NAME, PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan
+
+logger = logging.getLogger(__name__)
+
+Steps = Generator[Any, Any, Any]
+_NOTHING = object()
+
+
+class JobFailed(Exception):
+    """The orchestration's failure. Its message starts with the error code."""
+
+
+class Mailbox:
+    """Every yield of the orchestration goes through here, with a `JobStatus` waiter beside it."""
+
+    def __init__(self, context: Any):
+        self._context = context
+        self._waiter = context.wait_for_external_event(EVENT_NAME)
+        self._inbox: list[Any] = []
+
+    def _receive(self) -> None:
+        self._inbox.append(self._waiter.result)
+        self._waiter = self._context.wait_for_external_event(EVENT_NAME)
+
+    def take(self) -> Any:
+        """The oldest event not handled yet, or `_NOTHING`."""
+        return self._inbox.pop(0) if self._inbox else _NOTHING
+
+    def holds(self, predicate: Any) -> bool:
+        return any(predicate(p) for p in self._inbox)
+
+    def next_event(self, work: Any) -> Steps:
+        """Wait for the next event or for `work` to complete; returns the event or `_NOTHING`."""
+        if self._inbox:
+            return self._inbox.pop(0)
+        if work.is_completed:
+            return _NOTHING
+        winner = yield self._context.task_any([self._waiter, work])
+        if winner is self._waiter:
+            self._receive()
+            return self._inbox.pop(0)
+        return _NOTHING
+
+    def until_done(self, work: Any) -> Steps:
+        """Wait for `work`, keeping every event that arrives meanwhile."""
+        while not work.is_completed:
+            winner = yield self._context.task_any([self._waiter, work])
+            if winner is self._waiter:
+                self._receive()
+        return work
+
+    def call(self, name: str, payload: dict[str, Any]) -> Steps:
+        """Call an activity; an activity that raised answers like one that failed cleanly."""
+        task = yield from self.until_done(self._context.call_activity(name, payload))
+        if isinstance(task.result, Exception):
+            return {"ok": False, "error": failed_activity_error(task.result).to_wire()}
+        return task.result
+
+    def sleep_until(self, fire_at: datetime) -> Steps:
+        yield from self.until_done(self._context.create_timer(fire_at))
+
+
+def _log(context: Any, level: int, message: str, *args: Any) -> None:
+    if not context.is_replaying:
+        logger.log(level, message, *args)
+
+
+def run_job(context: Any) -> Steps:
+    job_id: str = context.instance_id
+    started_at: datetime = context.current_utc_datetime
+    group = group_name(job_id)
+    try:
+        plan = JobPlan.from_wire(context.get_input())
+    except (ContractError, KeyError, TypeError, ValueError) as e:
+        error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
+        context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at))
+        raise JobFailed(policy.failure_message(error)) from None
+
+    deadline = policy.deadline_for(started_at, plan)
+    mailbox = Mailbox(context)
+    context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
+
+    outcome = yield from _provision(context, mailbox, plan, job_id, group, started_at, deadline)
+    provisioned_at: datetime = context.current_utc_datetime
+    if outcome is None:
+        outcome = yield from _watch(context, mailbox, plan, group, deadline)
+    finished_at: datetime = context.current_utc_datetime
+
+    cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
+    ended_at: datetime = context.current_utc_datetime
+
+    if outcome.succeeded and outcome.result is not None:
+        timings = policy.Timings(started_at, provisioned_at, finished_at, ended_at)
+        context.set_custom_status(policy.succeeded_status(outcome.result, group, cleanup, ended_at))
+        _log(context, logging.INFO, "job %s succeeded (cleanup %s)", job_id, cleanup)
+        return policy.success_output(job_id, plan, outcome.result, group, cleanup, timings)
+
+    error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
+    context.set_custom_status(policy.failed_status(error, cleanup, group, ended_at))
+    _log(context, logging.WARNING, "job %s failed: %s (cleanup %s)", job_id, error.code, cleanup)
+    raise JobFailed(policy.failure_message(error))
+
+
+def _provision(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str, started_at: datetime, deadline: datetime
+) -> Steps:
+    """Create the group. Returns None once it exists, or the failing `Outcome`."""
+    attempts = max(1, plan.provision_max_attempts)
+    request = CreateInput(job_id, plan.request, started_at, deadline).to_wire()
+    last_error: JobError | None = None
+    for attempt in range(attempts):
+        if mailbox.holds(policy.is_cancel):
+            return policy.Outcome(error=policy.cancelled_error())
+        if context.current_utc_datetime >= deadline:
+            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, PHASE_PROVISIONING))
+        result = CreateResult.from_wire((yield from mailbox.call(CREATE_CONTAINER_GROUP, request)), group)
+        if result.ok:
+            return None
+        last_error = result.error or JobError("unknown", "no error given", retryable=True)
+        _log(context, logging.WARNING, "job %s: create attempt %d failed: %s", job_id, attempt + 1, last_error.code)
+        if not last_error.retryable or attempt + 1 >= attempts:
+            break
+        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause, deadline))
+    assert last_error is not None
+    return policy.Outcome(error=policy.provisioning_error(last_error))
+
+
+def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, deadline: datetime) -> Steps:
+    """Follow the worker's reports until one ends the job, the heartbeat is lost or time runs out."""
+    heartbeat = plan.heartbeat_timeout_seconds
+    state = policy.WatchState(last_heard=context.current_utc_datetime)
+    context.set_custom_status(policy.progress_status(state.view, group, context.current_utc_datetime))
+    timer = None
+    while True:
+        if timer is None:
+            timer = context.create_timer(policy.next_heartbeat_wake(state, heartbeat, deadline))
+        payload = yield from mailbox.next_event(timer)
+        now = context.current_utc_datetime
+        if payload is not _NOTHING:
+            state, outcome = _apply(context, state, payload, group, now)
+            if outcome is not None:
+                if not timer.is_completed:
+                    timer.cancel()
+                return outcome
+            continue
+
+        timer = None
+        if now >= deadline:
+            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, state.view.phase))
+        if not policy.heartbeat_due(state, now, heartbeat):
+            continue
+        inspected = InspectResult.from_wire((yield from mailbox.call(INSPECT_CONTAINER_GROUP, group_input(group))))
+        now = context.current_utc_datetime
+        # Reports that arrived while we asked come first: one of them may end the job.
+        while (payload := mailbox.take()) is not _NOTHING:
+            state, outcome = _apply(context, state, payload, group, now)
+            if outcome is not None:
+                return outcome
+        if not policy.heartbeat_due(state, now, heartbeat):
+            continue
+        if inspected.ok and inspected.state not in ACTIVE_STATES:
+            return policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
+        # Still running (a slow step that does not report), or the backend could not tell:
+        # give it another window; the deadline bounds the wait.
+        state = policy.WatchState(last_heard=now, ledger=state.ledger, view=state.view, ignored=state.ignored)
+
+
+def _apply(
+    context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime
+) -> tuple[policy.WatchState, policy.Outcome | None]:
+    state, outcome, changed = policy.on_event(state, payload, now)
+    if changed:
+        context.set_custom_status(policy.progress_status(state.view, group, now))
+    return state, outcome
+
+
+def _clean_up(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, succeeded: bool) -> Steps:
+    """Delete (success, or policy `delete`) or stop (policy `stop`) the group; retried, bounded."""
+    if succeeded or plan.failed_group_policy == "delete":
+        activity, done = DELETE_CONTAINER_GROUP, policy.CLEANUP_DELETED
+    else:
+        activity, done = STOP_CONTAINER_GROUP, policy.CLEANUP_STOPPED
+    attempts = max(1, plan.cleanup_max_attempts)
+    for attempt in range(attempts):
+        result = CleanupResult.from_wire((yield from mailbox.call(activity, group_input(group))))
+        if result.ok:
+            return done
+        code = result.error.code if result.error else "unknown"
+        _log(context, logging.WARNING, "%s %s attempt %d failed: %s", activity, group, attempt + 1, code)
+        if (result.error is not None and not result.error.retryable) or attempt + 1 >= attempts:
+            break
+        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
+    return policy.CLEANUP_FAILED

@@ -1,0 +1,135 @@
+"""Fixtures: the API blueprint indexed once, a Durable stand-in per test, test settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import api
+from tests.support.durable_standin import (
+    DurableStandIn,
+    IndexedFunctions,
+    client_binding_value,
+    http_request,
+    run,
+)
+from videojob import bootstrap
+from videojob.settings import Settings, load_settings
+from videojob.tokens import job_token
+
+SIGNING_KEY = "test-signing-key-0123456789-abcdefghijklmnop"
+APP_ORIGIN = "https://videodl.example.net"
+VALID_TOKEN = object()
+
+TEST_ENV = {
+    "CONTAINER_BACKEND": "local",
+    "CALLBACK_BASE_URL": APP_ORIGIN,
+    "CALLBACK_SIGNING_KEY": SIGNING_KEY,
+    "OUTPUT_ACCOUNT_URL": "https://account.blob.core.windows.net",
+    "JOB_DEADLINE_SECONDS": "3600",
+    "HEARTBEAT_TIMEOUT_SECONDS": "300",
+    "PROVISION_MAX_ATTEMPTS": "3",
+    "FAILED_GROUP_POLICY": "delete",
+}
+
+
+@pytest.fixture(scope="session")
+def functions() -> IndexedFunctions:
+    return IndexedFunctions(api.bp)
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    s = load_settings(environ=TEST_ENV)
+    bootstrap.override(settings=s)
+    yield s
+    bootstrap.reset()
+
+
+@pytest.fixture
+def standin() -> Iterator[DurableStandIn]:
+    with DurableStandIn() as s:
+        yield s
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    mimetype: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def content_type(self) -> str:
+        # What the worker sends: the explicit header if any, else the mimetype.
+        return self.headers.get("content-type") or self.mimetype
+
+    @property
+    def error_code(self) -> str:
+        return self.json["error"]["code"]
+
+
+@dataclass
+class Api:
+    """Calls the API's functions as the worker would: real HttpRequest, client binding JSON."""
+
+    functions: IndexedFunctions
+    standin: DurableStandIn
+    binding_json: str
+
+    def call(
+        self,
+        function_name: str,
+        path: str,
+        *,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+        route_params: dict[str, str] | None = None,
+    ) -> Answer:
+        req = http_request("POST", f"{APP_ORIGIN}/api/{path}", body=body, headers=headers, route_params=route_params)
+        user_function = self.functions.user_function(function_name)
+        resp: func.HttpResponse = run(user_function(req=req, client=client_binding_value(self.binding_json)))
+        return Answer(
+            status=resp.status_code,
+            headers={k.lower(): v for k, v in resp.headers.items()},
+            body=resp.get_body(),
+            mimetype=resp.mimetype,
+        )
+
+    def download(self, body: bytes | str | dict[str, Any], content_type: str | None = "application/json") -> Answer:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        headers = {"Content-Type": content_type} if content_type else {}
+        return self.call("start_download", "downloads", body=body, headers=headers)
+
+    def seed_start(self, body: bytes | str, content_type: str | None = "application/x-www-form-urlencoded") -> Answer:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return self.call("orchestrator_httpstart", "orchestrator_httpstart", body=body, headers=headers)
+
+    def cancel(self, instance_id: str) -> Answer:
+        return self.call("cancel_download", f"downloads/{instance_id}/cancel", route_params={"id": instance_id})
+
+    def report(self, instance_id: str, event: Any, token: Any = VALID_TOKEN) -> Answer:
+        """Post an event; by default with the job's valid token, `token=None` sends no header."""
+        headers = {"Content-Type": "application/json"}
+        if token is VALID_TOKEN:
+            token = job_token(SIGNING_KEY, instance_id)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        body = event if isinstance(event, (bytes, str)) else json.dumps(event)
+        path = f"jobs/{instance_id}/status"
+        return self.call("job_status_callback", path, body=body, headers=headers, route_params={"id": instance_id})
+
+
+@pytest.fixture
+def client_api(functions: IndexedFunctions, standin: DurableStandIn, settings: Settings) -> Api:
+    return Api(functions, standin, standin.binding_json())

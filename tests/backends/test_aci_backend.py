@@ -1,0 +1,376 @@
+"""The `aci` backend against the real SDK pipeline, with ARM replaced by a recording transport."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.backends.arm_transport import (
+    GROUPS_PATH,
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    TOKEN,
+    Exchange,
+    FakeCredential,
+    RecordingTransport,
+    arm_error,
+    group_json,
+    group_path,
+    operation_json,
+)
+from videojob.backends import ContainerBackend, make_backend
+from videojob.backends.aci import AciBackend
+from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.container_spec import build_container_spec
+from videojob.contract import DownloadRequest
+from videojob.settings import load_settings
+
+IDENTITY = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-worker"
+)
+SIGNING_KEY = "k" * 40
+CONNECTION_STRING = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0LWFjY291bnQta2V5;"
+REGISTRY_PASSWORD = "registry-pass-w0rd-that-must-not-leak"
+ASYNC_OP = "https://management.azure.com/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1"
+
+
+def make_settings(**extra: str):
+    env = {
+        "CONTAINER_BACKEND": "aci",
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "ACI_RESOURCE_GROUP": RESOURCE_GROUP,
+        "ACI_LOCATION": "westeurope",
+        "WORKER_IMAGE": "registry.example/worker:1",
+        "WORKER_IDENTITY_RESOURCE_ID": IDENTITY,
+        "WORKER_IDENTITY_CLIENT_ID": "client-id-of-worker",
+        "WORKER_CPU": "2",
+        "WORKER_MEMORY_GB": "3.5",
+        "REGISTRY_SERVER": "registry.example",
+        "OUTPUT_CONNECTION_STRING": CONNECTION_STRING,
+        "OUTPUT_CONTAINER": "downloads",
+        "CALLBACK_BASE_URL": "https://fn.example",
+        "CALLBACK_SIGNING_KEY": SIGNING_KEY,
+        "WEBSITE_SITE_NAME": "vd-app",
+    }
+    env.update(extra)
+    return load_settings(environ=env)
+
+
+def make_spec(**extra: str):
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    return build_container_spec(
+        DownloadRequest(url="https://youtu.be/abc"),
+        make_settings(**extra),
+        "job-1",
+        created,
+        created + timedelta(hours=2),
+    )
+
+
+def backend(transport: RecordingTransport, **kwargs) -> AciBackend:
+    return AciBackend(
+        FakeCredential(), SUBSCRIPTION, RESOURCE_GROUP, transport=transport, polling_interval=0, retry_total=0, **kwargs
+    )
+
+
+def put_exchanges(name: str, final: dict) -> list[Exchange]:
+    """A create as ARM does it: 201 + Azure-AsyncOperation, operation polled, then the final GET."""
+    return [
+        Exchange("PUT", group_path(name), 201, group_json(name, provisioning="Creating", instance_view=False),
+                 {"Azure-AsyncOperation": ASYNC_OP}),
+        Exchange("GET", "/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1",
+                 200, operation_json("InProgress"), {"Azure-AsyncOperation": ASYNC_OP}),
+        Exchange("GET", "/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1",
+                 200, operation_json("Succeeded")),
+        Exchange("GET", group_path(name), 200, final),
+    ]
+
+
+def not_found(name: str) -> Exchange:
+    return Exchange("GET", group_path(name), 404, arm_error("ResourceNotFound", f"group {name} not found"))
+
+
+def test_satisfies_the_backend_protocol():
+    assert isinstance(backend(RecordingTransport()), ContainerBackend)
+
+
+def test_create_sends_a_locked_down_group_and_waits_for_the_operation():
+    spec = make_spec()
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    state = backend(t).create(spec)
+
+    assert state.name == spec.name and state.state == RUNNING and state.is_active
+    assert not t.script, "every scripted exchange was used (operation polled, final GET made)"
+    put = next(r for r in t.requests if r.method == "PUT")
+    assert put.query["api-version"] == ["2023-05-01"]
+    assert put.headers["Authorization"] == f"Bearer {TOKEN}"
+    body = put.json()
+    props = body["properties"]
+    assert body["location"] == "westeurope"
+    assert body["tags"] == spec.tag_map() and body["tags"]["managedBy"] == "vd-app"
+    assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: {}}}
+    assert props["restartPolicy"] == "Never"
+    assert props["osType"] == "Linux"
+    assert "ipAddress" not in props
+    assert props["imageRegistryCredentials"] == [{"server": "registry.example", "identity": IDENTITY}]
+    (container,) = props["containers"]
+    assert container["name"] == "worker"
+    assert container["properties"]["image"] == "registry.example/worker:1"
+    assert container["properties"]["resources"] == {"requests": {"cpu": 2.0, "memoryInGB": 3.5}}
+    assert "ports" not in container["properties"]
+    env = {e["name"]: e for e in container["properties"]["environmentVariables"]}
+    secure = dict(spec.secure_env)
+    assert set(secure) == {"CALLBACK_TOKEN", "OUTPUT_CONNECTION_STRING"}
+    for name, value in secure.items():
+        assert env[name] == {"name": name, "secureValue": value}
+    for name, value in spec.env:
+        assert env[name] == {"name": name, "value": value}
+    plain_values = [e.get("value", "") for e in env.values()]
+    assert not any(s in v for s in secure.values() for v in plain_values)
+
+
+def test_registry_password_is_sent_only_when_configured():
+    spec = make_spec(REGISTRY_USERNAME="puller", REGISTRY_PASSWORD=REGISTRY_PASSWORD)
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    backend(t).create(spec)
+    props = next(r for r in t.requests if r.method == "PUT").json()["properties"]
+    assert props["imageRegistryCredentials"] == [
+        {"server": "registry.example", "username": "puller", "password": REGISTRY_PASSWORD}
+    ]
+
+
+def test_secrets_never_reach_the_logs_even_with_sdk_body_logging_asked_for(caplog):
+    spec = make_spec(REGISTRY_USERNAME="puller", REGISTRY_PASSWORD=REGISTRY_PASSWORD)
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    caplog.set_level(logging.DEBUG)
+    # A caller asking for network traces must not get request bodies (they carry secure values).
+    AciBackend(FakeCredential(), SUBSCRIPTION, RESOURCE_GROUP, transport=t, polling_interval=0,
+               retry_total=0, logging_enable=True).create(spec)
+    assert "creating container group" in caplog.text  # the backend did log, at INFO
+    assert "PUT" in caplog.text or "Request URL" in caplog.text  # and the SDK logged the request line
+    secrets = [v for _, v in spec.secure_env] + [REGISTRY_PASSWORD, TOKEN]
+    for secret in secrets:
+        assert secret not in caplog.text
+
+
+def test_existing_group_is_reported_not_recreated():
+    spec = make_spec()
+    t = RecordingTransport(Exchange("GET", group_path(spec.name), 200, group_json(spec.name)))
+    assert backend(t).create(spec).state == RUNNING
+    assert [r.method for r in t.requests] == ["GET"]
+
+
+def test_group_that_failed_to_provision_is_deleted_and_created_again():
+    spec = make_spec()
+    t = RecordingTransport(
+        Exchange("GET", group_path(spec.name), 200, group_json(spec.name, provisioning="Failed", group_state=None,
+                                                                container_state=None)),
+        Exchange("DELETE", group_path(spec.name), 200, group_json(spec.name)),
+        *put_exchanges(spec.name, group_json(spec.name)),
+    )
+    assert backend(t).create(spec).state == RUNNING
+    assert [r.method for r in t.requests] == ["GET", "DELETE", "PUT", "GET", "GET", "GET"]
+
+
+def test_failed_async_operation_is_not_retryable_with_its_code():
+    spec = make_spec()
+    t = RecordingTransport(
+        not_found(spec.name),
+        Exchange("PUT", group_path(spec.name), 201, group_json(spec.name, provisioning="Creating", instance_view=False),
+                 {"Azure-AsyncOperation": ASYNC_OP}),
+        Exchange("GET", "/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1",
+                 200, operation_json("Failed", arm_error("InaccessibleImage",
+                                                        "The image 'registry.example/worker:1' is not accessible."))),
+    )
+    with pytest.raises(BackendError) as e:
+        backend(t).create(spec)
+    assert e.value.code == "InaccessibleImage"
+    assert e.value.retryable is False
+    assert "not accessible" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [
+        (400, "InvalidContainerGroupName", False),
+        (400, "ContainerGroupQuotaReached", False),
+        (409, "ContainerGroupQuotaReached", False),
+        (409, "ServiceUnavailable", True),
+        (409, "ContainerGroupTransitioning", True),
+        (403, "AuthorizationFailed", False),
+        (429, "TooManyRequests", True),
+        (500, "InternalServerError", True),
+        (503, None, True),
+        (400, "SomethingElse", False),
+    ],
+)
+def test_create_errors_are_classified(status, code, retryable):
+    spec = make_spec()
+    body = arm_error(code, "details from ARM") if code else None
+    t = RecordingTransport(not_found(spec.name), Exchange("PUT", group_path(spec.name), status, body))
+    with pytest.raises(BackendError) as e:
+        backend(t).create(spec)
+    assert e.value.retryable is retryable
+    assert e.value.code == (code or "ServerError")
+
+
+def test_connection_failure_is_retryable():
+    class Refusing(RecordingTransport):
+        def send(self, request, **kwargs):
+            from azure.core.exceptions import ServiceRequestError
+
+            raise ServiceRequestError("connection refused")
+
+    with pytest.raises(BackendError) as e:
+        backend(Refusing()).state("dl-x")
+    assert e.value.retryable is True and e.value.code == "ConnectionError"
+
+
+def test_state_of_missing_group_is_missing():
+    t = RecordingTransport(not_found("dl-gone"))
+    s = backend(t).state("dl-gone")
+    assert (s.state, s.is_active) == (MISSING, False)
+
+
+@pytest.mark.parametrize(
+    ("group_state", "container_state", "exit_code", "expected"),
+    [
+        ("Running", "Running", None, RUNNING),
+        # The worker died but ACI still says Running for a moment: the heartbeat must see it dead.
+        ("Running", "Terminated", 3, FAILED),
+        ("Running", "Terminated", 0, SUCCEEDED),
+        ("Succeeded", "Terminated", 0, SUCCEEDED),
+        ("Failed", "Terminated", 137, FAILED),
+        ("Stopped", "Terminated", 143, STOPPED),
+        ("Pending", "Waiting", None, PENDING),
+        (None, None, None, PENDING),
+    ],
+)
+def test_state_maps_group_and_worker_container(group_state, container_state, exit_code, expected):
+    body = group_json("dl-a", group_state=group_state, container_state=container_state, exit_code=exit_code,
+                      detail="Error" if exit_code else None)
+    s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
+    assert s.state == expected
+    assert s.exit_code == exit_code
+    assert s.is_active is (expected in (RUNNING, PENDING))
+
+
+@pytest.mark.parametrize("group_state", [None, "Pending"])
+def test_state_of_a_group_that_never_started_explains_why(group_state):
+    body = group_json("dl-a", provisioning="Failed", group_state=group_state, container_state="Waiting",
+                      events=["Failed to pull image \"registry.example/worker:1\""])
+    s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
+    assert s.state == FAILED
+    assert "Failed to pull image" in (s.detail or "")
+
+
+def test_logs_tail_and_missing():
+    t = RecordingTransport(
+        Exchange("GET", group_path("dl-a") + "/containers/worker/logs", 200, {"content": "line 1\nline 2\n"}),
+        Exchange("GET", group_path("dl-b") + "/containers/worker/logs", 404, arm_error("ResourceNotFound", "no")),
+    )
+    b = backend(t)
+    assert b.logs("dl-a", tail=2) == "line 1\nline 2\n"
+    assert t.requests[0].query["tail"] == ["2"]
+    assert b.logs("dl-b") == ""
+
+
+def test_stop_posts_and_ignores_a_missing_group():
+    t = RecordingTransport(
+        Exchange("POST", group_path("dl-a") + "/stop", 204),
+        Exchange("POST", group_path("dl-b") + "/stop", 404, arm_error("ResourceNotFound", "no")),
+    )
+    b = backend(t)
+    b.stop("dl-a")
+    b.stop("dl-b")
+    assert [r.method for r in t.requests] == ["POST", "POST"]
+
+
+def test_delete_waits_for_the_operation_and_ignores_a_missing_group():
+    t = RecordingTransport(
+        Exchange("DELETE", group_path("dl-a"), 202, None, {"Azure-AsyncOperation": ASYNC_OP}),
+        Exchange("GET", "/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1",
+                 200, operation_json("Succeeded")),
+        Exchange("DELETE", group_path("dl-b"), 404, arm_error("ResourceNotFound", "no")),
+        Exchange("DELETE", group_path("dl-c"), 204),
+    )
+    b = backend(t)
+    b.delete("dl-a")
+    b.delete("dl-b")
+    b.delete("dl-c")
+    assert not t.script
+
+
+def test_delete_conflict_is_retryable():
+    t = RecordingTransport(
+        Exchange("DELETE", group_path("dl-a"), 409, arm_error("ContainerGroupTransitioning", "still transitioning")),
+    )
+    with pytest.raises(BackendError) as e:
+        backend(t).delete("dl-a")
+    assert e.value.retryable is True
+
+
+def test_list_managed_filters_by_tag_and_fills_in_missing_state():
+    ours = {"managedBy": "vd-app", "jobId": "j1"}
+    listing = {
+        "value": [
+            group_json("dl-1", tags=ours, group_state="Stopped", container_state="Terminated", exit_code=1),
+            group_json("dl-2", tags={"managedBy": "other-app", "jobId": "j2"}),
+            group_json("unrelated", tags={}),
+            group_json("dl-3", tags={**ours, "jobId": "j3"}, instance_view=False),
+        ]
+    }
+    t = RecordingTransport(
+        Exchange("GET", GROUPS_PATH, 200, listing),
+        Exchange("GET", group_path("dl-3"), 200, group_json("dl-3", tags={**ours, "jobId": "j3"},
+                                                            group_state="Succeeded", container_state="Terminated",
+                                                            exit_code=0)),
+    )
+    groups = backend(t).list_managed("vd-app")
+    assert [(g.name, g.state, g.job_id) for g in groups] == [("dl-1", STOPPED, "j1"), ("dl-3", SUCCEEDED, "j3")]
+
+
+def test_make_backend_builds_the_aci_backend_with_a_default_credential():
+    b = make_backend(make_settings())
+    try:
+        assert isinstance(b, AciBackend)
+    finally:
+        b.close()
+
+
+def test_request_bodies_are_valid_json_without_nulls():
+    # ARM rejects some explicit nulls; the serializer must leave unset fields out entirely.
+    spec = make_spec()
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    backend(t).create(spec)
+    raw = next(r for r in t.requests if r.method == "PUT").body.decode()
+    assert "null" not in raw
+    json.loads(raw)
+
+
+def test_create_that_outlasts_the_timeout_reports_pending():
+    import threading
+
+    release = threading.Event()
+    spec = make_spec()
+
+    class SlowOperation(RecordingTransport):
+        def send(self, request, **kwargs):
+            if "/operations/" in request.url:
+                release.wait(30)
+            return super().send(request, **kwargs)
+
+    t = SlowOperation(
+        not_found(spec.name),
+        *put_exchanges(spec.name, group_json(spec.name)),
+    )
+    try:
+        state = backend(t, lro_timeout_seconds=0.2).create(spec)
+    finally:
+        release.set()
+    assert state.state == PENDING and state.is_active
+    assert "still provisioning" in (state.detail or "")

@@ -1,0 +1,59 @@
+"""ARM failure classification: may the orchestrator try again?"""
+
+import pytest
+
+from videojob.backends.arm_errors import MAX_MESSAGE_CHARS, classify_arm_error
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "retryable"),
+    [
+        # Transient: throttling, server trouble, capacity, state conflicts.
+        (429, None, "", True),
+        (500, "InternalServerError", "", True),
+        (502, None, "", True),
+        (503, "ServiceUnavailable", "try later", True),
+        (409, "ServiceUnavailable", "The requested resource is not available in the location", True),
+        (409, "ContainerGroupTransitioning", "still transitioning", True),
+        (409, "Conflict", "being deleted", True),
+        (409, None, "", True),
+        (408, None, "", True),
+        (None, None, "connection reset", True),
+        (200, "RetryableError", "", True),
+        # Permanent: image, quota, names, auth, bad requests.
+        (200, "InaccessibleImage", "image not accessible", False),
+        (400, "InaccessibleImage", "", False),
+        (400, "ContainerGroupQuotaReached", "", False),
+        (409, "ContainerGroupQuotaReached", "", False),
+        (409, "StandardCoresQuotaExceeded", "", False),
+        (409, "ServiceUnavailable", "container group quota 'ContainerGroups' exceeded in region", False),
+        (400, "InvalidContainerGroupName", "", False),
+        (403, "AuthorizationFailed", "", False),
+        (401, "InvalidAuthenticationToken", "", False),
+        (409, "MissingSubscriptionRegistration", "", False),
+        (404, "ResourceGroupNotFound", "", False),
+        (400, "SomethingNew", "", False),
+        (404, None, "", False),
+        # A failed async operation with a code nobody documented: assume it would fail again.
+        (200, "DeploymentFailedForSomeReason", "", False),
+        # A known permanent code wins over a retryable status.
+        (500, "InaccessibleImage", "", False),
+    ],
+)
+def test_retryable(status, code, message, retryable):
+    assert classify_arm_error(status, code, message).retryable is retryable
+
+
+def test_code_falls_back_to_a_name_for_the_status():
+    assert classify_arm_error(429, None, None).code == "TooManyRequests"
+    assert classify_arm_error(503, None, None).code == "ServerError"
+    assert classify_arm_error(None, None, None).code == "ConnectionError"
+    assert classify_arm_error(418, None, None).code == "HttpError418"
+    assert classify_arm_error(400, "InvalidContainerGroupName", "x").code == "InvalidContainerGroupName"
+
+
+def test_message_is_one_bounded_line():
+    f = classify_arm_error(400, "X", "first line\n\nsecond   line " + "y" * 1000)
+    assert "\n" not in f.message
+    assert f.message.startswith("first line second line")
+    assert len(f.message) == MAX_MESSAGE_CHARS

@@ -1,0 +1,89 @@
+"""A tiny Durable app for testing the devhost engine (loaded with `--app tests.devhost.sample_app`)."""
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="start/{name}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    body = req.get_body()
+    instance_id = await client.start_new(req.route_params["name"], None, json.loads(body) if body else None)
+    return client.create_check_status_response(req, instance_id)
+
+
+@app.route(route="ping/{id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.durable_client_input(client_name="client")
+async def ping(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    instance_id = req.route_params["id"]
+    status = await client.get_status(instance_id)
+    if not status or not status.runtime_status:
+        return func.HttpResponse(status_code=404)
+    await client.raise_event(instance_id, "Ping", req.get_json())
+    return func.HttpResponse(status_code=202)
+
+
+@app.orchestration_trigger(context_name="context")
+def pipeline(context: df.DurableOrchestrationContext):
+    """Activities in sequence, a durable timer, then an event raced against a timeout."""
+    args = context.get_input() or {}
+    first = yield context.call_activity("echo", {"step": 1})
+    second = yield context.call_activity("echo", {"step": 2, "previous": first})
+    context.set_custom_status({"stage": "sleeping"})
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=args.get("sleep", 1)))
+    context.set_custom_status({"stage": "waiting"})
+    waiter = context.wait_for_external_event("Ping")
+    timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=args.get("wait", 30)))
+    winner = yield context.task_any([waiter, timeout])
+    if winner == waiter:
+        timeout.cancel()
+        ping = winner.result
+    else:
+        ping = None
+    pair = [context.call_activity("echo", {"step": 3}), context.call_activity("echo", {"step": 4})]
+    both = yield context.task_all(pair)
+    return {"first": first, "second": second, "ping": ping, "both": both}
+
+
+@app.orchestration_trigger(context_name="context")
+def retrying(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=200, max_number_of_attempts=3)
+    result = yield context.call_activity_with_retry("flaky", options, context.get_input())
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def failing(context: df.DurableOrchestrationContext):
+    yield context.call_activity("echo", {"step": 1})
+    context.set_custom_status({"phase": "failed"})
+    raise RuntimeError("deadline_exceeded: the job took too long")
+
+
+@app.activity_trigger(input_name="payload")
+def echo(payload: dict) -> dict:
+    return {"echo": payload, "pid": os.getpid()}
+
+
+@app.activity_trigger(input_name="payload")
+def flaky(payload: dict) -> str:
+    """Fails until it has been called `failures + 1` times (counted in a file)."""
+    counter = Path(payload["counter"])
+    calls = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(calls))
+    if calls <= payload["failures"]:
+        raise ValueError(f"attempt {calls} failed")
+    return f"ok after {calls}"
+
+
+@app.timer_trigger(arg_name="timer", schedule="%SAMPLE_SCHEDULE%", run_on_startup=False, use_monitor=False)
+def tick(timer: func.TimerRequest) -> None:
+    target = Path(os.environ["SAMPLE_TICKS_FILE"])
+    with target.open("a") as f:
+        f.write("tick\n")

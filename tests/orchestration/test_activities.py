@@ -1,0 +1,153 @@
+"""The four activities, called like the Python worker calls them (JSON in, JSON out through the
+library's converter), on an in-memory backend installed with `bootstrap.override`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, VIDEO_URL
+from videojob import bootstrap
+from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
+from videojob.container_env import CALLBACK_TOKEN, JOB_URL
+from videojob.container_env import JOB_ID as JOB_ID_VAR
+from videojob.tokens import job_token
+
+
+def call(name: str, payload) -> dict:
+    return json.loads(ACTIVITY_RUNNERS[name](json.dumps(payload)))
+
+
+CREATE_INPUT = {
+    "jobId": JOB_ID,
+    "request": {"url": VIDEO_URL, "format": "audio", "audioFormat": "mp3"},
+    "createdAt": "2026-01-01T00:00:00Z",
+    "deadline": "2026-01-01T02:00:00Z",
+}
+
+
+def test_create_builds_the_spec_and_starts_the_group(backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert call("create_container_group", CREATE_INPUT) == {"ok": True, "group": GROUP, "state": RUNNING}
+
+    spec = backend.specs[0]
+    env = spec.environment()
+    assert (env[JOB_ID_VAR], env[JOB_URL], env["JOB_FORMAT"], env["JOB_TIMEOUT_SECONDS"]) == (
+        JOB_ID, VIDEO_URL, "audio", "7200"
+    )
+    token = job_token(bootstrap.settings().callback_signing_key, JOB_ID)
+    assert dict(spec.secure_env)[CALLBACK_TOKEN] == token
+    assert token not in caplog.text and bootstrap.settings().callback_signing_key not in caplog.text
+
+
+def test_create_answers_a_backend_error_instead_of_raising(backend):
+    backend.create_errors = [BackendError("InaccessibleImage", "image not found", retryable=False)]
+    assert call("create_container_group", CREATE_INPUT) == {
+        "ok": False,
+        "group": GROUP,
+        "error": {"code": "InaccessibleImage", "message": "image not found", "retryable": False},
+    }
+
+
+def test_create_answers_an_unexpected_exception_as_retryable(backend):
+    def broken(spec):
+        raise RuntimeError("connection reset")
+
+    backend.create = broken
+    result = call("create_container_group", CREATE_INPUT)
+    assert result["ok"] is False
+    assert result["error"] == {"code": "unexpected_error", "message": "RuntimeError: connection reset",
+                               "retryable": True}
+
+
+def test_create_rejects_a_malformed_input_without_calling_the_backend(backend):
+    result = call("create_container_group", {**CREATE_INPUT, "deadline": "tomorrow"})
+    assert result["ok"] is False and result["error"]["code"] == "invalid_input"
+    assert result["error"]["retryable"] is False
+    assert backend.calls == []
+
+
+def test_create_reports_missing_settings_as_a_configuration_error(monkeypatch, tmp_path):
+    for name in ("CALLBACK_SIGNING_KEY", "CALLBACK_BASE_URL", "WEBSITE_HOSTNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOCAL_SETTINGS_PATH", str(tmp_path / "absent.json"))
+    monkeypatch.setenv("CONTAINER_BACKEND", "local")
+    bootstrap.reset()
+    try:
+        result = call("create_container_group", CREATE_INPUT)
+    finally:
+        bootstrap.reset()
+    assert result["ok"] is False
+    assert result["error"]["code"] == "configuration"
+    assert "CALLBACK" in result["error"]["message"]
+    assert result["error"]["retryable"] is False
+
+
+def test_inspect_a_running_group_does_not_fetch_logs(backend):
+    call("create_container_group", CREATE_INPUT)
+    assert call("inspect_container_group", {"group": GROUP}) == {
+        "ok": True, "state": RUNNING, "exitCode": None, "detail": None, "logTail": ""
+    }
+    assert backend.ops("logs") == []
+
+
+def test_inspect_a_terminated_group_returns_exit_code_and_a_short_log_tail(backend):
+    backend.states = [GroupState(GROUP, FAILED, exit_code=1, detail="Error")]
+    backend.log_text = "\n".join("x" * 500 + f" line {i}" for i in range(100))
+    result = call("inspect_container_group", {"group": GROUP})
+    assert (result["state"], result["exitCode"], result["detail"]) == (FAILED, 1, "Error")
+    assert result["logTail"].endswith(" line 99")
+    assert len(result["logTail"]) <= 2000
+
+
+def test_inspect_a_missing_group(backend):
+    result = call("inspect_container_group", {"group": "dl-nothing"})
+    assert result["ok"] is True and result["state"] == MISSING
+
+
+def test_inspect_keeps_the_state_when_logs_cannot_be_read(backend):
+    backend.states = [GroupState(GROUP, FAILED, exit_code=2)]
+    backend.logs_error = BackendError("ResourceNotFound", "no logs", retryable=False)
+    result = call("inspect_container_group", {"group": GROUP})
+    assert (result["ok"], result["state"], result["exitCode"], result["logTail"]) == (True, FAILED, 2, "")
+
+
+def test_inspect_answers_a_backend_error(backend):
+    def down(name):
+        raise BackendError("AuthorizationFailed", "no access", retryable=False)
+
+    backend.state = down
+    assert call("inspect_container_group", {"group": GROUP}) == {
+        "ok": False, "error": {"code": "AuthorizationFailed", "message": "no access", "retryable": False}
+    }
+
+
+def test_stop_keeps_the_group_and_delete_removes_it(backend):
+    call("create_container_group", CREATE_INPUT)
+    assert call("stop_container_group", {"group": GROUP}) == {"ok": True}
+    assert backend.groups[GROUP].state == STOPPED
+    assert call("delete_container_group", {"group": GROUP}) == {"ok": True}
+    assert GROUP not in backend.groups
+
+
+@pytest.mark.parametrize("name", ["stop_container_group", "delete_container_group"])
+def test_stop_or_delete_a_missing_group_is_ok(backend, name):
+    assert call(name, {"group": "dl-never-created"}) == {"ok": True}
+
+
+@pytest.mark.parametrize("name", ["stop_container_group", "delete_container_group"])
+def test_stop_or_delete_failure_is_answered(backend, name):
+    error = BackendError("Conflict", "group is transitioning", retryable=True)
+    backend.stop_errors, backend.delete_errors = [error], [error]
+    assert call(name, {"group": GROUP}) == {
+        "ok": False, "error": {"code": "Conflict", "message": "group is transitioning", "retryable": True}
+    }
+
+
+@pytest.mark.parametrize("name", ["inspect_container_group", "stop_container_group", "delete_container_group"])
+def test_a_payload_without_group_is_invalid_input(backend, name):
+    result = call(name, {})
+    assert result["ok"] is False and result["error"]["code"] == "invalid_input"
+    assert backend.calls == []

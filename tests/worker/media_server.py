@@ -1,0 +1,149 @@
+"""A loopback HTTP server for generated media, with the misbehaviours the worker must survive.
+
+Routes (all under the served directory):
+- `/<path>`: the file, with Content-Length and Range support.
+- `/nolength/<path>`: the file with no Content-Length (connection closes at the end).
+- `/slow/<path>`: the file trickled slowly (for cancellation tests).
+- `/status/<code>`: an empty response with that status.
+- `/redirect?to=<url>`: a 302 to `to`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4s": "video/iso.segment",
+    ".ts": "video/mp2t",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".html": "text/html; charset=utf-8",
+    ".m4a": "audio/mp4",
+}
+CHUNK = 256 * 1024
+
+
+@dataclass
+class MediaServer:
+    root: Path
+    port: int
+    requests: list[str]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+
+def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._serve(head=True)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._serve(head=False)
+
+        def _serve(self, head: bool) -> None:
+            requests.append(self.path)
+            parts = urlsplit(self.path)
+            path = unquote(parts.path)
+            if path.startswith("/status/"):
+                code = int(path.rsplit("/", 1)[1])
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", parse_qs(parts.query)["to"][0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            mode = "plain"
+            for prefix in ("/nolength/", "/slow/"):
+                if path.startswith(prefix):
+                    mode, path = prefix.strip("/"), "/" + path[len(prefix) :]
+            file = (root / path.lstrip("/")).resolve()
+            if root.resolve() not in file.parents or not file.is_file():
+                self.send_error(404)
+                return
+            size = file.stat().st_size
+            start, end = 0, size - 1
+            status = 200
+            rng = self.headers.get("Range")
+            if rng and rng.startswith("bytes=") and mode == "plain":
+                a, _, b = rng[6:].partition("-")
+                start = int(a) if a else 0
+                end = min(int(b), size - 1) if b else size - 1
+                status = 206
+            self.send_response(status)
+            self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
+            self.send_header("Accept-Ranges", "bytes")
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            if mode == "nolength":
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(end - start + 1))
+            self.end_headers()
+            if head:
+                return
+            with file.open("rb") as f:
+                f.seek(start)
+                remaining = end - start + 1
+                while remaining > 0:
+                    chunk = f.read(min(CHUNK if mode != "slow" else 4096, remaining))
+                    if not chunk:
+                        break
+                    try:
+                        self.wfile.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    remaining -= len(chunk)
+                    if mode == "slow":
+                        time.sleep(0.05)
+
+    return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up mid-transfer (byte cap, cancellation) are expected here
+
+
+@contextlib.contextmanager
+def serve_media(root: Path) -> Iterator[MediaServer]:
+    """Serve `root` on a free 127.0.0.1 port for the duration of the block."""
+    requests: list[str] = []
+    server = _QuietServer(("127.0.0.1", 0), _handler(root, requests))
+    thread = threading.Thread(target=server.serve_forever, name="media-server", daemon=True)
+    thread.start()
+    try:
+        yield MediaServer(root=root, port=server.server_address[1], requests=requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+

@@ -1,0 +1,278 @@
+"""A small client for the video downloader API (stdlib only: the worker image shares this package).
+
+    python -m videojob.cli submit URL [--format audio] [--wait]
+    python -m videojob.cli status ID_OR_STATUS_URL [--wait]
+    python -m videojob.cli cancel ID
+
+Works against the devhost (default http://127.0.0.1:7071) and a deployed app: `--base-url`
+(env VIDEO_DOWNLOADER_URL) and `--key` (env VIDEO_DOWNLOADER_KEY, sent as `x-functions-key`).
+Progress goes to stderr; the final JSON goes to stdout. Exit status: 0 completed, 1 the job
+failed or was terminated, 2 the request itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import quote
+
+DEFAULT_BASE_URL = "http://127.0.0.1:7071"
+STATUS_PATH = "/runtime/webhooks/durabletask/instances/"
+ACTIVE_STATES = ("Pending", "Running", "ContinuedAsNew", "Suspended")
+EXIT_OK, EXIT_JOB_FAILED, EXIT_REQUEST_FAILED = 0, 1, 2
+
+
+class RequestFailed(Exception):
+    def __init__(self, status: int | None, message: str, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Client:
+    base_url: str
+    key: str | None = None
+    timeout: float = 30.0
+
+    def _request(self, method: str, url: str, body: bytes | None = None, content_type: str | None = None,
+                 with_key: bool = True) -> tuple[int, Any, dict[str, str]]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if with_key and self.key:
+            headers["x-functions-key"] = self.key
+        req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (http/https only)
+        if not url.startswith(("http://", "https://")):
+            raise RequestFailed(None, f"not an http(s) URL: {url}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (checked above)
+                return resp.status, _decode(resp.read()), dict(resp.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, _decode(e.read()), dict(e.headers or {})
+        except (urllib.error.URLError, OSError) as e:
+            raise RequestFailed(None, f"cannot reach {url}: {getattr(e, 'reason', e)}") from e
+
+    def api(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}/api/{path.lstrip('/')}"
+
+    def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        status, body, _ = self._request("POST", self.api("downloads"), json.dumps(request).encode(), "application/json")
+        if status != 202 or not isinstance(body, dict):
+            raise RequestFailed(status, _error_text(status, body), body)
+        return body
+
+    def status(self, id_or_url: str) -> tuple[int, dict[str, Any]]:
+        if id_or_url.startswith(("http://", "https://")):
+            url, with_key = id_or_url, False  # a statusQueryGetUri carries its own credentials
+        else:
+            url, with_key = f"{self.base_url.rstrip('/')}{STATUS_PATH}{quote(id_or_url, safe='')}", True
+        status, body, _ = self._request("GET", url, with_key=with_key)
+        if status not in (200, 202) or not isinstance(body, dict):
+            raise RequestFailed(status, _error_text(status, body, "no such job" if status == 404 else None), body)
+        return status, body
+
+    def cancel(self, instance_id: str) -> tuple[int, Any]:
+        status, body, _ = self._request("POST", self.api(f"downloads/{quote(instance_id, safe='')}/cancel"))
+        if status != 202:
+            raise RequestFailed(status, _error_text(status, body), body)
+        return status, body
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _error_text(status: int | None, body: Any, fallback: str | None = None) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return f"HTTP {status}: {err.get('code')}: {err.get('message')}"
+    return f"HTTP {status}: {fallback or (body if isinstance(body, str) and body else 'request failed')}"
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f} {units[i]}" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def render_progress(status: dict[str, Any], width: int = 24) -> str:
+    """One line from a status payload: phase, bar, percent, bytes, speed, ETA."""
+    custom = status.get("customStatus")
+    custom = custom if isinstance(custom, dict) else {}
+    phase = custom.get("phase") or str(status.get("runtimeStatus") or "pending").lower()
+    percent = custom.get("percent")
+    parts = [f"{phase:<12}"]
+    if isinstance(percent, (int, float)):
+        filled = max(0, min(width, int(width * percent / 100)))
+        parts.append(f"[{'#' * filled}{'-' * (width - filled)}] {percent:5.1f}%")
+    else:
+        parts.append(f"[{'-' * width}]   ---%")
+    done, total = custom.get("downloadedBytes"), custom.get("totalBytes")
+    if done is not None or total is not None:
+        parts.append(f"{human_bytes(done)}/{human_bytes(total)}")
+    if custom.get("speedBps") is not None:
+        parts.append(f"{human_bytes(custom['speedBps'])}/s")
+    parts.append(f"ETA {human_duration(custom.get('etaSeconds'))}")
+    return "  ".join(parts)
+
+
+class ProgressView:
+    """Updates one line in place on a terminal; prints a line per change otherwise."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = ""
+
+    def show(self, line: str) -> None:
+        if line == self.last:
+            return
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last = line
+
+    def close(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def wait_for(client: Client, status_url: str, poll: float, view: ProgressView,
+             sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    while True:
+        _, body = client.status(status_url)
+        view.show(render_progress(body))
+        if body.get("runtimeStatus") not in ACTIVE_STATES:
+            view.close()
+            return body
+        sleep(poll)
+
+
+def error_of(status: dict[str, Any]) -> dict[str, Any]:
+    """The job's error: customStatus.error when the orchestrator set it, else from the output text."""
+    custom = status.get("customStatus")
+    if isinstance(custom, dict) and isinstance(custom.get("error"), dict):
+        return custom["error"]
+    output = status.get("output")
+    text = output if isinstance(output, str) else json.dumps(output)
+    if status.get("runtimeStatus") == "Terminated":
+        return {"code": "terminated", "message": text or "terminated"}
+    # "Orchestrator function 'x' failed: <code>: <message>"
+    tail = text.split(" failed: ", 1)[-1] if text else ""
+    code, sep, message = tail.partition(": ")
+    return {"code": code if sep and " " not in code else "failed", "message": message if sep else tail}
+
+
+def final_result(status: dict[str, Any], out: TextIO, err: TextIO) -> int:
+    if status.get("runtimeStatus") == "Completed":
+        print(json.dumps(status.get("output"), indent=2), file=out)
+        return EXIT_OK
+    error = error_of(status)
+    print(f"job {status.get('instanceId')} {str(status.get('runtimeStatus')).lower()}: "
+          f"{error.get('code')}: {error.get('message')}", file=err)
+    summary = {"instanceId": status.get("instanceId"), "runtimeStatus": status.get("runtimeStatus"),
+               "error": error, "customStatus": status.get("customStatus")}
+    print(json.dumps(summary, indent=2), file=out)
+    return EXIT_JOB_FAILED
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m videojob.cli", description="Client for the video downloader API.")
+    p.add_argument("--base-url", default=os.environ.get("VIDEO_DOWNLOADER_URL", DEFAULT_BASE_URL),
+                   help="the app's base URL (env VIDEO_DOWNLOADER_URL; default %(default)s)")
+    p.add_argument("--key", default=os.environ.get("VIDEO_DOWNLOADER_KEY"),
+                   help="function key, sent as x-functions-key (env VIDEO_DOWNLOADER_KEY)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between status polls (default %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("submit", help="start a download")
+    s.add_argument("url")
+    s.add_argument("--format", choices=("video", "audio"), default="video")
+    s.add_argument("--audio-format", choices=("m4a", "mp3"))
+    s.add_argument("--max-height", type=int)
+    s.add_argument("--deadline", type=int, dest="deadline_seconds", help="job deadline in seconds")
+    s.add_argument("--wait", action="store_true", help="follow the job and print its output")
+    st = sub.add_parser("status", help="show a job's status (ID, or the statusQueryGetUri for a deployed app)")
+    st.add_argument("id")
+    st.add_argument("--wait", action="store_true")
+    c = sub.add_parser("cancel", help="cancel a running job")
+    c.add_argument("id")
+    return p
+
+
+def request_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": args.url, "format": args.format}
+    if args.audio_format:
+        body["audioFormat"] = args.audio_format
+    if args.max_height is not None:
+        body["maxHeight"] = args.max_height
+    if args.deadline_seconds is not None:
+        body["deadlineSeconds"] = args.deadline_seconds
+    return body
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    args = build_parser().parse_args(argv)
+    client = Client(args.base_url, args.key)
+    try:
+        if args.command == "submit":
+            started = client.submit(request_body(args))
+            if not args.wait:
+                print(json.dumps(started, indent=2), file=out)
+                return EXIT_OK
+            print(f"job {started['id']} submitted", file=err)
+            return final_result(wait_for(client, started["statusQueryGetUri"], args.poll, ProgressView(err)), out, err)
+        if args.command == "status":
+            if args.wait:
+                return final_result(wait_for(client, args.id, args.poll, ProgressView(err)), out, err)
+            _, body = client.status(args.id)
+            print(json.dumps(body, indent=2), file=out)
+            return EXIT_OK
+        if args.command == "cancel":
+            _, body = client.cancel(args.id)
+            print(json.dumps(body, indent=2) if body is not None else "cancel requested", file=out)
+            return EXIT_OK
+    except RequestFailed as e:
+        print(f"error: {e}", file=err)
+        return EXIT_REQUEST_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted (the job keeps running; `status ID` follows it again)", file=err)
+        return 130
+    return EXIT_REQUEST_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Connection-time address guard: no socket of this process reaches a private address.
+
+The URL policy checks the job URL once, but yt-dlp then follows redirects, fetches manifests
+and fragments from other hosts, and a name can resolve differently on each lookup (DNS
+rebinding). So the check happens where the address is final: `socket.socket.connect` (and
+`connect_ex`), which every HTTP client in this process ends up calling with the resolved IP
+(urllib, http.client, urllib3/requests, ssl). A connect by host name is resolved here, checked,
+and then connected to the checked address, so no second lookup can differ.
+
+ffmpeg opens its own connections when yt-dlp delegates a download to it; those cannot be
+seen from here, so the downloader refuses that delegation (see `downloader`).
+
+Operator-configured endpoints (the callback URL and the blob endpoint, which are on loopback
+in development) stay reachable: their `(ip, port)` pairs, resolved when the guard is armed,
+are trusted. They come from the container env, never from the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from videojob.url_policy import is_forbidden_address
+
+from .errors import AddressRefused
+
+_INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    allow_private_addresses: bool
+    trusted: frozenset[tuple[str, int]] = frozenset()
+    """`(ip, port)` pairs of operator endpoints that may be private."""
+
+
+def connection_allowed(ip: str, port: int, policy: GuardPolicy) -> bool:
+    """Pure decision for one resolved address."""
+    if policy.allow_private_addresses:
+        return True
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if not is_forbidden_address(address):
+        return True
+    return (str(address), port) in policy.trusted
+
+
+def endpoint_of(url: str) -> tuple[str, int] | None:
+    """`(host, port)` of an http(s) URL, with the scheme's default port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def resolve_trusted(endpoints: Iterable[tuple[str, int]]) -> frozenset[tuple[str, int]]:
+    """Every `(ip, port)` the operator endpoints resolve to now (unresolvable ones are skipped)."""
+    pairs: set[tuple[str, int]] = set()
+    for host, port in endpoints:
+        try:
+            infos = _real_getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        for family, _, _, _, sockaddr in infos:
+            if family in _INET_FAMILIES:
+                pairs.add((str(ipaddress.ip_address(sockaddr[0].split("%", 1)[0])), port))
+    return frozenset(pairs)
+
+
+@dataclass
+class GuardState:
+    policy: GuardPolicy
+    refusals: list[tuple[str, int]] = field(default_factory=list)
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+_lock = threading.Lock()
+_installed = False
+_active: GuardState | None = None
+
+
+def _checked_address(sock: socket.socket, address: object) -> object:
+    """The address to really connect to, after the check; raises `AddressRefused`."""
+    state = _active
+    if state is None or sock.family not in _INET_FAMILIES or not isinstance(address, tuple) or len(address) < 2:
+        return address
+    host, port = address[0], address[1]
+    try:
+        ipaddress.ip_address(str(host).split("%", 1)[0])
+        candidates = [address]
+    except ValueError:
+        # A connect by name: resolve once here and connect to what was checked.
+        infos = _real_getaddrinfo(host, port, sock.family, sock.type)
+        candidates = [info[4] for info in infos]
+    for candidate in candidates:
+        ip = str(candidate[0])
+        if connection_allowed(ip, int(port), state.policy):
+            return candidate
+    refused_ip = str(candidates[0][0]) if candidates else str(host)
+    state.refusals.append((refused_ip, int(port)))
+    raise AddressRefused(refused_ip, int(port))
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    return _real_connect(self, _checked_address(self, address))
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    return _real_connect_ex(self, _checked_address(self, address))
+
+
+def install() -> None:
+    """Put the guard on `socket.socket` (once per process). Inactive until `armed()`."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+        _installed = True
+
+
+@contextlib.contextmanager
+def armed(policy: GuardPolicy) -> Iterator[GuardState]:
+    """Enforce `policy` for every connection of this process while the block runs."""
+    global _active
+    install()
+    state = GuardState(policy)
+    with _lock:
+        if _active is not None:
+            raise RuntimeError("the address guard is already armed (one job per process)")
+        _active = state
+    try:
+        yield state
+    finally:
+        with _lock:
+            _active = None

@@ -1,0 +1,49 @@
+"""The worker's configuration: the container env contract plus tuning that is ours to choose.
+
+The env names are owned by `videojob.container_env`; this module adds nothing the function
+app would have to know about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from videojob.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
+from videojob.url_policy import UrlPolicy
+
+__all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs with sensible defaults; tests shorten the waits."""
+
+    concurrent_fragments: int = 4
+    socket_timeout_seconds: float = 30.0
+    download_retries: int = 3
+    upload_block_bytes: int = 8 * MiB
+    upload_concurrency: int = 4
+    callback_timeout_seconds: float = 10.0
+    callback_max_attempts: int = 6
+    callback_backoff_seconds: float = 1.0
+    callback_backoff_max_seconds: float = 8.0
+    cancel_grace_seconds: float = 5.0
+    """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    env: WorkerEnv
+    tuning: Tuning = field(default_factory=Tuning)
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(allowed_hosts=self.env.allowed_hosts, allow_private_addresses=self.env.allow_private_addresses)
+
+
+def load_config(environ: Mapping[str, str], tuning: Tuning | None = None) -> WorkerConfig:
+    """Parse the container env; raises `WorkerEnvError` naming the bad variable."""
+    return WorkerConfig(env=parse_worker_env(environ), tuning=tuning or Tuning())

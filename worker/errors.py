@@ -1,0 +1,168 @@
+"""Failure classification: every way a job can fail, mapped to a `videojob.contract.ErrorCode`.
+
+Pure: it inspects exception types and messages and returns a `JobError`; no I/O. yt-dlp wraps
+the real cause (`DownloadError.exc_info`, `ExtractorError.cause`), so the whole cause chain is
+searched, and the message text is matched for the YouTube challenges that have no type of
+their own (bot check, sign-in, geo).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, UnsupportedError
+
+from videojob.contract import MAX_ERROR_MESSAGE, ErrorCode, JobError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class JobFailed(Exception):
+    """A classified failure raised by a step of the job; `error` goes into the `failed` event."""
+
+    def __init__(self, error: JobError):
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error
+
+
+class DownloadAborted(DownloadCancelled):
+    """Raised from a yt-dlp progress hook to stop a download (byte cap, cancellation).
+
+    A `DownloadCancelled` subclass because yt-dlp lets that type through its own error handling
+    instead of turning it into a `DownloadError`.
+    """
+
+    def __init__(self, error: JobError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def failure(code: str, message: str, *, retryable: bool = False) -> JobFailed:
+    return JobFailed(JobError(code=code, message=clean_message(message), retryable=retryable))
+
+
+def clean_message(message: str) -> str:
+    """One line, no terminal colours, no yt-dlp `ERROR:` prefix, bounded length."""
+    text = _ANSI.sub("", message).replace("\r", " ").replace("\n", " ").strip()
+    text = re.sub(r"^(ERROR:\s*)+", "", text)
+    return text[:MAX_ERROR_MESSAGE]
+
+
+def cause_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps, each once (yt-dlp's `exc_info`/`cause`, `__cause__`)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        exc_info = getattr(e, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1 and isinstance(exc_info[1], BaseException):
+            todo.append(exc_info[1])
+        for nxt in (getattr(e, "cause", None), e.__cause__, e.__context__):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+# Order matters: the bot check also tells the user to pass cookies, like a sign-in wall does.
+_MESSAGE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (ErrorCode.BOT_CHECK, re.compile(r"confirm you.?re not a bot|not a robot|captcha", re.I)),
+    (
+        ErrorCode.GEO_BLOCKED,
+        re.compile(
+            r"not (?:be )?available (?:in|from) your (?:country|location|region)|geo.?restrict|geo.?block", re.I
+        ),
+    ),
+    (
+        ErrorCode.LOGIN_REQUIRED,
+        re.compile(
+            r"sign in to confirm your age|age.?restricted|login required|requires? (?:a )?(?:login|sign.?in|"
+            r"authentication|subscription)|private video|members.?only|join this channel|"
+            r"use --cookies|account (?:has been )?terminated|premium",
+            re.I,
+        ),
+    ),
+    (
+        ErrorCode.UNSUPPORTED_URL,
+        re.compile(
+            r"unsupported url|no suitable extractor|is not a valid url|playlists? (?:are|is) not supported", re.I
+        ),
+    ),
+    (
+        ErrorCode.UNAVAILABLE,
+        re.compile(
+            r"video unavailable|is not available|has been removed|no longer available|does not exist|"
+            r"requested format is not available|no video formats found|copyright|live event will begin|"
+            r"this live stream|premieres in",
+            re.I,
+        ),
+    ),
+)
+
+
+_NETWORK_ERRORS = (TransportError, socket.timeout, TimeoutError, ConnectionError, socket.gaierror, ssl.SSLError)
+_NETWORK_TEXT = re.compile(
+    r"timed out|connection (?:refused|reset)|name or service not known|network is unreachable", re.I
+)
+
+
+def _http_error(status: int, message: str) -> JobError:
+    return JobError(
+        code=ErrorCode.HTTP_ERROR,
+        message=clean_message(message),
+        retryable=status == 429 or status >= 500,
+    )
+
+
+def classify(exc: BaseException) -> JobError:
+    """The `JobError` for any exception raised while extracting or downloading."""
+    chain = list(cause_chain(exc))
+    for e in chain:
+        if isinstance(e, JobFailed):
+            return e.error
+        if isinstance(e, DownloadAborted):
+            return e.error
+        if isinstance(e, AddressRefused):
+            return JobError(ErrorCode.PRIVATE_ADDRESS, clean_message(str(e)))
+    message = clean_message(str(exc)) or type(exc).__name__
+    for e in chain:
+        if isinstance(e, GeoRestrictedError):
+            return JobError(ErrorCode.GEO_BLOCKED, message)
+    # Text first: YouTube's challenges arrive as generic ExtractorErrors (sometimes over a 403/429).
+    full_text = " ".join(clean_message(str(e)) for e in chain)
+    for code, pattern in _MESSAGE_RULES:
+        if pattern.search(full_text):
+            return JobError(code, message)
+    for e in chain:
+        if isinstance(e, UnsupportedError):
+            return JobError(ErrorCode.UNSUPPORTED_URL, message)
+    for e in chain:
+        if isinstance(e, HTTPError):
+            return _http_error(e.status, message)
+    for e in chain:
+        if isinstance(e, _NETWORK_ERRORS):
+            return JobError(ErrorCode.NETWORK, message, retryable=True)
+    for e in chain:
+        if isinstance(e, ExtractorError) and e.expected:
+            return JobError(ErrorCode.UNAVAILABLE, message)
+    http_status = re.search(r"HTTP Error (\d{3})", full_text)
+    if http_status:
+        return _http_error(int(http_status.group(1)), message)
+    if _NETWORK_TEXT.search(full_text):
+        return JobError(ErrorCode.NETWORK, message, retryable=True)
+    return JobError(ErrorCode.INTERNAL, message)
+
+
+class AddressRefused(ConnectionRefusedError):
+    """The address guard refused a connection to a private/loopback/link-local/reserved address."""
+
+    def __init__(self, address: str, port: int | None):
+        super().__init__(f"connection to a private or reserved address refused ({address})")
+        self.address = address
+        self.port = port

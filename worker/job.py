@@ -1,0 +1,222 @@
+"""The job: check the URL, download, verify, upload, report. One function, `run_job`.
+
+Every path ends in exactly one terminal event (`succeeded` or `failed` with a classified
+error) and the work directory, on the container's local disk, removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videojob.contract import ErrorCode, JobError, JobResult, MediaInfo, Progress
+from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
+
+from . import address_guard
+from .blob_sink import BlobSink, UploadRequest
+from .cancellation import CancelToken
+from .config import WorkerConfig
+from .downloader import DownloadedMedia, Downloader, MediaRequest
+from .errors import DownloadAborted, JobFailed, clean_message
+from .naming import blob_name, content_disposition, content_type, header_safe
+from .progress import progress_from_hook
+from .reporter import Reporter
+from .verify import ProbeResult, verify
+
+log = logging.getLogger("worker.job")
+
+DOWNLOADING, PROCESSING, UPLOADING = "downloading", "processing", "uploading"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: JobResult | None = None
+    error: JobError | None = None
+    reported: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result is not None
+
+
+@dataclass
+class WorkArea:
+    """Where the job writes; the runner removes it too when it has to give up on the job."""
+
+    path: Path | None = None
+
+    def create(self) -> Path:
+        self.path = Path(tempfile.mkdtemp(prefix="videojob-"))
+        return self.path
+
+    def remove(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def media_request(config: WorkerConfig) -> MediaRequest:
+    e = config.env
+    return MediaRequest(
+        url=e.url, format=e.format, audio_format=e.audio_format, max_height=e.max_height, max_bytes=e.max_bytes
+    )
+
+
+def resolve_addresses(host: str) -> list[str]:
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)})
+    except OSError:
+        return []
+
+
+def check_job_url(config: WorkerConfig, resolve: Callable[[str], list[str]] = resolve_addresses) -> None:
+    """The starter's URL policy again, plus where the host resolves now (the guard re-checks
+    every connection; this gives a clear error before yt-dlp starts)."""
+    try:
+        checked = check_url(config.env.url, config.url_policy)
+    except UrlRejected as e:
+        raise JobFailed(JobError(e.code, e.message)) from None
+    if config.env.allow_private_addresses or checked.address is not None:
+        return
+    forbidden = [a for a in resolve(checked.host) if is_forbidden_address(a.split("%", 1)[0])]
+    if forbidden:
+        raise JobFailed(
+            JobError(ErrorCode.PRIVATE_ADDRESS, f"{checked.host} resolves to a private or reserved address")
+        )
+
+
+def media_info(media: DownloadedMedia, probe: ProbeResult) -> MediaInfo:
+    video, audio = probe.video, probe.audio
+    return MediaInfo(
+        title=media.title,
+        duration_seconds=round(probe.duration_seconds or media.duration_seconds or 0, 3) or None,
+        width=video.width if video else None,
+        height=video.height if video else None,
+        video_codec=video.codec if video else None,
+        audio_codec=audio.codec if audio else None,
+        extractor=media.extractor,
+    )
+
+
+def upload_request(config: WorkerConfig, media: DownloadedMedia, info: MediaInfo) -> UploadRequest:
+    name = blob_name(config.env.job_id, media.title, media.ext)
+    metadata = {"jobid": header_safe(config.env.job_id), "sourceurl": header_safe(config.env.url)}
+    if media.title:
+        metadata["title"] = header_safe(media.title)
+    if info.duration_seconds is not None:
+        metadata["durationseconds"] = f"{info.duration_seconds:g}"
+    return UploadRequest(
+        path=media.path,
+        name=name,
+        content_type=content_type(media.ext),
+        metadata=metadata,
+        content_disposition=content_disposition(name.rsplit("/", 1)[-1]),
+    )
+
+
+class _Steps:
+    """The job's callbacks into reporting and cancellation, shared by download and upload."""
+
+    def __init__(self, reporter: Reporter, cancel: CancelToken, clock: Callable[[], float]):
+        self.reporter = reporter
+        self.cancel = cancel
+        self.clock = clock
+
+    def stop_reason(self) -> JobError | None:
+        if self.cancel.cancelled:
+            return self.cancel.reason
+        status = self.reporter.rejected_status
+        if status is not None:
+            return JobError(ErrorCode.CANCELLED, f"the callback answered {status}: the job is no longer wanted")
+        return None
+
+    def checkpoint(self) -> None:
+        reason = self.stop_reason()
+        if reason is not None:
+            raise JobFailed(reason)
+
+    def on_download_progress(self, status: Mapping[str, Any]) -> None:
+        reason = self.stop_reason()
+        if reason is not None:
+            raise DownloadAborted(reason)
+        if status.get("status") == "downloading":
+            self.reporter.progress(DOWNLOADING, progress_from_hook(status))
+
+    def on_phase(self, phase: str) -> None:
+        self.checkpoint()
+        self.reporter.progress(phase)
+
+    def on_upload_progress(self, current: int, total: int) -> None:
+        percent = round(100.0 * current / total, 1) if total else None
+        self.reporter.progress(UPLOADING, Progress(percent=percent, downloaded_bytes=current, total_bytes=total))
+
+
+def run_job(
+    config: WorkerConfig,
+    *,
+    downloader: Downloader,
+    sink_factory: Callable[[], BlobSink],
+    reporter: Reporter,
+    cancel: CancelToken,
+    work: WorkArea | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    work = work or WorkArea()
+    steps = _Steps(reporter, cancel, clock)
+    env = config.env
+    guard_state: address_guard.GuardState | None = None
+    try:
+        reporter.started(DOWNLOADING)
+        check_job_url(config)
+        sink = sink_factory()
+        workdir = work.create()
+        steps.checkpoint()
+        endpoints = (address_guard.endpoint_of(env.callback_url), address_guard.endpoint_of(sink.endpoint_url))
+        policy = address_guard.GuardPolicy(
+            allow_private_addresses=env.allow_private_addresses,
+            trusted=address_guard.resolve_trusted(ep for ep in endpoints if ep),
+        )
+        # Armed for the download only: the upload's token request goes to the managed identity
+        # endpoint, which is link-local on purpose.
+        with address_guard.armed(policy) as guard_state:
+            media = downloader.download(media_request(config), workdir, steps.on_download_progress, steps.on_phase)
+        log.info("downloaded %s (%d bytes)", media.path.name, media.path.stat().st_size)
+
+        steps.on_phase(PROCESSING)
+        probe = verify(media.path, env.format)
+        size = media.path.stat().st_size
+        if size > env.max_bytes:
+            raise JobFailed(JobError(ErrorCode.TOO_LARGE, f"the media is {size} bytes, over the {env.max_bytes} limit"))
+        info = media_info(media, probe)
+
+        steps.on_phase(UPLOADING)
+        blob = sink.upload(upload_request(config, media, info), steps.on_upload_progress, steps.checkpoint)
+        steps.checkpoint()
+        result = JobResult(blob=blob, media=info)
+        log.info("uploaded %s (%d bytes, sha256 %s)", blob.name, blob.size_bytes, blob.sha256)
+        reported = reporter.succeeded(result)
+        return Outcome(result=result, reported=reported)
+    except (JobFailed, DownloadAborted) as e:
+        error = e.error
+    except Exception as e:  # the job must always report, whatever broke
+        log.exception("unexpected failure")
+        error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")
+    finally:
+        work.remove()
+    if guard_state is not None and guard_state.refusals and error.code in (
+        ErrorCode.NETWORK,
+        ErrorCode.HTTP_ERROR,
+        ErrorCode.INTERNAL,
+        ErrorCode.UNAVAILABLE,
+    ):
+        ip, port = guard_state.refusals[0]
+        error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
+    log.warning("job failed: %s: %s", error.code, error.message)
+    reported = reporter.failed(error)
+    return Outcome(error=error, reported=reported)

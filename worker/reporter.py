@@ -1,0 +1,198 @@
+"""Callbacks: `JobStatus` events to `CALLBACK_URL`, in order, with `seq`, retries and throttling.
+
+Events are sent by one background thread so a slow callback never stalls the download.
+- `seq` starts at 1 and increases with every event made; a progress event still waiting
+  when a newer one arrives is replaced by it (the orchestrator only needs the latest).
+- Connection errors, 5xx and 429 are retried with exponential backoff (bounded attempts).
+- 401/404/410 stop all reporting: the token is wrong or the orchestration is gone or done,
+  so nobody is listening; the job reads `rejected_status` and stops working.
+- The first terminal event (`succeeded`/`failed`) wins; `finish` waits for its delivery.
+The token is sent in `Authorization: Bearer` and is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from videojob.contract import FAILED, PROGRESS, STARTED, SUCCEEDED, JobError, JobResult, JobStatus, Progress
+
+from .progress import ProgressThrottle
+
+log = logging.getLogger("worker.reporter")
+
+STOP_STATUSES = frozenset({401, 404, 410})
+
+
+class CallbackTransport(Protocol):
+    def post(self, body: bytes) -> int:
+        """POST the body; return the HTTP status. Raise `OSError` when no response came back."""
+
+
+class HttpCallbackTransport:
+    def __init__(self, url: str, token: str, timeout_seconds: float = 10.0):
+        self._url = url
+        self._token = token
+        self._timeout = timeout_seconds
+
+    def __repr__(self) -> str:
+        return f"HttpCallbackTransport(url={self._url!r})"
+
+    def post(self, body: bytes) -> int:
+        request = urllib.request.Request(  # noqa: S310 - the operator's callback URL (http/https)
+            self._url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._token}",
+                "User-Agent": "videojob-worker",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                response.read()
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            e.read()
+            e.close()
+            return int(e.code)
+        except urllib.error.URLError as e:
+            raise ConnectionError(f"callback unreachable: {e.reason}") from None
+
+
+def utc_now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reporter:
+    def __init__(
+        self,
+        job_id: str,
+        transport: CallbackTransport,
+        *,
+        progress_interval_seconds: float,
+        max_attempts: int = 6,
+        backoff_seconds: float = 1.0,
+        backoff_max_seconds: float = 8.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._job_id = job_id
+        self._transport = transport
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = backoff_seconds
+        self._backoff_max = backoff_max_seconds
+        self._clock = clock
+        self._throttle = ProgressThrottle(progress_interval_seconds)
+        self._cond = threading.Condition()
+        self._queue: deque[JobStatus] = deque()
+        self._seq = 0
+        self._terminal_made = False
+        self._rejected_status: int | None = None
+        self._terminal_delivered = False
+        self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
+        self._thread.start()
+
+    # -- what the job calls ------------------------------------------------------------------
+
+    @property
+    def rejected_status(self) -> int | None:
+        """401/404/410 from the callback: nobody wants this job's events any more."""
+        return self._rejected_status
+
+    def started(self, phase: str = "downloading") -> None:
+        with self._cond:
+            self._throttle.sent(self._clock(), phase)
+        self._emit(STARTED, phase=phase)
+
+    def progress(self, phase: str, progress: Progress | None = None, *, force: bool = False) -> bool:
+        """Queue a progress event if the throttle allows it (a phase change always passes)."""
+        with self._cond:
+            if not (self._throttle.offer(self._clock(), phase) or force):
+                return False
+        return self._emit(PROGRESS, phase=phase, progress=progress)
+
+    def succeeded(self, result: JobResult, timeout: float | None = None) -> bool:
+        self._emit(SUCCEEDED, result=result)
+        return self.wait_delivered(timeout)
+
+    def failed(self, error: JobError, timeout: float | None = None) -> bool:
+        self._emit(FAILED, error=error)
+        return self.wait_delivered(timeout)
+
+    def wait_delivered(self, timeout: float | None = None) -> bool:
+        """Wait until the terminal event is delivered or given up; True when delivered."""
+        self._thread.join(timeout)
+        return self._terminal_delivered
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _emit(self, state: str, **fields: object) -> bool:
+        with self._cond:
+            if self._terminal_made or self._rejected_status is not None:
+                return False
+            self._seq += 1
+            event = JobStatus(state=state, job_id=self._job_id, seq=self._seq, sent_at=utc_now_text(), **fields)  # type: ignore[arg-type]
+            if state in (SUCCEEDED, FAILED):
+                self._terminal_made = True
+            if state == PROGRESS and self._queue and self._queue[-1].state == PROGRESS:
+                self._queue[-1] = event
+            else:
+                self._queue.append(event)
+            self._cond.notify_all()
+            return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                event = self._queue.popleft()
+            delivered = self._deliver(event)
+            if event.is_terminal:
+                self._terminal_delivered = delivered
+                return
+            if self._rejected_status is not None:
+                return
+
+    def _superseded(self, event: JobStatus) -> bool:
+        return event.state == PROGRESS and bool(self._queue)
+
+    def _deliver(self, event: JobStatus) -> bool:
+        body = json.dumps(event.to_wire(), separators=(",", ":")).encode("utf-8")
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                status = self._transport.post(body)
+                problem = f"HTTP {status}"
+            except OSError as e:
+                status, problem = None, f"{type(e).__name__}: {e}"
+            if status is not None and 200 <= status < 300:
+                log.info("reported %s seq=%s%s", event.state, event.seq, f" phase={event.phase}" if event.phase else "")
+                return True
+            if status in STOP_STATUSES:
+                log.warning("callback answered %s to %s seq=%s: stopping reports", status, event.state, event.seq)
+                with self._cond:
+                    self._rejected_status = status
+                    self._queue.clear()
+                return False
+            if status is not None and status < 500 and status != 429:
+                log.warning("callback refused %s seq=%s (%s): not retried", event.state, event.seq, problem)
+                return False
+            if attempt == self._max_attempts:
+                break
+            delay = min(self._backoff * 2 ** (attempt - 1), self._backoff_max)
+            log.info("callback failed (%s), retrying %s seq=%s in %.1fs", problem, event.state, event.seq, delay)
+            with self._cond:
+                # A newer progress event makes this one pointless; stop retrying it.
+                if self._cond.wait_for(lambda: self._superseded(event), timeout=delay):
+                    return False
+        log.warning("giving up on %s seq=%s after %d attempts", event.state, event.seq, self._max_attempts)
+        return False

@@ -1,0 +1,174 @@
+"""The process shell: env in, exit code out, signals and the job's own deadline.
+
+`main()` runs the job in a thread so the main thread stays free for SIGTERM (ACI stop or
+delete, or the local backend's terminate). SIGTERM sets the cancel flag: the job stops at its
+next checkpoint and reports `failed`/`cancelled` itself. If it has not stopped within the grace
+period (a stalled socket, a long ffmpeg merge), the runner reports for it, removes the work
+directory, kills child processes and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+
+from videojob.contract import ErrorCode, JobError
+
+from .blob_sink import AzureBlobSink, BlobSink
+from .cancellation import CancelToken
+from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
+from .downloader import Downloader, DownloadTuning, YtDlpDownloader
+from .job import Outcome, WorkArea, run_job
+from .reporter import HttpCallbackTransport, Reporter
+
+log = logging.getLogger("worker")
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    # The SDKs log request headers at INFO/DEBUG; keep them quiet (they redact, but nothing to gain).
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
+    e, t = config.env, config.tuning
+
+    def make() -> BlobSink:
+        return AzureBlobSink.from_target(
+            container=e.output_container,
+            account_url=e.output_account_url,
+            connection_string=e.output_connection_string,
+            client_id=e.client_id,
+            block_bytes=t.upload_block_bytes,
+            concurrency=t.upload_concurrency,
+        )
+
+    return make
+
+
+@contextlib.contextmanager
+def _signals_cancel(cancel: CancelToken) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        log.warning("received %s: cancelling the job", name)
+        cancel.cancel(JobError(ErrorCode.CANCELLED, f"the worker was stopped ({name})"))
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _kill_children() -> None:
+    """Best effort (Linux): ffmpeg/ffprobe started by this process must not outlive it."""
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == me:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def main(
+    environ: Mapping[str, str] | None = None,
+    *,
+    tuning: Tuning | None = None,
+    cancel: CancelToken | None = None,
+    downloader: Downloader | None = None,
+    sink_factory: Callable[[], BlobSink] | None = None,
+    handle_signals: bool | None = None,
+) -> int:
+    """Run one job. In-process callers (tests) pass `environ` and, to cancel, a `CancelToken`."""
+    configure_logging()
+    in_process = environ is not None
+    try:
+        config = load_config(os.environ if environ is None else environ, tuning)
+    except WorkerEnvError as e:
+        log.error("cannot start: %s", e)  # names the variable, never its value
+        return EXIT_CONFIG
+    env, t = config.env, config.tuning
+    cancel = cancel or CancelToken()
+    reporter = Reporter(
+        env.job_id,
+        HttpCallbackTransport(env.callback_url, env.callback_token, t.callback_timeout_seconds),
+        progress_interval_seconds=env.progress_interval_seconds,
+        max_attempts=t.callback_max_attempts,
+        backoff_seconds=t.callback_backoff_seconds,
+        backoff_max_seconds=t.callback_backoff_max_seconds,
+    )
+    work = WorkArea()
+    outcome: list[Outcome] = []
+    log.info("job %s: %s (%s) -> container %s", env.job_id, env.url, env.format, env.output_container)
+
+    def job() -> None:
+        outcome.append(
+            run_job(
+                config,
+                downloader=downloader
+                or YtDlpDownloader(
+                    DownloadTuning(t.concurrent_fragments, t.socket_timeout_seconds, t.download_retries)
+                ),
+                sink_factory=sink_factory or default_sink_factory(config),
+                reporter=reporter,
+                cancel=cancel,
+                work=work,
+            )
+        )
+
+    deadline = threading.Timer(
+        env.timeout_seconds,
+        cancel.cancel,
+        args=(JobError(ErrorCode.DEADLINE_EXCEEDED, f"the job ran longer than {env.timeout_seconds}s"),),
+    )
+    deadline.daemon = True
+    deadline.start()
+    thread = threading.Thread(target=job, name="job", daemon=True)
+    use_signals = (not in_process) if handle_signals is None else handle_signals
+    use_signals = use_signals and threading.current_thread() is threading.main_thread()
+    try:
+        with _signals_cancel(cancel) if use_signals else contextlib.nullcontext():
+            thread.start()
+            cancelled_at: float | None = None
+            while thread.is_alive():
+                thread.join(0.2)
+                if cancel.cancelled and cancelled_at is None:
+                    cancelled_at = time.monotonic()
+                if cancelled_at is not None and time.monotonic() - cancelled_at > t.cancel_grace_seconds:
+                    return _give_up(reporter, cancel, work, hard_exit=not in_process)
+    finally:
+        deadline.cancel()
+    result = outcome[0] if outcome else Outcome(error=JobError(ErrorCode.INTERNAL, "the job ended without an outcome"))
+    log.info("job %s %s", env.job_id, "succeeded" if result.succeeded else f"failed ({result.error.code})")  # type: ignore[union-attr]
+    return EXIT_SUCCEEDED if result.succeeded else EXIT_FAILED
+
+
+def _give_up(reporter: Reporter, cancel: CancelToken, work: WorkArea, *, hard_exit: bool) -> int:
+    log.warning("the job did not stop within the grace period: reporting and exiting")
+    if hard_exit:
+        _kill_children()
+    reporter.failed(cancel.reason, timeout=10)
+    work.remove()
+    if hard_exit:
+        logging.shutdown()
+        os._exit(EXIT_FAILED)  # yt-dlp's fragment threads may never return: do not wait for them
+    return EXIT_FAILED
