@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -208,7 +209,7 @@ def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, deadline: 
             return policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
-        state = policy.WatchState(last_heard=now, ledger=state.ledger, view=state.view, ignored=state.ignored)
+        state = replace(state, last_heard=now)
 
 
 def _apply(

@@ -169,7 +169,7 @@ def refuse_ffmpeg_downloads() -> None:
             FFmpegFD._call_downloader = _refuse_ffmpeg_download  # type: ignore[method-assign]
 
 
-class _BeforeDownloadCheck(PostProcessor):
+class BeforeDownloadCheckPP(PostProcessor):
     """Runs after format selection, before any byte is fetched: refuse what cannot succeed."""
 
     def __init__(self, max_bytes: int):
@@ -229,7 +229,8 @@ class YtDlpDownloader:
                 on_progress(dict(status, job_downloaded_bytes=budget.total))
 
         def postprocessor_hook(status: dict[str, Any]) -> None:
-            if status.get("status") == "started":
+            # Our own before-download check is not processing; everything after the download is.
+            if status.get("status") == "started" and status.get("postprocessor") != BeforeDownloadCheckPP.pp_key():
                 on_phase("processing")
 
         params = ydl_params(request, workdir, self._tuning)
@@ -237,7 +238,7 @@ class YtDlpDownloader:
         params["postprocessor_hooks"] = [postprocessor_hook]
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
-                ydl.add_post_processor(_BeforeDownloadCheck(request.max_bytes), when="before_dl")
+                ydl.add_post_processor(BeforeDownloadCheckPP(request.max_bytes), when="before_dl")
                 raw = ydl.extract_info(request.url, download=False, process=False)
                 if raw is None:
                     raise JobFailed(JobError(ErrorCode.UNAVAILABLE, "nothing to download at this URL"))

@@ -27,7 +27,7 @@ from tests.orchestration.conftest import (
     status_at,
     succeeded,
 )
-from videojob.backends.base import FAILED, RUNNING, STOPPED, BackendError, GroupState
+from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
 from videojob.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -182,6 +182,32 @@ def test_heartbeat_window_passed_but_container_running_keeps_waiting(host, backe
     # 602 (first window), 610 (window from the last report), then a new window after the check.
     assert fire_times(result) == [602.0, 610.0, 1212.0]
     assert result.timers[-1].cancelled
+
+
+def test_heartbeat_lost_when_the_group_is_gone(host, backend):
+    backend.states = [GroupState(GROUP, MISSING)]
+    h = host()
+    h.raise_event(10, started(0))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.custom_status["error"]["code"] == "heartbeat_lost"
+    assert f"container group {GROUP} is Missing" in result.custom_status["error"]["message"]
+
+
+def test_a_backend_that_cannot_tell_the_state_does_not_fail_the_job(host, backend):
+    def unreachable(name):
+        raise BackendError("ServiceUnavailable", "try later", retryable=True)
+
+    backend.state = unreachable
+    h = host()
+    h.raise_event(10, started(0))
+    h.raise_event(1000, succeeded(1))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Completed"
+    assert result.activity_names == [CREATE, INSPECT, DELETE]
 
 
 def test_a_report_arriving_while_the_backend_is_asked_wins_over_a_terminated_container(host, backend):

@@ -1,0 +1,154 @@
+"""The whole pipeline on one machine, through the devhost's HTTP API only.
+
+Azurite holds the blobs, the `local` backend runs each worker as a process group, and every
+assertion is on what a user sees: status codes, runtimeStatus, customStatus, output, blobs,
+and whether a worker process is still running.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from devhost.media import MediaServer
+from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MULTI_SECONDS
+from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
+
+# The deadline scenario's job starts with the suite: its minute overlaps the other scenarios.
+pytestmark = pytest.mark.usefixtures("stuck_job")
+
+
+def assert_gone(local: LocalStack, job: Job) -> None:
+    assert job.group not in local.running_workers()
+
+
+def wait_until_gone(local: LocalStack, job: Job, timeout: float) -> None:
+    job.wait(lambda _: job.group not in local.running_workers(), timeout)
+
+
+def test_a_download_completes_with_a_verified_blob_and_no_worker_left(local: LocalStack, slow_media: MediaServer):
+    job = local.submit(slow_media.url("sample.mp4"))
+
+    done = job.wait_done(timeout=60)
+
+    assert done["runtimeStatus"] == "Completed", done
+    out = done["output"]
+    assert out["state"] == "succeeded" and out["url"] == slow_media.url("sample.mp4")
+    assert out["cleanup"] == "deleted"
+    data = local.blob_bytes(out["blob"])
+    assert sha256(data) == out["blob"]["sha256"] and len(data) == out["blob"]["sizeBytes"]
+    assert out["media"]["videoCodec"] and out["media"]["audioCodec"]
+    downloading = [s["customStatus"] for s in job.seen if (s.get("customStatus") or {}).get("phase") == "downloading"]
+    assert any(isinstance(c.get("percent"), (int, float)) and c["percent"] > 0 for c in downloading), job.seen
+    assert_gone(local, job)
+
+
+def test_a_worker_that_crashes_mid_download_fails_the_job_with_heartbeat_lost(
+    local: LocalStack, slow_media: MediaServer
+):
+    job = local.submit(slow_media.url("sample.mp4"))
+    assert job.wait_phase("downloading")["runtimeStatus"] == "Running"
+
+    local.kill_worker(job.group)
+    done = job.wait_done(timeout=HEARTBEAT_SECONDS * 3 + 10)
+
+    assert done["runtimeStatus"] == "Failed", done
+    assert error_code(done) == "heartbeat_lost"
+    assert done["output"].startswith("Orchestrator function 'download_job' failed: heartbeat_lost")
+    assert_gone(local, job)
+
+
+def test_cancel_fails_the_job_as_cancelled_and_stops_its_worker(local: LocalStack, slow_media: MediaServer):
+    job = local.submit(slow_media.url("sample.mp4"))
+    job.wait_phase("downloading")
+
+    code, _ = http("POST", f"{local.devhost.base_url}/api/downloads/{job.id}/cancel")
+    done = job.wait_done(timeout=30)
+
+    assert code == 202
+    assert done["runtimeStatus"] == "Failed" and error_code(done) == "cancelled", done
+    assert_gone(local, job)
+    again, body = http("POST", f"{local.devhost.base_url}/api/downloads/{job.id}/cancel")
+    assert again == 409, body
+
+
+def test_terminate_webhook_ends_the_job_and_the_next_sweep_removes_its_worker(
+    local: LocalStack, slow_media: MediaServer
+):
+    job = local.submit(slow_media.url("sample.mp4"))
+    job.wait_phase("downloading")
+
+    url = job.links["terminatePostUri"].replace("{text}", "operator")
+    code, _ = http("POST", url)
+    status = job.status()
+
+    assert code == 202
+    assert status["runtimeStatus"] == "Terminated" and status["output"] == "operator"
+    wait_until_gone(local, job, timeout=20)
+    assert http("POST", url)[0] == 410
+
+
+def test_a_job_survives_a_devhost_crash_and_restart(local: LocalStack, slow_media: MediaServer):
+    job = local.submit(slow_media.url("sample.mp4"))
+    job.wait_phase("downloading")
+
+    local.restart(crash=True)
+    done = job.wait_done(timeout=60)
+
+    assert done["runtimeStatus"] == "Completed", done
+    data = local.blob_bytes(done["output"]["blob"])
+    assert sha256(data) == done["output"]["blob"]["sha256"]
+    assert_gone(local, job)
+
+
+def test_a_forged_callback_is_refused_and_the_job_is_unaffected(local: LocalStack, slow_media: MediaServer):
+    job = local.submit(slow_media.url("sample.mp4"))
+    callback = f"{local.devhost.base_url}/api/jobs/{job.id}/status"
+    forged = {"jobId": job.id, "seq": 999, "state": "failed",
+              "error": {"code": "internal", "message": "forged", "retryable": False}}
+
+    wrong = http("POST", callback, forged, {"Authorization": "Bearer not-the-token"})[0]
+    missing = http("POST", callback, forged)[0]
+    other_jobs_token = http("POST", callback, forged, {"Authorization": f"Bearer {job.id}"})[0]
+    done = job.wait_done(timeout=60)
+
+    assert (wrong, missing, other_jobs_token) == (401, 401, 401)
+    assert done["runtimeStatus"] == "Completed", done
+    assert all(error_code(s) is None for s in job.seen)
+
+
+def test_five_jobs_at_once_complete_without_cross_talk(local: LocalStack, fast_media: MediaServer):
+    jobs = {seconds: local.submit(fast_media.url(f"clip-{seconds}s.mp4")) for seconds in MULTI_SECONDS}
+
+    results = {seconds: job.wait_done(timeout=120) for seconds, job in jobs.items()}
+
+    names = set()
+    for seconds, done in results.items():
+        assert done["runtimeStatus"] == "Completed", done
+        out = done["output"]
+        assert out["jobId"] == jobs[seconds].id and out["url"] == fast_media.url(f"clip-{seconds}s.mp4")
+        data = local.blob_bytes(out["blob"])
+        assert sha256(data) == out["blob"]["sha256"]
+        assert abs(probe_duration(data) - seconds) < 0.5
+        names.add(out["blob"]["name"])
+    assert len(names) == len(MULTI_SECONDS)
+    for job in jobs.values():
+        assert_gone(local, job)
+
+
+def test_a_worker_that_never_calls_back_fails_the_job_at_its_deadline(local: LocalStack, stuck_job: Job):
+    done = stuck_job.wait_done(timeout=DEADLINE_SECONDS + 60)
+
+    assert done["runtimeStatus"] == "Failed", done
+    assert error_code(done) == "deadline_exceeded"
+    assert_gone(local, stuck_job)
+
+
+def probe_duration(data: bytes) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", "-i", "pipe:0"],
+        input=data, capture_output=True, check=True, timeout=30,
+    )
+    return float(json.loads(out.stdout)["format"]["duration"])
