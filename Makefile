@@ -31,10 +31,20 @@ ffmpeg:
 
 deps: $(VENV)/.installed node_modules/.installed ffmpeg
 
+# checkov lives in its own venv: its pinned dependencies would conflict with the app's.
+.venv-checkov/.installed: infra/requirements-checkov.txt
+	$(SYSTEM_PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q --disable-pip-version-check -r infra/requirements-checkov.txt
+	touch $@
+
+.PHONY: infra-check
+infra-check: .venv-checkov/.installed
+	.venv-checkov/bin/checkov --config-file infra/.checkov.yaml --compact --quiet
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-test: deps lint
+test: deps lint infra-check
 	$(PY) -m pytest -q
 
 bench: deps

@@ -28,7 +28,6 @@ class SweepSummary:
     kept: int = 0
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
-    deleted_groups: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"
@@ -75,7 +74,6 @@ async def sweep(
             log.warning("sweep: deleting %s (%s) failed: %s", group.name, decision.reason, _describe(e))
             continue
         summary.deleted += 1
-        summary.deleted_groups.append(group.name)
         log.info("sweep: deleted %s (%s)", group.name, decision.reason)
     return summary
 

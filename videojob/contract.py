@@ -94,7 +94,7 @@ def _as_mapping(payload: Any, what: str) -> dict[str, Any]:
         if isinstance(payload, str):
             try:
                 payload = json.loads(payload)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise ContractError(f"{what} is not valid JSON") from e
             continue
         break

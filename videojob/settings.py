@@ -238,6 +238,11 @@ def load_settings(
         raise SettingsError("setting CALLBACK_BASE_URL must start with http:// or https://")
 
     signing_key = r.required("CALLBACK_SIGNING_KEY", "to sign per-job callback tokens")
+    if signing_key.startswith("@Microsoft.KeyVault("):
+        # App Service leaves the reference text in place when it cannot resolve it: never sign with public text.
+        raise SettingsError(
+            "setting CALLBACK_SIGNING_KEY is an unresolved Key Vault reference (check the app identity's access)"
+        )
     if len(signing_key) < 32:
         raise SettingsError("setting CALLBACK_SIGNING_KEY must be at least 32 characters")
 

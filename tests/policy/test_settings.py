@@ -17,7 +17,7 @@ ACI = {
     "ACI_RESOURCE_GROUP": "rg-dl",
     "ACI_LOCATION": "westeurope",
     "WORKER_IMAGE": "registry.example/worker:1",
-    "WORKER_IDENTITY_RESOURCE_ID": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id",
+    "WORKER_IDENTITY_RESOURCE_ID": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ManagedIdentity/x/id",
     "WORKER_IDENTITY_CLIENT_ID": "00000000-0000-0000-0000-000000000002",
     "OUTPUT_ACCOUNT_URL": "https://account.blob.core.windows.net",
     "CALLBACK_SIGNING_KEY": SECRET,
@@ -36,7 +36,9 @@ def test_defaults_from_the_design() -> None:
 
     assert s.container_backend == "aci"
     assert s.callback_base_url == "https://videodl.azurewebsites.net"
-    assert s.allowed_hosts == ("youtube.com", ".youtube.com", "youtu.be", "youtube-nocookie.com", ".youtube-nocookie.com")
+    assert s.allowed_hosts == (
+        "youtube.com", ".youtube.com", "youtu.be", "youtube-nocookie.com", ".youtube-nocookie.com"
+    )
     assert s.allow_private_addresses is False
     assert (s.job_deadline_seconds, s.heartbeat_timeout_seconds, s.progress_interval_seconds) == (7200, 600, 20)
     assert (s.provision_max_attempts, s.failed_group_policy, s.failed_group_retention_seconds) == (4, "stop", 86400)

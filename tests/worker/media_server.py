@@ -105,7 +105,7 @@ def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
                 f.seek(start)
                 remaining = end - start + 1
                 while remaining > 0:
-                    chunk = f.read(min(CHUNK if mode != "slow" else 4096, remaining))
+                    chunk = f.read(min(CHUNK if mode != "slow" else 512, remaining))
                     if not chunk:
                         break
                     try:

@@ -1,0 +1,152 @@
+"""The container spec: group names, env contract, secrets only in secure env, tags."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from videojob import container_env as E
+from videojob.container_env import parse_worker_env
+from videojob.container_spec import build_container_spec, group_name
+from videojob.contract import DownloadRequest
+from videojob.settings import load_settings
+from videojob.tokens import job_token, verify_job_token
+
+KEY = "spec-test-signing-key-0123456789abcdefgh"
+CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+DEADLINE = CREATED + timedelta(hours=2)
+VALID_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+ACI = {
+    "CONTAINER_BACKEND": "aci",
+    "AZURE_SUBSCRIPTION_ID": "sub",
+    "ACI_RESOURCE_GROUP": "rg",
+    "ACI_LOCATION": "westeurope",
+    "WORKER_IMAGE": "myregistry.azurecr.io/worker:1",
+    "WORKER_IDENTITY_RESOURCE_ID": "/subscriptions/sub/resourceGroups/rg/providers/x/id-worker",
+    "WORKER_IDENTITY_CLIENT_ID": "client-id-worker",
+    "REGISTRY_SERVER": "myregistry.azurecr.io",
+    "OUTPUT_ACCOUNT_URL": "https://account.blob.core.windows.net",
+    "CALLBACK_BASE_URL": "https://videodl.example.net/",
+    "CALLBACK_SIGNING_KEY": KEY,
+    "WEBSITE_SITE_NAME": "videodl",
+}
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "0123456789abcdef0123456789abcdef",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "a--b",
+        "-leading-and-trailing-",
+        "under_score.dot",
+        "x" * 200,
+        "é",
+        "---",
+        "",
+    ],
+)
+def test_group_names_follow_the_aci_rules(job_id: str) -> None:
+    name = group_name(job_id)
+
+    assert name.startswith("dl-")
+    assert 1 <= len(name) <= 63
+    assert VALID_NAME.fullmatch(name), name
+    assert "--" not in name
+
+
+def test_a_generated_instance_id_keeps_its_readable_name() -> None:
+    assert group_name("0123456789abcdef0123456789abcdef") == "dl-0123456789abcdef0123456789abcdef"
+
+
+def test_ids_that_sanitize_alike_get_different_names() -> None:
+    ids = ["Job-1", "job-1", "job_1", "job.1", "x" * 100 + "a", "x" * 100 + "b"]
+
+    assert len({group_name(i) for i in ids}) == len(ids)
+
+
+def test_names_are_stable() -> None:
+    assert group_name("Job_1") == group_name("Job_1")
+
+
+def spec_for(request: DownloadRequest, **env: str):
+    settings = load_settings(environ={**ACI, **env})
+    return settings, build_container_spec(request, settings, "job1", CREATED, DEADLINE)
+
+
+def test_env_contract_round_trips_through_the_worker_parser() -> None:
+    request = DownloadRequest("https://youtu.be/x", "audio", 720, None, "mp3")
+    settings, spec = spec_for(request)
+
+    worker = parse_worker_env(spec.environment())
+
+    assert (worker.job_id, worker.url, worker.format, worker.audio_format) == ("job1", request.url, "audio", "mp3")
+    assert worker.max_height == 720
+    assert worker.timeout_seconds == 7200
+    assert worker.callback_url == "https://videodl.example.net/api/jobs/job1/status"
+    assert verify_job_token(KEY, "job1", worker.callback_token)
+    assert worker.output_account_url == settings.output_account_url
+    assert worker.client_id == "client-id-worker"
+    assert worker.allowed_hosts == settings.allowed_hosts
+    assert worker.allow_private_addresses is False
+
+
+def test_secrets_go_only_to_secure_env() -> None:
+    _, spec = spec_for(
+        DownloadRequest("https://youtu.be/x"),
+        OUTPUT_ACCOUNT_URL="",
+        OUTPUT_CONNECTION_STRING="AccountKey=very-secret-account-key",
+    )
+    plain, secure = dict(spec.env), dict(spec.secure_env)
+
+    assert set(secure) == {E.CALLBACK_TOKEN, E.OUTPUT_CONNECTION_STRING}
+    assert secure[E.CALLBACK_TOKEN] == job_token(KEY, "job1")
+    assert not set(secure) & set(plain)
+    flat = repr(spec) + " ".join(plain.values())
+    assert "very-secret-account-key" not in flat
+    assert job_token(KEY, "job1") not in flat
+    assert KEY not in flat + " ".join(secure.values())  # the signing key itself never leaves the app
+
+
+def test_account_url_wins_over_connection_string() -> None:
+    _, spec = spec_for(DownloadRequest("https://youtu.be/x"), OUTPUT_CONNECTION_STRING="AccountKey=k")
+
+    assert E.OUTPUT_CONNECTION_STRING not in dict(spec.secure_env)
+    assert dict(spec.env)[E.OUTPUT_ACCOUNT_URL] == "https://account.blob.core.windows.net"
+
+
+def test_tags_identity_and_resources() -> None:
+    _, spec = spec_for(DownloadRequest("https://youtu.be/x"), WORKER_CPU="2", WORKER_MEMORY_GB="3.5")
+
+    assert spec.tag_map() == {
+        "managedBy": "videodl",
+        "jobId": "job1",
+        "createdAt": "2026-01-02T03:04:05Z",
+        "deadline": "2026-01-02T05:04:05Z",
+    }
+    assert spec.name == "dl-job1"
+    assert (spec.cpu, spec.memory_gb, spec.location) == (2.0, 3.5, "westeurope")
+    assert spec.identity_resource_id == ACI["WORKER_IDENTITY_RESOURCE_ID"]
+
+
+def test_image_is_pulled_with_the_worker_identity_unless_credentials_are_configured() -> None:
+    _, by_identity = spec_for(DownloadRequest("https://youtu.be/x"))
+    _, by_password = spec_for(
+        DownloadRequest("https://youtu.be/x"), REGISTRY_USERNAME="puller", REGISTRY_PASSWORD="registry-secret"
+    )
+
+    assert by_identity.registry is not None
+    assert by_identity.registry.identity == ACI["WORKER_IDENTITY_RESOURCE_ID"]
+    assert by_identity.registry.password is None
+    assert by_password.registry is not None
+    assert (by_password.registry.username, by_password.registry.identity) == ("puller", None)
+    assert "registry-secret" not in repr(by_password)
+
+
+def test_video_requests_do_not_set_an_audio_format_or_height_when_absent() -> None:
+    _, spec = spec_for(DownloadRequest("https://youtu.be/x"))
+
+    assert E.JOB_AUDIO_FORMAT not in dict(spec.env)
+    assert E.JOB_MAX_HEIGHT not in dict(spec.env)
