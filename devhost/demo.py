@@ -26,8 +26,9 @@ from videojob.settings import DEFAULT_ALLOWED_HOSTS, read_local_settings
 from . import media, stack
 
 SAMPLE_NAME = "sample.mp4"
-SAMPLE_SECONDS = 4
-SAMPLE_BYTES_PER_SECOND = 96 * 1024  # slow enough to watch the progress bar move
+SAMPLE_SECONDS = 5
+SAMPLE_SIZE, SAMPLE_BITRATE = "1280x720", "6M"  # about 4 MB: the worker reads 1 MiB at a time
+SAMPLE_BYTES_PER_SECOND = 1.5 * 1024 * 1024  # slow enough to watch the progress bar move
 
 
 def say(message: str) -> None:
@@ -75,7 +76,7 @@ def run(url: str | None, workdir: Path) -> int:
             say(str(e))
             return 1
         say(f"making a {SAMPLE_SECONDS} s sample clip with ffmpeg")
-        media.make_clip(clips / SAMPLE_NAME, seconds=SAMPLE_SECONDS)
+        media.make_clip(clips / SAMPLE_NAME, seconds=SAMPLE_SECONDS, size=SAMPLE_SIZE, video_bitrate=SAMPLE_BITRATE)
     else:
         clips.mkdir(parents=True, exist_ok=True)
     with stack.run_azurite() as azurite, media.serve_directory(clips, SAMPLE_BYTES_PER_SECOND) as server:

@@ -29,15 +29,19 @@ def require_ffmpeg() -> None:
         )
 
 
-def make_clip(path: Path, seconds: float = 4, size: str = "640x360", rate: int = 25) -> Path:
+def make_clip(path: Path, seconds: float = 4, size: str = "640x360", rate: int = 25,
+              video_bitrate: str | None = None) -> Path:
     """An H.264/AAC MP4 test pattern with a tone: real media the worker's ffprobe check accepts."""
     require_ffmpeg()
     path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
+        # Noise keeps x264 from compressing the pattern below the asked-for bitrate.
+        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}"
+        + (",noise=alls=30:allf=t" if video_bitrate else ""),
         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        *(["-b:v", video_bitrate, "-maxrate", video_bitrate, "-bufsize", video_bitrate] if video_bitrate else []),
         "-c:a", "aac", "-b:a", "96k", "-shortest", "-movflags", "+faststart", str(path),
     ]
     subprocess.run(cmd, check=True, timeout=120)

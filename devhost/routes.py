@@ -10,14 +10,21 @@ _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}")
 
 @lru_cache(maxsize=256)
 def compile_route(template: str) -> re.Pattern[str]:
-    out, pos = [], 0
-    for m in _PARAM.finditer(template):
-        out.append(re.escape(template[pos:m.start()]))
-        catch_all, name, optional = m.groups()
-        body = ".*" if catch_all else "[^/]+"
-        out.append(f"(?P<{name}>{body}){'?' if optional else ''}")
-        pos = m.end()
-    out.append(re.escape(template[pos:]))
+    out = []
+    for i, segment in enumerate(template.strip("/").split("/")):
+        sep = "/" if i else ""
+        whole = _PARAM.fullmatch(segment)
+        if whole and (whole.group(1) or whole.group(3)):  # `{*rest}` or `{name?}`: the segment may be absent
+            body = ".*" if whole.group(1) else "[^/]+"
+            out.append(f"(?:{sep}(?P<{whole.group(2)}>{body}))?")
+            continue
+        pattern, pos = [], 0
+        for m in _PARAM.finditer(segment):
+            pattern.append(re.escape(segment[pos:m.start()]))
+            pattern.append(f"(?P<{m.group(2)}>[^/]+)")
+            pos = m.end()
+        pattern.append(re.escape(segment[pos:]))
+        out.append(re.escape(sep) + "".join(pattern))
     return re.compile("".join(out), re.IGNORECASE)
 
 

@@ -244,7 +244,8 @@ def request_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
     client = Client(args.base_url, args.key)
     try:

@@ -18,14 +18,17 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from typing import TYPE_CHECKING, Protocol
 
 from videojob.contract import BlobResult, ErrorCode, JobError
 
 from .errors import JobFailed, clean_message
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+# The SDK is imported where it is used: importing it takes a few hundred milliseconds, which
+# the job spends while the download runs (it builds the sink in the background).
 
 log = logging.getLogger("worker.blob")
 
@@ -121,6 +124,8 @@ class AzureBlobSink:
         block_bytes: int = 8 * 1024 * 1024,
         concurrency: int = 4,
     ) -> AzureBlobSink:
+        from azure.storage.blob import BlobServiceClient
+
         # Blocks above 4 MiB and no single-shot put above one block: memory stays flat.
         sizes = {"max_block_size": block_bytes, "max_single_put_size": block_bytes}
         if connection_string:
@@ -141,6 +146,14 @@ class AzureBlobSink:
         return cls(service, container, block_bytes=block_bytes, concurrency=concurrency)
 
     def upload(self, request: UploadRequest, on_progress: UploadProgress, checkpoint: Checkpoint) -> BlobResult:
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+        )
+        from azure.storage.blob import ContentSettings
+
         blob = self._service.get_blob_client(self._container, request.name)
         size = request.path.stat().st_size
         settings = ContentSettings(content_type=request.content_type, content_disposition=request.content_disposition)

@@ -40,8 +40,28 @@ class WorkerConfig:
     tuning: Tuning = field(default_factory=Tuning)
 
     @property
+    def blob_endpoint(self) -> str | None:
+        """The blob service URL, without the SDK: from the account URL or the connection string."""
+        e = self.env
+        if e.output_account_url:
+            return e.output_account_url
+        return blob_endpoint_from_connection_string(e.output_connection_string or "")
+
+    @property
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(allowed_hosts=self.env.allowed_hosts, allow_private_addresses=self.env.allow_private_addresses)
+
+
+def blob_endpoint_from_connection_string(connection_string: str) -> str | None:
+    parts = dict(
+        p.split("=", 1) for p in connection_string.split(";") if "=" in p
+    )  # values may hold '=' (base64 keys): split once
+    if parts.get("BlobEndpoint"):
+        return parts["BlobEndpoint"]
+    account, suffix = parts.get("AccountName"), parts.get("EndpointSuffix", "core.windows.net")
+    if not account:
+        return None
+    return f"{parts.get('DefaultEndpointsProtocol', 'https')}://{account}.blob.{suffix}"
 
 
 def load_config(environ: Mapping[str, str], tuning: Tuning | None = None) -> WorkerConfig:

@@ -12,6 +12,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from .reporter import Reporter
 from .verify import ProbeResult, verify
 
 log = logging.getLogger("worker.job")
+_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
 
 DOWNLOADING, PROCESSING, UPLOADING = "downloading", "processing", "uploading"
 
@@ -174,10 +176,11 @@ def run_job(
     try:
         reporter.started(DOWNLOADING)
         check_job_url(config)
-        sink = sink_factory()
+        # The blob client (and its SDK import) is built while the download runs.
+        sink_future = _background.submit(sink_factory)
         workdir = work.create()
         steps.checkpoint()
-        endpoints = (address_guard.endpoint_of(env.callback_url), address_guard.endpoint_of(sink.endpoint_url))
+        endpoints = (address_guard.endpoint_of(env.callback_url), address_guard.endpoint_of(config.blob_endpoint or ""))
         policy = address_guard.GuardPolicy(
             allow_private_addresses=env.allow_private_addresses,
             trusted=address_guard.resolve_trusted(ep for ep in endpoints if ep),
@@ -196,6 +199,7 @@ def run_job(
         info = media_info(media, probe)
 
         steps.on_phase(UPLOADING)
+        sink = sink_future.result()
         blob = sink.upload(upload_request(config, media, info), steps.on_upload_progress, steps.checkpoint)
         steps.checkpoint()
         result = JobResult(blob=blob, media=info)

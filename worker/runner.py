@@ -19,15 +19,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from videojob.contract import ErrorCode, JobError
 
-from .blob_sink import AzureBlobSink, BlobSink
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
 from .downloader import Downloader, DownloadTuning, YtDlpDownloader
 from .job import Outcome, WorkArea, run_job
 from .reporter import HttpCallbackTransport, Reporter
+
+if TYPE_CHECKING:
+    from .blob_sink import BlobSink
 
 log = logging.getLogger("worker")
 
@@ -50,6 +53,8 @@ def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
     e, t = config.env, config.tuning
 
     def make() -> BlobSink:
+        from .blob_sink import AzureBlobSink  # the SDK import overlaps the download (see job)
+
         return AzureBlobSink.from_target(
             container=e.output_container,
             account_url=e.output_account_url,

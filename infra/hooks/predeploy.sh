@@ -40,12 +40,9 @@ else
 fi
 tar -cf - -T "$work/files" | tar -xf - -C "$context"
 
-if command -v sha256sum >/dev/null 2>&1; then
-  hash() { sha256sum; }
-else
-  hash() { shasum -a 256; }
-fi
-digest="$(cd "$context" && find worker videojob -type f -print0 | LC_ALL=C sort -z | xargs -0 cat | hash | cut -c1-16)"
+if command -v sha256sum >/dev/null 2>&1; then hash_cmd="sha256sum"; else hash_cmd="shasum -a 256"; fi
+# Names and contents of the worker's sources: the same sources give the same tag on any machine.
+digest="$(cd "$context" && find worker videojob -type f -print0 | LC_ALL=C sort -z | xargs -0 $hash_cmd | $hash_cmd | cut -c1-16)"
 tag="src-$digest"
 image="$AZURE_CONTAINER_REGISTRY_ENDPOINT/$repository:$tag"
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
 from devhost.media import MediaServer
 from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MULTI_SECONDS
 from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
+from videojob.tokens import job_token
 
 # The deadline scenario's job starts with the suite: its minute overlaps the other scenarios.
 pytestmark = pytest.mark.usefixtures("stuck_job")
@@ -111,7 +113,8 @@ def test_a_forged_callback_is_refused_and_the_job_is_unaffected(local: LocalStac
 
     wrong = http("POST", callback, forged, {"Authorization": "Bearer not-the-token"})[0]
     missing = http("POST", callback, forged)[0]
-    other_jobs_token = http("POST", callback, forged, {"Authorization": f"Bearer {job.id}"})[0]
+    leaked = job_token(local.env["CALLBACK_SIGNING_KEY"], "some-other-job")
+    other_jobs_token = http("POST", callback, forged, {"Authorization": f"Bearer {leaked}"})[0]
     done = job.wait_done(timeout=60)
 
     assert (wrong, missing, other_jobs_token) == (401, 401, 401)
@@ -138,12 +141,33 @@ def test_five_jobs_at_once_complete_without_cross_talk(local: LocalStack, fast_m
         assert_gone(local, job)
 
 
+def test_the_cli_submits_follows_progress_and_prints_the_output(local: LocalStack, slow_media: MediaServer):
+    base = ["--base-url", local.devhost.base_url, "--poll", "0.3"]
+
+    run = cli(*base, "submit", slow_media.url("sample.mp4"), "--wait")
+    output = json.loads(run.stdout)
+    status = cli(*base, "status", output["jobId"])
+    cancel = cli(*base, "cancel", output["jobId"])
+
+    assert run.returncode == 0, run.stderr
+    assert output["state"] == "succeeded" and output["blob"]["sha256"]
+    progress = [line for line in run.stderr.splitlines() if line.startswith("downloading")]
+    assert any("%" in line and "ETA" in line for line in progress), run.stderr
+    assert status.returncode == 0 and json.loads(status.stdout)["runtimeStatus"] == "Completed"
+    assert cancel.returncode == 2 and "409" in cancel.stderr
+
+
 def test_a_worker_that_never_calls_back_fails_the_job_at_its_deadline(local: LocalStack, stuck_job: Job):
     done = stuck_job.wait_done(timeout=DEADLINE_SECONDS + 60)
 
     assert done["runtimeStatus"] == "Failed", done
     assert error_code(done) == "deadline_exceeded"
     assert_gone(local, stuck_job)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "videojob.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 def probe_duration(data: bytes) -> float:

@@ -34,7 +34,8 @@ def make_hls(source: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     _ffmpeg(
         "-i", str(source), "-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
-        "-master_pl_name", "master.m3u8", "-hls_segment_filename", str(out_dir / "seg%d.ts"), str(out_dir / "index.m3u8"),
+        "-master_pl_name", "master.m3u8", "-hls_segment_filename", str(out_dir / "seg%d.ts"),
+        str(out_dir / "index.m3u8"),
     )  # fmt: skip
     return out_dir / "master.m3u8"
 
@@ -63,5 +64,16 @@ def make_dash(source: Path, out_dir: Path) -> Path:
 
 
 def make_html_without_media(path: Path) -> Path:
-    path.write_text("<!doctype html><html><head><title>Nothing to see</title></head><body><p>No video.</p></body></html>")
+    path.write_text("<!doctype html><html><head><title>Nothing to see</title></head><body><p>Hi.</p></body></html>\n")
+    return path
+
+
+def make_noisy(path: Path, *, seconds: int = 4) -> Path:
+    """Noise barely compresses: about 7 MB per second at 640x360, so big files come quickly."""
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+        "-t", str(seconds), "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8",
+        "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(path),
+    )  # fmt: skip
     return path

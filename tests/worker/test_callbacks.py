@@ -44,7 +44,9 @@ def test_a_job_reports_started_progress_per_phase_then_succeeded(
 def test_without_throttling_download_progress_is_reported(
     media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, workspace: Path
 ) -> None:
-    env = worker_env(job_id=uuid.uuid4().hex, url=media_server.url("hls/master.m3u8"), callbacks=callbacks, azurite=azurite)
+    env = worker_env(
+        job_id=uuid.uuid4().hex, url=media_server.url("hls/master.m3u8"), callbacks=callbacks, azurite=azurite
+    )
     assert main(env, tuning=FAST) == 0
     downloading = [b for b in callbacks.accepted() if b["state"] == "progress" and b["phase"] == "downloading"]
     assert downloading
@@ -62,7 +64,9 @@ def test_the_reporter_retries_on_503_and_keeps_the_order() -> None:
         reporter.started()
         assert reporter.failed(JobError("internal", "boom"), timeout=10)
     statuses = [(r.body["seq"], r.body["state"], r.status) for r in receiver.received]
-    assert statuses == [(1, "started", 503), (1, "started", 503), (1, "started", 202), (2, "failed", 503), (2, "failed", 202)]
+    assert statuses == [
+        (1, "started", 503), (1, "started", 503), (1, "started", 202), (2, "failed", 503), (2, "failed", 202)
+    ]  # fmt: skip
 
 
 def test_the_reporter_gives_up_after_its_attempts() -> None:
@@ -93,7 +97,9 @@ def test_a_job_whose_callback_answers_410_stops_and_sends_nothing_more(
     media_server: MediaServer, azurite: Azurite, workspace: Path
 ) -> None:
     with run_callback_receiver(answers=[410]) as receiver:
-        env = worker_env(job_id=uuid.uuid4().hex, url=media_server.url("hls/master.m3u8"), callbacks=receiver, azurite=azurite)
+        env = worker_env(
+        job_id=uuid.uuid4().hex, url=media_server.url("hls/master.m3u8"), callbacks=receiver, azurite=azurite
+    )
         assert main(env, tuning=FAST) != 0
     assert len(receiver.received) == 1
     assert list(workspace.iterdir()) == []

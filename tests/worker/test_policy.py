@@ -112,7 +112,7 @@ def test_the_format_respects_the_requested_height() -> None:
         ("  ..hidden  ", "hidden"),
         ("Ünïcødé 日本語", "Ünïcødé 日本語"),
         ("line\nbreak\ttab", "line break tab"),
-        ("%2e%2e/#frag", "_2e_2e_frag"),
+        ("%2e%2e/#frag", "2e_2e_frag"),
         (None, "media"),
         ("////", "media"),
     ],

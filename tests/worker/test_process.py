@@ -30,7 +30,9 @@ def test_the_worker_process_downloads_uploads_reports_and_exits_0(
     media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    env = worker_env(job_id=uuid.uuid4().hex, url=media_server.url("dash/manifest.mpd"), callbacks=callbacks, azurite=azurite)
+    env = worker_env(
+        job_id=uuid.uuid4().hex, url=media_server.url("dash/manifest.mpd"), callbacks=callbacks, azurite=azurite
+    )
     proc = start_worker(env, tmp_path / "tmp")
     out, err = proc.communicate(timeout=120)
 
@@ -47,7 +49,9 @@ def test_the_worker_process_downloads_uploads_reports_and_exits_0(
 def test_sigterm_reports_cancelled_removes_its_files_and_exits(
     media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, tmp_path: Path
 ) -> None:
-    env = worker_env(job_id=uuid.uuid4().hex, url=media_server.url("slow/clip.mp4"), callbacks=callbacks, azurite=azurite)
+    env = worker_env(
+        job_id=uuid.uuid4().hex, url=media_server.url("slow/clip.mp4"), callbacks=callbacks, azurite=azurite
+    )
     proc = start_worker(env, tmp_path / "tmp")
     try:
         downloading = callbacks.wait_for(
@@ -64,7 +68,9 @@ def test_sigterm_reports_cancelled_removes_its_files_and_exits(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_a_broken_env_exits_non_zero_naming_the_variable(callbacks: CallbackReceiver, azurite: Azurite, tmp_path: Path) -> None:
+def test_a_broken_env_exits_non_zero_naming_the_variable(
+    callbacks: CallbackReceiver, azurite: Azurite, tmp_path: Path
+) -> None:
     env = worker_env(job_id="j", url="http://127.0.0.1/x.mp4", callbacks=callbacks, azurite=azurite)
     del env[E.JOB_URL]
     proc = start_worker(env, tmp_path / "tmp")

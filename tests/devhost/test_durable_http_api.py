@@ -1,0 +1,153 @@
+"""The devhost as the Durable extension: replay, activities, timers, events and the HTTP API,
+driven through HTTP only with the tiny sample app."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from tests.devhost.conftest import SampleHost
+from tests.e2e.harness import Job, http
+
+WEBHOOK = "/runtime/webhooks/durabletask"
+
+
+def start(sample: SampleHost, name: str, body: object = None) -> Job:
+    code, links = http("POST", f"{sample.base}/api/start/{name}", body)
+    assert code == 202, links
+    return Job(links["id"], links)
+
+
+def ping(sample: SampleHost, job: Job, payload: object) -> int:
+    return http("POST", f"{sample.base}/api/ping/{job.id}", payload)[0]
+
+
+def test_activities_timers_and_an_event_run_to_completion_with_extension_shaped_history(sample: SampleHost):
+    job = start(sample, "pipeline", {"sleep": 1, "wait": 30})
+    job.wait(lambda b: (b.get("customStatus") or {}).get("stage") == "waiting", timeout=20)
+
+    assert ping(sample, job, {"hello": "world"}) == 202
+    done = job.wait_done(timeout=20)
+
+    assert done["runtimeStatus"] == "Completed"
+    out = done["output"]
+    assert out["first"]["echo"] == {"step": 1}
+    assert out["second"]["echo"]["previous"] == out["first"]
+    assert json.loads(out["ping"]) == {"hello": "world"}  # the Python client encodes event data twice
+    assert [r["echo"]["step"] for r in out["both"]] == [3, 4]
+    code, full = http("GET", f"{job.links['statusQueryGetUri']}&showHistory=true&showHistoryOutput=true")
+    kinds = [e["EventType"] for e in full["historyEvents"]]
+    assert code == 200
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionCompleted"
+    assert kinds.count("TaskCompleted") == 4 and kinds.count("TimerFired") == 1 and "EventRaised" in kinds
+
+
+def test_an_event_raised_before_the_orchestrator_waits_is_delivered_later(sample: SampleHost):
+    job = start(sample, "pipeline", {"sleep": 2, "wait": 30})
+    job.wait(lambda b: (b.get("customStatus") or {}).get("stage") == "sleeping", timeout=20)
+
+    assert ping(sample, job, {"early": True}) == 202
+    done = job.wait_done(timeout=20)
+
+    assert json.loads(done["output"]["ping"]) == {"early": True}
+
+
+def test_an_unanswered_wait_times_out_on_a_durable_timer(sample: SampleHost):
+    job = start(sample, "pipeline", {"sleep": 0, "wait": 1})
+
+    done = job.wait_done(timeout=20)
+
+    assert done["runtimeStatus"] == "Completed" and done["output"]["ping"] is None
+
+
+def test_activity_retries_follow_the_retry_options(sample: SampleHost, tmp_path):
+    recovers = start(sample, "retrying", {"counter": str(tmp_path / "a"), "failures": 2})
+    gives_up = start(sample, "retrying", {"counter": str(tmp_path / "b"), "failures": 9})
+
+    ok, failed = recovers.wait_done(timeout=20), gives_up.wait_done(timeout=20)
+
+    assert ok["runtimeStatus"] == "Completed" and ok["output"] == "ok after 3"
+    assert failed["runtimeStatus"] == "Failed"
+    assert "Activity function 'flaky' failed: attempt 3 failed" in failed["output"]
+    assert (tmp_path / "b").read_text() == "3"
+
+
+def test_a_failing_orchestrator_is_failed_with_its_message_and_last_custom_status(sample: SampleHost):
+    job = start(sample, "failing")
+
+    done = job.wait_done(timeout=20)
+    code, _ = http("GET", job.links["statusQueryGetUri"])
+
+    assert code == 200
+    assert done["runtimeStatus"] == "Failed"
+    assert done["output"] == "Orchestrator function 'failing' failed: deadline_exceeded: the job took too long"
+    assert done["customStatus"] == {"phase": "failed"}
+
+
+def test_status_codes_follow_the_extension(sample: SampleHost):
+    unknown = f"{sample.base}{WEBHOOK}/instances/{uuid.uuid4().hex}"
+    job = start(sample, "pipeline", {"sleep": 30})
+    job.wait(lambda b: b["runtimeStatus"] == "Running", timeout=20)
+    status_url = job.links["statusQueryGetUri"]
+
+    running = http("GET", status_url)[0]
+    raise_url = job.links["sendEventPostUri"].replace("{eventName}", "Ping")
+    not_json = http("POST", raise_url, None, {"Content-Type": "text/plain"})[0]
+    raised = http("POST", raise_url, {"a": 1})[0]
+    terminated = http("POST", job.links["terminatePostUri"].replace("{text}", "enough"))[0]
+    terminated_again = http("POST", job.links["terminatePostUri"].replace("{text}", "enough"))[0]
+    raised_late = http("POST", raise_url, {"a": 1})[0]
+    final = job.status()
+    purged = http("DELETE", job.links["purgeHistoryDeleteUri"])
+    purged_again = http("DELETE", job.links["purgeHistoryDeleteUri"])[0]
+
+    assert http("GET", unknown)[0] == 404
+    assert http("POST", f"{unknown}/terminate?reason=x")[0] == 404
+    assert http("POST", f"{unknown}/raiseEvent/Ping", {})[0] == 404
+    assert (running, not_json, raised) == (202, 400, 202)
+    assert (terminated, terminated_again, raised_late) == (202, 410, 410)
+    assert final["runtimeStatus"] == "Terminated" and final["output"] == "enough"
+    assert purged == (200, {"instancesDeleted": 1})
+    assert purged_again == 404 and http("GET", status_url)[0] == 404
+
+
+def test_the_client_rpc_starts_by_name_and_refuses_unknown_or_duplicate_ones(sample: SampleHost):
+    rpc = f"{sample.base}/durabletask/orchestrators"
+    fixed_id = uuid.uuid4().hex
+
+    first = http("POST", f"{rpc}/pipeline/{fixed_id}", json.dumps({"sleep": 30}))
+    duplicate = http("POST", f"{rpc}/pipeline/{fixed_id}", json.dumps({}))[0]
+    unknown = http("POST", f"{rpc}/no_such_orchestrator", None)
+
+    assert first[0] == 202 and first[1]["id"] == fixed_id
+    assert duplicate == 409
+    assert unknown[0] == 400 and "no_such_orchestrator" in unknown[1]["ExceptionMessage"]
+    assert http("POST", f"{sample.base}{WEBHOOK}/instances/{fixed_id}/terminate?reason=done")[0] == 202
+
+
+def test_the_timer_trigger_runs_on_its_schedule(sample: SampleHost):
+    end = time.monotonic() + 10
+    while time.monotonic() < end and len(_ticks(sample)) < 2:
+        time.sleep(0.2)
+
+    assert len(_ticks(sample)) >= 2
+
+
+def test_a_crashed_devhost_resumes_its_instances_and_fires_overdue_timers(sample: SampleHost):
+    job = start(sample, "pipeline", {"sleep": 1, "wait": 60})
+    job.wait(lambda b: (b.get("customStatus") or {}).get("stage") == "sleeping", timeout=20)
+
+    sample.devhost.kill()
+    time.sleep(1.5)  # the timer falls due while no host runs
+    sample.start()
+    job.wait(lambda b: (b.get("customStatus") or {}).get("stage") == "waiting", timeout=20)
+    assert ping(sample, job, {"after": "restart"}) == 202
+    done = job.wait_done(timeout=20)
+
+    assert done["runtimeStatus"] == "Completed"
+    assert json.loads(done["output"]["ping"]) == {"after": "restart"}
+
+
+def _ticks(sample: SampleHost) -> list[str]:
+    return sample.ticks.read_text().splitlines() if sample.ticks.exists() else []

@@ -1,0 +1,129 @@
+"""The devhost's pure parts: NCRONTAB schedules, action planning, settings merging, routes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devhost import config
+from devhost import history as H
+from devhost.actions import ReplayError, plan_actions
+from devhost.routes import match_route
+from devhost.schedule import ScheduleError, parse_schedule, resolve_setting_reference
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 */10 * * * *", T0, T0 + timedelta(minutes=10)),
+        ("*/3 * * * * *", T0, T0 + timedelta(seconds=3)),
+        ("30 15 9 * * *", T0, datetime(2026, 1, 2, 9, 15, 30, tzinfo=UTC)),
+        ("0 0 0 * * Mon", T0, datetime(2026, 1, 5, tzinfo=UTC)),  # 2026-01-01 is a Thursday
+        ("0 0 0 1 Feb *", T0, datetime(2026, 2, 1, tzinfo=UTC)),
+        ("0 5-7 * * * *", T0 + timedelta(minutes=6), T0 + timedelta(minutes=7)),
+    ],
+)
+def test_schedules_fire_at_the_next_matching_second(expression: str, after: datetime, expected: datetime):
+    assert parse_schedule(expression).next_after(after) == expected
+
+
+@pytest.mark.parametrize("expression", ["* * * * *", "61 * * * * *", "*/0 * * * * *", "x * * * * *"])
+def test_malformed_schedules_are_refused(expression: str):
+    with pytest.raises(ScheduleError):
+        parse_schedule(expression)
+
+
+def test_a_schedule_can_name_an_app_setting():
+    assert resolve_setting_reference("%SWEEP_SCHEDULE%", {"SWEEP_SCHEDULE": "0 * * * * *"}) == "0 * * * * *"
+    with pytest.raises(ScheduleError, match="SWEEP_SCHEDULE"):
+        resolve_setting_reference("%SWEEP_SCHEDULE%", {})
+
+
+def activity(name: str, value: object = None) -> dict:
+    return {"actionType": 0, "functionName": name, "input": json.dumps(value)}
+
+
+def timer(at: datetime, cancelled: bool = False) -> dict:
+    return {"actionType": 5, "fireAt": H.format_timestamp(at), "isCanceled": cancelled}
+
+
+def test_only_actions_without_a_history_entry_are_new_work():
+    history = [H.task_scheduled(T0, 0, "create", "{}"), H.task_completed(T0, 0, '"ok"')]
+    waiter = {"actionType": 6, "externalEventName": "JobStatus", "reason": "ExternalEvent"}
+    actions = [[activity("create", {}), {"actionType": 11, "compoundActions": [waiter, timer(T0 + timedelta(5))]}]]
+
+    plan = plan_actions(actions, history, T0)
+
+    assert plan.activities == []
+    assert [(t.timer_id, t.fire_at) for t in plan.timers] == [(1, T0 + timedelta(5))]
+
+
+def test_a_cancelled_timer_is_recorded_and_reported_for_disarming():
+    history = [H.timer_created(T0, 0, T0 + timedelta(seconds=5))]
+
+    plan = plan_actions([[timer(T0 + timedelta(seconds=5), cancelled=True), activity("next")]], history, T0)
+
+    assert plan.cancelled_timer_ids == {0}
+    assert [(a.task_id, a.name) for a in plan.activities] == [(1, "next")]
+
+
+def test_a_retried_activity_gets_a_retry_timer_then_a_new_attempt():
+    retry = {"actionType": 1, "functionName": "flaky", "input": "null",
+             "retryOptions": {"firstRetryIntervalInMilliseconds": 2000, "maxNumberOfAttempts": 2}}
+    failed = [H.task_scheduled(T0, 0, "flaky", "null"), H.task_failed(T0, 0, "boom", None)]
+
+    after_failure = plan_actions([[retry]], failed, T0)
+    fired = failed + [H.timer_created(T0, 1, T0 + timedelta(seconds=2)), H.timer_fired(T0, 1, T0)]
+    after_timer = plan_actions([[retry]], fired, T0)
+
+    assert [(t.timer_id, t.fire_at) for t in after_failure.timers] == [(1, T0 + timedelta(seconds=2))]
+    assert [(a.task_id, a.name) for a in after_timer.activities] == [(2, "flaky")]
+
+
+def test_a_history_that_does_not_match_the_code_is_a_replay_error():
+    with pytest.raises(ReplayError, match="non-deterministic"):
+        plan_actions([[activity("other")]], [H.task_scheduled(T0, 0, "create", None)], T0)
+
+
+def test_is_played_marks_events_before_the_current_episode():
+    events = [H.orchestrator_started(T0), H.execution_started(T0, "x", None), H.orchestrator_completed(T0),
+              H.orchestrator_started(T0), H.task_completed(T0, 0, "1")]
+
+    assert [e["IsPlayed"] for e in H.with_played_flags(events)] == [True, True, True, False, False]
+
+
+def test_local_settings_are_created_with_a_fresh_signing_key(tmp_path):
+    sample = tmp_path / "sample.json"
+    sample.write_text(json.dumps({"Values": {"CALLBACK_SIGNING_KEY": "", "OUTPUT_CONTAINER": "downloads"}}))
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+
+    assert config.ensure_local_settings(one, sample) and config.ensure_local_settings(two, sample)
+    assert not config.ensure_local_settings(one, sample)
+
+    keys = [json.loads(p.read_text())["Values"]["CALLBACK_SIGNING_KEY"] for p in (one, two)]
+    assert len(keys[0]) >= 48 and keys[0] != keys[1]
+
+
+def test_environment_wins_and_a_loopback_callback_follows_the_port(tmp_path):
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": {"CALLBACK_BASE_URL": "http://127.0.0.1:7071", "OUTPUT_CONTAINER": "a",
+                                               "HEARTBEAT_TIMEOUT_SECONDS": "600"}}))
+    env = {"HEARTBEAT_TIMEOUT_SECONDS": "5"}
+
+    config.apply_settings(settings, 8000, env)
+    explicit = {"CALLBACK_BASE_URL": "https://tunnel.example"}
+    config.apply_settings(settings, 8000, explicit)
+
+    assert env == {"HEARTBEAT_TIMEOUT_SECONDS": "5", "OUTPUT_CONTAINER": "a", "CALLBACK_BASE_URL": "http://127.0.0.1:8000"}
+    assert explicit["CALLBACK_BASE_URL"] == "https://tunnel.example"
+
+
+def test_route_templates_bind_parameters():
+    assert match_route("api/downloads/{id}/cancel", "api/downloads/abc/cancel") == {"id": "abc"}
+    assert match_route("api/downloads/{id}/cancel", "api/downloads/abc") is None
+    assert match_route("api/items/{id:int}/{rest?}", "api/items/7") == {"id": "7"}
+    assert match_route("api/files/{*path}", "api/files/a/b.mp4") == {"path": "a/b.mp4"}
