@@ -27,7 +27,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.support.services import REPO, Azurite, run_azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
-from tests.worker.media_server import MediaServer, serve_media
+from tests.worker.media_server import serve_media
 from videojob import container_env as E
 
 MiB = 1024 * 1024
@@ -106,10 +106,11 @@ def measure(runs: int, media_root: Path) -> None:
     with run_azurite() as azurite, serve_media(media_root) as server, run_callback_receiver() as callbacks:
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.create_container(CONTAINER)
-        baseline_times, worker_runs, small_runs = [], [], []
+        baseline_times, baseline_small, worker_runs, small_runs = [], [], [], []
         with tempfile.TemporaryDirectory() as scratch:
             for i in range(runs):
                 baseline_times.append(run_baseline(server.url("large.mp4"), service, Path(scratch)))
+                baseline_small.append(run_baseline(server.url("small.mp4"), service, Path(scratch)))
                 worker_runs.append(run_worker(server.url("large.mp4"), azurite, callbacks))
                 small_runs.append(run_worker(server.url("small.mp4"), azurite, callbacks))
                 print(
@@ -118,16 +119,15 @@ def measure(runs: int, media_root: Path) -> None:
                     f"(rss {small_runs[-1].peak_rss_mb:.0f} MB)",
                     flush=True,
                 )
-        _report(large, baseline_times, worker_runs, small_runs, server, callbacks)
+        _report(large, baseline_times, baseline_small, worker_runs, small_runs)
 
 
 def _report(
     large: Path,
     baseline_times: list[float],
+    baseline_small: list[float],
     worker_runs: list[WorkerRun],
     small_runs: list[WorkerRun],
-    server: MediaServer,
-    callbacks: CallbackReceiver,
 ) -> None:
     failed = [r for r in worker_runs + small_runs if r.exit_code != 0]
     if failed:
@@ -138,11 +138,16 @@ def _report(
     rss_large = max(r.peak_rss_mb for r in worker_runs)
     rss_small = max(r.peak_rss_mb for r in small_runs)
     ratio = work / base
+    base_small, work_small = min(baseline_small), min(r.seconds for r in small_runs)
+    # What each extra MiB costs, without the fixed start-up (interpreter, imports, extractor lookup).
+    marginal = (work - work_small) / max(base - base_small, 1e-6)
     print()
     print(f"{'':28}{'baseline':>12}{'worker':>12}")
     print(f"{'wall time (s), best run':28}{base:>12.2f}{work:>12.2f}")
     print(f"{'throughput (MiB/s)':28}{size_mib / base:>12.1f}{size_mib / work:>12.1f}")
+    print(f"{'small file wall time (s)':28}{base_small:>12.2f}{work_small:>12.2f}")
     print(f"{'ratio worker/baseline':28}{'':>12}{ratio:>12.2f}   (target <= 1.15)")
+    print(f"{'marginal ratio (large-small)':28}{'':>12}{marginal:>12.2f}   (per-byte cost, start-up excluded)")
     print(f"{'worker peak RSS (MB)':28}{'':>12}{rss_large:>12.0f}   large ({size_mib:.0f} MiB)")
     print(f"{'':28}{'':>12}{rss_small:>12.0f}   small ({small_mib:.0f} MiB)  (target <= 200, flat)")
     print(f"bench: ratio={ratio:.2f} rss_small_mb={rss_small:.0f} rss_large_mb={rss_large:.0f}")

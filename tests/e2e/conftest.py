@@ -21,6 +21,7 @@ from tests.support.services import Azurite
 HEARTBEAT_SECONDS = 5
 DEADLINE_SECONDS = 60
 SLOW_BYTES_PER_SECOND = 32 * 1024
+PACED_BYTES_PER_SECOND = 1024 * 1024
 MULTI_SECONDS = (2, 3, 4, 5, 6)
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
 
@@ -29,6 +30,8 @@ FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("clips")
     media.make_clip(root / "sample.mp4", seconds=4)
+    # About 4 MB: the worker reads 1 MiB blocks, so progress shows between blocks.
+    media.make_clip(root / "big.mp4", seconds=5, size="1280x720", video_bitrate="6M")
     for seconds in MULTI_SECONDS:
         media.make_clip(root / f"clip-{seconds}s.mp4", seconds=seconds, size="320x240")
     return root
@@ -44,6 +47,13 @@ def fast_media(clips: Path) -> Iterator[media.MediaServer]:
 def slow_media(clips: Path) -> Iterator[media.MediaServer]:
     """Slow enough (about 4 s for the sample) to act while the worker is downloading."""
     with media.serve_directory(clips, SLOW_BYTES_PER_SECOND) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def paced_media(clips: Path) -> Iterator[media.MediaServer]:
+    """About 1 MiB/s: a few seconds for big.mp4, with progress reports in between."""
+    with media.serve_directory(clips, PACED_BYTES_PER_SECOND) as server:
         yield server
 
 

@@ -8,6 +8,7 @@ and whether a worker process is still running.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -30,20 +31,20 @@ def wait_until_gone(local: LocalStack, job: Job, timeout: float) -> None:
     job.wait(lambda _: job.group not in local.running_workers(), timeout)
 
 
-def test_a_download_completes_with_a_verified_blob_and_no_worker_left(local: LocalStack, slow_media: MediaServer):
-    job = local.submit(slow_media.url("sample.mp4"))
+def test_a_download_completes_with_a_verified_blob_and_no_worker_left(local: LocalStack, paced_media: MediaServer):
+    job = local.submit(paced_media.url("big.mp4"))
 
     done = job.wait_done(timeout=60)
 
     assert done["runtimeStatus"] == "Completed", done
     out = done["output"]
-    assert out["state"] == "succeeded" and out["url"] == slow_media.url("sample.mp4")
+    assert out["state"] == "succeeded" and out["url"] == paced_media.url("big.mp4")
     assert out["cleanup"] == "deleted"
     data = local.blob_bytes(out["blob"])
     assert sha256(data) == out["blob"]["sha256"] and len(data) == out["blob"]["sizeBytes"]
     assert out["media"]["videoCodec"] and out["media"]["audioCodec"]
     downloading = [s["customStatus"] for s in job.seen if (s.get("customStatus") or {}).get("phase") == "downloading"]
-    assert any(isinstance(c.get("percent"), (int, float)) and c["percent"] > 0 for c in downloading), job.seen
+    assert any(0 < (c.get("percent") or 0) < 100 and c.get("speedBps") for c in downloading), job.seen
     assert_gone(local, job)
 
 
@@ -141,18 +142,18 @@ def test_five_jobs_at_once_complete_without_cross_talk(local: LocalStack, fast_m
         assert_gone(local, job)
 
 
-def test_the_cli_submits_follows_progress_and_prints_the_output(local: LocalStack, slow_media: MediaServer):
+def test_the_cli_submits_follows_progress_and_prints_the_output(local: LocalStack, paced_media: MediaServer):
     base = ["--base-url", local.devhost.base_url, "--poll", "0.3"]
 
-    run = cli(*base, "submit", slow_media.url("sample.mp4"), "--wait")
+    run = cli(*base, "submit", paced_media.url("big.mp4"), "--wait")
     output = json.loads(run.stdout)
     status = cli(*base, "status", output["jobId"])
     cancel = cli(*base, "cancel", output["jobId"])
 
     assert run.returncode == 0, run.stderr
     assert output["state"] == "succeeded" and output["blob"]["sha256"]
-    progress = [line for line in run.stderr.splitlines() if line.startswith("downloading")]
-    assert any("%" in line and "ETA" in line for line in progress), run.stderr
+    percents = [float(m.group(1)) for m in re.finditer(r"^downloading .*\] +([0-9.]+)%.*/s +ETA", run.stderr, re.M)]
+    assert any(0 < p < 100 for p in percents), run.stderr
     assert status.returncode == 0 and json.loads(status.stdout)["runtimeStatus"] == "Completed"
     assert cancel.returncode == 2 and "409" in cancel.stderr
 
