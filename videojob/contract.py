@@ -132,6 +132,8 @@ class DownloadRequest:
     max_height: int | None = None
     deadline_seconds: int | None = None
     audio_format: AudioFormat = "m4a"
+    notify_url: str | None = None
+    """Completion webhook (already checked against the URL policy); None for batch items."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -141,6 +143,7 @@ class DownloadRequest:
                 "maxHeight": self.max_height,
                 "deadlineSeconds": self.deadline_seconds,
                 "audioFormat": self.audio_format if self.format == "audio" else None,
+                "notifyUrl": self.notify_url,
             }
         )
 
@@ -153,7 +156,29 @@ class DownloadRequest:
             max_height=d.get("maxHeight"),
             deadline_seconds=d.get("deadlineSeconds"),
             audio_format=d.get("audioFormat", "m4a"),
+            notify_url=d.get("notifyUrl"),
         )
+
+
+JOB_MODES: tuple[str, ...] = ("download", "list")
+"""`download` fetches one media file; `list` only lists a playlist's entries (flat extraction)."""
+
+
+@dataclass(frozen=True)
+class CostRates:
+    """Per-second container prices (from settings) for the cost estimate in the output."""
+
+    vcpu_second: float = 0.0
+    gb_second: float = 0.0
+    currency: str = "USD"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"vcpuSecond": self.vcpu_second, "gbSecond": self.gb_second, "currency": self.currency}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> CostRates:
+        d = _as_mapping(d, "cost rates")
+        return cls(float(d.get("vcpuSecond", 0.0)), float(d.get("gbSecond", 0.0)), str(d.get("currency", "USD")))
 
 
 @dataclass(frozen=True)
@@ -171,17 +196,38 @@ class JobPlan:
     failed_group_policy: Literal["stop", "delete"] = "stop"
     provision_backoff_seconds: int = 5
     cleanup_max_attempts: int = 5
+    mode: Literal["download", "list"] = "download"
+    max_items: int | None = None
+    """`list` mode: at most this many playlist entries."""
+    max_attempts: int = 1
+    """Attempts for retryable worker failures, each in a fresh container group."""
+    retry_backoff_seconds: int = 30
+    worker_cpu: float = 1.0
+    worker_memory_gb: float = 1.5
+    share_link_hours: int = 0
+    """0: no share link in the output."""
+    cost_rates: CostRates = field(default_factory=CostRates)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "request": self.request.to_wire(),
-            "deadlineSeconds": self.deadline_seconds,
-            "heartbeatTimeoutSeconds": self.heartbeat_timeout_seconds,
-            "provisionMaxAttempts": self.provision_max_attempts,
-            "failedGroupPolicy": self.failed_group_policy,
-            "provisionBackoffSeconds": self.provision_backoff_seconds,
-            "cleanupMaxAttempts": self.cleanup_max_attempts,
-        }
+        return _drop_none(
+            {
+                "request": self.request.to_wire(),
+                "deadlineSeconds": self.deadline_seconds,
+                "heartbeatTimeoutSeconds": self.heartbeat_timeout_seconds,
+                "provisionMaxAttempts": self.provision_max_attempts,
+                "failedGroupPolicy": self.failed_group_policy,
+                "provisionBackoffSeconds": self.provision_backoff_seconds,
+                "cleanupMaxAttempts": self.cleanup_max_attempts,
+                "mode": self.mode,
+                "maxItems": self.max_items,
+                "maxAttempts": self.max_attempts,
+                "retryBackoffSeconds": self.retry_backoff_seconds,
+                "workerCpu": self.worker_cpu,
+                "workerMemoryGb": self.worker_memory_gb,
+                "shareLinkHours": self.share_link_hours,
+                "costRates": self.cost_rates.to_wire(),
+            }
+        )
 
     @classmethod
     def from_wire(cls, d: Any) -> JobPlan:
@@ -194,6 +240,14 @@ class JobPlan:
             failed_group_policy=d.get("failedGroupPolicy", "stop"),
             provision_backoff_seconds=int(d.get("provisionBackoffSeconds", 5)),
             cleanup_max_attempts=int(d.get("cleanupMaxAttempts", 5)),
+            mode=d.get("mode", "download"),
+            max_items=d.get("maxItems"),
+            max_attempts=int(d.get("maxAttempts", 1)),
+            retry_backoff_seconds=int(d.get("retryBackoffSeconds", 30)),
+            worker_cpu=float(d.get("workerCpu", 1.0)),
+            worker_memory_gb=float(d.get("workerMemoryGb", 1.5)),
+            share_link_hours=int(d.get("shareLinkHours", 0)),
+            cost_rates=CostRates.from_wire(d.get("costRates") or {}),
         )
 
 
@@ -300,17 +354,50 @@ class MediaInfo:
         )
 
 
+MAX_PLAYLIST_ENTRIES = 1000
+"""A list-mode result carries at most this many entries (keeps events and histories small)."""
+
+
 @dataclass(frozen=True)
-class JobResult:
-    blob: BlobResult
-    media: MediaInfo = field(default_factory=MediaInfo)
+class PlaylistEntry:
+    url: str
+    title: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        return _drop_none({"url": self.url, "title": self.title})
+
+    @classmethod
+    def from_wire(cls, d: Any) -> PlaylistEntry:
+        d = _as_mapping(d, "entry")
+        url = d.get("url")
+        if not isinstance(url, str) or not url:
+            raise ContractError("a playlist entry needs a 'url'")
+        return cls(url=url[:4096], title=_opt_str(d, "title", 512))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A download job's result (`blob` + `media`), or a list job's (`entries`, `title`)."""
+
+    blob: BlobResult | None = None
+    media: MediaInfo = field(default_factory=MediaInfo)
+    entries: tuple[PlaylistEntry, ...] | None = None
+    title: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.entries is not None:
+            return _drop_none({"entries": [e.to_wire() for e in self.entries], "title": self.title})
+        assert self.blob is not None
         return {"blob": self.blob.to_wire(), "media": self.media.to_wire()}
 
     @classmethod
     def from_wire(cls, d: Any) -> JobResult:
         d = _as_mapping(d, "result")
+        if d.get("entries") is not None:
+            raw = d["entries"]
+            if not isinstance(raw, list) or len(raw) > MAX_PLAYLIST_ENTRIES:
+                raise ContractError(f"'entries' must be a list of at most {MAX_PLAYLIST_ENTRIES} entries")
+            return cls(entries=tuple(PlaylistEntry.from_wire(e) for e in raw), title=_opt_str(d, "title", 512))
         if "blob" not in d:
             raise ContractError("result has no 'blob'")
         return cls(blob=BlobResult.from_wire(d["blob"]), media=MediaInfo.from_wire(d.get("media") or {}))
@@ -354,6 +441,8 @@ class JobStatus:
     result: JobResult | None = None
     error: JobError | None = None
     sent_at: str | None = None
+    attempt: int | None = None
+    """Which attempt (container group) of the job sent it; events of older attempts are stale."""
 
     @property
     def is_terminal(self) -> bool:
@@ -370,6 +459,7 @@ class JobStatus:
                 "result": self.result.to_wire() if self.result else None,
                 "error": self.error.to_wire() if self.error else None,
                 "sentAt": self.sent_at,
+                "attempt": self.attempt,
             }
         )
 
@@ -404,4 +494,51 @@ class JobStatus:
             result=result,
             error=error,
             sent_at=_opt_str(d, "sentAt", 64),
+            attempt=_opt_number(d, "attempt", integer=True),
+        )
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The `download_batch` orchestration input: many URLs (or one playlist) under one window.
+
+    `items` are complete job plans (one per URL, in request order). For a playlist, `items` is
+    empty and `playlist` is a `list`-mode job plan whose entries become items shaped like
+    `item_template` (its request's url is replaced by each entry's). Entry URLs are checked against
+    `allowed_hosts` / `allow_private_addresses` (the URL policy, carried here because an
+    orchestrator may not read settings).
+    """
+
+    items: tuple[JobPlan, ...]
+    max_parallel: int
+    notify_url: str | None = None
+    playlist: JobPlan | None = None
+    item_template: JobPlan | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "items": [i.to_wire() for i in self.items],
+                "maxParallel": self.max_parallel,
+                "notifyUrl": self.notify_url,
+                "playlist": self.playlist.to_wire() if self.playlist else None,
+                "itemTemplate": self.item_template.to_wire() if self.item_template else None,
+                "allowedHosts": list(self.allowed_hosts),
+                "allowPrivateAddresses": self.allow_private_addresses,
+            }
+        )
+
+    @classmethod
+    def from_wire(cls, d: Any) -> BatchPlan:
+        d = _as_mapping(d, "batch plan")
+        return cls(
+            items=tuple(JobPlan.from_wire(i) for i in d.get("items") or ()),
+            max_parallel=int(d["maxParallel"]),
+            notify_url=d.get("notifyUrl"),
+            playlist=JobPlan.from_wire(d["playlist"]) if d.get("playlist") else None,
+            item_template=JobPlan.from_wire(d["itemTemplate"]) if d.get("itemTemplate") else None,
+            allowed_hosts=tuple(d.get("allowedHosts") or ()),
+            allow_private_addresses=bool(d.get("allowPrivateAddresses", False)),
         )

@@ -50,6 +50,16 @@ SETTING_NAMES: tuple[str, ...] = (
     "FAILED_GROUP_RETENTION_SECONDS",
     "SWEEP_SCHEDULE",
     "CONTAINER_BACKEND",
+    "MAX_PARALLEL_JOBS",
+    "MAX_BATCH_URLS",
+    "MAX_PLAYLIST_ITEMS",
+    "DEDUPLICATE",
+    "JOB_MAX_ATTEMPTS",
+    "SHARE_LINK_HOURS",
+    "NOTIFY_SIGNING_KEY",
+    "ACI_PRICE_PER_VCPU_SECOND",
+    "ACI_PRICE_PER_GB_SECOND",
+    "COST_CURRENCY",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
@@ -57,7 +67,7 @@ PLATFORM_VARIABLES: tuple[str, ...] = ("WEBSITE_HOSTNAME", "WEBSITE_SITE_NAME", 
 """Set by the platform or the identity convention, not by us: read, but not app settings we own."""
 
 SECRET_SETTINGS: frozenset[str] = frozenset(
-    {"CALLBACK_SIGNING_KEY", "OUTPUT_CONNECTION_STRING", "REGISTRY_PASSWORD"}
+    {"CALLBACK_SIGNING_KEY", "OUTPUT_CONNECTION_STRING", "REGISTRY_PASSWORD", "NOTIFY_SIGNING_KEY"}
 )
 
 MAX_TIMER_SECONDS = 6 * 24 * 3600 - 60
@@ -102,6 +112,17 @@ class Settings:
     failed_group_retention_seconds: int
     sweep_schedule: str
     app_name: str
+    # Batches, retries, share links, completion webhooks, cost
+    max_parallel_jobs: int = 3
+    max_batch_urls: int = 25
+    max_playlist_items: int = 25
+    deduplicate: bool = False
+    job_max_attempts: int = 3
+    share_link_hours: int = 24
+    notify_signing_key: str | None = None
+    price_per_vcpu_second: float = 0.0000135
+    price_per_gb_second: float = 0.0000015
+    cost_currency: str = "USD"
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -291,4 +312,34 @@ def load_settings(
         failed_group_retention_seconds=r.int("FAILED_GROUP_RETENTION_SECONDS", 86400, 0, 365 * 86400),
         sweep_schedule=parse_schedule(r.str("SWEEP_SCHEDULE", "0 */10 * * * *")),  # type: ignore[arg-type]
         app_name=r.str("WEBSITE_SITE_NAME", "video-downloader"),  # type: ignore[arg-type]
+        max_parallel_jobs=r.int("MAX_PARALLEL_JOBS", 3, 1, 50),
+        max_batch_urls=r.int("MAX_BATCH_URLS", 25, 1, 200),
+        max_playlist_items=r.int("MAX_PLAYLIST_ITEMS", 25, 1, 200),
+        deduplicate=r.bool("DEDUPLICATE", False),
+        job_max_attempts=r.int("JOB_MAX_ATTEMPTS", 3, 1, 10),
+        # A user-delegation SAS lives at most 7 days.
+        share_link_hours=r.int("SHARE_LINK_HOURS", 24, 0, 168),
+        notify_signing_key=_notify_key(r),
+        price_per_vcpu_second=r.float("ACI_PRICE_PER_VCPU_SECOND", 0.0000135, 0.0, 1.0),
+        price_per_gb_second=r.float("ACI_PRICE_PER_GB_SECOND", 0.0000015, 0.0, 1.0),
+        cost_currency=_currency(r),
     )
+
+
+def _notify_key(r: _Reader) -> str | None:
+    """`NOTIFY_SIGNING_KEY`: optional; without it, requests with a `notifyUrl` are refused."""
+    key = r.str("NOTIFY_SIGNING_KEY")
+    if key is None:
+        return None
+    if key.startswith("@Microsoft.KeyVault("):
+        raise SettingsError("setting NOTIFY_SIGNING_KEY is an unresolved Key Vault reference")
+    if len(key) < 32:
+        raise SettingsError("setting NOTIFY_SIGNING_KEY must be at least 32 characters")
+    return key
+
+
+def _currency(r: _Reader) -> str:
+    code = (r.str("COST_CURRENCY") or "USD").upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise SettingsError("setting COST_CURRENCY must be a three-letter currency code")
+    return code
