@@ -1,12 +1,18 @@
-"""Activities: the four container-group operations the `download_job` orchestrator calls.
+"""Activities: the container-group operations the orchestrators call, plus the share link and
+the completion webhook.
 
 Payloads (the one definition is `videojob.activity_wire`, which the orchestrator uses as well):
 
-- `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline"}`
+- `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline", "attempt", "group"}`
+  (`group` is attempt `attempt`'s own: `attempt_group_name(jobId, attempt)`)
   -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
 - `inspect_container_group`: `{"group"}`
   -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
 - `stop_container_group`, `delete_container_group`: `{"group"}` -> `{"ok": true}` or `{"ok": false, "error"}`
+- `create_share_link`: `{"container", "name", "hours"}` -> `{"ok": true, "url", "expiresAt"}` or
+  `{"ok": false, "error"}` (`share_link.py`)
+- `notify_completion`: `{"url", "payload"}` -> `{"ok": true, "status"}` or
+  `{"ok": false, "status"?, "error"}` (`notify.py`)
 
 `error` is `{"code", "message", "retryable"}` (a backend's own code, e.g. the ARM
 `InaccessibleImage`, or `invalid_input` / `configuration` / `unexpected_error`). `logTail` is
@@ -22,6 +28,8 @@ import azure.durable_functions as df
 from videojob import bootstrap
 
 from .container_activities import create_group, delete_group, inspect_group, stop_group
+from .notify import notify_completion_activity
+from .share_link import share_link_activity
 
 bp = df.Blueprint()
 
@@ -44,3 +52,15 @@ def stop_container_group(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 def delete_container_group(payload: dict) -> dict:
     return delete_group(payload, bootstrap.backend)
+
+
+@bp.activity_trigger(input_name="payload")
+def create_share_link(payload: dict) -> dict:
+    """`{"container", "name", "hours"}` -> `{"ok", "url", "expiresAt"}` (read-only SAS URL)."""
+    return share_link_activity(payload, bootstrap.settings)
+
+
+@bp.activity_trigger(input_name="payload")
+def notify_completion(payload: dict) -> dict:
+    """`{"url", "payload"}` -> `{"ok", "status"}`: one signed POST of a job's output."""
+    return notify_completion_activity(payload, bootstrap.settings)

@@ -49,15 +49,27 @@ def _group_of(payload: Any) -> str:
     return group
 
 
+def _group_named_in(payload: Any) -> str:
+    """The group an unusable create input was about (for the answer), or ""."""
+    if not isinstance(payload, dict):
+        return ""
+    if isinstance(payload.get("group"), str):
+        return payload["group"][:63]
+    return group_name(str(payload["jobId"])) if payload.get("jobId") else ""
+
+
 def create_group(payload: Any, settings: Callable[[], Settings], backend: Callable[[], ContainerBackend]) -> dict:
     try:
         job = CreateInput.from_wire(payload)
     except (ContractError, KeyError, TypeError, ValueError, AttributeError) as e:
-        name = group_name(str(payload.get("jobId"))) if isinstance(payload, dict) and payload.get("jobId") else ""
+        name = _group_named_in(payload)
         return CreateResult(False, name, error=_error(INVALID_INPUT, f"create input: {e}", False)).to_wire()
-    name = group_name(job.job_id)
+    name = job.group
     try:
-        spec = build_container_spec(job.request, settings(), job.job_id, job.created_at, job.deadline)
+        spec = build_container_spec(
+            job.request, settings(), job.job_id, job.created_at, job.deadline, job.attempt,
+            mode=job.mode, max_items=job.max_items,
+        )
         logger.info("creating container group %s (image %s)", spec.name, spec.image)
         state = backend().create(spec)
     except Exception as e:  # noqa: BLE001 - every failure is answered, not raised (see module doc)

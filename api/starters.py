@@ -1,4 +1,10 @@
-"""HTTP starters: validate the request, start `download_job`, answer with the check-status JSON."""
+"""HTTP starters: validate the request, start `download_job` (one URL) or `download_batch` (a
+batch or a playlist), answer with the check-status JSON.
+
+Idempotent submits: an `Idempotency-Key` header (or, with `DEDUPLICATE=true`, the request itself)
+names a deterministic instance id; a duplicate answers the existing job's check-status payload
+with `Idempotent-Replayed: true` and starts nothing (see `api.idempotency`).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,29 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import DownloadRequest, JobPlan
+from videojob.idempotency import HEADER, REPLAYED_HEADER, checked_client_key, submission_instance_id
+from videojob.planning import plan_submission
 from videojob.request_parsing import (
     RequestLimits,
     RequestRejected,
-    parse_download_request,
-    parse_seed_request,
+    SingleSubmission,
+    Submission,
+    parse_seed_submission,
+    parse_submission,
 )
 from videojob.settings import Settings
 from videojob.url_policy import UrlPolicy
 
 from .blueprint import bp
-from .responses import DurableUnavailable, check_status_response, durable_call, error_response, unavailable_response
+from .idempotency import start_once
+from .responses import DurableUnavailable, check_status_response, json_response, unavailable_response
 
 log = logging.getLogger(__name__)
 
 ORCHESTRATOR_NAME = "download_job"
+BATCH_ORCHESTRATOR_NAME = "download_batch"
 
-Parser = Callable[[bytes, str | None, RequestLimits], DownloadRequest]
+Parser = Callable[[bytes, str | None, RequestLimits], Submission]
 
 
 def request_limits(settings: Settings) -> RequestLimits:
@@ -35,44 +46,53 @@ def request_limits(settings: Settings) -> RequestLimits:
     return RequestLimits(
         policy=UrlPolicy(settings.allowed_hosts, settings.allow_private_addresses),
         max_deadline_seconds=settings.job_deadline_seconds,
+        max_batch_urls=settings.max_batch_urls,
+        max_playlist_items=settings.max_playlist_items,
+        notify_enabled=settings.notify_signing_key is not None,
     )
 
 
-def job_plan(request: DownloadRequest, settings: Settings) -> JobPlan:
-    return JobPlan(
-        request,
-        deadline_seconds=request.deadline_seconds or settings.job_deadline_seconds,
-        heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
-        provision_max_attempts=settings.provision_max_attempts,
-        failed_group_policy=settings.failed_group_policy,
-    )
+def _describe(submission: Submission) -> str:
+    if isinstance(submission, SingleSubmission):
+        return f"job (format={submission.request.format})"
+    items = getattr(submission, "requests", None)
+    return f"batch of {len(items)}" if items is not None else f"playlist (max {submission.max_items})"
 
 
 async def start_job(req: func.HttpRequest, client: df.DurableOrchestrationClient, parse: Parser) -> func.HttpResponse:
     settings = bootstrap.settings()
     try:
-        request = parse(req.get_body(), req.headers.get("Content-Type"), request_limits(settings))
+        client_key = checked_client_key(req.headers.get(HEADER))
+        submission = parse(req.get_body(), req.headers.get("Content-Type"), request_limits(settings))
     except RequestRejected as e:
         log.info("download request rejected: %s", e.code)
-        return error_response(e.status, e.code, e.message)
-    plan = job_plan(request, settings)
+        return json_response(e.status, e.body())
+    plan = plan_submission(submission, settings)
+    name = ORCHESTRATOR_NAME if isinstance(submission, SingleSubmission) else BATCH_ORCHESTRATOR_NAME
+    instance_id = submission_instance_id(submission, client_key, settings.deduplicate)
     try:
-        instance_id = await durable_call("start_new", client.start_new(ORCHESTRATOR_NAME, None, plan.to_wire()))
+        started = await start_once(client, name, instance_id, plan.to_wire())
     except DurableUnavailable:
         return unavailable_response()
-    log.info("started job %s (format=%s)", instance_id, request.format)
-    return check_status_response(client, req, instance_id)
+    response = check_status_response(client, req, started.instance_id)
+    if started.replayed:
+        log.info("duplicate submit answered with job %s", started.instance_id)
+        response.headers[REPLAYED_HEADER] = "true"
+    else:
+        log.info("started %s %s", _describe(submission), started.instance_id)
+    return response
 
 
 @bp.route(route="downloads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def start_download(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """`POST /api/downloads`: JSON `{"url", "format", ...}` or text/plain with just the URL."""
-    return await start_job(req, client, parse_download_request)
+    """`POST /api/downloads`: JSON `{"url", ...}`, `{"urls": [...], ...}`, `{"url", "playlist": true,
+    ...}`, or text/plain with just the URL."""
+    return await start_job(req, client, parse_submission)
 
 
 @bp.route(route="orchestrator_httpstart", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def orchestrator_httpstart(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """`POST /api/orchestrator_httpstart`: the seed-compatible body, just the URL."""
-    return await start_job(req, client, parse_seed_request)
+    return await start_job(req, client, parse_seed_submission)

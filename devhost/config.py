@@ -1,7 +1,8 @@
 """Settings for the devhost process, merged the way the Functions host does it.
 
 `local.settings.json` ("Values") is created from the sample when missing, with a fresh random
-CALLBACK_SIGNING_KEY (the sample leaves it empty). Environment variables win over the file.
+CALLBACK_SIGNING_KEY and NOTIFY_SIGNING_KEY (the sample leaves both empty); an existing file
+without one of them gets it added. Environment variables win over the file.
 The merged values are put into this process's environment before the app is imported, which
 is what the real host does for its worker.
 """
@@ -18,21 +19,24 @@ from urllib.parse import urlsplit
 from videojob.settings import read_local_settings
 
 SIGNING_KEY = "CALLBACK_SIGNING_KEY"  # noqa: S105 (a setting name)
+NOTIFY_KEY = "NOTIFY_SIGNING_KEY"
+GENERATED_KEYS = (SIGNING_KEY, NOTIFY_KEY)
 CALLBACK_BASE_URL = "CALLBACK_BASE_URL"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def ensure_local_settings(path: Path, sample: Path) -> bool:
-    """Create `path` from `sample` (with a new signing key) if needed; True if it was written."""
+    """Create `path` from `sample` (with new signing keys) if needed; True if it was written."""
     if path.exists():
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if (doc.get("Values") or {}).get(SIGNING_KEY):
+        if all((doc.get("Values") or {}).get(k) for k in GENERATED_KEYS):
             return False
     else:
         doc = json.loads(sample.read_text(encoding="utf-8"))
     values = doc.setdefault("Values", {})
-    if not values.get(SIGNING_KEY):
-        values[SIGNING_KEY] = secrets.token_urlsafe(48)
+    for key in GENERATED_KEYS:
+        if not values.get(key):
+            values[key] = secrets.token_urlsafe(48)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -4,6 +4,13 @@ Runs on the server's asyncio loop. Episodes of one instance run one after anothe
 is drained per episode); different instances run in parallel. Orchestrator code runs in a
 thread through the SDK's handle; activities run for real in a thread pool; timers are armed on
 the loop at their `FireAt` on the real clock and persisted, so a restart fires overdue ones.
+
+Sub-orchestrations run as instances of their own (see `store`): the parent's episode creates
+them, their end queues `SubOrchestrationInstanceCompleted` / `...Failed` for the parent, which
+then runs an episode. Like the Durable extension, terminating (or purging) a parent does not
+touch its children: they run to their own end, and their outcome is dropped because the parent
+no longer waits. Whoever terminates a parent terminates or cancels its children by their ids;
+the sweeper removes the container groups of whatever ended.
 """
 
 from __future__ import annotations
@@ -20,7 +27,17 @@ from typing import Any
 from . import history as H
 from .actions import ReplayError, plan_actions
 from .functions import FunctionIndex, run_activity, run_orchestrator
-from .store import COMPLETED, FAILED, RUNNING, EpisodeResult, Instance, PendingActivity, PendingTimer, Store
+from .store import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    EpisodeResult,
+    Instance,
+    PendingActivity,
+    PendingChild,
+    PendingTimer,
+    Store,
+)
 
 log = logging.getLogger("devhost.engine")
 
@@ -106,6 +123,7 @@ class Engine:
         if not self.store.terminate(instance_id, reason, self.clock()):
             return Answer(410)
         self._disarm_instance(instance_id)
+        self._kick_parent(instance_id)
         log.info("instance %s terminated", instance_id)
         return Answer(202)
 
@@ -186,7 +204,7 @@ class Engine:
                 "input": H.input_text(inst.input),
                 "instanceId": instance_id,
                 "isReplaying": bool(past),
-                "parentInstanceId": None,
+                "parentInstanceId": self.store.parent_of(instance_id),
                 "upperSchemaVersion": 1,
                 "upperSchemaVersionNew": 2,
                 "maximumShortTimerDuration": MAX_SHORT_TIMER,
@@ -199,7 +217,13 @@ class Engine:
         if result.status != RUNNING:
             log.info("instance %s %s", instance_id, result.status.lower())
             self._disarm_instance(instance_id)
+            self._kick_parent(instance_id)
             return
+        for child in result.children:
+            log.info("instance %s started sub-orchestration %s (%s)", instance_id, child.instance_id, child.name)
+            self.kick(child.instance_id)
+        if result.children:
+            self.kick(instance_id)  # a child refused (its id is taken) answers in our own inbox
         for tid in result.cancelled_timer_ids:
             handle = self._timers.pop((instance_id, tid), None)
             if handle:
@@ -226,7 +250,7 @@ class Engine:
             appended = (*new, H.orchestrator_completed(now), H.execution_completed(now, COMPLETED, output))
             return EpisodeResult(consumed, appended, COMPLETED, output, custom)
         try:
-            plan = plan_actions(state.get("actions") or [], past + new, now)
+            plan = plan_actions(state.get("actions") or [], past + new, now, inst.id)
         except ReplayError as e:
             return self._failed(inst, consumed, new, now, str(e))
         appended = (*new, *plan.history_events(now), H.orchestrator_completed(now))
@@ -235,7 +259,15 @@ class Engine:
             activities=tuple(PendingActivity(inst.id, a.task_id, a.name, a.input) for a in plan.activities),
             timers=tuple(PendingTimer(inst.id, t.timer_id, t.fire_at) for t in plan.timers if not t.cancelled),
             cancelled_timer_ids=frozenset(plan.cancelled_timer_ids),
+            children=tuple(
+                PendingChild(inst.id, c.task_id, c.instance_id, c.name, c.input) for c in plan.sub_orchestrations
+            ),
         )
+
+    def _kick_parent(self, instance_id: str) -> None:
+        parent = self.store.parent_of(instance_id)
+        if parent is not None:
+            self.kick(parent)
 
     # -- activities ---------------------------------------------------------------------------
 
@@ -285,30 +317,44 @@ _EVENT_NAMES = {
     H.EXECUTION_TERMINATED: "ExecutionTerminated",
     H.TASK_COMPLETED: "TaskCompleted",
     H.TASK_FAILED: "TaskFailed",
+    H.SUB_ORCHESTRATION_CREATED: "SubOrchestrationInstanceCreated",
+    H.SUB_ORCHESTRATION_COMPLETED: "SubOrchestrationInstanceCompleted",
+    H.SUB_ORCHESTRATION_FAILED: "SubOrchestrationInstanceFailed",
     H.TIMER_CREATED: "TimerCreated",
     H.TIMER_FIRED: "TimerFired",
     H.EVENT_RAISED: "EventRaised",
 }
 
 
+_COMPLETIONS = (H.TASK_COMPLETED, H.TASK_FAILED, H.SUB_ORCHESTRATION_COMPLETED, H.SUB_ORCHESTRATION_FAILED)
+
+
 def history_for_status(history: list[dict[str, Any]], show_output: bool) -> list[dict[str, Any]]:
     """`historyEvents` as the status API shows them: named event types, no episode delimiters,
     completions carrying the function name (outputs only with showHistoryOutput)."""
-    scheduled = {e["EventId"]: e for e in history if e["EventType"] == H.TASK_SCHEDULED}
+    kinds = (H.TASK_SCHEDULED, H.SUB_ORCHESTRATION_CREATED)
+    scheduled = {e["EventId"]: e for e in history if e["EventType"] in kinds}
     out: list[dict[str, Any]] = []
     for e in history:
         name = _EVENT_NAMES.get(e["EventType"])
         if name is None:
             continue
         item: dict[str, Any] = {"EventType": name, "Timestamp": e["Timestamp"]}
-        if e["EventType"] in (H.TASK_COMPLETED, H.TASK_FAILED):
+        if e["EventType"] in _COMPLETIONS:
             origin = scheduled.get(e["TaskScheduledId"], {})
             item["FunctionName"] = origin.get("Name")
             item["ScheduledTime"] = origin.get("Timestamp")
-            if e["EventType"] == H.TASK_FAILED:
+            if origin.get("InstanceId"):
+                item["InstanceId"] = origin["InstanceId"]
+            if e["EventType"] in (H.TASK_FAILED, H.SUB_ORCHESTRATION_FAILED):
                 item["Reason"] = e.get("Reason")
             elif show_output:
                 item["Result"] = _maybe_json(e.get("Result"))
+        elif e["EventType"] == H.SUB_ORCHESTRATION_CREATED:
+            item["FunctionName"] = e.get("Name")
+            item["InstanceId"] = e.get("InstanceId")
+            if show_output:
+                item["Input"] = _maybe_json(e.get("Input"))
         elif e["EventType"] in (H.EXECUTION_STARTED, H.EVENT_RAISED):
             item["Name" if e["EventType"] == H.EVENT_RAISED else "FunctionName"] = e.get("Name")
             if show_output:

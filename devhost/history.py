@@ -16,6 +16,9 @@ EXECUTION_TERMINATED = 3
 TASK_SCHEDULED = 4
 TASK_COMPLETED = 5
 TASK_FAILED = 6
+SUB_ORCHESTRATION_CREATED = 7
+SUB_ORCHESTRATION_COMPLETED = 8
+SUB_ORCHESTRATION_FAILED = 9
 TIMER_CREATED = 10
 TIMER_FIRED = 11
 ORCHESTRATOR_STARTED = 12
@@ -77,6 +80,19 @@ def task_completed(at: datetime, task_id: int, result: str | None) -> dict[str, 
 
 def task_failed(at: datetime, task_id: int, reason: str, details: str | None) -> dict[str, Any]:
     return _event(TASK_FAILED, at, TaskScheduledId=task_id, Reason=reason, Details=details)
+
+
+def sub_orchestration_created(at: datetime, task_id: int, name: str, instance_id: str, value: str | None
+                              ) -> dict[str, Any]:
+    return _event(SUB_ORCHESTRATION_CREATED, at, task_id, Name=name, InstanceId=instance_id, Input=value)
+
+
+def sub_orchestration_completed(at: datetime, task_id: int, result: str | None) -> dict[str, Any]:
+    return _event(SUB_ORCHESTRATION_COMPLETED, at, TaskScheduledId=task_id, Result=result)
+
+
+def sub_orchestration_failed(at: datetime, task_id: int, reason: str, details: str | None) -> dict[str, Any]:
+    return _event(SUB_ORCHESTRATION_FAILED, at, TaskScheduledId=task_id, Reason=reason, Details=details)
 
 
 def timer_created(at: datetime, timer_id: int, fire_at: datetime) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape, quoteattr
 
 CHUNK = 16 * 1024
+CONTENT_TYPES = {".mp4": "video/mp4", ".rss": "application/rss+xml"}
 
 
 class FfmpegMissing(RuntimeError):
@@ -48,6 +50,22 @@ def make_clip(path: Path, seconds: float = 4, size: str = "640x360", rate: int =
     return path
 
 
+def write_feed(path: Path, title: str, items: list[tuple[str, str]]) -> Path:
+    """An RSS 2.0 feed whose items (`(title, media URL)`) are `<enclosure>`s: yt-dlp's generic
+    extractor lists it as a playlist, which makes an offline playlist for list mode."""
+    entries = "".join(
+        f"<item><title>{escape(name)}</title><guid>{i}</guid>"
+        f"<enclosure url={quoteattr(url)} type=\"video/mp4\" length=\"0\"/></item>"
+        for i, (name, url) in enumerate(items, 1)
+    )
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+        f"<link>http://127.0.0.1/</link><description>test feed</description>{entries}</channel></rss>",
+        encoding="utf-8",
+    )
+    return path
+
+
 @dataclass(frozen=True)
 class MediaServer:
     port: int
@@ -75,7 +93,7 @@ def _handler(root: Path, bytes_per_second: float | None) -> type[BaseHTTPRequest
                 self.send_error(404)
                 return
             self.send_response(200)
-            self.send_header("Content-Type", "video/mp4" if file.suffix == ".mp4" else "application/octet-stream")
+            self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
             self.send_header("Content-Length", str(file.stat().st_size))
             self.end_headers()
             if head:

@@ -4,6 +4,12 @@ Every state change that must survive a crash is one transaction, so a devhost ki
 point restarts into a consistent state: undelivered events are still in the inbox, armed timers
 are still in `timers` (overdue ones fire at once), and activities that were running are run
 again (at-least-once, like the real host).
+
+Sub-orchestrations: a parent's episode creates its children (instance, `ExecutionStarted`, and
+the link to the parent's task id) in the same transaction that records
+`SubOrchestrationInstanceCreated`; a child's terminal transition queues
+`SubOrchestrationInstanceCompleted` / `...Failed` in the parent's inbox in the same transaction
+that ends it. So a crash at any point neither loses a child nor its result.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE TABLE IF NOT EXISTS activities (
   instance_id TEXT NOT NULL, task_id INTEGER NOT NULL, name TEXT NOT NULL, input TEXT,
   PRIMARY KEY (instance_id, task_id));
+CREATE TABLE IF NOT EXISTS parents (
+  child_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, task_id INTEGER NOT NULL);
 """
 
 
@@ -71,6 +79,18 @@ class PendingActivity:
 
 
 @dataclass(frozen=True)
+class PendingChild:
+    """A sub-orchestration a parent's episode starts: created with the episode's commit."""
+
+    parent_id: str
+    task_id: int
+    instance_id: str
+    name: str
+    input: str | None
+    """The input as JSON text (as the SDK's action carries it)."""
+
+
+@dataclass(frozen=True)
 class EpisodeResult:
     """What one orchestrator episode changes, written in one transaction."""
 
@@ -82,6 +102,7 @@ class EpisodeResult:
     activities: tuple[PendingActivity, ...] = ()
     timers: tuple[PendingTimer, ...] = ()
     cancelled_timer_ids: frozenset[int] = frozenset()
+    children: tuple[PendingChild, ...] = ()
 
 
 def _dump(value: Any) -> str | None:
@@ -167,7 +188,59 @@ class Store:
 
     def purge(self, instance_id: str) -> int:
         with self._tx() as db:
-            return self._delete(db, instance_id)
+            n = self._delete(db, instance_id)
+            db.execute("DELETE FROM parents WHERE child_id=?", (instance_id,))
+            return n
+
+    def parent_of(self, instance_id: str) -> str | None:
+        rows = self._query("SELECT parent_id FROM parents WHERE child_id=?", (instance_id,))
+        return rows[0][0] if rows else None
+
+    def children_of(self, instance_id: str) -> list[str]:
+        return [r[0] for r in self._query("SELECT child_id FROM parents WHERE parent_id=?", (instance_id,))]
+
+    def _start_child(self, db: sqlite3.Connection, child: PendingChild, now: datetime) -> None:
+        """Create a sub-orchestration instance; if one with its id is still active, the parent's
+        task fails at once (as the extension refuses to start a second instance with the same id)."""
+        row = db.execute("SELECT status FROM instances WHERE id=?", (child.instance_id,)).fetchone()
+        if row is not None and row[0] not in TERMINAL_STATUSES:
+            reason = f"An orchestration with the instance ID '{child.instance_id}' already exists and is active."
+            event = H.sub_orchestration_failed(now, child.task_id, reason, None)
+            db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (child.parent_id, json.dumps(event)))
+            return
+        self._delete(db, child.instance_id)
+        stamp = H.format_timestamp(now)
+        db.execute(
+            "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?)",
+            (child.instance_id, child.name, PENDING, _dump(child.input), None, None, stamp, stamp),
+        )
+        started = H.execution_started(now, child.name, child.input)
+        started["ParentInstance"] = {
+            "Name": None,
+            "OrchestrationInstance": {"InstanceId": child.parent_id},
+            "TaskScheduleId": child.task_id,
+        }
+        db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (child.instance_id, json.dumps(started)))
+        db.execute("INSERT OR REPLACE INTO parents VALUES (?,?,?)", (child.instance_id, child.parent_id, child.task_id))
+
+    @staticmethod
+    def _tell_parent(db: sqlite3.Connection, instance_id: str, status: str, output: Any, now: datetime) -> None:
+        """Queue a finished child's outcome for its parent (if it has one that still runs)."""
+        row = db.execute("SELECT parent_id, task_id FROM parents WHERE child_id=?", (instance_id,)).fetchone()
+        if row is None:
+            return
+        parent_id, task_id = row
+        parent = db.execute("SELECT status FROM instances WHERE id=?", (parent_id,)).fetchone()
+        if parent is None or parent[0] in TERMINAL_STATUSES:
+            return
+        if status == COMPLETED:
+            # The output as the orchestrator returned it (a string is a value here, not JSON text).
+            event = H.sub_orchestration_completed(now, task_id, json.dumps(output))
+        elif status == TERMINATED:
+            event = H.sub_orchestration_failed(now, task_id, f"the sub-orchestration was terminated: {output}", None)
+        else:
+            event = H.sub_orchestration_failed(now, task_id, str(output), None)
+        db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (parent_id, json.dumps(event)))
 
     def terminate(self, instance_id: str, reason: str | None, now: datetime) -> bool:
         with self._tx() as db:
@@ -181,6 +254,7 @@ class Store:
                 "UPDATE instances SET status=?, output=?, updated=? WHERE id=?",
                 (TERMINATED, _dump(reason), H.format_timestamp(now), instance_id),
             )
+            self._tell_parent(db, instance_id, TERMINATED, reason, now)
         return True
 
     # -- history and inbox ----------------------------------------------------------------
@@ -236,7 +310,10 @@ class Store:
                 db.execute("DELETE FROM timers WHERE instance_id=?", (instance_id,))
                 db.execute("DELETE FROM activities WHERE instance_id=?", (instance_id,))
                 db.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
+                self._tell_parent(db, instance_id, result.status, result.output, now)
                 return True
+            for child in result.children:
+                self._start_child(db, child, now)
             db.executemany(
                 "INSERT OR REPLACE INTO activities VALUES (?,?,?,?)",
                 [(a.instance_id, a.task_id, a.name, a.input) for a in result.activities],

@@ -28,6 +28,18 @@ param location string
 })
 param callbackSigningKey string
 
+@secure()
+@description('HMAC key that signs completion webhooks (X-Signature). azd generates it once per environment, like the callback key; receivers get it from Key Vault (docs/deploy.md).')
+@metadata({
+  azd: {
+    type: 'generate'
+    config: {
+      length: 64
+    }
+  }
+})
+param notifySigningKey string
+
 @description('Worker image (registry/repository:tag). Empty until the predeploy hook has built one; then azd keeps it in the environment.')
 param workerImage string = ''
 
@@ -71,6 +83,48 @@ param failedGroupRetentionSeconds int = 86400
 @description('NCRONTAB schedule of the sweeper.')
 param sweepSchedule string = '0 */10 * * * *'
 
+@minValue(1)
+@maxValue(50)
+@description('MAX_PARALLEL_JOBS: container groups one batch or playlist runs at a time.')
+param maxParallelJobs int = 3
+
+@minValue(1)
+@maxValue(200)
+@description('MAX_BATCH_URLS: most URLs in one batch request.')
+param maxBatchUrls int = 25
+
+@minValue(1)
+@maxValue(200)
+@description('MAX_PLAYLIST_ITEMS: most playlist entries downloaded (also the default maxItems).')
+param maxPlaylistItems int = 25
+
+@description('DEDUPLICATE: without an Idempotency-Key, the same URL and options map to the same job.')
+param deduplicate bool = false
+
+@minValue(1)
+@maxValue(10)
+@description('JOB_MAX_ATTEMPTS: worker attempts per job, each in a fresh container group, for retryable failures.')
+param jobMaxAttempts int = 3
+
+@minValue(0)
+@maxValue(3600)
+@description('JOB_RETRY_BACKOFF_SECONDS: pause before a job\'s second attempt, doubled for each further one.')
+param jobRetryBackoffSeconds int = 30
+
+@minValue(0)
+@maxValue(168)
+@description('SHARE_LINK_HOURS: lifetime of the read-only share link in the output; 0 turns it off.')
+param shareLinkHours int = 24
+
+@description('ACI_PRICE_PER_VCPU_SECOND: for the cost estimate in the output (check your region\'s price).')
+param aciPricePerVcpuSecond string = '0.0000135'
+
+@description('ACI_PRICE_PER_GB_SECOND: for the cost estimate in the output.')
+param aciPricePerGbSecond string = '0.0000015'
+
+@description('COST_CURRENCY: currency of the two prices.')
+param costCurrency string = 'USD'
+
 @minValue(40)
 @maxValue(1000)
 @description('Upper bound on function app instances (Flex Consumption).')
@@ -83,6 +137,7 @@ var tags = {
 var outputContainerName = 'downloads'
 var deploymentContainerName = 'app-package'
 var signingKeySecretName = 'callback-signing-key'
+var notifyKeySecretName = 'notify-signing-key'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -143,6 +198,8 @@ module keyVault 'modules/keyvault.bicep' = {
     keyVaultName: 'kv-${resourceToken}'
     signingKeySecretName: signingKeySecretName
     callbackSigningKey: callbackSigningKey
+    notifyKeySecretName: notifyKeySecretName
+    notifySigningKey: notifySigningKey
   }
 }
 
@@ -177,6 +234,7 @@ module functionApp 'modules/functionapp.bicep' = {
     registryName: registry.outputs.registryName
     appInsightsName: monitoring.outputs.appInsightsName
     signingKeySecretUri: keyVault.outputs.signingKeySecretUri
+    notifyKeySecretUri: keyVault.outputs.notifyKeySecretUri
     workerImage: empty(workerImage) ? '${registry.outputs.loginServer}/${workerImageRepository}:latest' : workerImage
     allowedHosts: allowedHosts
     workerCpu: workerCpu
@@ -189,6 +247,16 @@ module functionApp 'modules/functionapp.bicep' = {
     failedGroupPolicy: failedGroupPolicy
     failedGroupRetentionSeconds: failedGroupRetentionSeconds
     sweepSchedule: sweepSchedule
+    maxParallelJobs: maxParallelJobs
+    maxBatchUrls: maxBatchUrls
+    maxPlaylistItems: maxPlaylistItems
+    deduplicate: deduplicate
+    jobMaxAttempts: jobMaxAttempts
+    jobRetryBackoffSeconds: jobRetryBackoffSeconds
+    shareLinkHours: shareLinkHours
+    aciPricePerVcpuSecond: aciPricePerVcpuSecond
+    aciPricePerGbSecond: aciPricePerGbSecond
+    costCurrency: costCurrency
   }
   // Key Vault references and identity-based storage resolve at app start: the grants must exist first.
   dependsOn: [
@@ -207,3 +275,4 @@ output WORKER_IMAGE_REPOSITORY string = workerImageRepository
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.storageAccountName
 output OUTPUT_CONTAINER string = outputContainerName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.keyVaultName
+output NOTIFY_KEY_SECRET_NAME string = notifyKeySecretName

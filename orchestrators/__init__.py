@@ -1,4 +1,5 @@
-"""Orchestrators: the `download_job` orchestration (steps in `download_flow.py`), as a blueprint.
+"""Orchestrators: `download_job` (steps in `download_flow.py`) and `download_batch` (many
+`download_job` children under one window, `batch_flow.py`), as a blueprint.
 
 The function body is a plain generator; the Durable SDK drives it through replay. It does no
 I/O, reads no clock and no environment: everything it decides comes from `videojob.orchestration`.
@@ -6,6 +7,7 @@ I/O, reads no clock and no environment: everything it decides comes from `videoj
 
 import azure.durable_functions as df
 
+from .batch_flow import run_batch
 from .download_flow import run_job
 
 bp = df.Blueprint()
@@ -15,3 +17,9 @@ bp = df.Blueprint()
 def download_job(context: df.DurableOrchestrationContext):
     """Input: `JobPlan.to_wire()`. Output on success: see `videojob.orchestration.success_output`."""
     return (yield from run_job(context))
+
+
+@bp.orchestration_trigger(context_name="context")
+def download_batch(context: df.DurableOrchestrationContext):
+    """Input: `BatchPlan.to_wire()`. Output: see `videojob.batching` (a per-item report)."""
+    return (yield from run_batch(context))

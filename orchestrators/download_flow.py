@@ -1,16 +1,24 @@
-"""The `download_job` orchestration: provision a container group, watch the worker, clean up.
+"""The `download_job` orchestration: provision a container group, watch the worker, clean up,
+and try again in a fresh group when the worker failed for a reason another container may not meet.
 
-Steps (DESIGN.md, "Orchestration"):
+Steps (DESIGN.md, "Orchestration"), for attempt n = 1, 2, ... in group `attempt_group_name(id, n)`:
 1. provision: `create_container_group`, up to `plan.provision_max_attempts` times, with durable
    timers between attempts (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
    fails at once with `provisioning_failed: <backend code>: ...`.
-2. watch: wait for `JobStatus` events or the heartbeat timer (`min(last report + heartbeat,
-   deadline)`); when the window passes, ask for the container's state: active keeps waiting,
-   terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
+2. watch: wait for `JobStatus` events of this attempt or the heartbeat timer (`min(last report +
+   heartbeat, deadline)`); when the window passes, ask for the container's state: active keeps
+   waiting, terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
 3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, retried
    with timer backoff; a cleanup failure is reported (`cleanup: "failed"`) but never replaces the
-   job's own outcome.
-4. success returns the output; failure sets customStatus and raises `"<code>: <message>"`.
+   job's own outcome. So at most one group of the job runs at any time.
+4. retry: a retryable failure (`policy.is_retryable`: network, upload_failed, heartbeat_lost,
+   retryable http_error) starts attempt n+1 after a durable timer (`retry_backoff_seconds *
+   2**(n-1)`, capped), while attempts remain and the pause ends before the job's one deadline.
+   A cancel during the pause ends the job at once.
+5. success: a share link (`create_share_link`, when `plan.share_link_hours > 0` and there is a
+   blob), then the completion webhook (`plan.request.notify_url`); returns the output with
+   `attempts`, `cost`, `shareLink`, `notification`. Failure: customStatus with the error,
+   `attempts` and `cost`, the webhook, then raises `"<code>: <message>"`.
 
 Events and the Python SDK (azure-functions-durable 1.7): an `EventRaised` that arrives while no
 `wait_for_external_event` task is open is parked in a single slot per name that is never
@@ -25,13 +33,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from videojob import orchestration as policy
 from videojob.activity_wire import (
     CREATE_CONTAINER_GROUP,
+    CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     STOP_CONTAINER_GROUP,
@@ -39,12 +48,16 @@ from videojob.activity_wire import (
     CreateInput,
     CreateResult,
     InspectResult,
+    ShareLinkResult,
     failed_activity_error,
     group_input,
+    share_link_input,
 )
 from videojob.backends.base import ACTIVE_STATES
-from videojob.container_spec import group_name
+from videojob.container_spec import attempt_group_name, group_name
 from videojob.contract import EVENT_NAME, PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan
+
+from .notification import deliver_notification
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +118,31 @@ class Mailbox:
     def sleep_until(self, fire_at: datetime) -> Steps:
         yield from self.until_done(self._context.create_timer(fire_at))
 
+    def sleep_unless(self, fire_at: datetime, stop: Any) -> Steps:
+        """Sleep until `fire_at`, waking early (timer cancelled) once an event matching `stop` is
+        held; returns whether one is. Every event stays in the inbox."""
+        timer = self._context.create_timer(fire_at)
+        while not timer.is_completed:
+            if self.holds(stop):
+                timer.cancel()
+                return True
+            winner = yield self._context.task_any([self._waiter, timer])
+            if winner is self._waiter:
+                self._receive()
+        return self.holds(stop)
+
 
 def _log(context: Any, level: int, message: str, *args: Any) -> None:
     if not context.is_replaying:
         logger.log(level, message, *args)
+
+
+@dataclass(frozen=True)
+class _AttemptRun:
+    outcome: policy.Outcome
+    record: policy.AttemptRecord
+    provisioned_at: datetime
+    finished_at: datetime
 
 
 def run_job(context: Any) -> Steps:
@@ -126,33 +160,101 @@ def run_job(context: Any) -> Steps:
     mailbox = Mailbox(context)
     context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
 
-    outcome = yield from _provision(context, mailbox, plan, job_id, group, started_at, deadline)
-    provisioned_at: datetime = context.current_utc_datetime
-    if outcome is None:
-        outcome = yield from _watch(context, mailbox, plan, group, deadline)
-    finished_at: datetime = context.current_utc_datetime
+    records: list[policy.AttemptRecord] = []
+    attempt = 1
+    while True:
+        run = yield from _run_attempt(context, mailbox, plan, job_id, attempt, deadline)
+        records.append(run.record)
+        outcome = run.outcome
+        if outcome.succeeded or outcome.error is None or not policy.is_retryable(outcome.error):
+            break
+        now: datetime = context.current_utc_datetime
+        pause = policy.retry_pause(plan, attempt, now, deadline)
+        if pause is None:
+            break
+        attempt += 1
+        fire_at = policy.wake_at(now, pause, deadline)
+        next_group = attempt_group_name(job_id, attempt)
+        context.set_custom_status(policy.retrying_status(outcome.error, next_group, attempt, now, fire_at))
+        _log(context, logging.WARNING, "job %s: attempt %d failed (%s); attempt %d in %.0f s",
+             job_id, attempt - 1, outcome.error.code, attempt, pause)
+        if (yield from mailbox.sleep_unless(fire_at, policy.is_cancel)):
+            outcome = policy.Outcome(error=policy.cancelled_error())
+            break
 
-    cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
+    attempts = tuple(records)
+    last = attempts[-1]
     ended_at: datetime = context.current_utc_datetime
 
     if outcome.succeeded and outcome.result is not None:
-        timings = policy.Timings(started_at, provisioned_at, finished_at, ended_at)
-        context.set_custom_status(policy.succeeded_status(outcome.result, group, cleanup, ended_at))
-        _log(context, logging.INFO, "job %s succeeded (cleanup %s)", job_id, cleanup)
-        return policy.success_output(job_id, plan, outcome.result, group, cleanup, timings)
+        result = outcome.result
+        timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
+        context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt))
+        _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
+        output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
+        if plan.share_link_hours > 0 and result.blob is not None:
+            linked = yield from mailbox.call(
+                CREATE_SHARE_LINK, share_link_input(result.blob.container, result.blob.name, plan.share_link_hours)
+            )
+            output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
+        if plan.request.notify_url:
+            output["notification"] = yield from _notify(context, mailbox, plan.request.notify_url, dict(output))
+        return output
 
     error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
-    context.set_custom_status(policy.failed_status(error, cleanup, group, ended_at))
-    _log(context, logging.WARNING, "job %s failed: %s (cleanup %s)", job_id, error.code, cleanup)
+    cost = policy.cost_summary(attempts, plan)
+    context.set_custom_status(policy.failed_status(error, last.cleanup, last.group, ended_at, attempts, cost))
+    _log(context, logging.WARNING, "job %s failed: %s after %d attempt(s) (cleanup %s)",
+         job_id, error.code, len(attempts), last.cleanup)
+    if plan.request.notify_url:
+        payload = policy.failure_payload(job_id, plan, error, attempts, cost)
+        notification = yield from _notify(context, mailbox, plan.request.notify_url, payload)
+        context.set_custom_status(
+            policy.failed_status(
+                error, last.cleanup, last.group, context.current_utc_datetime, attempts, cost, notification
+            )
+        )
     raise JobFailed(policy.failure_message(error))
 
 
+def _notify(context: Any, mailbox: Mailbox, url: str, payload: dict[str, Any]) -> Steps:
+    """The completion webhook; its yields go through the mailbox like every other."""
+    return (
+        yield from deliver_notification(context, url, payload, call=mailbox.call, sleep_until=mailbox.sleep_until)
+    )
+
+
+def _run_attempt(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, attempt: int, deadline: datetime) -> Steps:
+    """One attempt in its own group: provision, watch, clean up. Returns an `_AttemptRun`."""
+    group = attempt_group_name(job_id, attempt)
+    began: datetime = context.current_utc_datetime
+    if attempt > 1:
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, began, attempt))
+    outcome = yield from _provision(context, mailbox, plan, job_id, attempt, group, began, deadline)
+    provisioned_at: datetime = context.current_utc_datetime
+    if outcome is None:
+        outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline)
+    finished_at: datetime = context.current_utc_datetime
+    cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
+    record = policy.attempt_record(attempt, group, outcome, began, context.current_utc_datetime, cleanup)
+    return _AttemptRun(outcome, record, provisioned_at, finished_at)
+
+
 def _provision(
-    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str, started_at: datetime, deadline: datetime
+    context: Any,
+    mailbox: Mailbox,
+    plan: JobPlan,
+    job_id: str,
+    job_attempt: int,
+    group: str,
+    started_at: datetime,
+    deadline: datetime,
 ) -> Steps:
     """Create the group. Returns None once it exists, or the failing `Outcome`."""
     attempts = max(1, plan.provision_max_attempts)
-    request = CreateInput(job_id, plan.request, started_at, deadline).to_wire()
+    request = CreateInput(
+        job_id, plan.request, started_at, deadline, job_attempt, mode=plan.mode, max_items=plan.max_items
+    ).to_wire()
     last_error: JobError | None = None
     for attempt in range(attempts):
         if mailbox.holds(policy.is_cancel):
@@ -172,11 +274,12 @@ def _provision(
     return policy.Outcome(error=policy.provisioning_error(last_error))
 
 
-def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, deadline: datetime) -> Steps:
-    """Follow the worker's reports until one ends the job, the heartbeat is lost or time runs out."""
+def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: int, deadline: datetime) -> Steps:
+    """Follow the worker's reports until one ends the attempt, the heartbeat is lost or time runs out.
+    Reports of other attempts are ignored; `seq` de-duplication starts afresh with each attempt."""
     heartbeat = plan.heartbeat_timeout_seconds
-    state = policy.WatchState(last_heard=context.current_utc_datetime)
-    context.set_custom_status(policy.progress_status(state.view, group, context.current_utc_datetime))
+    state = policy.WatchState(last_heard=context.current_utc_datetime, attempt=attempt)
+    context.set_custom_status(policy.progress_status(state.view, group, context.current_utc_datetime, attempt))
     timer = None
     while True:
         if timer is None:
@@ -217,7 +320,7 @@ def _apply(
 ) -> tuple[policy.WatchState, policy.Outcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
     if changed:
-        context.set_custom_status(policy.progress_status(state.view, group, now))
+        context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt))
     return state, outcome
 
 

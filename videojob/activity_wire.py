@@ -3,12 +3,19 @@
 One owner for these shapes (the `activities/` functions and the `download_job` orchestrator both
 use this module). JSON is camelCase, like every other wire shape in the project.
 
-- `create_container_group`: `{"jobId", "request": DownloadRequest wire, "createdAt", "deadline"}`
-  -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
+- `create_container_group`: `{"jobId", "request": DownloadRequest wire, "createdAt", "deadline",
+  "attempt", "group"}` -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
+  (`attempt` 1-based, default 1; `group` is `attempt_group_name(jobId, attempt)`, checked;
+  `"mode": "list", "maxItems"` only for a playlist listing, absent for downloads)
 - `inspect_container_group`: `{"group"}`
   -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
 - `stop_container_group`, `delete_container_group`: `{"group"}`
   -> `{"ok": true}` or `{"ok": false, "error"}`
+- `create_share_link`: `{"container", "name", "hours"}`
+  -> `{"ok": true, "url", "expiresAt"}` or `{"ok": false, "error"}` (read-only SAS URL of the blob)
+- `notify_completion`: `{"url", "payload"}`
+  -> `{"ok": true, "status"}` or `{"ok": false, "status"?, "error"}` (one signed POST; the
+  orchestrator retries with `orchestrators.notification.deliver_notification`)
 
 - Times are UTC ISO 8601 with a `Z` suffix (second precision).
 - `error` is `{"code", "message", "retryable"}`. For a backend failure `code` is the backend's
@@ -26,19 +33,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .container_spec import format_time
-from .contract import DownloadRequest, JobError
+from .container_spec import attempt_group_name, format_time
+from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, DownloadRequest, JobError
 
 CREATE_CONTAINER_GROUP = "create_container_group"
 INSPECT_CONTAINER_GROUP = "inspect_container_group"
 STOP_CONTAINER_GROUP = "stop_container_group"
 DELETE_CONTAINER_GROUP = "delete_container_group"
+CREATE_SHARE_LINK = "create_share_link"
+NOTIFY_COMPLETION = "notify_completion"
 ACTIVITY_NAMES: tuple[str, ...] = (
     CREATE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
+    CREATE_SHARE_LINK,
+    NOTIFY_COMPLETION,
 )
+
+MAX_JOB_ATTEMPTS = 10
+"""At most this many worker attempts (container groups) per job (`JOB_MAX_ATTEMPTS` allows 1-10)."""
 
 MAX_LOG_TAIL_LINES = 20
 MAX_LOG_TAIL_CHARS = 2000
@@ -80,23 +94,62 @@ class CreateInput:
     request: DownloadRequest
     created_at: datetime
     deadline: datetime
+    attempt: int = 1
+    """1-based; each attempt of a job runs in its own group, `attempt_group_name(job_id, attempt)`."""
+    mode: str = "download"
+    """`list`: the worker only lists a playlist's entries (at most `max_items`)."""
+    max_items: int | None = None
+
+    @property
+    def group(self) -> str:
+        return attempt_group_name(self.job_id, self.attempt)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "jobId": self.job_id,
             "request": self.request.to_wire(),
             "createdAt": format_utc(self.created_at),
             "deadline": format_utc(self.deadline),
+            "attempt": self.attempt,
+            "group": self.group,
         }
+        if self.mode != "download":  # absent for downloads: their inputs stay as they were
+            wire["mode"] = self.mode
+            wire["maxItems"] = self.max_items
+        return wire
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> CreateInput:
-        return cls(
+        attempt = d.get("attempt", 1)
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_JOB_ATTEMPTS:
+            raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_JOB_ATTEMPTS}")
+        job = cls(
             job_id=str(d["jobId"]),
             request=DownloadRequest.from_wire(d["request"]),
             created_at=parse_utc(d["createdAt"]),
             deadline=parse_utc(d["deadline"]),
+            attempt=attempt,
+            mode=_mode(d.get("mode", "download")),
+            max_items=_max_items(d.get("maxItems")),
         )
+        # `group` is what the orchestrator will stop or delete: it must be the group we create.
+        if d.get("group") is not None and d["group"] != job.group:
+            raise ValueError(f"'group' {str(d['group'])[:80]!r} is not attempt {attempt}'s group {job.group!r}")
+        return job
+
+
+def _mode(value: Any) -> str:
+    if value not in JOB_MODES:
+        raise ValueError(f"'mode' must be one of {', '.join(JOB_MODES)}")
+    return str(value)
+
+
+def _max_items(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PLAYLIST_ENTRIES:
+        raise ValueError(f"'maxItems' must be a whole number from 1 to {MAX_PLAYLIST_ENTRIES}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -189,3 +242,29 @@ def failed_activity_error(reason: object) -> JobError:
     """What the orchestrator makes of an activity that raised instead of answering `ok: false`."""
     text = " ".join(str(reason).split())[:300]
     return JobError(ACTIVITY_FAILED, text or "the activity failed", retryable=True)
+
+
+def share_link_input(container: str, name: str, hours: int) -> dict[str, Any]:
+    """The input of `create_share_link`."""
+    return {"container": container, "name": name, "hours": hours}
+
+
+@dataclass(frozen=True)
+class ShareLinkResult:
+    ok: bool
+    url: str | None = None
+    expires_at: str | None = None
+    error: JobError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "url": self.url, "expiresAt": self.expires_at}
+        return {"ok": False, "error": _error_wire(self.error)}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> ShareLinkResult:
+        if isinstance(d, dict) and d.get("ok") is True and isinstance(d.get("url"), str) and d["url"]:
+            expires = d.get("expiresAt")
+            return cls(True, d["url"], expires if isinstance(expires, str) else None)
+        err = _error_or_none(d) if isinstance(d, dict) else None
+        return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no link", retryable=True))

@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .contract import AUDIO_FORMATS, FORMATS
+from .contract import AUDIO_FORMATS, FORMATS, JOB_MODES, MAX_PLAYLIST_ENTRIES
 from .settings import parse_allowed_hosts
 
 JOB_ID = "JOB_ID"
+JOB_ATTEMPT = "JOB_ATTEMPT"
 JOB_URL = "JOB_URL"
 JOB_FORMAT = "JOB_FORMAT"
 JOB_AUDIO_FORMAT = "JOB_AUDIO_FORMAT"
 JOB_MAX_HEIGHT = "JOB_MAX_HEIGHT"
 JOB_MAX_BYTES = "JOB_MAX_BYTES"
 JOB_TIMEOUT_SECONDS = "JOB_TIMEOUT_SECONDS"
+JOB_MODE = "JOB_MODE"  # `download` (default) or `list` (a playlist's entries, nothing downloaded)
+JOB_MAX_ITEMS = "JOB_MAX_ITEMS"  # `list` mode: at most this many entries
 OUTPUT_ACCOUNT_URL = "OUTPUT_ACCOUNT_URL"
 OUTPUT_CONTAINER = "OUTPUT_CONTAINER"
 OUTPUT_CONNECTION_STRING = "OUTPUT_CONNECTION_STRING"  # secure
@@ -53,6 +56,10 @@ class WorkerEnv:
     allowed_hosts: tuple[str, ...]
     allow_private_addresses: bool
     progress_interval_seconds: float
+    attempt: int = 1
+    """Which attempt (container group) of the job this is; stamped on every event."""
+    mode: str = "download"
+    max_items: int | None = None
 
     def __repr__(self) -> str:
         return f"WorkerEnv(job_id={self.job_id!r}, url={self.url!r}, format={self.format!r}, ...)"
@@ -76,6 +83,12 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
+    mode = (env.get(JOB_MODE) or "download").strip()
+    if mode not in JOB_MODES:
+        raise WorkerEnvError(f"{JOB_MODE} must be one of {', '.join(JOB_MODES)}")
+    max_items = _int(env, JOB_MAX_ITEMS)
+    if max_items is not None and not 1 <= max_items <= MAX_PLAYLIST_ENTRIES:
+        raise WorkerEnvError(f"{JOB_MAX_ITEMS} must be between 1 and {MAX_PLAYLIST_ENTRIES}")
     fmt = (env.get(JOB_FORMAT) or "video").strip()
     if fmt not in FORMATS:
         raise WorkerEnvError(f"{JOB_FORMAT} must be one of {', '.join(FORMATS)}")
@@ -107,4 +120,7 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         allowed_hosts=parse_allowed_hosts((env.get(ALLOWED_HOSTS) or "").strip() or None),
         allow_private_addresses=(env.get(ALLOW_PRIVATE_ADDRESSES) or "").strip().lower() in ("1", "true", "yes"),
         progress_interval_seconds=interval,
+        attempt=max(1, _int(env, JOB_ATTEMPT, 1)),  # type: ignore[type-var]
+        mode=mode,
+        max_items=max_items,
     )

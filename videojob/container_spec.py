@@ -79,6 +79,20 @@ def group_name(job_id: str) -> str:
     return name
 
 
+def attempt_group_name(job_id: str, attempt: int = 1) -> str:
+    """The group of a job's attempt `attempt` (1-based): `group_name(job_id)` for the first, and a
+    fresh name for every retry, so a retry never meets its predecessor (stopped, or being deleted).
+
+    A retry's name is the group name of `<job id>#a<n>`: sanitizing the `#` adds a hash of that
+    text, so another job's group could only share it if that job's id were this very name, hash
+    included (ids are GUIDs or derived from them). `#` cannot occur in a Durable instance id, so no
+    job's first group is named like another job's retry. Example: `dl-job-1-a2-1f2e3d4c`.
+    """
+    if attempt <= 1:
+        return group_name(job_id)
+    return group_name(f"{job_id}#a{attempt}")
+
+
 def callback_url(settings: Settings, job_id: str) -> str:
     return f"{settings.callback_base_url}/api/jobs/{job_id}/status"
 
@@ -89,11 +103,19 @@ def build_container_spec(
     job_id: str,
     created_at: datetime,
     deadline: datetime,
+    attempt: int = 1,
+    *,
+    mode: str = "download",
+    max_items: int | None = None,
 ) -> ContainerSpec:
-    """The one place that decides a job's container group (name, image, env, tags, identity)."""
+    """The one place that decides a job's container group (name, image, env, tags, identity).
+
+    `attempt` (1-based) picks the group name (`attempt_group_name`) and is passed to the worker,
+    which stamps it on every event so the orchestrator can ignore an earlier attempt's reports."""
     timeout = max(1, int((deadline - created_at).total_seconds()))
     env: dict[str, str] = {
         E.JOB_ID: job_id,
+        E.JOB_ATTEMPT: str(max(1, attempt)),
         E.JOB_URL: request.url,
         E.JOB_FORMAT: request.format,
         E.JOB_MAX_BYTES: str(settings.max_download_bytes),
@@ -108,6 +130,11 @@ def build_container_spec(
         env[E.JOB_AUDIO_FORMAT] = request.audio_format
     if request.max_height is not None:
         env[E.JOB_MAX_HEIGHT] = str(request.max_height)
+    if mode != "download":
+        # `list`: the worker lists a playlist's entries (flat extraction) and uploads nothing.
+        env[E.JOB_MODE] = mode
+        if max_items is not None:
+            env[E.JOB_MAX_ITEMS] = str(max_items)
     if settings.output_account_url:
         env[E.OUTPUT_ACCOUNT_URL] = settings.output_account_url
     if settings.worker_identity_client_id:
@@ -131,7 +158,7 @@ def build_container_spec(
             )
 
     return ContainerSpec(
-        name=group_name(job_id),
+        name=attempt_group_name(job_id, attempt),
         image=settings.worker_image,
         location=settings.location,
         cpu=settings.worker_cpu,

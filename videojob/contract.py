@@ -45,6 +45,7 @@ class ErrorCode:
     INVALID_OPTION = "invalid_option"
     BODY_TOO_LARGE = "body_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_BATCH = "invalid_batch"  # `urls`: the answer lists every refused index
     # Callback / cancel endpoints.
     UNAUTHORIZED = "unauthorized"
     INVALID_EVENT = "invalid_event"
@@ -69,6 +70,9 @@ class ErrorCode:
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HEARTBEAT_LOST = "heartbeat_lost"
     PROVISIONING_FAILED = "provisioning_failed"
+    # Batch-level failures (`download_batch`).
+    BATCH_FAILED = "batch_failed"  # every item failed
+    PLAYLIST_EMPTY = "playlist_empty"  # the listing found no entries
 
 
 class ContractError(ValueError):

@@ -42,6 +42,8 @@ class JobInfo:
     runtime_status: str | None
     last_updated: datetime | None = None
     custom_status: Any = None
+    name: str | None = None
+    """The orchestrator function's name (`download_job`, `download_batch`)."""
 
     @property
     def is_finished(self) -> bool:
@@ -59,6 +61,7 @@ def _info(status: Any) -> JobInfo:
         runtime_status=getattr(runtime, "value", runtime),
         last_updated=getattr(status, "last_updated_time", None),
         custom_status=getattr(status, "custom_status", None),
+        name=getattr(status, "name", None),
     )
 
 

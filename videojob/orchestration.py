@@ -7,10 +7,16 @@ without the Durable SDK, so it can be tested on its own and stays replay-safe (n
 
 customStatus shape (always well under the 16 KB Durable limit):
 `{"phase", "percent", "downloadedBytes", "totalBytes", "speedBps", "etaSeconds", "containerGroup",
-"updatedAt"}` while the job runs; on failure `{"phase": "failed", "error": {code, message,
-retryable}, "cleanup", "containerGroup", "updatedAt"}`. Phases: `provisioning` (creating the
-group), `running` (group created, nothing reported yet), the worker's `downloading` /
-`processing` / `uploading`, then `succeeded` or `failed`.
+"attempt", "updatedAt"}` while the job runs; on failure `{"phase": "failed", "error": {code,
+message, retryable}, "cleanup", "containerGroup", "updatedAt", "attempts", "cost",
+"notification"?}`. Phases: `provisioning` (creating the group), `running` (group created, nothing
+reported yet), the worker's `downloading` / `processing` / `uploading`, then `succeeded` or
+`failed`; `retrying` while waiting to start the next attempt.
+
+Attempts: a retryable worker failure (`is_retryable`) is tried again in a fresh container group
+(`attempt_group_name`) after `retry_backoff_seconds * 2**(n-1)` (capped), up to `max_attempts`
+and within the one deadline of the whole job. Each attempt is recorded (`AttemptRecord`) and
+costed from its create call to the end of its cleanup (`cost_summary`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from .activity_wire import InspectResult, format_utc
+from .activity_wire import MAX_JOB_ATTEMPTS, InspectResult, ShareLinkResult, format_utc
 from .contract import (
     CANCELLED,
+    FAILED,
     MAX_ERROR_MESSAGE,
     PHASE_FAILED,
     PHASE_PROVISIONING,
@@ -40,6 +47,7 @@ from .contract import (
 from .settings import MAX_TIMER_SECONDS
 
 PHASE_RUNNING = "running"
+PHASE_RETRYING = "retrying"
 BACKOFF_CAP_SECONDS = 300
 """Longest pause between two provisioning (or cleanup) attempts."""
 CUSTOM_STATUS_MAX_BYTES = 16 * 1024
@@ -80,6 +88,45 @@ def seconds_between(start: datetime, end: datetime) -> float:
     return round(max(0.0, (end - start).total_seconds()), 3)
 
 
+# --- attempts ---------------------------------------------------------------------------------
+
+RETRYABLE_CODES: frozenset[str] = frozenset({ErrorCode.NETWORK, ErrorCode.UPLOAD_FAILED, ErrorCode.HEARTBEAT_LOST})
+"""Worker failures worth a fresh container: the next one may get a working network, store or host."""
+
+
+def is_retryable(error: JobError) -> bool:
+    """Whether a failed attempt is tried again in a fresh container group.
+
+    The code list is the contract (issue 6): `network`, `upload_failed` and `heartbeat_lost`
+    always; `http_error` only when the worker marked it retryable (5xx and 429; it alone knows
+    the status). The worker's `retryable` flag is not honoured for other codes: a video that is
+    `unavailable` or `too_large` will be so in any container, and the orchestrator's own
+    `deadline_exceeded`, `cancelled` and `provisioning_failed` end the job (provisioning has its
+    own retries)."""
+    if error.code in RETRYABLE_CODES:
+        return True
+    return error.code == ErrorCode.HTTP_ERROR and error.retryable
+
+
+def attempts_allowed(plan: JobPlan) -> int:
+    return min(max(1, plan.max_attempts), MAX_JOB_ATTEMPTS)
+
+
+def retry_pause(plan: JobPlan, attempt: int, now: datetime, deadline: datetime) -> float | None:
+    """Seconds to wait after failed attempt `attempt` (1-based) before the next one:
+    `retry_backoff_seconds * 2**(attempt-1)`, capped at `BACKOFF_CAP_SECONDS` or at the configured
+    pause if that is longer (the operator's `JOB_RETRY_BACKOFF_SECONDS` is never shortened); None
+    when no attempt is left or the pause would reach the job's deadline (the job then fails with
+    the attempt's own error, which says more than `deadline_exceeded` would)."""
+    if attempt >= attempts_allowed(plan):
+        return None
+    cap = max(BACKOFF_CAP_SECONDS, plan.retry_backoff_seconds)
+    pause = backoff_seconds(plan.retry_backoff_seconds, attempt - 1, cap)
+    if now + timedelta(seconds=pause) >= deadline:
+        return None
+    return float(pause)
+
+
 # --- events -----------------------------------------------------------------------------------
 
 
@@ -107,6 +154,12 @@ def triage(ledger: EventLedger, event: JobStatus) -> tuple[EventLedger, Verdict]
     if event.seq < ledger.highest:
         return updated, "stale"
     return updated, "progress"
+
+
+def belongs_to_attempt(event: JobStatus, attempt: int) -> bool:
+    """An event from another attempt's worker (a group being stopped, a late redelivery) is stale.
+    Events without `attempt` count as attempt 1; `cancelled` (from the API) belongs to every attempt."""
+    return event.state == CANCELLED or (event.attempt or 1) == attempt
 
 
 def parse_event(payload: Any) -> JobStatus | None:
@@ -164,7 +217,7 @@ def view_after_event(view: ProgressView, event: JobStatus) -> ProgressView:
     )
 
 
-def progress_status(view: ProgressView, group: str, now: datetime) -> dict[str, Any]:
+def progress_status(view: ProgressView, group: str, now: datetime, attempt: int = 1) -> dict[str, Any]:
     return {
         "phase": view.phase,
         "percent": view.percent,
@@ -173,6 +226,7 @@ def progress_status(view: ProgressView, group: str, now: datetime) -> dict[str, 
         "speedBps": view.speed_bps,
         "etaSeconds": view.eta_seconds,
         "containerGroup": group,
+        "attempt": attempt,
         "updatedAt": format_utc(now),
     }
 
@@ -182,24 +236,51 @@ def custom_status_bytes(status: Any) -> int:
     return len(json.dumps(status).encode("utf-16-le"))
 
 
-def failed_status(error: JobError, cleanup: Cleanup, group: str, now: datetime) -> dict[str, Any]:
-    status = {
+def failed_status(
+    error: JobError,
+    cleanup: Cleanup,
+    group: str,
+    now: datetime,
+    attempts: tuple[AttemptRecord, ...] = (),
+    cost: dict[str, Any] | None = None,
+    notification: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
         "phase": PHASE_FAILED,
         "error": error.to_wire(),
         "cleanup": cleanup,
         "containerGroup": group,
         "updatedAt": format_utc(now),
     }
-    if custom_status_bytes(status) >= CUSTOM_STATUS_MAX_BYTES:  # only reachable with exotic characters
+    if attempts:
+        status["attempts"] = [a.to_wire() for a in attempts[-MAX_JOB_ATTEMPTS:]]
+    if cost is not None:
+        status["cost"] = cost
+    if notification is not None:
+        status["notification"] = notification
+    # Only exotic characters (escaped 6-fold in JSON) can get near the limit: shorten the texts.
+    if custom_status_bytes(status) >= CUSTOM_STATUS_MAX_BYTES:
         status["error"] = replace(error, message=error.message[:200]).to_wire()
+    if custom_status_bytes(status) >= CUSTOM_STATUS_MAX_BYTES and notification is not None:
+        status["notification"] = {k: v for k, v in notification.items() if k != "error"}
     return status
 
 
-def succeeded_status(result: JobResult, group: str, cleanup: Cleanup, now: datetime) -> dict[str, Any]:
-    size = _bounded(result.blob.size_bytes, MAX_SAFE_INTEGER, integer=True)
+def succeeded_status(
+    result: JobResult, group: str, cleanup: Cleanup, now: datetime, attempt: int = 1
+) -> dict[str, Any]:
+    size = _bounded(result.blob.size_bytes, MAX_SAFE_INTEGER, integer=True) if result.blob else None
     view = ProgressView(PHASE_SUCCEEDED, 100.0, size, size, None, 0.0)  # type: ignore[arg-type]
-    status = progress_status(view, group, now)
+    status = progress_status(view, group, now, attempt)
     status["cleanup"] = cleanup
+    return status
+
+
+def retrying_status(failed: JobError, next_group: str, attempt: int, now: datetime, until: datetime) -> dict[str, Any]:
+    """customStatus while waiting to start attempt `attempt` after a retryable failure."""
+    status = progress_status(ProgressView(phase=PHASE_RETRYING), next_group, now, attempt)
+    status["retryAt"] = format_utc(until)
+    status["lastError"] = replace(failed, message=_clip(failed.message, 300)).to_wire()
     return status
 
 
@@ -221,6 +302,7 @@ class Outcome:
 @dataclass(frozen=True)
 class WatchState:
     last_heard: datetime
+    attempt: int = 1
     ledger: EventLedger = field(default_factory=EventLedger)
     view: ProgressView = field(default_factory=lambda: ProgressView(phase=PHASE_RUNNING))
     ignored: int = 0
@@ -230,7 +312,7 @@ def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState
     """Apply one raised payload. Returns the new state, the outcome if the event ends the job, and
     whether customStatus should be rewritten."""
     event = parse_event(payload)
-    if event is None:
+    if event is None or not belongs_to_attempt(event, state.attempt):
         return replace(state, ignored=state.ignored + 1), None, False
     ledger, verdict = triage(state.ledger, event)
     if verdict in ("duplicate", "stale"):
@@ -310,31 +392,136 @@ def failure_message(error: JobError) -> str:
 
 @dataclass(frozen=True)
 class Timings:
+    """`provisionSeconds` and `runSeconds` are the successful (last) attempt's; `totalSeconds` spans
+    the whole job, earlier attempts and the pauses between them included."""
+
     started_at: datetime
     provisioned_at: datetime
     finished_at: datetime
     ended_at: datetime
+    attempt_started_at: datetime | None = None
 
     def to_wire(self) -> dict[str, float]:
         return {
-            "provisionSeconds": seconds_between(self.started_at, self.provisioned_at),
+            "provisionSeconds": seconds_between(self.attempt_started_at or self.started_at, self.provisioned_at),
             "runSeconds": seconds_between(self.provisioned_at, self.finished_at),
             "totalSeconds": seconds_between(self.started_at, self.ended_at),
         }
 
 
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt: its group, how it ended (`succeeded` or the error code) and its cleanup.
+    `started_at` is its first create call, `ended_at` the end of its stop/delete: the span ACI can bill."""
+
+    attempt: int
+    group: str
+    outcome: str
+    started_at: datetime
+    ended_at: datetime
+    cleanup: Cleanup
+
+    @property
+    def seconds(self) -> float:
+        return seconds_between(self.started_at, self.ended_at)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "group": self.group,
+            "outcome": self.outcome,
+            "startedAt": format_utc(self.started_at),
+            "endedAt": format_utc(self.ended_at),
+            "cleanup": self.cleanup,
+        }
+
+
+def attempt_record(
+    attempt: int, group: str, outcome: Outcome, started_at: datetime, ended_at: datetime, cleanup: Cleanup
+) -> AttemptRecord:
+    label = SUCCEEDED if outcome.succeeded else (outcome.error.code if outcome.error else ErrorCode.INTERNAL)
+    return AttemptRecord(attempt, group, label, started_at, ended_at, cleanup)
+
+
+COST_DIGITS = 6
+"""The estimate is rounded to millionths of the currency unit (a short job costs a fraction of a cent)."""
+
+
+def cost_summary(attempts: tuple[AttemptRecord, ...], plan: JobPlan) -> dict[str, Any]:
+    """Container resources each attempt held (billed seconds x vCPU / GB) and the estimate at the
+    per-second prices in `plan.cost_rates`. Stopped groups cost nothing, so each attempt counts
+    from its create call to the end of its cleanup; a failed cleanup makes this a lower bound."""
+    rows = []
+    vcpu_total = gb_total = 0.0
+    for a in attempts[-MAX_JOB_ATTEMPTS:]:
+        seconds = a.seconds
+        vcpu, gb = seconds * plan.worker_cpu, seconds * plan.worker_memory_gb
+        vcpu_total += vcpu
+        gb_total += gb
+        rows.append(
+            {"attempt": a.attempt, "seconds": seconds, "vcpuSeconds": round(vcpu, 3), "gbSeconds": round(gb, 3)}
+        )
+    vcpu_seconds, gb_seconds = round(vcpu_total, 3), round(gb_total, 3)
+    rates = plan.cost_rates
+    return {
+        "vcpuSeconds": vcpu_seconds,
+        "gbSeconds": gb_seconds,
+        "estimate": round(vcpu_seconds * rates.vcpu_second + gb_seconds * rates.gb_second, COST_DIGITS),
+        "currency": rates.currency,
+        "attempts": rows,
+    }
+
+
+def share_link_record(result: ShareLinkResult) -> dict[str, Any]:
+    """`shareLink` in the output: the link, or why there is none (a failed link never fails the job)."""
+    if result.ok:
+        return {"url": result.url, "expiresAt": result.expires_at}
+    assert result.error is not None
+    return {"error": replace(result.error, message=_clip(result.error.message, 300)).to_wire()}
+
+
 def success_output(
-    job_id: str, plan: JobPlan, result: JobResult, group: str, cleanup: Cleanup, timings: Timings
+    job_id: str,
+    plan: JobPlan,
+    result: JobResult,
+    group: str,
+    cleanup: Cleanup,
+    timings: Timings,
+    attempts: tuple[AttemptRecord, ...] = (),
 ) -> dict[str, Any]:
     """The orchestration output of a successful job. `url` is the requested video URL; the file is
-    at `blob.url`."""
+    at `blob.url`. A `list`-mode job has `entries` (and the playlist's `title`) instead of
+    `blob`/`media`. The orchestrator adds `shareLink` and `notification` when they apply."""
+    output: dict[str, Any] = {"jobId": job_id, "state": SUCCEEDED, "url": plan.request.url}
+    if result.entries is not None:
+        output["entries"] = [e.to_wire() for e in result.entries]
+        if result.title is not None:
+            output["title"] = result.title
+    else:
+        assert result.blob is not None
+        output["blob"] = result.blob.to_wire()
+        output["media"] = result.media.to_wire()
+    output.update(
+        {
+            "containerGroup": group,
+            "cleanup": cleanup,
+            "timings": timings.to_wire(),
+            "attempts": [a.to_wire() for a in attempts],
+            "cost": cost_summary(attempts, plan),
+        }
+    )
+    return output
+
+
+def failure_payload(
+    job_id: str, plan: JobPlan, error: JobError, attempts: tuple[AttemptRecord, ...], cost: dict[str, Any]
+) -> dict[str, Any]:
+    """The completion webhook's body for a failed job."""
     return {
         "jobId": job_id,
-        "state": SUCCEEDED,
+        "state": FAILED,
         "url": plan.request.url,
-        "blob": result.blob.to_wire(),
-        "media": result.media.to_wire(),
-        "containerGroup": group,
-        "cleanup": cleanup,
-        "timings": timings.to_wire(),
+        "error": error.to_wire(),
+        "attempts": [a.to_wire() for a in attempts],
+        "cost": cost,
     }

@@ -55,6 +55,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "MAX_PLAYLIST_ITEMS",
     "DEDUPLICATE",
     "JOB_MAX_ATTEMPTS",
+    "JOB_RETRY_BACKOFF_SECONDS",
     "SHARE_LINK_HOURS",
     "NOTIFY_SIGNING_KEY",
     "ACI_PRICE_PER_VCPU_SECOND",
@@ -118,6 +119,7 @@ class Settings:
     max_playlist_items: int = 25
     deduplicate: bool = False
     job_max_attempts: int = 3
+    job_retry_backoff_seconds: int = 30
     share_link_hours: int = 24
     notify_signing_key: str | None = None
     price_per_vcpu_second: float = 0.0000135
@@ -317,6 +319,8 @@ def load_settings(
         max_playlist_items=r.int("MAX_PLAYLIST_ITEMS", 25, 1, 200),
         deduplicate=r.bool("DEDUPLICATE", False),
         job_max_attempts=r.int("JOB_MAX_ATTEMPTS", 3, 1, 10),
+        # Before attempt n+1: this, doubled per attempt (capped by the orchestrator); 0 retries at once.
+        job_retry_backoff_seconds=r.int("JOB_RETRY_BACKOFF_SECONDS", 30, 0, 3600),
         # A user-delegation SAS lives at most 7 days.
         share_link_hours=r.int("SHARE_LINK_HOURS", 24, 0, 168),
         notify_signing_key=_notify_key(r),

@@ -1,21 +1,26 @@
-"""The Blob Storage edge: upload one file, hashing it on the way out.
+"""The Blob Storage edge: stage a file as blocks, hashing it on the way out; commit it later.
 
 Auth: the worker's managed identity (`DefaultAzureCredential`, client id from `AZURE_CLIENT_ID`)
 against `OUTPUT_ACCOUNT_URL`, or `OUTPUT_CONNECTION_STRING` for Azurite.
 
-The file is handed to the SDK as a non-seekable stream, so the SDK reads it once, in order,
-in block-sized chunks (then stages up to `concurrency` blocks at a time). The reader hashes
-what it hands over: the sha256 in the result costs no second read of the file. Memory stays
-at about `(concurrency + 1) x block size` whatever the file size, and each block is held as
-bytes, so the SDK can still retry a failed block.
+Two steps, so the job can verify the file while it is being uploaded:
+- `stage` reads the file once, in order, in block-sized reads, hashes each block as it is
+  read (the sha256 costs no second read) and puts up to `concurrency` blocks at a time
+  (Put Block). Memory stays at about `(concurrency + 1) x block size` whatever the file size;
+  each block is held as bytes until it is stored, so the SDK's retry policy can resend it.
+- `commit` (Put Block List) makes the blob, with its content type and metadata, from exactly
+  the staged blocks. Until then nothing is visible: staged blocks that are never committed
+  (verification failed, job cancelled) are discarded by the service.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -37,61 +42,57 @@ UploadProgress = Callable[[int, int], None]
 Checkpoint = Callable[[], None]
 """Called between reads; raises to abort the upload (cancellation)."""
 
+MAX_BLOCKS = 50_000
+"""A block blob has at most 50,000 blocks: bigger files get bigger blocks."""
+
 
 @dataclass(frozen=True)
-class UploadRequest:
-    path: Path
-    name: str
+class BlobProperties:
     content_type: str
     metadata: Mapping[str, str]
     content_disposition: str | None = None
 
 
+@dataclass(frozen=True)
+class StagedBlob:
+    name: str
+    block_ids: tuple[str, ...]
+    size_bytes: int
+    sha256: str
+
+
 class BlobSink(Protocol):
     endpoint_url: str
 
-    def upload(self, request: UploadRequest, on_progress: UploadProgress, checkpoint: Checkpoint) -> BlobResult: ...
+    def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint) -> StagedBlob: ...
+
+    def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult: ...
 
 
-class HashingReader(io.RawIOBase):
-    """A forward-only view of a file that hashes and counts what is read from it."""
+def block_size_for(size: int, preferred: int) -> int:
+    """`preferred`, or more when the file would need more than `MAX_BLOCKS` blocks."""
+    return max(preferred, -(-size // MAX_BLOCKS))
 
-    def __init__(self, path: Path, checkpoint: Checkpoint):
-        super().__init__()
-        self._file = path.open("rb", buffering=0)
-        self._checkpoint = checkpoint
-        self._sha = hashlib.sha256()
-        self.bytes_read = 0
 
-    def readable(self) -> bool:
-        return True
+def block_id(index: int) -> str:
+    """Block ids of one blob must all have the same length (the SDK base64-encodes them)."""
+    return f"{index:08d}"
 
-    def seekable(self) -> bool:
-        return False
 
-    def read(self, size: int = -1) -> bytes:
-        self._checkpoint()
-        data = self._file.read() if size is None or size < 0 else self._read_exactly(size)
-        self._sha.update(data)
-        self.bytes_read += len(data)
+def read_block(file: io.RawIOBase, size: int) -> bytes:
+    """Up to `size` bytes; fewer only at the end of the file (a raw read may return less)."""
+    data = file.read(size) or b""
+    if len(data) == size or not data:
         return data
-
-    def _read_exactly(self, size: int) -> bytes:
-        chunks, remaining = [], size
-        while remaining > 0:
-            chunk = self._file.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+    chunks = [data]
+    remaining = size - len(data)
+    while remaining > 0:
+        chunk = file.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _strip_query(url: str) -> str:
@@ -126,11 +127,9 @@ class AzureBlobSink:
     ) -> AzureBlobSink:
         from azure.storage.blob import BlobServiceClient
 
-        # Blocks above 4 MiB and no single-shot put above one block: memory stays flat.
-        sizes = {"max_block_size": block_bytes, "max_single_put_size": block_bytes}
         if connection_string:
             try:
-                service = BlobServiceClient.from_connection_string(connection_string, **sizes)
+                service = BlobServiceClient.from_connection_string(connection_string)
             except ValueError:
                 # The SDK's message may quote the string: never pass it on.
                 raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, "OUTPUT_CONNECTION_STRING is malformed")) from None
@@ -140,76 +139,125 @@ class AzureBlobSink:
             credential = (
                 DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
             )
-            service = BlobServiceClient(account_url, credential=credential, **sizes)
+            service = BlobServiceClient(account_url, credential=credential)
         else:
             raise JobFailed(JobError(ErrorCode.INTERNAL, "no blob target configured"))
         return cls(service, container, block_bytes=block_bytes, concurrency=concurrency)
 
-    def upload(self, request: UploadRequest, on_progress: UploadProgress, checkpoint: Checkpoint) -> BlobResult:
-        from azure.core.exceptions import (
-            AzureError,
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceNotFoundError,
-        )
-        from azure.storage.blob import ContentSettings
+    def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint) -> StagedBlob:
+        """Put every block of the file; nothing is visible until `commit`."""
+        from azure.core.exceptions import ResourceNotFoundError
 
-        blob = self._service.get_blob_client(self._container, request.name)
-        size = request.path.stat().st_size
-        settings = ContentSettings(content_type=request.content_type, content_disposition=request.content_disposition)
+        def attempt() -> StagedBlob:
+            size = path.stat().st_size
+            with path.open("rb", buffering=0) as file:
+                return self._stage_blocks(name, lambda n: read_block(file, n), on_progress, checkpoint, size)
 
-        def attempt() -> str:
-            reader = HashingReader(request.path, checkpoint)
+        with _classified_errors():
             try:
-                blob.upload_blob(
-                    reader,
-                    length=size,
-                    overwrite=True,
-                    content_settings=settings,
-                    metadata=dict(request.metadata),
-                    max_concurrency=self._concurrency,
-                    progress_hook=lambda current, total: on_progress(current, size),
-                )
-            finally:
-                reader.close()
-            if reader.bytes_read != size:
-                raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, "the file changed while it was uploaded"))
-            return reader.hexdigest()
-
-        try:
-            try:
-                digest = attempt()
+                return attempt()
             except ResourceNotFoundError as e:
                 if getattr(e, "error_code", None) != "ContainerNotFound":
                     raise
-                log.info("container %s does not exist: creating it", self._container)
-                try:
-                    self._service.create_container(self._container)
-                except HttpResponseError as ce:
-                    if getattr(ce, "error_code", None) != "ContainerAlreadyExists":
-                        raise
-                digest = attempt()
-        except JobFailed:
-            raise
-        except ClientAuthenticationError as e:
-            raise JobFailed(
-                JobError(ErrorCode.UPLOAD_FAILED, f"blob storage refused the worker's identity: {_brief(e)}")
-            ) from None
-        except HttpResponseError as e:
-            retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
-            raise JobFailed(
-                JobError(ErrorCode.UPLOAD_FAILED, f"upload failed: {_brief(e)}", retryable=retryable)
-            ) from None
-        except (AzureError, OSError) as e:
-            raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, f"upload failed: {_brief(e)}", retryable=True)) from None
+                self._create_container()
+                return attempt()
+
+    def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult:
+        """Make the blob from exactly the staged blocks (replacing one of the same name)."""
+        from azure.storage.blob import ContentSettings
+
+        blob = self._service.get_blob_client(self._container, staged.name)
+        settings = ContentSettings(
+            content_type=properties.content_type, content_disposition=properties.content_disposition
+        )
+        with _classified_errors():
+            blob.commit_block_list(
+                list(staged.block_ids), content_settings=settings, metadata=dict(properties.metadata)
+            )
         return BlobResult(
             url=_strip_query(blob.url),
             container=self._container,
-            name=request.name,
-            size_bytes=size,
-            sha256=digest,
-            content_type=request.content_type,
+            name=staged.name,
+            size_bytes=staged.size_bytes,
+            sha256=staged.sha256,
+            content_type=properties.content_type,
         )
+
+    def _create_container(self) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        log.info("container %s does not exist: creating it", self._container)
+        try:
+            self._service.create_container(self._container)
+        except HttpResponseError as e:
+            if getattr(e, "error_code", None) != "ContainerAlreadyExists":
+                raise
+
+    def _stage_blocks(
+        self,
+        name: str,
+        read: Callable[[int], bytes],
+        on_progress: UploadProgress,
+        checkpoint: Checkpoint,
+        expected_bytes: int,
+    ) -> StagedBlob:
+        blob = self._service.get_blob_client(self._container, name)
+        block_bytes = block_size_for(expected_bytes, self._block_bytes)
+        sha = hashlib.sha256()
+        ids: list[str] = []
+        read_bytes = sent = 0
+        in_flight: set[Future[int]] = set()
+
+        def put(block: str, data: bytes) -> int:
+            blob.stage_block(block, data, length=len(data))
+            return len(data)
+
+        def settle(futures: set[Future[int]]) -> None:
+            nonlocal sent
+            for f in futures:
+                sent += f.result()  # raises the block's error, if any
+                on_progress(sent, max(expected_bytes, read_bytes))
+
+        with ThreadPoolExecutor(self._concurrency, "stage") as pool:
+            try:
+                while True:
+                    checkpoint()
+                    data = read(block_bytes)
+                    if not data:
+                        break
+                    read_bytes += len(data)
+                    sha.update(data)  # hashlib releases the GIL for big buffers: the puts go on meanwhile
+                    ids.append(block_id(len(ids)))
+                    if len(in_flight) >= self._concurrency:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        settle(done)
+                    in_flight.add(pool.submit(put, ids[-1], data))
+                    del data
+                settle(wait(in_flight).done)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return StagedBlob(name=name, block_ids=tuple(ids), size_bytes=read_bytes, sha256=sha.hexdigest())
+
+
+@contextlib.contextmanager
+def _classified_errors() -> Iterator[None]:
+    """SDK failures as `JobFailed(upload_failed)`, with a short message and the right `retryable`."""
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+
+    try:
+        yield
+    except JobFailed:
+        raise
+    except ClientAuthenticationError as e:
+        raise JobFailed(
+            JobError(ErrorCode.UPLOAD_FAILED, f"blob storage refused the worker's identity: {_brief(e)}")
+        ) from None
+    except HttpResponseError as e:
+        retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
+        raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, f"upload failed: {_brief(e)}", retryable=retryable)) from None
+    except (AzureError, OSError) as e:
+        raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, f"upload failed: {_brief(e)}", retryable=True)) from None
 
 
 def _brief(e: BaseException) -> str:

@@ -11,11 +11,14 @@ Decisions made here:
   actually received (a missing or lying Content-Length changes nothing); an announced size
   over the cap stops the job before the transfer.
 - No playlists; live streams refused; bounded retries and a socket timeout.
+- A URL that names a media file skips yt-dlp's search through every site's URL pattern
+  when no site extractor can claim it (`extractor_choice`).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,11 +27,13 @@ from typing import Any, Protocol
 
 import yt_dlp
 from yt_dlp.downloader.external import FFmpegFD
+from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.postprocessor.common import PostProcessor
 
 from videojob.contract import ErrorCode, JobError
 
 from .errors import DownloadAborted, JobFailed, classify
+from .extractor_choice import choose_extractor
 from .progress import ByteBudget
 
 log = logging.getLogger("worker.download")
@@ -93,7 +98,20 @@ def _retry_sleep(n: int) -> float:
     return min(1.0 * 2**n, 10.0)
 
 
-def ydl_params(request: MediaRequest, workdir: Path, tuning: DownloadTuning) -> dict[str, Any]:
+def find_deno() -> str | None:
+    """The Deno binary yt-dlp runs YouTube's player JavaScript with: the one the `deno` package
+    installed next to this Python (image and dev venv alike), else one on PATH."""
+    try:
+        from deno import find_deno_bin
+
+        return find_deno_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("deno")
+
+
+def ydl_params(
+    request: MediaRequest, workdir: Path, tuning: DownloadTuning, *, deno_path: str | None = None
+) -> dict[str, Any]:
     """The yt-dlp options for one job (pure)."""
     params: dict[str, Any] = {
         "format": format_selector(request),
@@ -125,6 +143,11 @@ def ydl_params(request: MediaRequest, workdir: Path, tuning: DownloadTuning) -> 
         "updatetime": False,
         "restrictfilenames": True,
         "check_formats": False,
+        # Most YouTube formats need the player's JavaScript run (signature and `n` challenges):
+        # by Deno (sandboxed: yt-dlp grants it no network or file access) with the solver
+        # scripts of the `yt-dlp-ejs` package. Nothing is fetched at run time (no remote components).
+        "js_runtimes": {"deno": {"path": deno_path} if deno_path else {}},
+        "remote_components": [],
         "logger": _YtDlpLogger(),
     }
     if request.format == "video":
@@ -216,6 +239,7 @@ def check_hook_against_budget(status: Mapping[str, Any], budget: ByteBudget) -> 
 class YtDlpDownloader:
     def __init__(self, tuning: DownloadTuning | None = None):
         self._tuning = tuning or DownloadTuning()
+        self.deno_path = find_deno()
         refuse_ffmpeg_downloads()
 
     def download(
@@ -235,13 +259,15 @@ class YtDlpDownloader:
             if status.get("status") == "started" and status.get("postprocessor") != BeforeDownloadCheckPP.pp_key():
                 on_phase("processing")
 
-        params = ydl_params(request, workdir, self._tuning)
+        params = ydl_params(request, workdir, self._tuning, deno_path=self.deno_path)
         params["progress_hooks"] = [progress_hook]
         params["postprocessor_hooks"] = [postprocessor_hook]
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 ydl.add_post_processor(BeforeDownloadCheckPP(request.max_bytes), when="before_dl")
-                raw = ydl.extract_info(request.url, download=False, process=False)
+                # A direct media link goes straight to the generic extractor (see extractor_choice).
+                ie_key = choose_extractor(request.url, gen_extractor_classes())
+                raw = ydl.extract_info(request.url, download=False, process=False, ie_key=ie_key)
                 if raw is None:
                     raise JobFailed(JobError(ErrorCode.UNAVAILABLE, "nothing to download at this URL"))
                 if raw.get("_type") in ("playlist", "multi_video"):

@@ -10,9 +10,10 @@ import logging
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from videojob.contract import ErrorCode, JobError, JobResult, MediaInfo, Progres
 from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
 
 from . import address_guard
-from .blob_sink import BlobSink, UploadRequest
+from .blob_sink import BlobProperties, BlobSink, StagedBlob
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import DownloadedMedia, Downloader, MediaRequest
@@ -32,7 +33,9 @@ from .reporter import Reporter
 from .verify import ProbeResult, verify
 
 log = logging.getLogger("worker.job")
-_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+# One thread builds the blob client while the download runs; the other stages the upload while
+# ffprobe verifies the file.
+_background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="background")
 
 DOWNLOADING, PROCESSING, UPLOADING = "downloading", "processing", "uploading"
 
@@ -106,16 +109,13 @@ def media_info(media: DownloadedMedia, probe: ProbeResult) -> MediaInfo:
     )
 
 
-def upload_request(config: WorkerConfig, media: DownloadedMedia, info: MediaInfo) -> UploadRequest:
-    name = blob_name(config.env.job_id, media.title, media.ext)
+def blob_properties(config: WorkerConfig, media: DownloadedMedia, info: MediaInfo, name: str) -> BlobProperties:
     metadata = {"jobid": header_safe(config.env.job_id), "sourceurl": header_safe(config.env.url)}
     if media.title:
         metadata["title"] = header_safe(media.title)
     if info.duration_seconds is not None:
         metadata["durationseconds"] = f"{info.duration_seconds:g}"
-    return UploadRequest(
-        path=media.path,
-        name=name,
+    return BlobProperties(
         content_type=content_type(media.ext),
         metadata=metadata,
         content_disposition=content_disposition(name.rsplit("/", 1)[-1]),
@@ -129,6 +129,13 @@ class _Steps:
         self.reporter = reporter
         self.cancel = cancel
         self.clock = clock
+        self.verified = threading.Event()
+        self.abandoned = threading.Event()
+
+    def staging_checkpoint(self) -> None:
+        if self.abandoned.is_set():
+            raise JobFailed(JobError(ErrorCode.INTERNAL, "the upload was abandoned"))
+        self.checkpoint()
 
     def stop_reason(self) -> JobError | None:
         if self.cancel.cancelled:
@@ -155,6 +162,8 @@ class _Steps:
         self.reporter.progress(phase)
 
     def on_upload_progress(self, current: int, total: int) -> None:
+        if not self.verified.is_set():
+            return  # staging while ffprobe still runs: the job is "processing" until it is done
         percent = round(100.0 * current / total, 1) if total else None
         self.reporter.progress(UPLOADING, Progress(percent=percent, downloaded_bytes=current, total_bytes=total))
 
@@ -173,6 +182,7 @@ def run_job(
     steps = _Steps(reporter, cancel, clock)
     env = config.env
     guard_state: address_guard.GuardState | None = None
+    staging: Future[StagedBlob] | None = None
     try:
         reporter.started(DOWNLOADING)
         check_job_url(config)
@@ -192,15 +202,21 @@ def run_job(
         log.info("downloaded %s (%d bytes)", media.path.name, media.path.stat().st_size)
 
         steps.on_phase(PROCESSING)
-        probe = verify(media.path, env.format)
         size = media.path.stat().st_size
         if size > env.max_bytes:
             raise JobFailed(JobError(ErrorCode.TOO_LARGE, f"the media is {size} bytes, over the {env.max_bytes} limit"))
-        info = media_info(media, probe)
-
-        steps.on_phase(UPLOADING)
+        # The upload starts now and ffprobe runs meanwhile; the blob only appears on commit,
+        # after the file passed verification.
         sink = sink_future.result()
-        blob = sink.upload(upload_request(config, media, info), steps.on_upload_progress, steps.checkpoint)
+        name = blob_name(env.job_id, media.title, media.ext)
+        staging = _background.submit(sink.stage, media.path, name, steps.on_upload_progress, steps.staging_checkpoint)
+        info = media_info(media, verify(media.path, env.format))
+
+        steps.verified.set()
+        steps.on_phase(UPLOADING)
+        staged: StagedBlob = staging.result()
+        steps.checkpoint()
+        blob = sink.commit(staged, blob_properties(config, media, info, name))
         steps.checkpoint()
         result = JobResult(blob=blob, media=info)
         log.info("uploaded %s (%d bytes, sha256 %s)", blob.name, blob.size_bytes, blob.sha256)
@@ -212,6 +228,11 @@ def run_job(
         log.exception("unexpected failure")
         error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")
     finally:
+        # A failure while the upload was being staged (verification, cancellation): stop the
+        # staging at its next block before the file goes. Its blocks are never committed.
+        steps.abandoned.set()
+        if staging is not None:
+            wait([staging])
         work.remove()
     if guard_state is not None and guard_state.refusals and error.code in (
         ErrorCode.NETWORK,

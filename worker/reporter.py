@@ -84,8 +84,10 @@ class Reporter:
         backoff_seconds: float = 1.0,
         backoff_max_seconds: float = 8.0,
         clock: Callable[[], float] = time.monotonic,
+        attempt: int | None = None,
     ):
         self._job_id = job_id
+        self._attempt = attempt  # the orchestrator ignores events of an attempt it has moved past
         self._transport = transport
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff_seconds
@@ -140,7 +142,10 @@ class Reporter:
             if self._terminal_made or self._rejected_status is not None:
                 return False
             self._seq += 1
-            event = JobStatus(state=state, job_id=self._job_id, seq=self._seq, sent_at=utc_now_text(), **fields)  # type: ignore[arg-type]
+            event = JobStatus(
+                state=state, job_id=self._job_id, seq=self._seq, sent_at=utc_now_text(), attempt=self._attempt,
+                **fields,  # type: ignore[arg-type]
+            )
             if state in (SUCCEEDED, FAILED):
                 self._terminal_made = True
             if state == PROGRESS and self._queue and self._queue[-1].state == PROGRESS:

@@ -120,12 +120,19 @@ def main(
         max_attempts=t.callback_max_attempts,
         backoff_seconds=t.callback_backoff_seconds,
         backoff_max_seconds=t.callback_backoff_max_seconds,
+        attempt=env.attempt,
     )
     work = WorkArea()
     outcome: list[Outcome] = []
     log.info("job %s: %s (%s) -> container %s", env.job_id, env.url, env.format, env.output_container)
 
     def job() -> None:
+        if env.mode == "list":  # a playlist's entries only (see `listing`)
+            from .listing import YtDlpLister, run_listing
+
+            tuning = DownloadTuning(t.concurrent_fragments, t.socket_timeout_seconds, t.download_retries)
+            outcome.append(run_listing(config, lister=YtDlpLister(tuning), reporter=reporter, cancel=cancel))
+            return
         outcome.append(
             run_job(
                 config,

@@ -4,7 +4,8 @@
 //
 // Function app identity: manage container groups in this resource group (custom role), assign the
 // worker identity and nothing else (custom role on that identity), plus what the Functions runtime
-// and Durable task hub need on the storage account, the signing-key secret and telemetry.
+// and Durable task hub need on the storage account, the signing-key secrets and telemetry, and
+// what share links need: a user-delegation key (Storage Blob Delegator) and read on the output container.
 // Worker identity: write blobs to the output container, pull from the registry. No ARM rights.
 param functionIdentityName string
 param workerIdentityName string
@@ -163,6 +164,32 @@ resource funcTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     // Monitoring Metrics Publisher (Entra-authenticated telemetry ingestion)
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '3913510d-42f4-4e42-8a64-420c390055eb')
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Share links: user-delegation SAS, signed with a key this identity asks Blob Storage for. A SAS
+// grants at most what its signer may do, so the signer needs read on the output container. Both
+// are stated here even though the host's Blob Data Owner grant above covers them today: the share
+// link must keep working (read only) if the host storage moves to its own account.
+resource funcShareLinkDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionIdentity.id, 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+  scope: storage
+  properties: {
+    // Storage Blob Delegator (generateUserDelegationKey only, no data access)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource funcShareLinkReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(outputContainer.id, functionIdentity.id, '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+  scope: outputContainer
+  properties: {
+    // Storage Blob Data Reader
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }

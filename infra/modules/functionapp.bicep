@@ -13,6 +13,7 @@ param deploymentContainerName string
 param registryName string
 param appInsightsName string
 param signingKeySecretUri string
+param notifyKeySecretUri string
 param workerImage string
 param allowedHosts string
 param workerCpu string
@@ -25,6 +26,16 @@ param maxDownloadBytes string
 param failedGroupPolicy string
 param failedGroupRetentionSeconds int
 param sweepSchedule string
+param maxParallelJobs int
+param maxBatchUrls int
+param maxPlaylistItems int
+param deduplicate bool
+param jobMaxAttempts int
+param jobRetryBackoffSeconds int
+param shareLinkHours int
+param aciPricePerVcpuSecond string
+param aciPricePerGbSecond string
+param costCurrency string
 
 @description('azd finds the app to deploy to by this tag (services.api in azure.yaml).')
 param serviceName string = 'api'
@@ -171,6 +182,18 @@ var videojobSettings = {
   FAILED_GROUP_POLICY: failedGroupPolicy
   FAILED_GROUP_RETENTION_SECONDS: string(failedGroupRetentionSeconds)
   SWEEP_SCHEDULE: sweepSchedule
+  MAX_PARALLEL_JOBS: string(maxParallelJobs)
+  MAX_BATCH_URLS: string(maxBatchUrls)
+  MAX_PLAYLIST_ITEMS: string(maxPlaylistItems)
+  DEDUPLICATE: string(deduplicate)
+  JOB_MAX_ATTEMPTS: string(jobMaxAttempts)
+  JOB_RETRY_BACKOFF_SECONDS: string(jobRetryBackoffSeconds)
+  // Share links are user-delegation SAS signed with this app's identity (Storage Blob Delegator).
+  SHARE_LINK_HOURS: string(shareLinkHours)
+  NOTIFY_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${notifyKeySecretUri})'
+  ACI_PRICE_PER_VCPU_SECOND: aciPricePerVcpuSecond
+  ACI_PRICE_PER_GB_SECOND: aciPricePerGbSecond
+  COST_CURRENCY: costCurrency
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.

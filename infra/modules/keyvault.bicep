@@ -1,4 +1,4 @@
-// Key Vault holding the callback signing key. RBAC only (no access policies); the function app's
+// Key Vault holding the callback and webhook signing keys. RBAC only (no access policies); the function app's
 // identity reads it through a Key Vault reference (Key Vault Secrets User, granted in access.bicep).
 param location string
 param tags object
@@ -7,6 +7,10 @@ param signingKeySecretName string
 
 @secure()
 param callbackSigningKey string
+param notifyKeySecretName string
+
+@secure()
+param notifySigningKey string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: keyVaultName
@@ -38,6 +42,16 @@ resource signingKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+resource notifyKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: notifyKeySecretName
+  properties: {
+    value: notifySigningKey
+    contentType: 'text/plain; HMAC-SHA256 key for completion webhook signatures'
+  }
+}
+
 output keyVaultName string = vault.name
 // Versioned on purpose: a new key changes the app setting, which restarts the app onto the new key.
 output signingKeySecretUri string = signingKey.properties.secretUriWithVersion
+output notifyKeySecretUri string = notifyKey.properties.secretUriWithVersion

@@ -23,6 +23,7 @@ from videojob.settings import Settings, load_settings
 from videojob.tokens import job_token
 
 SIGNING_KEY = "test-signing-key-0123456789-abcdefghijklmnop"
+NOTIFY_KEY = "test-notify-key-0123456789-abcdefghijklmnopq"
 APP_ORIGIN = "https://videodl.example.net"
 VALID_TOKEN = object()
 
@@ -35,6 +36,17 @@ TEST_ENV = {
     "HEARTBEAT_TIMEOUT_SECONDS": "300",
     "PROVISION_MAX_ATTEMPTS": "3",
     "FAILED_GROUP_POLICY": "delete",
+    "JOB_MAX_ATTEMPTS": "2",
+    "WORKER_CPU": "2",
+    "WORKER_MEMORY_GB": "3",
+    "SHARE_LINK_HOURS": "12",
+    "ACI_PRICE_PER_VCPU_SECOND": "0.00002",
+    "ACI_PRICE_PER_GB_SECOND": "0.000003",
+    "COST_CURRENCY": "EUR",
+    "MAX_PARALLEL_JOBS": "2",
+    "MAX_BATCH_URLS": "4",
+    "MAX_PLAYLIST_ITEMS": "10",
+    "NOTIFY_SIGNING_KEY": NOTIFY_KEY,
 }
 
 

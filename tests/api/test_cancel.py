@@ -87,3 +87,88 @@ def test_cancel_when_the_host_errors_is_503_not_404(client_api: Api) -> None:
     answer = client_api.cancel(job.instance_id)
 
     assert answer.status == 503
+
+
+# -- batches: the cancel also reaches the running children ----------------------------------
+
+BATCH = "b" * 32
+
+
+def running_batch(client_api: Api, custom_status: object) -> None:
+    client_api.standin.add_instance(BATCH, name="download_batch", custom_status=custom_status)
+
+
+def child(client_api: Api, suffix: str, runtime_status: str = "Running") -> str:
+    return client_api.standin.add_instance(f"{BATCH}-{suffix}", runtime_status=runtime_status).instance_id
+
+
+def cancels(client_api: Api) -> list[str]:
+    events = client_api.standin.raised_events
+    assert all(e.name == EVENT_NAME and e.payload == {"state": "cancelled"} for e in events)
+    return [e.instance_id for e in events]
+
+
+def test_cancel_of_a_batch_cancels_the_batch_then_its_running_items(client_api: Api) -> None:
+    running_batch(client_api, {"phase": "running", "counts": {"total": 4, "running": 2, "succeeded": 1,
+                                                              "failed": 0, "pending": 1}, "runningItems": [1, 2]})
+    done = child(client_api, "000", "Completed")
+    first, second = child(client_api, "001"), child(client_api, "002")
+    waiting = f"{BATCH}-003"  # not started yet: the batch itself fails it
+
+    answer = client_api.cancel(BATCH)
+
+    assert answer.status == 202
+    assert answer.json["id"] == BATCH
+    assert answer.json["cancelledChildren"] == [first, second]
+    raised = cancels(client_api)
+    assert raised[0] == BATCH and sorted(raised[1:]) == [first, second]
+    assert done not in raised and waiting not in raised
+
+
+def test_cancel_of_a_playlist_while_listing_cancels_the_listing_child(client_api: Api) -> None:
+    running_batch(client_api, {"phase": "listing", "updatedAt": "2026-01-01T00:00:00.000000Z"})
+    listing = child(client_api, "list")
+
+    answer = client_api.cancel(BATCH)
+
+    assert answer.status == 202
+    assert answer.json["cancelledChildren"] == [listing]
+    assert cancels(client_api) == [BATCH, listing]
+
+
+def test_children_that_finish_or_vanish_meanwhile_are_skipped(client_api: Api) -> None:
+    running_batch(client_api, {"phase": "running", "counts": {"total": 3}, "runningItems": [0, 1, 2]})
+    ending, purged, still_running = child(client_api, "000"), child(client_api, "001"), child(client_api, "002")
+    standin = client_api.standin
+    # Once the batch has its event, one child fails and another is purged before their cancel lands.
+    standin.before_next("raise_event", lambda: None)
+    standin.before_next("raise_event", lambda: (standin.set_status(ending, "Failed"), standin.instances.pop(purged)))
+
+    answer = client_api.cancel(BATCH)
+
+    assert answer.status == 202
+    assert answer.json["cancelledChildren"] == [still_running]
+
+
+def test_cancel_of_a_single_job_reports_no_children(client_api: Api) -> None:
+    job = client_api.standin.add_instance(custom_status={"phase": "downloading", "runningItems": [0]})
+
+    answer = client_api.cancel(job.instance_id)
+
+    assert answer.status == 202
+    assert "cancelledChildren" not in answer.json
+    assert cancels(client_api) == [job.instance_id]
+
+
+def test_a_batch_whose_children_cannot_be_reached_answers_503_so_the_cancel_is_retried(client_api: Api) -> None:
+    running_batch(client_api, {"phase": "running", "counts": {"total": 2}, "runningItems": [0, 1]})
+    for suffix in ("000", "001"):
+        child(client_api, suffix)
+    standin = client_api.standin
+    standin.before_next("raise_event", lambda: standin.fail(500, "raise_event"))
+
+    answer = client_api.cancel(BATCH)
+
+    assert answer.status == 503
+    assert answer.error_code == "service_unavailable"
+    assert cancels(client_api)[0] == BATCH

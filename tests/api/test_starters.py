@@ -52,6 +52,13 @@ def test_json_request_starts_download_job_with_the_plan(client_api: Api) -> None
         "failedGroupPolicy": "delete",
         "provisionBackoffSeconds": 5,
         "cleanupMaxAttempts": 5,
+        "mode": "download",
+        "maxAttempts": 2,
+        "retryBackoffSeconds": 30,
+        "workerCpu": 2.0,
+        "workerMemoryGb": 3.0,
+        "shareLinkHours": 12,
+        "costRates": {"vcpuSecond": 0.00002, "gbSecond": 0.000003, "currency": "EUR"},
     }
     # The start went to the extension's RPC endpoint for the orchestrator, with no instance id.
     [call] = client_api.standin.calls_of("start_new")

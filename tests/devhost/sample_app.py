@@ -66,6 +66,42 @@ def failing(context: df.DurableOrchestrationContext):
     raise RuntimeError("deadline_exceeded: the job took too long")
 
 
+@app.orchestration_trigger(context_name="context")
+def parent(context: df.DurableOrchestrationContext):
+    """Starts every child of `children` at once (each `{"id"?, "sleep", "fail"?}`) and reports each
+    one's output or failure, in order."""
+    specs = (context.get_input() or {}).get("children", [])
+    tasks = [context.call_sub_orchestrator("child", spec, spec.get("id")) for spec in specs]
+    pending = list(tasks)
+    while pending:
+        yield context.task_any(pending)
+        pending = [t for t in pending if not t.is_completed]
+    return [{"error": str(t.result)} if isinstance(t.result, Exception) else {"ok": t.result} for t in tasks]
+
+
+@app.orchestration_trigger(context_name="context")
+def child(context: df.DurableOrchestrationContext):
+    args = context.get_input() or {}
+    context.set_custom_status({"child": "sleeping"})
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=args.get("sleep", 0)))
+    if args.get("fail"):
+        raise RuntimeError(args["fail"])
+    return {"me": context.instance_id, "parent": context.parent_instance_id, "echo": args.get("echo")}
+
+
+@app.orchestration_trigger(context_name="context")
+def retrying_parent(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=200, max_number_of_attempts=3)
+    result = yield context.call_sub_orchestrator_with_retry("flaky_child", options, context.get_input())
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def flaky_child(context: df.DurableOrchestrationContext):
+    result = yield context.call_activity("flaky", context.get_input())
+    return result
+
+
 @app.activity_trigger(input_name="payload")
 def echo(payload: dict) -> dict:
     return {"echo": payload, "pid": os.getpid()}

@@ -127,3 +127,19 @@ def test_route_templates_bind_parameters():
     assert match_route("api/downloads/{id}/cancel", "api/downloads/abc") is None
     assert match_route("api/items/{id:int}/{rest?}", "api/items/7") == {"id": "7"}
     assert match_route("api/files/{*path}", "api/files/a/b.mp4") == {"path": "a/b.mp4"}
+
+
+def test_a_sub_orchestration_is_new_work_once_and_gets_a_deterministic_id_when_none_is_given():
+    named = {"actionType": 2, "functionName": "child", "input": '{"a": 1}', "instanceId": "kid-1"}
+    unnamed = {"actionType": 2, "functionName": "child", "input": "null"}
+
+    first = plan_actions([[named, unnamed]], [], T0, "parent-1")
+    created = first.history_events(T0)
+    again = plan_actions([[named, unnamed]], created, T0, "parent-1")
+
+    assert [(c.task_id, c.instance_id, c.input) for c in first.sub_orchestrations] == [
+        (0, "kid-1", '{"a": 1}'), (1, "parent-1:1", "null")]
+    assert [(e["EventType"], e["EventId"], e["InstanceId"]) for e in created] == [(7, 0, "kid-1"), (7, 1, "parent-1:1")]
+    assert again.sub_orchestrations == []
+    with pytest.raises(ReplayError, match="non-deterministic"):
+        plan_actions([[activity("create")]], created, T0, "parent-1")

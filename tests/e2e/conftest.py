@@ -1,8 +1,9 @@
 """The local stack for the end-to-end tests: Azurite, loopback media servers and a devhost.
 
 Short settings keep the suite fast: 5 s heartbeat window, 1 s progress interval, the minimum
-60 s deadline and a sweep every 3 seconds. The job that must hit its deadline is submitted when
-the devhost starts, so its minute runs while the other scenarios do.
+60 s deadline, two attempts per job 2 s apart, and a sweep every 3 seconds. The job that must hit
+its deadline is submitted when the devhost starts (before the first test), so its minute runs
+while the other scenarios do.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ DEADLINE_SECONDS = 60
 SLOW_BYTES_PER_SECOND = 32 * 1024
 PACED_BYTES_PER_SECOND = 1024 * 1024
 MULTI_SECONDS = (2, 3, 4, 5, 6)
+MAX_PARALLEL_JOBS = 3
+MAX_ATTEMPTS = 2
+RETRY_BACKOFF_SECONDS = 2
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
 
 
@@ -66,10 +70,16 @@ def local(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory, fast_media
         {
             "ALLOWED_HOSTS": "127.0.0.1",
             "CALLBACK_SIGNING_KEY": secrets.token_urlsafe(48),
+            # Completion webhooks (signed with this key) and share links (account-key SAS on Azurite).
+            "NOTIFY_SIGNING_KEY": secrets.token_urlsafe(48),
+            "SHARE_LINK_HOURS": "1",
             "HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_SECONDS),
             "JOB_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
             "PROGRESS_INTERVAL_SECONDS": "1",
             "SWEEP_SCHEDULE": "*/3 * * * * *",
+            "MAX_PARALLEL_JOBS": str(MAX_PARALLEL_JOBS),
+            "JOB_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+            "JOB_RETRY_BACKOFF_SECONDS": str(RETRY_BACKOFF_SECONDS),
             "DEVHOST_WORKER_COMMAND": f"{sys.executable} {FAKE_WORKER}",
         },
     )
@@ -83,7 +93,8 @@ def local(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory, fast_media
         stack.stop_local_containers(state)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def stuck_job(local: LocalStack, fast_media: media.MediaServer) -> Job:
-    """A job whose worker never calls back and never exits (see fake_worker.py)."""
+    """A job whose worker never calls back and never exits (see fake_worker.py). Autouse: it is
+    submitted before the first test, so its deadline minute overlaps every other scenario."""
     return local.submit(fast_media.url("hang/never.mp4"))

@@ -12,15 +12,11 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from devhost.media import MediaServer
-from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MULTI_SECONDS
+from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MAX_ATTEMPTS, MULTI_SECONDS, RETRY_BACKOFF_SECONDS
 from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
+from videojob.container_spec import attempt_group_name
 from videojob.tokens import job_token
-
-# The deadline scenario's job starts with the suite: its minute overlaps the other scenarios.
-pytestmark = pytest.mark.usefixtures("stuck_job")
 
 
 def assert_gone(local: LocalStack, job: Job) -> None:
@@ -48,19 +44,49 @@ def test_a_download_completes_with_a_verified_blob_and_no_worker_left(local: Loc
     assert_gone(local, job)
 
 
-def test_a_worker_that_crashes_mid_download_fails_the_job_with_heartbeat_lost(
+def test_a_worker_that_crashes_mid_download_is_detected_and_retried_in_a_fresh_group(
     local: LocalStack, slow_media: MediaServer
 ):
     job = local.submit(slow_media.url("sample.mp4"))
     assert job.wait_phase("downloading")["runtimeStatus"] == "Running"
 
     local.kill_worker(job.group)
-    done = job.wait_done(timeout=HEARTBEAT_SECONDS * 3 + 10)
+    retrying = job.wait_phase("retrying", timeout=HEARTBEAT_SECONDS * 3 + 10)
+    first_gone = job.group not in local.running_workers()
+    done = job.wait_done(timeout=RETRY_BACKOFF_SECONDS + 60)
+
+    assert retrying["customStatus"]["lastError"]["code"] == "heartbeat_lost", retrying
+    assert first_gone  # cleaned up before the next attempt starts
+    assert done["runtimeStatus"] == "Completed", done
+    out = done["output"]
+    assert out["containerGroup"] != job.group
+    assert [(a["group"], a["outcome"]) for a in out["attempts"]] == [
+        (job.group, "heartbeat_lost"), (out["containerGroup"], "succeeded")]
+    assert sha256(local.blob_bytes(out["blob"])) == out["blob"]["sha256"]
+    assert out["containerGroup"] not in local.running_workers()
+
+
+def test_a_worker_killed_in_every_attempt_fails_the_job_as_heartbeat_lost_with_nothing_left_running(
+    local: LocalStack, slow_media: MediaServer
+):
+    job = local.submit(slow_media.url("sample.mp4"))
+    groups = [attempt_group_name(job.id, n) for n in range(1, MAX_ATTEMPTS + 1)]
+
+    for attempt, group in enumerate(groups, start=1):
+        status = job.wait(lambda b, n=attempt: b["runtimeStatus"] not in ("Pending", "Running") or (
+            (b.get("customStatus") or {}).get("phase") == "downloading" and b["customStatus"].get("attempt") == n),
+            timeout=HEARTBEAT_SECONDS * 3 + RETRY_BACKOFF_SECONDS + 30)
+        assert status["runtimeStatus"] == "Running" and status["customStatus"]["containerGroup"] == group, status
+        local.kill_worker(group)
+    done = job.wait_done(timeout=HEARTBEAT_SECONDS * 3 + 30)
 
     assert done["runtimeStatus"] == "Failed", done
     assert error_code(done) == "heartbeat_lost"
-    assert done["output"].startswith("Orchestrator function 'download_job' failed: heartbeat_lost")
-    assert_gone(local, job)
+    assert done["output"].startswith("Orchestrator function 'download_job' failed: heartbeat_lost: ")
+    attempts = done["customStatus"]["attempts"]
+    assert [(a["attempt"], a["group"], a["outcome"]) for a in attempts] == [
+        (n, group, "heartbeat_lost") for n, group in enumerate(groups, start=1)]
+    assert not set(groups) & set(local.running_workers())
 
 
 def test_cancel_fails_the_job_as_cancelled_and_stops_its_worker(local: LocalStack, slow_media: MediaServer):

@@ -33,6 +33,8 @@ STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+STORAGE_BLOB_DELEGATOR = "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43d2bd2b4d5a"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
@@ -172,8 +174,19 @@ def test_function_app_grants_are_exactly_the_reviewed_list():
             (STORAGE_TABLE_DATA_CONTRIBUTOR, STORAGE),
             (KEY_VAULT_SECRETS_USER, VAULT),
             (MONITORING_METRICS_PUBLISHER, APP_INSIGHTS),
+            # Share links: a user-delegation key, and read (what the SAS may grant) on the output.
+            (STORAGE_BLOB_DELEGATOR, STORAGE),
+            (STORAGE_BLOB_DATA_READER, CONTAINERS),
         ]
     )
+
+
+def test_share_links_can_only_read_the_output_container():
+    # A user-delegation SAS grants at most its signer's rights there: read, on the output only.
+    reader = [g for g in grants() if g.principal == "function" and g.role == STORAGE_BLOB_DATA_READER]
+    assert [(g.scope_type, g.scope_symbol) for g in reader] == [(CONTAINERS, "outputContainer")]
+    delegator = [g for g in grants() if g.role == STORAGE_BLOB_DELEGATOR]
+    assert [(g.principal, g.scope_type) for g in delegator] == [("function", STORAGE)]
 
 
 def test_the_function_app_may_assign_only_the_worker_identity():

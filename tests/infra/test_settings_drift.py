@@ -231,6 +231,24 @@ def test_signing_key_reference_points_at_the_generated_secret():
     assert module_param("keyVault", "callbackSigningKey") == "callbackSigningKey"
 
 
+def test_notify_signing_key_is_a_generated_key_vault_secret():
+    _, ours = bicep_settings()
+    assert ours["NOTIFY_SIGNING_KEY"] == "@Microsoft.KeyVault(SecretUri=${notifyKeySecretUri})"
+    assert accessor_path(module_param("functionApp", "notifyKeySecretUri")) == [
+        "keyVault",
+        "outputs",
+        "notifyKeySecretUri",
+    ]
+    kv = template(INFRA / "modules" / "keyvault.bicep")
+    uri = kv.outputs["notifyKeySecretUri"]["value"]
+    assert accessor_path(uri) == ["notifyKey", "properties", "secretUriWithVersion"]
+    assert kv.resource("notifyKey").prop("properties/value") == "notifySigningKey"
+    assert module_param("keyVault", "notifySigningKey") == "notifySigningKey"
+    # azd generates it once per environment, like the callback key; it is never a default value.
+    param = template(MAIN).parameters["notifySigningKey"]
+    assert param.get("default") is None
+
+
 def _default_of_main_param(expr):
     """The value main.bicep's defaults give to a functionapp.bicep parameter, or None."""
     main = template(MAIN)
@@ -255,6 +273,7 @@ def test_the_bicep_defaults_load_as_valid_settings():
         "OUTPUT_ACCOUNT_URL": "https://sttest.blob.core.windows.net/",
         "CALLBACK_BASE_URL": "https://func-test.azurewebsites.net",
         "CALLBACK_SIGNING_KEY": "k" * 64,  # what the Key Vault reference resolves to
+        "NOTIFY_SIGNING_KEY": "n" * 64,
     }
     fa = template(FUNCTION_APP)
     _, ours = bicep_settings()
@@ -281,3 +300,10 @@ def test_the_bicep_defaults_load_as_valid_settings():
     assert settings.max_download_bytes == 8 * 1024**3
     assert settings.allow_private_addresses is False
     assert settings.registry_username is None and settings.output_connection_string is None
+    assert settings.notify_signing_key == "n" * 64
+    assert (settings.max_parallel_jobs, settings.max_batch_urls, settings.max_playlist_items) == (3, 25, 25)
+    assert settings.deduplicate is False
+    assert settings.job_max_attempts == 3 and settings.share_link_hours == 24
+    assert settings.job_retry_backoff_seconds == 30
+    assert (settings.price_per_vcpu_second, settings.price_per_gb_second) == (0.0000135, 0.0000015)
+    assert settings.cost_currency == "USD"

@@ -12,7 +12,14 @@ from orchestrators import download_job
 from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ReplayHost, RunResult, run_activity_function
 from videojob import bootstrap
-from videojob.activity_wire import ACTIVITY_NAMES
+from videojob.activity_wire import (
+    CREATE_CONTAINER_GROUP,
+    CREATE_SHARE_LINK,
+    DELETE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    NOTIFY_COMPLETION,
+    STOP_CONTAINER_GROUP,
+)
 from videojob.contract import DownloadRequest, JobPlan
 from videojob.orchestration import CUSTOM_STATUS_MAX_BYTES, custom_status_bytes
 from videojob.settings import Settings, load_settings
@@ -23,7 +30,25 @@ GROUP = "dl-job-0001"
 VIDEO_URL = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 SIX_DAYS = timedelta(days=6)
 
-ACTIVITY_RUNNERS = {name: run_activity_function(getattr(activities, name)) for name in ACTIVITY_NAMES}
+CONTAINER_ACTIVITIES = (CREATE_CONTAINER_GROUP, INSPECT_CONTAINER_GROUP, STOP_CONTAINER_GROUP, DELETE_CONTAINER_GROUP)
+ACTIVITY_RUNNERS = {name: run_activity_function(getattr(activities, name)) for name in CONTAINER_ACTIVITIES}
+SHARE_LINK_EXPIRES = "2026-01-02T00:01:10Z"
+
+
+def share_link_url(container: str, name: str) -> str:
+    return f"https://account.blob.core.windows.net/{container}/{name}?sv=2025-01-05&sp=r&sig=signature"
+
+
+def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
+    """Share links and webhooks, answered as their activities would when all goes well: a
+    user-delegation SAS cannot be signed here (no Entra ID; Azurite refuses it), and the webhook
+    activity has its own tests. Tests that need other answers wrap `run_activity`."""
+    if name == CREATE_SHARE_LINK:
+        return {"ok": True, "url": share_link_url(payload["container"], payload["name"]),
+                "expiresAt": SHARE_LINK_EXPIRES}
+    if name == NOTIFY_COMPLETION:
+        return {"ok": True, "status": 204}
+    raise AssertionError(f"unexpected activity {name}")
 
 
 def test_settings() -> Settings:
@@ -96,7 +121,9 @@ def backend() -> Iterator[FakeBackend]:
 
 
 def run_activity(name: str, input_json: str) -> str:
-    return ACTIVITY_RUNNERS[name](input_json)
+    if name in ACTIVITY_RUNNERS:
+        return ACTIVITY_RUNNERS[name](input_json)
+    return json.dumps(scripted_side_activity(name, json.loads(input_json)))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from videojob import bootstrap
 from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
 from videojob.container_env import CALLBACK_TOKEN, JOB_URL
 from videojob.container_env import JOB_ID as JOB_ID_VAR
+from videojob.container_spec import attempt_group_name
 from videojob.tokens import job_token
 
 
@@ -40,6 +41,24 @@ def test_create_builds_the_spec_and_starts_the_group(backend, caplog):
     token = job_token(bootstrap.settings().callback_signing_key, JOB_ID)
     assert dict(spec.secure_env)[CALLBACK_TOKEN] == token
     assert token not in caplog.text and bootstrap.settings().callback_signing_key not in caplog.text
+
+
+def test_create_for_a_retry_uses_the_attempts_own_group(backend):
+    group = attempt_group_name(JOB_ID, 2)
+    answer = call("create_container_group", {**CREATE_INPUT, "attempt": 2, "group": group})
+
+    assert answer == {"ok": True, "group": group, "state": RUNNING}
+    assert backend.specs[0].name == group and backend.specs[0].environment()["JOB_ATTEMPT"] == "2"
+
+
+@pytest.mark.parametrize(
+    "changes", [{"attempt": 2, "group": GROUP}, {"attempt": 0}, {"attempt": 11}, {"attempt": "2"}]
+)
+def test_create_refuses_an_attempt_and_group_that_do_not_match(backend, changes):
+    answer = call("create_container_group", {**CREATE_INPUT, **changes})
+
+    assert answer["ok"] is False and answer["error"]["code"] == "invalid_input"
+    assert backend.calls == []
 
 
 def test_create_answers_a_backend_error_instead_of_raising(backend):

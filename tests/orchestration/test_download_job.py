@@ -66,6 +66,11 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "containerGroup": GROUP,
         "cleanup": "deleted",
         "timings": {"provisionSeconds": 2.0, "runSeconds": 58.0, "totalSeconds": 62.0},
+        "attempts": [{"attempt": 1, "group": GROUP, "outcome": "succeeded", "startedAt": "2026-01-01T00:00:00Z",
+                      "endedAt": "2026-01-01T00:01:02Z", "cleanup": "deleted"}],
+        # Default resources (1 vCPU, 1.5 GB) for 62 s; the default plan carries no prices.
+        "cost": {"vcpuSeconds": 62.0, "gbSeconds": 93.0, "estimate": 0.0, "currency": "USD",
+                 "attempts": [{"attempt": 1, "seconds": 62.0, "vcpuSeconds": 62.0, "gbSeconds": 93.0}]},
     }
     assert result.activity_names == [CREATE, DELETE]
     assert backend.groups == {}
@@ -75,6 +80,8 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "request": {"url": VIDEO_URL, "format": "video"},
         "createdAt": "2026-01-01T00:00:00Z",
         "deadline": "2026-01-01T01:00:00Z",
+        "attempt": 1,
+        "group": GROUP,
     }
     assert backend.specs[0].tag_map()["deadline"] == "2026-01-01T01:00:00Z"
     # Progress shows up in customStatus as it arrives.
@@ -88,6 +95,7 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "speedBps": 2000000.5,
         "etaSeconds": 30.0,
         "containerGroup": GROUP,
+        "attempt": 1,
         "updatedAt": "2026-01-01T00:00:30Z",
     }
     assert status_at(result, 45)["phase"] == "uploading"
@@ -118,6 +126,10 @@ def test_worker_failure_fails_with_its_code_and_applies_the_failed_group_policy(
         "cleanup": cleanup,
         "containerGroup": GROUP,
         "updatedAt": "2026-01-01T00:00:22Z",
+        "attempts": [{"attempt": 1, "group": GROUP, "outcome": "unavailable", "startedAt": "2026-01-01T00:00:00Z",
+                      "endedAt": "2026-01-01T00:00:22Z", "cleanup": cleanup}],
+        "cost": {"vcpuSeconds": 22.0, "gbSeconds": 33.0, "estimate": 0.0, "currency": "USD",
+                 "attempts": [{"attempt": 1, "seconds": 22.0, "vcpuSeconds": 22.0, "gbSeconds": 33.0}]},
     }
     assert backend.ops("stop") + backend.ops("delete") == [GROUP]
     assert backend.ops(op) == [GROUP]

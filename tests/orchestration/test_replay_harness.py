@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import pytest
 
 from tests.orchestration.conftest import T0
-from tests.support.replay import NonDeterminismError, ReplayHost
+from tests.support.replay import ChildOutcome, NonDeterminismError, ReplayHost
 
 bp = df.Blueprint()
 _counter = itertools.count()
@@ -48,3 +48,17 @@ def test_a_deterministic_orchestrator_replays_cleanly():
     # Activities and timers share one sequence: step 0, timer 1, finish 2.
     assert [c.seq for c in result.activity_calls] == [0, 2]
     assert [t.seq for t in result.timers] == [1]
+
+
+@bp.orchestration_trigger(context_name="context")
+def renaming_children(context: df.DurableOrchestrationContext):
+    # Wrong on purpose: the child's instance id depends on process state.
+    first = yield context.call_sub_orchestrator("child", None, f"kid-{next(_counter)}")
+    return first
+
+
+def test_a_replay_that_starts_a_child_under_another_id_is_reported():
+    host = ReplayHost(renaming_children, instance_id="x", input=None, start=T0, activities=echo,
+                      sub_orchestrations=lambda call: ChildOutcome(1, output="done"))
+    with pytest.raises(NonDeterminismError, match="kid-"):
+        host.run()

@@ -9,7 +9,7 @@ import pytest
 
 from videojob import container_env as E
 from videojob.container_env import parse_worker_env
-from videojob.container_spec import build_container_spec, group_name
+from videojob.container_spec import attempt_group_name, build_container_spec, group_name
 from videojob.contract import DownloadRequest
 from videojob.settings import load_settings
 from videojob.tokens import job_token, verify_job_token
@@ -150,3 +150,35 @@ def test_video_requests_do_not_set_an_audio_format_or_height_when_absent() -> No
 
     assert E.JOB_AUDIO_FORMAT not in dict(spec.env)
     assert E.JOB_MAX_HEIGHT not in dict(spec.env)
+
+
+@pytest.mark.parametrize("job_id", ["0123456789abcdef0123456789abcdef", "job-1", "x" * 200, "Job_1.a", "b0c4-12"])
+def test_every_attempt_gets_its_own_valid_group_name(job_id: str) -> None:
+    names = [attempt_group_name(job_id, n) for n in range(1, 11)]
+
+    assert names[0] == group_name(job_id)
+    assert len(set(names)) == 10
+    for name in names:
+        assert 1 <= len(name) <= 63 and VALID_NAME.fullmatch(name) and "--" not in name, name
+    assert attempt_group_name(job_id, 2) == attempt_group_name(job_id, 2)
+
+
+def test_a_retry_never_takes_another_jobs_group_name() -> None:
+    # Ids that look like a retry's readable part do not collide with a real retry's name (the hash
+    # of `job-1#a2` would have to be guessed into the id).
+    retry = attempt_group_name("job-1", 2)
+    others = {group_name(i) for i in ("job-1-a2", "job-1a2", "job-1#a2x", "job-1-A2")}
+
+    assert retry.startswith("dl-job-1-a2-")
+    assert retry not in others
+
+
+def test_the_spec_of_a_retry_names_its_group_and_tells_the_worker_its_attempt() -> None:
+    settings = load_settings(environ=ACI)
+    first = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE)
+    third = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE, 3)
+
+    assert first.environment()[E.JOB_ATTEMPT] == "1" and first.name == group_name("job1")
+    assert third.environment()[E.JOB_ATTEMPT] == "3" and third.name == attempt_group_name("job1", 3)
+    assert third.tag_map()["jobId"] == "job1"  # the sweeper finds the job from any attempt's group
+    assert parse_worker_env(third.environment()).attempt == 3

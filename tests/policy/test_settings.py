@@ -46,6 +46,13 @@ def test_defaults_from_the_design() -> None:
     assert s.sweep_schedule == "0 */10 * * * *"
 
 
+def test_retry_backoff_defaults_to_thirty_seconds_and_takes_zero_to_an_hour() -> None:
+    assert load_settings(environ=ACI).job_retry_backoff_seconds == 30
+    for value in (0, 2, 3600):
+        settings = load_settings(environ={**ACI, "JOB_RETRY_BACKOFF_SECONDS": str(value)})
+        assert settings.job_retry_backoff_seconds == value
+
+
 def test_local_backend_needs_no_azure_settings() -> None:
     s = load_settings(environ=LOCAL)
 
@@ -105,6 +112,9 @@ def test_callback_base_url_falls_back_to_website_hostname_or_is_named() -> None:
         ("ALLOW_PRIVATE_ADDRESSES", "maybe-later"),
         ("FAILED_GROUP_POLICY", "explode-it"),
         ("FAILED_GROUP_RETENTION_SECONDS", "-1"),
+        ("JOB_RETRY_BACKOFF_SECONDS", "-5"),
+        ("JOB_RETRY_BACKOFF_SECONDS", "3601"),
+        ("JOB_RETRY_BACKOFF_SECONDS", "half-a-minute"),
         ("CONTAINER_BACKEND", "kubernetes-cluster"),
         ("CALLBACK_BASE_URL", "ftp://callback.example"),
         ("CALLBACK_SIGNING_KEY", "too-short-key-value"),

@@ -13,6 +13,9 @@ the real host makes), appends `TaskScheduled` / `TimerCreated` for the new ones 
 their completions on a simulated clock: an activity completes `activity_seconds` later with what
 the `activities` callable returns (or fails with what it raises), a timer fires at its `fireAt`
 (a cancelled one too, as DTFx does), and events raised with `raise_event` arrive at their time.
+A sub-orchestration is recorded as `SubOrchestrationInstanceCreated` and ends as the
+`sub_orchestrations` callable says (a `ChildOutcome`: after how long, with what output or failure
+message), with `SubOrchestrationInstanceCompleted` / `...Failed` carrying its `TaskScheduledId`.
 Everything due at the same instant is delivered in one episode, in the order it was scheduled.
 """
 
@@ -23,7 +26,7 @@ import itertools
 import json
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,9 +38,11 @@ OUT_OF_PROC_MARK = "$OutOfProcData$:"
 
 # History event types (DurableTask.Core.History.EventType).
 EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 0, 4, 5, 6
+SUB_ORCHESTRATION_CREATED, SUB_ORCHESTRATION_COMPLETED, SUB_ORCHESTRATION_FAILED = 7, 8, 9
 TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED, EVENT_RAISED = 10, 11, 12, 13, 15
 # Action types (azure.durable_functions.models.actions.ActionType).
 CALL_ACTIVITY, CREATE_TIMER, WAIT_FOR_EXTERNAL_EVENT, WHEN_ANY, WHEN_ALL = 0, 5, 6, 11, 12
+CALL_SUB_ORCHESTRATOR = 2
 
 
 class NonDeterminismError(AssertionError):
@@ -68,17 +73,20 @@ def encode_event(payload: Any, encoding: str = "dict") -> str:
 
 @dataclass(frozen=True)
 class Scheduled:
-    """One activity or timer, as the determinism check compares them."""
+    """One activity, timer or sub-orchestration, as the determinism check compares them."""
 
-    kind: str  # "activity" | "timer"
+    kind: str  # "activity" | "timer" | "suborchestration"
     name: str | None
     input: str | None
     fire_at: str | None
+    instance_id: str | None = None
 
     @classmethod
     def of(cls, action: dict[str, Any]) -> Scheduled:
         if action["actionType"] == CALL_ACTIVITY:
             return cls("activity", action["functionName"], action.get("input"), None)
+        if action["actionType"] == CALL_SUB_ORCHESTRATOR:
+            return cls("suborchestration", action["functionName"], action.get("input"), None, action.get("instanceId"))
         return cls("timer", None, None, action["fireAt"])
 
 
@@ -90,6 +98,27 @@ class ActivityCall:
     scheduled_at: datetime
     result: Any = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a simulated sub-orchestration ends: after `seconds`, with `output`, or failed with
+    `failure` (the child's failure message, e.g. `"deadline_exceeded: ..."`)."""
+
+    seconds: float
+    output: Any = None
+    failure: str | None = None
+
+
+@dataclass
+class SubOrchestrationCall:
+    seq: int
+    name: str
+    instance_id: str | None
+    input: Any
+    scheduled_at: datetime
+    outcome: ChildOutcome | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass
@@ -119,6 +148,7 @@ class RunResult:
     timers: list[TimerRecord]
     history: list[dict[str, Any]]
     finished_at: datetime
+    sub_orchestration_calls: list[SubOrchestrationCall] = field(default_factory=list)
 
     def calls(self, name: str) -> list[ActivityCall]:
         return [c for c in self.activity_calls if c.name == name]
@@ -144,7 +174,7 @@ def flatten_actions(actions: list[Any]) -> list[dict[str, Any]]:
         kind = a["actionType"]
         if kind in (WHEN_ANY, WHEN_ALL):
             walk(a["compoundActions"])
-        elif kind in (CALL_ACTIVITY, CREATE_TIMER):
+        elif kind in (CALL_ACTIVITY, CREATE_TIMER, CALL_SUB_ORCHESTRATOR):
             out.append(a)
         elif kind != WAIT_FOR_EXTERNAL_EVENT:
             raise AssertionError(f"the harness does not simulate action type {kind}: {a}")
@@ -177,6 +207,7 @@ class ReplayHost:
         activities: Callable[[str, str], str],
         activity_seconds: float = 2.0,
         name: str | None = None,
+        sub_orchestrations: Callable[[SubOrchestrationCall], ChildOutcome] | None = None,
     ):
         function = orchestrator.build()
         self._handle = function.get_user_function()
@@ -193,6 +224,8 @@ class ReplayHost:
         self._queue: list[tuple[datetime, int, Callable[[], dict[str, Any] | None]]] = []
         self._order = itertools.count()
         self.activity_calls: list[ActivityCall] = []
+        self.sub_orchestrations = sub_orchestrations
+        self.sub_orchestration_calls: list[SubOrchestrationCall] = []
         self.timers: dict[int, TimerRecord] = {}
         self.episodes: list[Episode] = []
 
@@ -288,6 +321,8 @@ class ReplayHost:
             call = ActivityCall(seq, name, json.loads(input_json) if input_json else None, self.now)
             self.activity_calls.append(call)
             self._push(self.now + timedelta(seconds=self.activity_seconds), lambda: self._run_activity(call))
+        elif action["actionType"] == CALL_SUB_ORCHESTRATOR:
+            self._start_child(seq, action)
         else:
             fire_at = parse_time(action["fireAt"])
             self.history.append(
@@ -296,6 +331,33 @@ class ReplayHost:
             record = TimerRecord(seq, self.now, fire_at, bool(action.get("isCanceled")))
             self.timers[seq] = record
             self._push(max(fire_at, self.now), lambda: self._fire(record, action["fireAt"]))
+
+    def _start_child(self, seq: int, action: dict[str, Any]) -> None:
+        name, input_json, instance_id = action["functionName"], action.get("input"), action.get("instanceId")
+        self.history.append(
+            self._event(
+                {"EventType": SUB_ORCHESTRATION_CREATED, "EventId": seq, "Name": name, "Input": input_json,
+                 "InstanceId": instance_id},
+                self.now,
+            )
+        )
+        call = SubOrchestrationCall(seq, name, instance_id, json.loads(input_json) if input_json else None, self.now)
+        self.sub_orchestration_calls.append(call)
+        if self.sub_orchestrations is None:
+            raise AssertionError(f"a sub-orchestration {name!r} was scheduled, but the host simulates none")
+        call.outcome = self.sub_orchestrations(call)
+        self._push(self.now + timedelta(seconds=call.outcome.seconds), lambda: self._end_child(call))
+
+    def _end_child(self, call: SubOrchestrationCall) -> dict[str, Any]:
+        assert call.outcome is not None
+        call.finished_at = self.now
+        if call.outcome.failure is not None:
+            # The extension's reason for a failed out-of-process orchestrator.
+            return {"EventType": SUB_ORCHESTRATION_FAILED, "EventId": -1, "TaskScheduledId": call.seq,
+                    "Reason": f"Orchestrator function '{call.name}' failed: {call.outcome.failure}",
+                    "Details": None}
+        return {"EventType": SUB_ORCHESTRATION_COMPLETED, "EventId": -1, "TaskScheduledId": call.seq,
+                "Result": json.dumps(call.outcome.output)}
 
     def _fire(self, record: TimerRecord, fire_at: str) -> dict[str, Any]:
         record.fired = True
@@ -341,4 +403,5 @@ class ReplayHost:
             timers=[self.timers[k] for k in sorted(self.timers)],
             history=self.history,
             finished_at=self.now,
+            sub_orchestration_calls=self.sub_orchestration_calls,
         )

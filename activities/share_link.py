@@ -1,0 +1,183 @@
+"""The `create_share_link` activity: a read-only SAS URL for one output blob.
+
+Input `{"container", "name", "hours"}`; answer `{"ok": true, "url", "expiresAt"}` or
+`{"ok": false, "error": {code, message, retryable}}`.
+
+- In Azure (`OUTPUT_ACCOUNT_URL`): a user-delegation SAS, signed with a delegation key the
+  function app's identity asks Blob Storage for (no account key exists). The identity needs
+  `generateUserDelegationKey` on the account (Storage Blob Delegator) and read on the container.
+- With an account key (`OUTPUT_CONNECTION_STRING`, i.e. Azurite in development): a service SAS
+  signed with that key.
+Both grant read only (`sp=r`) on that one blob, HTTPS only when the endpoint is HTTPS, and
+start a few minutes in the past to absorb clock skew.
+
+The SDK sits behind `DelegationKeySource` (what `BlobServiceClient` offers) so the user-delegation
+path runs with a stub key in tests; `generate_blob_sas` itself always runs for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
+
+from videojob.activity_wire import CONFIGURATION, INVALID_INPUT, UNEXPECTED, format_utc
+from videojob.contract import JobError
+from videojob.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_HOURS = 168  # a user-delegation key (and so its SAS) lives at most 7 days
+CLOCK_SKEW = timedelta(minutes=5)
+SHARE_LINK_FAILED = "share_link_failed"
+
+
+class DelegationKeySource(Protocol):
+    """The one call the user-delegation path needs (`BlobServiceClient` has it)."""
+
+    def get_user_delegation_key(self, key_start_time: datetime, key_expiry_time: datetime, **kw: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    url: str
+    expires_at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ok": True, "url": self.url, "expiresAt": format_utc(self.expires_at)}
+
+
+@dataclass(frozen=True)
+class AccountKeySigner:
+    """Development: Azurite's (or any) account key from the connection string."""
+
+    endpoint: str
+    account_name: str
+    account_key: str
+
+    def sign(self, container: str, name: str, start: datetime, expiry: datetime) -> str:
+        return generate_blob_sas(
+            self.account_name, container, name, account_key=self.account_key,
+            permission=BlobSasPermissions(read=True), start=start, expiry=expiry,
+            protocol=_protocol(self.endpoint),
+        )
+
+
+@dataclass(frozen=True)
+class DelegationSigner:
+    """Azure: a user-delegation SAS, the key fetched with the function app's identity."""
+
+    endpoint: str
+    account_name: str
+    keys: DelegationKeySource
+
+    def sign(self, container: str, name: str, start: datetime, expiry: datetime) -> str:
+        key: UserDelegationKey = self.keys.get_user_delegation_key(key_start_time=start, key_expiry_time=expiry)
+        return generate_blob_sas(
+            self.account_name, container, name, user_delegation_key=key,
+            permission=BlobSasPermissions(read=True), start=start, expiry=expiry,
+            protocol=_protocol(self.endpoint),
+        )
+
+
+Signer = AccountKeySigner | DelegationSigner
+
+
+def _protocol(endpoint: str) -> str:
+    return "https" if endpoint.lower().startswith("https://") else "https,http"
+
+
+def blob_url(endpoint: str, container: str, name: str) -> str:
+    return f"{endpoint.rstrip('/')}/{quote(container)}/{quote(name, safe='/')}"
+
+
+def create_share_link(signer: Signer, container: str, name: str, hours: int, now: datetime) -> ShareLink:
+    start = now - CLOCK_SKEW
+    expiry = now + timedelta(hours=hours)
+    sas = signer.sign(container, name, start, expiry)
+    return ShareLink(f"{blob_url(signer.endpoint, container, name)}?{sas}", expiry)
+
+
+def signer_from_settings(settings: Settings, credential_factory: Callable[[], Any], **client_options: Any) -> Signer:
+    """The account-key signer when the connection string carries a key, else user delegation.
+    `client_options` go to `BlobServiceClient` (tests pass a `transport`)."""
+    if settings.output_connection_string:
+        client = BlobServiceClient.from_connection_string(settings.output_connection_string)
+        key = getattr(client.credential, "account_key", None)
+        if key:
+            return AccountKeySigner(client.url, client.account_name or "", key)
+    if not settings.output_account_url:
+        raise ValueError("share links need OUTPUT_ACCOUNT_URL or a connection string with an account key")
+    client = BlobServiceClient(settings.output_account_url, credential=credential_factory(), **client_options)
+    return DelegationSigner(client.url, client.account_name or "", client)
+
+
+_credential_lock = threading.Lock()
+_credential: Any = None
+
+
+def default_credential() -> Any:
+    """One `DefaultAzureCredential` per process (it caches tokens); `AZURE_CLIENT_ID` picks the
+    function app's user-assigned identity."""
+    global _credential
+    with _credential_lock:
+        if _credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            _credential = DefaultAzureCredential()
+        return _credential
+
+
+def _failure(code: str, message: str, retryable: bool) -> dict[str, Any]:
+    return {"ok": False, "error": JobError(code, " ".join(str(message).split())[:300], retryable).to_wire()}
+
+
+def _parse(payload: Any) -> tuple[str, str, int]:
+    if not isinstance(payload, dict):
+        raise ValueError("the input must be an object")
+    container, name, hours = payload.get("container"), payload.get("name"), payload.get("hours")
+    if not isinstance(container, str) or not container or not isinstance(name, str) or not name:
+        raise ValueError("the input needs 'container' and 'name'")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_HOURS:
+        raise ValueError(f"'hours' must be a whole number from 1 to {MAX_HOURS}")
+    return container, name, hours
+
+
+def share_link_activity(
+    payload: Any,
+    settings: Callable[[], Settings],
+    *,
+    credential_factory: Callable[[], Any] = default_credential,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    signer: Signer | None = None,
+) -> dict[str, Any]:
+    try:
+        container, name, hours = _parse(payload)
+    except ValueError as e:
+        return _failure(INVALID_INPUT, str(e), False)
+    try:
+        chosen = signer or signer_from_settings(settings(), credential_factory)
+        link = create_share_link(chosen, container, name, hours, clock())
+    except ClientAuthenticationError as e:
+        return _failure(CONFIGURATION, f"no identity to sign with: {type(e).__name__}", False)
+    except HttpResponseError as e:
+        # 403: the identity lacks Storage Blob Delegator; a retry will not grant it.
+        code = getattr(e, "error_code", None) or SHARE_LINK_FAILED
+        retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
+        return _failure(str(code), f"delegation key refused ({e.status_code})", retryable)
+    except ServiceRequestError as e:
+        return _failure(SHARE_LINK_FAILED, f"storage not reachable: {type(e).__name__}", True)
+    except ValueError as e:
+        return _failure(CONFIGURATION, str(e), False)
+    except Exception as e:  # noqa: BLE001 - answered, not raised (see activity_wire)
+        logger.exception("create_share_link failed unexpectedly")
+        return _failure(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+    logger.info("share link created for %s/%s (%d h)", container, name, hours)
+    return link.to_wire()

@@ -1,0 +1,168 @@
+"""List mode (`JOB_MODE=list`): a playlist's entries, by yt-dlp flat extraction, nothing downloaded.
+
+The batch orchestrator needs a playlist's entries but the function app never fetches user URLs:
+this runs inside the container like a download, under the same URL policy and connection-time
+address guard, and reports `started` then `succeeded` with `result.entries` (+ `title`), or
+`failed` with a classified error. Nothing is uploaded.
+
+Flat extraction (`extract_flat="in_playlist"`) reads the playlist page or feed only, not each
+entry; `playlistend` stops it after `max_items`. A URL that is a single video lists as one entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import yt_dlp
+from yt_dlp.utils import unsmuggle_url
+
+from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, JobError, JobResult, PlaylistEntry
+
+from . import address_guard
+from .cancellation import CancelToken
+from .config import WorkerConfig
+from .downloader import DownloadTuning
+from .errors import JobFailed, classify, clean_message
+from .job import DOWNLOADING, Outcome, check_job_url
+from .reporter import Reporter
+
+log = logging.getLogger("worker.listing")
+
+MAX_TITLE = 512
+MAX_ENTRY_URL = 4096
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: tuple[PlaylistEntry, ...]
+    title: str | None = None
+
+
+class Lister(Protocol):
+    def list(self, url: str, max_items: int) -> Listing: ...
+
+
+def listing_params(max_items: int, tuning: DownloadTuning) -> dict[str, Any]:
+    """The yt-dlp options for a flat listing (pure)."""
+    return {
+        "extract_flat": "in_playlist",
+        "playlistend": max_items,
+        "lazy_playlist": True,
+        "skip_download": True,
+        "socket_timeout": tuning.socket_timeout_seconds,
+        "extractor_retries": tuning.retries,
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "cachedir": False,
+        "color": {"stdout": "no_color", "stderr": "no_color"},
+        "logger": _QuietLogger(),
+    }
+
+
+def _absolute(url: Any) -> str | None:
+    if not isinstance(url, str) or not url:
+        return None
+    url, _ = unsmuggle_url(url)  # the generic extractor smuggles hints into a fragment
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url[:MAX_ENTRY_URL] if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _title(value: Any) -> str | None:
+    return clean_message(value)[:MAX_TITLE] or None if isinstance(value, str) else None
+
+
+def entries_of(info: Mapping[str, Any] | None, max_items: int) -> Listing:
+    """What an extraction result lists (pure): each entry's absolute URL (entries without one are
+    skipped) and title, at most `max_items`; a single video is a list of one."""
+    if not info:
+        return Listing(())
+    limit = max(0, min(max_items, MAX_PLAYLIST_ENTRIES))
+    if info.get("_type") not in ("playlist", "multi_video"):
+        url = _absolute(info.get("webpage_url")) or _absolute(info.get("original_url")) or _absolute(info.get("url"))
+        entries = (PlaylistEntry(url, _title(info.get("title"))),) if url and limit else ()
+        return Listing(entries, _title(info.get("title")))
+    out: list[PlaylistEntry] = []
+    for entry in info.get("entries") or ():
+        if len(out) >= limit:
+            break
+        if not isinstance(entry, Mapping):
+            continue
+        url = _absolute(entry.get("url")) or _absolute(entry.get("webpage_url"))
+        if url is not None:
+            out.append(PlaylistEntry(url, _title(entry.get("title"))))
+    return Listing(tuple(out), _title(info.get("title")))
+
+
+class YtDlpLister:
+    def __init__(self, tuning: DownloadTuning | None = None):
+        self._tuning = tuning or DownloadTuning()
+
+    def list(self, url: str, max_items: int) -> Listing:
+        try:
+            with yt_dlp.YoutubeDL(listing_params(max_items, self._tuning)) as ydl:
+                info = ydl.extract_info(url, download=False)
+        except JobFailed:
+            raise
+        except Exception as e:  # noqa: BLE001 - every yt-dlp failure is classified, none escapes raw
+            raise JobFailed(classify(e)) from e
+        return entries_of(info, max_items)
+
+
+class _QuietLogger:
+    _log = logging.getLogger("worker.ytdlp")
+
+    def debug(self, msg: str) -> None:
+        self._log.debug("%s", msg)
+
+    def info(self, msg: str) -> None:
+        self._log.debug("%s", msg)
+
+    def warning(self, msg: str) -> None:
+        self._log.warning("%s", msg)
+
+    def error(self, msg: str) -> None:
+        self._log.info("%s", msg)
+
+
+def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, cancel: CancelToken) -> Outcome:
+    """List the playlist at `JOB_URL` and report the entries; every path ends in one terminal event."""
+    env = config.env
+    max_items = env.max_items or MAX_PLAYLIST_ENTRIES
+    guard_state: address_guard.GuardState | None = None
+    try:
+        reporter.started(DOWNLOADING)
+        check_job_url(config)
+        if cancel.cancelled:
+            raise JobFailed(cancel.reason)
+        callback = address_guard.endpoint_of(env.callback_url)
+        policy = address_guard.GuardPolicy(
+            allow_private_addresses=env.allow_private_addresses,
+            trusted=address_guard.resolve_trusted([callback] if callback else []),
+        )
+        with address_guard.armed(policy) as guard_state:
+            listing = lister.list(env.url, max_items)
+        if cancel.cancelled:
+            raise JobFailed(cancel.reason)
+        result = JobResult(entries=listing.entries, title=listing.title)
+        log.info("listed %d entries", len(listing.entries))
+        return Outcome(result=result, reported=reporter.succeeded(result))
+    except JobFailed as e:
+        error = e.error
+    except Exception as e:  # the job must always report, whatever broke
+        log.exception("unexpected failure")
+        error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")
+    if guard_state is not None and guard_state.refusals and error.code in (
+        ErrorCode.NETWORK, ErrorCode.HTTP_ERROR, ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE
+    ):
+        ip, _ = guard_state.refusals[0]
+        error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
+    log.warning("listing failed: %s: %s", error.code, error.message)
+    return Outcome(error=error, reported=reporter.failed(error))
