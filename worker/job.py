@@ -154,7 +154,8 @@ class _Steps:
         reason = self.stop_reason()
         if reason is not None:
             raise DownloadAborted(reason)
-        if status.get("status") == "downloading":
+        # Called for every block read: the throttle is asked first, so a dropped event costs no work.
+        if status.get("status") == "downloading" and self.reporter.progress_due(DOWNLOADING):
             self.reporter.progress(DOWNLOADING, progress_from_hook(status))
 
     def on_phase(self, phase: str) -> None:

@@ -115,6 +115,12 @@ class Reporter:
             self._throttle.sent(self._clock(), phase)
         self._emit(STARTED, phase=phase)
 
+    def progress_due(self, phase: str) -> bool:
+        """Whether a progress event for `phase` would pass the throttle now (nothing is recorded):
+        lets a caller on a hot path skip building one that would be dropped."""
+        with self._cond:
+            return self._throttle.should_send(self._clock(), phase)
+
     def progress(self, phase: str, progress: Progress | None = None, *, force: bool = False) -> bool:
         """Queue a progress event if the throttle allows it (a phase change always passes)."""
         with self._cond:

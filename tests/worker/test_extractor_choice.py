@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from yt_dlp import YoutubeDL
 from yt_dlp.extractor import gen_extractor_classes
 
+from worker.downloader import new_youtube_dl
 from worker.extractor_choice import GENERIC, choose_extractor, host_terms, names_media_file, site_candidates
 
 EXTRACTORS = list(gen_extractor_classes())
@@ -107,3 +109,10 @@ def test_host_terms_cover_labels_their_prefixes_and_the_escaped_domain() -> None
 )
 def test_what_counts_as_naming_a_media_file(url: str, expected: bool) -> None:
     assert names_media_file(url) is expected
+
+
+def test_the_worker_registers_the_same_extractors_as_yt_dlp_in_the_same_order() -> None:
+    params = {"quiet": True, "cachedir": False}
+    with YoutubeDL(dict(params)) as reference, new_youtube_dl(dict(params)) as ours:
+        assert list(ours._ies) == list(reference._ies)
+        assert ours.get_info_extractor(GENERIC).ie_key() == GENERIC
