@@ -3,7 +3,14 @@
 import gc
 import logging
 import os
+import resource
 import sys
+
+from worker.blob_process import BlobProcess
+
+# First of all, while this process has a single thread and nothing heavy imported: fork the
+# upload process. It imports the Azure SDK on the other core while yt-dlp is imported here.
+blob_process = BlobProcess.start("fork")
 
 # Importing yt-dlp creates tens of thousands of long-lived objects and no garbage: collecting
 # while it happens only costs start-up time. Afterwards they are frozen out of later collections.
@@ -13,7 +20,16 @@ from worker.runner import main  # noqa: E402
 gc.freeze()
 gc.enable()
 
-code = main()
+try:
+    code = main(blob_process=blob_process)
+finally:
+    upload_peak_kib = blob_process.close()
+# The benchmark adds these up: the two processes' peaks are what the container must hold.
+logging.getLogger("worker").info(
+    "peak RSS: job process %d KiB, upload process %s KiB",
+    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    upload_peak_kib if upload_peak_kib is not None else "unknown",
+)
 # The job has reported, its files are gone and its threads are idle: leave without the
 # interpreter's teardown of every imported module (yt-dlp, the Azure SDK), which takes a few
 # tenths of a second and does nothing a finished container needs.

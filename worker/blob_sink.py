@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from videojob.contract import BlobResult, ErrorCode, JobError
 
-from .errors import JobFailed, clean_message
+from .failures import JobFailed, clean_message
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient

@@ -16,17 +16,11 @@ from collections.abc import Iterator
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, UnsupportedError
 
-from videojob.contract import MAX_ERROR_MESSAGE, ErrorCode, JobError
+from videojob.contract import ErrorCode, JobError
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+from .failures import JobFailed, clean_message
 
-
-class JobFailed(Exception):
-    """A classified failure raised by a step of the job; `error` goes into the `failed` event."""
-
-    def __init__(self, error: JobError):
-        super().__init__(f"{error.code}: {error.message}")
-        self.error = error
+__all__ = ["AddressRefused", "DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
 
 
 class DownloadAborted(DownloadCancelled):
@@ -43,13 +37,6 @@ class DownloadAborted(DownloadCancelled):
 
 def failure(code: str, message: str, *, retryable: bool = False) -> JobFailed:
     return JobFailed(JobError(code=code, message=clean_message(message), retryable=retryable))
-
-
-def clean_message(message: str) -> str:
-    """One line, no terminal colours, no yt-dlp `ERROR:` prefix, bounded length."""
-    text = _ANSI.sub("", message).replace("\r", " ").replace("\n", " ").strip()
-    text = re.sub(r"^(ERROR:\s*)+", "", text)
-    return text[:MAX_ERROR_MESSAGE]
 
 
 def cause_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -30,6 +30,7 @@ from .job import Outcome, WorkArea, run_job
 from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
+    from .blob_process import BlobProcess
     from .blob_sink import BlobSink
 
 log = logging.getLogger("worker")
@@ -63,6 +64,26 @@ def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
             block_bytes=t.upload_block_bytes,
             concurrency=t.upload_concurrency,
         )
+
+    return make
+
+
+def process_sink_factory(config: WorkerConfig, process: BlobProcess) -> Callable[[], BlobSink]:
+    """The upload in `process` (see `blob_process`); the target reaches it through its pipe."""
+    e, t = config.env, config.tuning
+
+    def make() -> BlobSink:
+        from .blob_process import BlobTarget, ProcessBlobSink
+
+        target = BlobTarget(
+            container=e.output_container,
+            account_url=e.output_account_url,
+            connection_string=e.output_connection_string,
+            client_id=e.client_id,
+            block_bytes=t.upload_block_bytes,
+            concurrency=t.upload_concurrency,
+        )
+        return ProcessBlobSink(process, target)
 
     return make
 
@@ -102,8 +123,10 @@ def main(
     downloader: Downloader | None = None,
     sink_factory: Callable[[], BlobSink] | None = None,
     handle_signals: bool | None = None,
+    blob_process: BlobProcess | None = None,
 ) -> int:
-    """Run one job. In-process callers (tests) pass `environ` and, to cancel, a `CancelToken`."""
+    """Run one job. In-process callers (tests) pass `environ` and, to cancel, a `CancelToken`.
+    With `blob_process` (`python -m worker`), the upload runs in that process; the caller closes it."""
     configure_logging()
     in_process = environ is not None
     try:
@@ -140,7 +163,8 @@ def main(
                 or YtDlpDownloader(
                     DownloadTuning(t.concurrent_fragments, t.socket_timeout_seconds, t.download_retries)
                 ),
-                sink_factory=sink_factory or default_sink_factory(config),
+                sink_factory=sink_factory
+                or (process_sink_factory(config, blob_process) if blob_process else default_sink_factory(config)),
                 reporter=reporter,
                 cancel=cancel,
                 work=work,

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,45 @@ def start_worker(env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that is not us counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def gone(pids: list[int], within: float = 20) -> bool:
+    until = time.monotonic() + within
+    while any(alive(p) for p in pids) and time.monotonic() < until:
+        time.sleep(0.05)
+    return not any(alive(p) for p in pids)
+
+
+def upload_process_of(proc: subprocess.Popen[bytes]) -> int:
+    """The worker's upload process (forked at start), once it runs; its command line holds no secret."""
+    until = time.monotonic() + 30
+    while time.monotonic() < until:
+        children = children_of(proc.pid)
+        if children:
+            cmdline = Path(f"/proc/{children[0]}/cmdline").read_bytes()
+            assert AZURITE_KEY.encode() not in cmdline and TOKEN.encode() not in cmdline
+            return children[0]
+        time.sleep(0.02)
+    raise AssertionError("the worker started no upload process")
+
+
 def test_the_worker_process_downloads_uploads_reports_and_exits_0(
     media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient,
     tmp_path: Path,
@@ -34,9 +74,11 @@ def test_the_worker_process_downloads_uploads_reports_and_exits_0(
         job_id=uuid.uuid4().hex, url=media_server.url("dash/manifest.mpd"), callbacks=callbacks, azurite=azurite
     )
     proc = start_worker(env, tmp_path / "tmp")
+    uploader = upload_process_of(proc)
     out, err = proc.communicate(timeout=120)
 
     assert proc.returncode == 0, err.decode()
+    assert gone([uploader])
     last = callbacks.accepted()[-1]
     assert last["state"] == "succeeded"
     data = blob_service.get_blob_client("downloads", last["result"]["blob"]["name"]).download_blob().readall()
@@ -54,6 +96,7 @@ def test_sigterm_reports_cancelled_removes_its_files_and_exits(
     )
     proc = start_worker(env, tmp_path / "tmp")
     try:
+        uploader = upload_process_of(proc)
         downloading = callbacks.wait_for(
             lambda rs: any(r.body.get("phase") == "downloading" and r.body["state"] == "progress" for r in rs)
         )
@@ -66,6 +109,43 @@ def test_sigterm_reports_cancelled_removes_its_files_and_exits(
     last = callbacks.accepted()[-1]
     assert (last["state"], last["error"]["code"]) == ("failed", "cancelled")
     assert list((tmp_path / "tmp").iterdir()) == []
+    assert gone([uploader]), "the upload process outlived the worker"
+
+
+def test_a_killed_worker_takes_its_upload_process_with_it(
+    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, tmp_path: Path
+) -> None:
+    env = worker_env(
+        job_id=uuid.uuid4().hex, url=media_server.url("slow/clip.mp4"), callbacks=callbacks, azurite=azurite
+    )
+    proc = start_worker(env, tmp_path / "tmp")
+    try:
+        uploader = upload_process_of(proc)
+        assert callbacks.wait_for(lambda rs: any(r.body["state"] == "progress" for r in rs)), "never started"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert gone([uploader]), "the upload process outlived a crashed worker"
+
+
+def test_media_failing_verification_is_never_committed_by_the_upload_process(
+    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    jid = uuid.uuid4().hex
+    env = worker_env(job_id=jid, url=media_server.url("hls-nocodecs/master.m3u8"), callbacks=callbacks, azurite=azurite)
+    proc = start_worker(env, tmp_path / "tmp")
+    uploader = upload_process_of(proc)
+    _, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 1, err.decode()
+    last = callbacks.accepted()[-1]
+    assert (last["state"], last["error"]["code"]) == ("failed", "no_audio")
+    downloads = blob_service.get_container_client("downloads")
+    assert not downloads.exists() or list(downloads.list_blobs(name_starts_with=jid)) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert gone([uploader])
 
 
 def test_a_broken_env_exits_non_zero_naming_the_variable(

@@ -1,0 +1,299 @@
+"""The upload in its own process: the Azure SDK import, staging (with sha256) and commit run in
+a child started when the worker starts, so they use the second core instead of sharing the
+job process's GIL with yt-dlp (its import, the download's hooks and writes).
+
+`python -m worker` forks the child first thing, while the process has one thread and nothing
+heavy imported (tests, which have threads, use `spawn`). The child imports the SDK at once and
+then only does what the job process asks over a pipe (pickled tuples):
+
+    job process                          upload process
+    ("configure", BlobTarget)        ->  ("ready",) | ("failed", JobError)
+    ("stage", path, name)            ->  ("progress", sent, total)* then ("staged", StagedBlob) | ("failed", JobError)
+    ("abort", JobError)              ->  (ends a stage in progress: its reply is ("failed", ...); otherwise ignored)
+    ("commit", StagedBlob, props)    ->  ("committed", BlobResult) | ("failed", JobError)
+    ("exit",)                        ->  ("exited", peak RSS KiB), then the process exits
+
+It is told nothing but a local file to read, a blob name and properties: it connects only to
+the configured blob endpoint (and the managed identity endpoint), is not under the download's
+address guard, and gets the connection string from the pipe, never from argv. It ignores
+SIGINT/SIGTERM (the job process decides, and aborts it) and dies with the job process: pipe EOF,
+and `PR_SET_PDEATHSIG` for a parent killed outright. Blocks staged but never committed are
+discarded by the service, so an abort or a crash never leaves a blob behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from videojob.contract import BlobResult, ErrorCode, JobError
+
+from .blob_sink import AzureBlobSink, BlobProperties, StagedBlob, UploadProgress
+from .failures import JobFailed, clean_message
+
+log = logging.getLogger("worker.blob_process")
+
+POLL_SECONDS = 0.1
+"""How often a waiting job process looks at its cancel flag."""
+ABORT_WAIT_SECONDS = 15.0
+"""After an abort, how long the upload process may take to stop (a block in flight) before it is killed."""
+EXIT_WAIT_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
+
+Message = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class BlobTarget:
+    """Where and how to upload; holds the connection string, so it only travels through the pipe."""
+
+    container: str
+    account_url: str | None
+    connection_string: str | None = None
+    client_id: str | None = None
+    block_bytes: int = 8 * 1024 * 1024
+    concurrency: int = 4
+
+    def __repr__(self) -> str:  # never print the connection string
+        return f"BlobTarget(container={self.container!r}, account_url={self.account_url!r})"
+
+
+def _died() -> JobFailed:
+    return JobFailed(JobError(ErrorCode.UPLOAD_FAILED, "the upload process ended unexpectedly", retryable=True))
+
+
+class BlobProcess:
+    """The job process's handle on the upload process: start, ask, close."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection):
+        self._process = process
+        self._conn = conn
+        self.peak_rss_kib: int | None = None
+
+    @classmethod
+    def start(cls, method: str = "spawn") -> BlobProcess:
+        """`fork` only while the caller has no other thread (the start of `python -m worker`)."""
+        context = multiprocessing.get_context(method)
+        ours, theirs = context.Pipe()
+        inherited = ours if method == "fork" else None  # a forked child must close our end, or never sees EOF
+        process = context.Process(target=serve, args=(theirs, os.getpid(), inherited), name="upload", daemon=True)
+        process.start()
+        theirs.close()
+        return cls(process, ours)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def send(self, message: Message) -> None:
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError):
+            raise _died() from None
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        """The next reply; None when none came within `timeout`. Raises when the process is gone."""
+        try:
+            if timeout is not None and not self._conn.poll(timeout):
+                return None
+            return self._conn.recv()  # type: ignore[no-any-return]
+        except (EOFError, OSError, ValueError):
+            raise _died() from None
+
+    def request(self, message: Message, checkpoint: Callable[[], None] = lambda: None) -> Message:
+        """Send and wait for the answer, calling `checkpoint` meanwhile (it raises to cancel)."""
+        self.send(message)
+        while True:
+            checkpoint()
+            reply = self.receive(POLL_SECONDS)
+            if reply is not None:
+                return reply
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(EXIT_WAIT_SECONDS)
+
+    def close(self) -> int | None:
+        """Stop the process and reap it; its peak RSS (KiB) when it could say."""
+        if self._process.is_alive():
+            try:
+                self.send(("exit",))
+                deadline_polls = int(EXIT_WAIT_SECONDS / POLL_SECONDS)
+                for _ in range(deadline_polls):
+                    reply = self.receive(POLL_SECONDS)
+                    if reply is not None and reply[0] == "exited":
+                        self.peak_rss_kib = int(reply[1])
+                        break
+            except JobFailed:
+                pass
+            self._process.join(EXIT_WAIT_SECONDS)
+        self.kill()
+        self._conn.close()
+        return self.peak_rss_kib
+
+
+def _reply_or_raise(reply: Message, expected: str) -> Message:
+    if reply[0] == expected:
+        return reply
+    if reply[0] == "failed":
+        raise JobFailed(reply[1])
+    raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, f"the upload process answered {reply[0]!r}, not {expected!r}"))
+
+
+class ProcessBlobSink:
+    """A `BlobSink` whose SDK work happens in the upload process."""
+
+    def __init__(self, process: BlobProcess, target: BlobTarget):
+        self._process = process
+        self.endpoint_url = target.account_url or ""
+        # Waits (without the GIL) for the child's SDK import, which started with the worker.
+        _reply_or_raise(process.request(("configure", target)), "ready")
+
+    def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Callable[[], None]) -> StagedBlob:
+        self._process.send(("stage", str(path), name))
+        while True:
+            try:
+                checkpoint()
+            except JobFailed as e:
+                self._abort(e.error)
+                raise
+            except BaseException:
+                self._abort(JobError(ErrorCode.CANCELLED, "the upload was abandoned"))
+                raise
+            reply = self._process.receive(POLL_SECONDS)
+            if reply is None:
+                continue
+            if reply[0] == "progress":
+                on_progress(reply[1], reply[2])
+                continue
+            return _reply_or_raise(reply, "staged")[1]  # type: ignore[no-any-return]
+
+    def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult:
+        return _reply_or_raise(self._process.request(("commit", staged, properties)), "committed")[1]  # type: ignore[no-any-return]
+
+    def _abort(self, reason: JobError) -> None:
+        """Stop the stage in progress and wait until the child no longer reads the file."""
+        try:
+            self._process.send(("abort", reason))
+            for _ in range(int(ABORT_WAIT_SECONDS / POLL_SECONDS)):
+                reply = self._process.receive(POLL_SECONDS)
+                if reply is not None and reply[0] in ("staged", "failed"):
+                    return
+        except JobFailed:
+            return
+        log.warning("the upload process did not stop after the abort: killing it")
+        self._process.kill()
+
+
+# -- the upload process ------------------------------------------------------------------------
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """SIGKILL when the job process dies (Linux; the pipe's EOF covers the rest)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # it died before the request took effect
+        os._exit(0)
+
+
+def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None) -> None:
+    """The upload process's main loop."""
+    if inherited is not None:
+        inherited.close()
+    _die_with_parent(parent_pid)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    _configure_logging()
+    import azure.storage.blob  # noqa: F401 - the import this process exists to overlap with the download
+
+    sink: AzureBlobSink | None = None
+
+    def checkpoint() -> None:
+        while conn.poll():
+            message = conn.recv()
+            if message[0] == "abort":
+                raise JobFailed(message[1])
+            if message[0] == "exit":  # the job process is leaving: stop now
+                os._exit(0)
+
+    def handle(message: Message) -> Message | None:
+        nonlocal sink
+        kind = message[0]
+        if kind == "configure":
+            sink = _make_sink(message[1])
+            return ("ready",)
+        if kind == "abort":
+            return None  # late: the stage it meant had already ended
+        if sink is None:
+            raise JobFailed(JobError(ErrorCode.INTERNAL, f"the upload process got {kind!r} before its target"))
+        if kind == "stage":
+            path, name = Path(message[1]), message[2]
+
+            def progress(done: int, total: int) -> None:
+                conn.send(("progress", done, total))
+
+            return ("staged", sink.stage(path, name, progress, checkpoint))
+        if kind == "commit":
+            return ("committed", sink.commit(message[1], message[2]))
+        raise JobFailed(JobError(ErrorCode.INTERNAL, f"the upload process got an unknown request {kind!r}"))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "exit":
+            reply: Message | None = ("exited", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        else:
+            try:
+                reply = handle(message)
+            except JobFailed as e:
+                reply = ("failed", e.error)
+            except Exception as e:  # noqa: BLE001 - every failure here is the upload's
+                log.exception("unexpected failure in the upload process")
+                brief = clean_message(f"{type(e).__name__}: {e}")[:300]
+                reply = ("failed", JobError(ErrorCode.UPLOAD_FAILED, f"upload failed: {brief}", retryable=True))
+        if reply is not None:
+            try:
+                conn.send(reply)
+            except OSError:
+                return  # the job process is gone
+        if reply is not None and reply[0] == "exited":
+            return
+
+
+def _make_sink(target: BlobTarget) -> AzureBlobSink:
+    return AzureBlobSink.from_target(
+        container=target.container,
+        account_url=target.account_url,
+        connection_string=target.connection_string,
+        client_id=target.client_id,
+        block_bytes=target.block_bytes,
+        concurrency=target.concurrency,
+    )
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        import sys
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
