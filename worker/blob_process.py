@@ -38,6 +38,7 @@ from videojob.contract import BlobResult, ErrorCode, JobError
 
 from .blob_sink import AzureBlobSink, BlobProperties, StagedBlob, UploadProgress
 from .failures import JobFailed, clean_message
+from .logs import configure_logging
 
 log = logging.getLogger("worker.blob_process")
 
@@ -216,7 +217,7 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
     _die_with_parent(parent_pid)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
-    _configure_logging()
+    configure_logging()
     import azure.storage.blob  # noqa: F401 - the import this process exists to overlap with the download
 
     sink: AzureBlobSink | None = None
@@ -284,16 +285,3 @@ def _make_sink(target: BlobTarget) -> AzureBlobSink:
         block_bytes=target.block_bytes,
         concurrency=target.concurrency,
     )
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        import sys
-
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-    for noisy in ("azure", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -152,14 +152,14 @@ def ydl_params(
         # scripts of the `yt-dlp-ejs` package. Nothing is fetched at run time (no remote components).
         "js_runtimes": {"deno": {"path": deno_path} if deno_path else {}},
         "remote_components": [],
-        "logger": _YtDlpLogger(),
+        "logger": YtDlpLogger(),
     }
     if request.format == "video":
         params["merge_output_format"] = "mp4"
     return params
 
 
-class _YtDlpLogger:
+class YtDlpLogger:
     """yt-dlp's screen output to the `worker.ytdlp` logger (debug chatter stays at DEBUG)."""
 
     _log = logging.getLogger("worker.ytdlp")

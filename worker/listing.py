@@ -25,7 +25,7 @@ from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, JobError, JobResu
 from . import address_guard
 from .cancellation import CancelToken
 from .config import WorkerConfig
-from .downloader import DownloadTuning
+from .downloader import DownloadTuning, YtDlpLogger
 from .errors import JobFailed, classify, clean_message
 from .job import DOWNLOADING, Outcome, check_job_url
 from .reporter import Reporter
@@ -60,7 +60,7 @@ def listing_params(max_items: int, tuning: DownloadTuning) -> dict[str, Any]:
         "noprogress": True,
         "cachedir": False,
         "color": {"stdout": "no_color", "stderr": "no_color"},
-        "logger": _QuietLogger(),
+        "logger": YtDlpLogger(),
     }
 
 
@@ -114,22 +114,6 @@ class YtDlpLister:
         except Exception as e:  # noqa: BLE001 - every yt-dlp failure is classified, none escapes raw
             raise JobFailed(classify(e)) from e
         return entries_of(info, max_items)
-
-
-class _QuietLogger:
-    _log = logging.getLogger("worker.ytdlp")
-
-    def debug(self, msg: str) -> None:
-        self._log.debug("%s", msg)
-
-    def info(self, msg: str) -> None:
-        self._log.debug("%s", msg)
-
-    def warning(self, msg: str) -> None:
-        self._log.warning("%s", msg)
-
-    def error(self, msg: str) -> None:
-        self._log.info("%s", msg)
 
 
 def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, cancel: CancelToken) -> Outcome:

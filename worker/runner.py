@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
 from .downloader import Downloader, DownloadTuning, YtDlpDownloader
 from .job import Outcome, WorkArea, run_job
+from .logs import configure_logging
 from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
@@ -36,18 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("worker")
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-
-
-def configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-    # The SDKs log request headers at INFO/DEBUG; keep them quiet (they redact, but nothing to gain).
-    for noisy in ("azure", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
