@@ -27,16 +27,22 @@ from tests.orchestration.conftest import (
     status_at,
     succeeded,
 )
+from videojob.activity_wire import (
+    CREATE_CONTAINER_GROUP,
+    DELETE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    STOP_CONTAINER_GROUP,
+)
 from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
 from videojob.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
 
 CREATE, INSPECT, STOP, DELETE = (
-    "create_container_group",
-    "inspect_container_group",
-    "stop_container_group",
-    "delete_container_group",
+    CREATE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    STOP_CONTAINER_GROUP,
+    DELETE_CONTAINER_GROUP,
 )
 
 

@@ -28,6 +28,14 @@ from tests.orchestration.conftest import (
     status_at,
 )
 from videojob import container_env as E
+from videojob.activity_wire import (
+    CREATE_CONTAINER_GROUP,
+    CREATE_SHARE_LINK,
+    DELETE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    NOTIFY_COMPLETION,
+    STOP_CONTAINER_GROUP,
+)
 from videojob.backends.base import FAILED, GroupState
 from videojob.container_spec import attempt_group_name
 from videojob.contract import CostRates, DownloadRequest
@@ -35,12 +43,12 @@ from videojob.contract import CostRates, DownloadRequest
 pytestmark = pytest.mark.timeout(60)
 
 CREATE, INSPECT, STOP, DELETE = (
-    "create_container_group",
-    "inspect_container_group",
-    "stop_container_group",
-    "delete_container_group",
+    CREATE_CONTAINER_GROUP,
+    INSPECT_CONTAINER_GROUP,
+    STOP_CONTAINER_GROUP,
+    DELETE_CONTAINER_GROUP,
 )
-SHARE, NOTIFY = "create_share_link", "notify_completion"
+SHARE, NOTIFY = CREATE_SHARE_LINK, NOTIFY_COMPLETION
 GROUP2, GROUP3 = attempt_group_name(JOB_ID, 2), attempt_group_name(JOB_ID, 3)
 HOOK = "https://hooks.example.net/videos"
 BLOB2 = {**BLOB, "name": "job-0001/video-2.mp4", "url": BLOB["url"].replace("video.mp4", "video-2.mp4")}
