@@ -33,6 +33,7 @@ from .store import (
     RUNNING,
     EpisodeResult,
     Instance,
+    InstanceQuery,
     PendingActivity,
     PendingChild,
     PendingTimer,
@@ -128,9 +129,22 @@ class Engine:
         return Answer(202)
 
     def purge(self, instance_id: str) -> Answer:
+        inst = self.store.get(instance_id)
+        if inst is None:
+            return Answer(404)
+        if not inst.is_terminal:
+            return Answer(412, "Only orchestrations in a terminal state can be purged, but the orchestration with "
+                               f"instance ID {instance_id} has status {inst.status}")
         n = self.store.purge(instance_id)
         self._disarm_instance(instance_id)
         return Answer(200, {"instancesDeleted": n}) if n else Answer(404)
+
+    def purge_matching(self, query: InstanceQuery) -> Answer:
+        """Purge by filter: 404 when nothing matched, as in the extension."""
+        purged = self.store.purge_matching(query)
+        for instance_id in purged:
+            self._disarm_instance(instance_id)
+        return Answer(200, {"instancesDeleted": len(purged)}) if purged else Answer(404)
 
     def status(self, instance_id: str, *, show_history: bool = False, show_history_output: bool = False,
                show_input: bool = True) -> dict[str, Any] | None:

@@ -28,21 +28,34 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
+PODMAN_DIR = "podman"
+"""Under a devhost's state dir: the podman backend's records (and its containers' scope)."""
+
+
 class StackError(RuntimeError):
     pass
 
 
 def free_port(preferred: int | None = None) -> int:
-    if preferred is not None:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+    """`preferred` if a server could listen on it now, else a free port the kernel picks."""
+    if preferred is not None and _can_listen(preferred):
+        return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _can_listen(port: int) -> bool:
+    with socket.socket() as s:
+        # As the servers themselves bind (aiohttp and Node set SO_REUSEADDR): connections a
+        # previous run left in TIME_WAIT do not make the port busy; a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:  # noqa: ANN001
@@ -152,14 +165,15 @@ def _http_ok(url: str) -> bool:
 
 
 def stop_local_containers(state_dir: Path) -> int:
-    """Stop and delete every worker process group the local backend tracks under `state_dir`."""
+    """Stop and delete every worker process group the local backend tracks under `state_dir`
+    (and the containers of the podman backend, when the devhost ran on it)."""
+    n = stop_podman_containers(state_dir)
     containers = state_dir / "containers"
     if not containers.exists():
-        return 0
+        return n
     from videojob.backends.local import LocalBackend
 
     backend = LocalBackend(containers, grace_seconds=3)
-    n = 0
     for record in containers.glob("*/record.json"):
         name = record.parent.name
         with contextlib.suppress(Exception):
@@ -167,6 +181,17 @@ def stop_local_containers(state_dir: Path) -> int:
                 n += 1
             backend.delete(name)
     return n
+
+
+def stop_podman_containers(state_dir: Path) -> int:
+    """Delete the containers the podman backend started for the devhost of `state_dir`."""
+    if not (state_dir / PODMAN_DIR).is_dir():
+        return 0
+    from videojob.backends.podman import PodmanBackend
+
+    with contextlib.suppress(Exception):
+        return PodmanBackend(state_dir / PODMAN_DIR, grace_seconds=3).remove_all()
+    return 0
 
 
 def running_workers(state_dir: Path) -> list[str]:
@@ -184,7 +209,8 @@ def devhost_env(azurite: Azurite, extra: Mapping[str, str] | None = None) -> dic
     """The environment for a local devhost: the local backend, blobs in this Azurite, loopback media allowed."""
     env = dict(os.environ)
     env.update({
-        "CONTAINER_BACKEND": "local",
+        # `make serve|demo CONTAINER_BACKEND=podman`: the worker image in containers; else processes.
+        "CONTAINER_BACKEND": "podman" if os.environ.get("CONTAINER_BACKEND") == "podman" else "local",
         "OUTPUT_CONNECTION_STRING": azurite.connection_string,
         "OUTPUT_ACCOUNT_URL": "",
         "ALLOW_PRIVATE_ADDRESSES": "true",

@@ -14,13 +14,15 @@ that ends it. So a crash at any point neither loses a child nor its result.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,9 @@ CREATE TABLE IF NOT EXISTS activities (
   PRIMARY KEY (instance_id, task_id));
 CREATE TABLE IF NOT EXISTS parents (
   child_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, task_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS instances_newest_first ON instances (created DESC, id DESC);
 """
+_INSTANCE_COLUMNS = "id,name,status,input,output,custom_status,created,updated"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,66 @@ class Instance:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """The filters of the Durable HTTP API's instance query and purge (all optional, ANDed)."""
+
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: frozenset[str] = frozenset()
+    """Any of these runtime statuses; empty means any status."""
+    id_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    instances: tuple[Instance, ...]
+    continuation_token: str | None
+    """Opaque; None on the last page."""
+
+
+class BadContinuationToken(ValueError):
+    pass
+
+
+def _sortable_stamp(t: datetime) -> str:
+    """A bound in the stored `created` format (which sorts as text), whatever the year."""
+    t = t.astimezone(UTC)
+    return f"{t.year:04d}{t.strftime('-%m-%dT%H:%M:%S.%fZ')}"
+
+
+def _where(query: InstanceQuery) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.created_from is not None:
+        clauses.append("created >= ?")
+        args.append(_sortable_stamp(query.created_from))
+    if query.created_to is not None:
+        clauses.append("created <= ?")
+        args.append(_sortable_stamp(query.created_to))
+    if query.statuses:
+        clauses.append(f"status IN ({','.join('?' * len(query.statuses))})")
+        args.extend(sorted(query.statuses))
+    if query.id_prefix:
+        clauses.append("substr(id, 1, ?) = ?")
+        args.extend((len(query.id_prefix), query.id_prefix))
+    return clauses, args
+
+
+def _encode_token(created: str, instance_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, instance_id]).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[str, str]:
+    try:
+        created, instance_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, TypeError, binascii.Error) as e:
+        raise BadContinuationToken("not a continuation token this API issued") from e
+    if not isinstance(created, str) or not isinstance(instance_id, str):
+        raise BadContinuationToken("not a continuation token this API issued")
+    return created, instance_id
 
 
 @dataclass(frozen=True)
@@ -152,14 +216,29 @@ class Store:
         )
 
     def get(self, instance_id: str) -> Instance | None:
-        rows = self._query(
-            "SELECT id,name,status,input,output,custom_status,created,updated FROM instances WHERE id=?", (instance_id,)
-        )
+        rows = self._query(f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id=?", (instance_id,))  # noqa: S608 (fixed)
         return self._instance(rows[0]) if rows else None
 
-    def all_instances(self) -> list[Instance]:
-        rows = self._query("SELECT id,name,status,input,output,custom_status,created,updated FROM instances")
-        return [self._instance(r) for r in rows]
+    def query_instances(self, query: InstanceQuery, page_size: int, token: str | None = None) -> InstancePage:
+        """One page of matching instances, newest first. The token marks where the page ended
+        (creation time and id), so instances created meanwhile (they sort first) neither shift
+        nor repeat the pages that follow."""
+        clauses, args = _where(query)
+        if token is not None:
+            created, instance_id = _decode_token(token)
+            clauses.append("(created < ? OR (created = ? AND id < ?))")
+            args.extend((created, created, instance_id))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where} ORDER BY created DESC, id DESC LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
+            [*args, page_size + 1],
+        )
+        page = rows[:page_size]
+        more = len(rows) > page_size
+        return InstancePage(
+            tuple(self._instance(r) for r in page),
+            _encode_token(page[-1][6], page[-1][0]) if more else None,
+        )
 
     def create(self, instance_id: str, name: str, value: Any, now: datetime) -> bool:
         """A new Pending instance with its ExecutionStarted event queued; False if one is active."""
@@ -191,6 +270,18 @@ class Store:
             n = self._delete(db, instance_id)
             db.execute("DELETE FROM parents WHERE child_id=?", (instance_id,))
             return n
+
+    def purge_matching(self, query: InstanceQuery) -> list[str]:
+        """Purge every matching instance, whatever its status (as the extension's purge by
+        filter does); the ids purged."""
+        clauses, args = _where(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(f"SELECT id FROM instances {where}", args).fetchall()]  # noqa: S608 (fixed clauses, values bound)
+            for instance_id in ids:
+                self._delete(db, instance_id)
+                db.execute("DELETE FROM parents WHERE child_id=?", (instance_id,))
+            return ids
 
     def parent_of(self, instance_id: str) -> str | None:
         rows = self._query("SELECT parent_id FROM parents WHERE child_id=?", (instance_id,))

@@ -8,6 +8,7 @@ Status codes follow the extension's `HttpApiHandler`.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,12 +18,20 @@ from aiohttp import web
 
 from . import history as H
 from .engine import Answer, Engine
-from .store import PENDING, RUNNING
+from .store import PENDING, RUNNING, BadContinuationToken, InstanceQuery
 
 PUBLIC_BASE = "/runtime/webhooks/durabletask"
 RPC_BASE = "/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
 ACTIVE = (PENDING, RUNNING)
+CONTINUATION_HEADER = "x-ms-continuation-token"
+DEFAULT_PAGE_SIZE = 100  # the extension's OrchestrationStatusQueryCondition.PageSize
+MAX_PAGE_SIZE = 1000  # ours: a page stays bounded whatever `top` asks
+RUNTIME_STATUSES = ("Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending",
+                    "Suspended")
+"""The names the extension parses in `runtimeStatus` (unknown ones are ignored)."""
+UNSUPPORTED_OPERATIONS = ("rewind", "restart", "suspend", "resume")
+"""Operations the extension has and the devhost does not: 501 (any other name is 404)."""
 
 
 class DurableApi:
@@ -76,11 +85,12 @@ class DurableApi:
                 web.post(f"{base}/orchestrators/{{name}}/{{id}}", self.start),
                 web.get(f"{base}/instances", self.list_instances),
                 web.get(f"{base}/instances/", self.list_instances),
+                web.delete(f"{base}/instances", self.purge_by_filter),
+                web.delete(f"{base}/instances/", self.purge_by_filter),
                 web.get(f"{base}/instances/{{id}}", self.status),
                 web.delete(f"{base}/instances/{{id}}", self.purge),
                 web.post(f"{base}/instances/{{id}}/raiseEvent/{{event}}", self.raise_event),
-                web.post(f"{base}/instances/{{id}}/terminate", self.terminate),
-                web.post(f"{base}/instances/{{id}}/{{operation}}", self.unsupported),
+                web.post(f"{base}/instances/{{id}}/{{operation}}", self.operation),
             ]
         return out
 
@@ -134,22 +144,38 @@ class DurableApi:
         return web.json_response(body, status=200)
 
     async def list_instances(self, request: web.Request) -> web.Response:
+        """One page, newest first; `x-ms-continuation-token` (response and request header) pages on."""
         q = request.query
-        wanted = {s for s in (q.get("runtimeStatus") or "").split(",") if s}
-        since, until = _time(q.get("createdTimeFrom")), _time(q.get("createdTimeTo"))
-        prefix = q.get("instanceIdPrefix") or ""
-        out = [
-            self.engine.status_payload(inst, show_input=_flag(q.get("showInput"), True))
-            for inst in self.engine.store.all_instances()
-            if (not wanted or inst.status in wanted)
-            and (since is None or inst.created >= since)
-            and (until is None or inst.created <= until)
-            and inst.id.startswith(prefix)
-        ]
-        return web.json_response(out)
+        query = InstanceQuery(
+            created_from=_time(q.get("createdTimeFrom")),
+            created_to=_time(q.get("createdTimeTo")),
+            statuses=_statuses(q.getall("runtimeStatus", [])),
+            id_prefix=q.get("instanceIdPrefix") or "",
+        )
+        try:
+            page = self.engine.store.query_instances(query, _page_size(q.get("top")),
+                                                     request.headers.get(CONTINUATION_HEADER) or None)
+        except BadContinuationToken as e:
+            return web.json_response({"Message": f"Invalid {CONTINUATION_HEADER}: {e}"}, status=400)
+        show_input = _flag(q.get("showInput"), True)
+        body = [self.engine.status_payload(inst, show_input=show_input) for inst in page.instances]
+        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
+        return web.json_response(body, headers=headers)
 
     async def purge(self, request: web.Request) -> web.Response:
         return self._answer(self.engine.purge(request.match_info["id"]))
+
+    async def purge_by_filter(self, request: web.Request) -> web.Response:
+        q = request.query
+        created_from = _time(q.get("createdTimeFrom"))
+        if created_from is None:
+            return web.json_response("Please provide value for 'createdTimeFrom' parameter.", status=400)
+        query = InstanceQuery(
+            created_from=created_from,
+            created_to=_time(q.get("createdTimeTo")) or self.engine.clock(),
+            statuses=_statuses(q.getall("runtimeStatus", [])),
+        )
+        return self._answer(self.engine.purge_matching(query))
 
     async def terminate(self, request: web.Request) -> web.Response:
         return self._answer(self.engine.terminate(request.match_info["id"], request.query.get("reason")))
@@ -168,23 +194,46 @@ class DurableApi:
             return web.json_response({"Message": "Invalid JSON content"}, status=400)
         return self._answer(self.engine.raise_event(instance_id, request.match_info["event"], value))
 
-    async def unsupported(self, request: web.Request) -> web.Response:
-        operation = request.match_info["operation"]
-        if self.engine.store.get(request.match_info["id"]) is None:
+    async def operation(self, request: web.Request) -> web.Response:
+        """`POST instances/{id}/{operation}`: names match case-insensitively; an unknown one is 404."""
+        operation = request.match_info["operation"].lower()
+        if operation == "terminate":
+            return await self.terminate(request)
+        if operation not in UNSUPPORTED_OPERATIONS or self.engine.store.get(request.match_info["id"]) is None:
             return web.Response(status=404)
         message = f"'{quote(operation)}' is not supported by the devhost (use the Functions host for it)"
         return web.json_response({"Message": message}, status=501)
 
 
 def _flag(raw: str | None, default: bool) -> bool:
-    if raw is None:
-        return default
-    return raw.strip().lower() in ("1", "true", "yes")
+    """As .NET's bool.TryParse: `true`/`false` in any case; anything else is the default."""
+    value = (raw or "").strip().lower()
+    return value == "true" if value in ("true", "false") else default
+
+
+def _page_size(raw: str | None) -> int:
+    try:
+        size = int((raw or "").strip())
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
+
+
+def _statuses(raw: list[str]) -> frozenset[str]:
+    by_name = {s.lower(): s for s in RUNTIME_STATUSES}
+    return frozenset(by_name[v.strip().lower()] for value in raw for v in value.split(",")
+                     if v.strip().lower() in by_name)
+
+
+_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
 
 
 def _time(raw: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone); None when absent or unreadable. A year
+    before 1000 may come unpadded (Python's strftime on Linux writes `datetime.min` as `1-01-01...`)."""
     if not raw:
         return None
+    raw = _SHORT_YEAR.sub(lambda m: f"{int(m.group(1)):04d}-", raw.strip(), count=1)
     try:
         return H.parse_timestamp(raw)
     except ValueError:

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
+import pytest
+
+from devhost.store import Store
 from tests.devhost.conftest import SampleHost
 from tests.e2e.harness import Job, http
 
 WEBHOOK = "/runtime/webhooks/durabletask"
+RPC = "/durabletask"
+SDK_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the Python client writes createdTimeFrom/To
 
 
 def start(sample: SampleHost, name: str, body: object = None) -> Job:
@@ -151,3 +159,95 @@ def test_a_crashed_devhost_resumes_its_instances_and_fires_overdue_timers(sample
 
 def _ticks(sample: SampleHost) -> list[str]:
     return sample.ticks.read_text().splitlines() if sample.ticks.exists() else []
+
+
+def add_instances(sample: SampleHost, prefix: str, first_created: datetime, count: int,
+                  terminated_every: int = 0) -> list[str]:
+    """Instances written straight into the devhost's store, one second apart (cheap: nothing
+    runs them, their start event is dropped). Every `terminated_every`-th one is Terminated."""
+    store = Store(sample.state / "durable.sqlite3")
+    try:
+        ids = []
+        for i in range(count):
+            instance_id = f"{prefix}{i:03d}"
+            created = first_created + timedelta(seconds=i)
+            assert store.create(instance_id, "pipeline", {"i": i}, created)
+            store.drop_inbox(instance_id)
+            if terminated_every and i % terminated_every == 0:
+                store.terminate(instance_id, "test", created)
+            ids.append(instance_id)
+        return ids
+    finally:
+        store.close()
+
+
+def list_page(url: str, token: str | None = None) -> tuple[int, list | dict, str | None]:
+    req = urllib.request.Request(url, headers={"x-ms-continuation-token": token} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read()), resp.headers.get("x-ms-continuation-token")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null"), None
+
+
+@pytest.mark.parametrize("base", [WEBHOOK, RPC])
+def test_instances_are_listed_newest_first_in_pages_that_new_instances_do_not_shift(sample: SampleHost, base: str):
+    prefix = f"page-{uuid.uuid4().hex[:8]}-"
+    created = add_instances(sample, prefix, datetime(2020, 1, 1, tzinfo=UTC), 130)
+    url = f"{sample.base}{base}/instances?instanceIdPrefix={prefix}"
+
+    code, default_page, default_token = list_page(url)
+    code_rest, rest, no_more = list_page(url, default_token)
+    pages, token = [], None
+    while True:
+        _, page, token = list_page(f"{url}&top=50&showInput=false", token)
+        pages.append([s["instanceId"] for s in page])
+        if token is None:
+            break
+        if len(pages) == 1:  # a job submitted while a client pages through the list
+            add_instances(sample, f"{prefix}new-", datetime.now(UTC), 3)
+
+    newest_first = created[::-1]
+    assert (code, len(default_page), code_rest, len(rest), no_more) == (200, 100, 200, 30, None)
+    assert [s["instanceId"] for s in default_page + rest] == newest_first
+    assert default_page[0]["input"] == {"i": 129}
+    assert [len(p) for p in pages] == [50, 50, 30]
+    assert [i for p in pages for i in p] == newest_first
+    assert list_page(f"{url}&top=50", "not-a-token")[0] == 400
+
+
+@pytest.mark.parametrize("base", [WEBHOOK, RPC])
+def test_purge_by_filter_deletes_what_matches_and_answers_404_when_nothing_does(sample: SampleHost, base: str):
+    year = 2001 if base == WEBHOOK else 2002
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    prefix = f"purge-{uuid.uuid4().hex[:8]}-"
+    add_instances(sample, prefix, start, 12, terminated_every=2)  # 6 Terminated, 6 Pending
+    window = (f"createdTimeFrom={start.strftime(SDK_TIME_FORMAT)}"
+              f"&createdTimeTo={(start + timedelta(seconds=9)).strftime(SDK_TIME_FORMAT)}")
+    instances = f"{sample.base}{base}/instances"
+
+    purged = http("DELETE", f"{instances}?{window}&runtimeStatus=Terminated,Completed")
+    again = http("DELETE", f"{instances}?{window}&runtimeStatus=Terminated")
+    no_start = http("DELETE", f"{instances}?createdTimeTo={start.strftime(SDK_TIME_FORMAT)}")
+    _, left, _ = list_page(f"{instances}?instanceIdPrefix={prefix}")
+    everything_else = http("DELETE", f"{instances}/?createdTimeFrom={quote(start.isoformat())}"
+                                     f"&createdTimeTo={quote((start + timedelta(days=1)).isoformat())}")
+
+    assert purged == (200, {"instancesDeleted": 5})  # Terminated ones created in the first 10 seconds
+    assert again[0] == 404
+    assert no_start[0] == 400
+    assert sorted(s["instanceId"] for s in left) == [f"{prefix}{i:03d}" for i in (1, 3, 5, 7, 9, 10, 11)]
+    assert everything_else == (200, {"instancesDeleted": 7})  # any status when none is named
+    assert list_page(f"{instances}?instanceIdPrefix={prefix}")[1] == []
+
+
+def test_unknown_operations_are_404_and_purging_an_active_instance_is_refused(sample: SampleHost):
+    (pending,) = add_instances(sample, f"ops-{uuid.uuid4().hex[:8]}-", datetime(2003, 1, 1, tzinfo=UTC), 1)
+    one = f"{sample.base}{WEBHOOK}/instances/{pending}"
+
+    assert http("POST", f"{one}/frobnicate")[0] == 404
+    assert http("POST", f"{sample.base}{RPC}/instances/{pending}/frobnicate")[0] == 404
+    assert http("POST", f"{one}/suspend?reason=x")[0] == 501  # the extension has it; the devhost does not
+    assert http("DELETE", one)[0] == 412
+    assert http("POST", f"{one}/Terminate?reason=done")[0] == 202
+    assert http("DELETE", one) == (200, {"instancesDeleted": 1})
