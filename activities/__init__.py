@@ -3,14 +3,17 @@ the completion webhook.
 
 Payloads (the one definition is `videojob.activity_wire`, which the orchestrator uses as well):
 
-- `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline", "attempt", "group"}`
-  (`group` is attempt `attempt`'s own: `attempt_group_name(jobId, attempt)`)
+- `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline", "attempt", "run", "group"}`
+  (`group` is attempt `attempt`'s own in run `run`: `attempt_group_name(jobId, attempt, run)`)
   -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
 - `inspect_container_group`: `{"group"}`
   -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
 - `stop_container_group`, `delete_container_group`: `{"group"}` -> `{"ok": true}` or `{"ok": false, "error"}`
-- `create_share_link`: `{"container", "name", "hours"}` -> `{"ok": true, "url", "expiresAt"}` or
-  `{"ok": false, "error"}` (`share_link.py`)
+- `check_output_blob`: `{"jobId", "container", "name"}` -> `{"ok": true, "exists", "sizeBytes", "url"}`
+  or `{"ok": false, "error"}` (`output_blob.py`)
+- `create_share_link`: `{"jobId", "container", "name", "hours"}` -> `{"ok": true, "url", "expiresAt"}`
+  or `{"ok": false, "error"}` (`share_link.py`); both refuse a blob outside `OUTPUT_CONTAINER` or the
+  job's prefix (`invalid_result`)
 - `notify_completion`: `{"url", "payload"}` -> `{"ok": true, "status"}` or
   `{"ok": false, "status"?, "error"}` (`notify.py`)
 
@@ -29,6 +32,7 @@ from videojob import bootstrap
 
 from .container_activities import create_group, delete_group, inspect_group, stop_group
 from .notify import notify_completion_activity
+from .output_blob import check_output_blob_activity
 from .share_link import share_link_activity
 
 bp = df.Blueprint()
@@ -55,8 +59,14 @@ def delete_container_group(payload: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="payload")
+def check_output_blob(payload: dict) -> dict:
+    """`{"jobId", "container", "name"}` -> `{"ok", "exists", "sizeBytes", "url"}` (URL from the settings)."""
+    return check_output_blob_activity(payload, bootstrap.settings)
+
+
+@bp.activity_trigger(input_name="payload")
 def create_share_link(payload: dict) -> dict:
-    """`{"container", "name", "hours"}` -> `{"ok", "url", "expiresAt"}` (read-only SAS URL)."""
+    """`{"jobId", "container", "name", "hours"}` -> `{"ok", "url", "expiresAt"}` (read-only SAS URL)."""
     return share_link_activity(payload, bootstrap.settings)
 
 

@@ -68,7 +68,7 @@ def create_group(payload: Any, settings: Callable[[], Settings], backend: Callab
     try:
         spec = build_container_spec(
             job.request, settings(), job.job_id, job.created_at, job.deadline, job.attempt,
-            mode=job.mode, max_items=job.max_items,
+            run=job.run, mode=job.mode, max_items=job.max_items,
         )
         logger.info("creating container group %s (image %s)", spec.name, spec.image)
         state = backend().create(spec)

@@ -1,7 +1,10 @@
 """The `create_share_link` activity: a read-only SAS URL for one output blob.
 
-Input `{"container", "name", "hours"}`; answer `{"ok": true, "url", "expiresAt"}` or
-`{"ok": false, "error": {code, message, retryable}}`.
+Input `{"jobId", "container", "name", "hours"}`; answer `{"ok": true, "url", "expiresAt"}` or
+`{"ok": false, "error": {code, message, retryable}}`. Only a blob of that job in `OUTPUT_CONTAINER`
+(`videojob.output_blob`) is signed; anything else is `invalid_result`. The orchestrator checked
+already; this is the last gate before a signature, so a regression there cannot sign a link to
+another job's file or another container.
 
 - In Azure (`OUTPUT_ACCOUNT_URL`): a user-delegation SAS, signed with a delegation key the
   function app's identity asks Blob Storage for (no account key exists). The identity needs
@@ -23,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
 from videojob.activity_wire import CONFIGURATION, INVALID_INPUT, UNEXPECTED, format_utc
-from videojob.contract import JobError
+from videojob.contract import ErrorCode, JobError
+from videojob.instances import is_url_safe_instance_id
+from videojob.output_blob import blob_url, output_blob_problem
 from videojob.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -94,10 +98,6 @@ def _protocol(endpoint: str) -> str:
     return "https" if endpoint.lower().startswith("https://") else "https,http"
 
 
-def blob_url(endpoint: str, container: str, name: str) -> str:
-    return f"{endpoint.rstrip('/')}/{quote(container)}/{quote(name, safe='/')}"
-
-
 def create_share_link(signer: Signer, container: str, name: str, hours: int, now: datetime) -> ShareLink:
     start = now - CLOCK_SKEW
     expiry = now + timedelta(hours=hours)
@@ -105,9 +105,20 @@ def create_share_link(signer: Signer, container: str, name: str, hours: int, now
     return ShareLink(f"{blob_url(signer.endpoint, container, name)}?{sas}", expiry)
 
 
+def output_service(
+    settings: Settings, credential_factory: Callable[[], Any], **client_options: Any
+) -> BlobServiceClient:
+    """The output account's client: the connection string (Azurite) when set, else `OUTPUT_ACCOUNT_URL`
+    with the app's identity. `client_options` go to `BlobServiceClient` (tests pass a `transport`)."""
+    if settings.output_connection_string:
+        return BlobServiceClient.from_connection_string(settings.output_connection_string, **client_options)
+    if not settings.output_account_url:
+        raise ValueError("the output storage needs OUTPUT_ACCOUNT_URL or OUTPUT_CONNECTION_STRING")
+    return BlobServiceClient(settings.output_account_url, credential=credential_factory(), **client_options)
+
+
 def signer_from_settings(settings: Settings, credential_factory: Callable[[], Any], **client_options: Any) -> Signer:
-    """The account-key signer when the connection string carries a key, else user delegation.
-    `client_options` go to `BlobServiceClient` (tests pass a `transport`)."""
+    """The account-key signer when the connection string carries a key, else user delegation."""
     if settings.output_connection_string:
         client = BlobServiceClient.from_connection_string(settings.output_connection_string)
         key = getattr(client.credential, "account_key", None)
@@ -135,19 +146,43 @@ def default_credential() -> Any:
         return _credential
 
 
-def _failure(code: str, message: str, retryable: bool) -> dict[str, Any]:
+def storage_error_code(error: HttpResponseError, default: str) -> str:
+    """The service's error code (`AuthorizationFailure`), not the SDK enum's repr."""
+    code = getattr(error, "error_code", None)
+    return str(getattr(code, "value", code) or default)[:64]
+
+
+def failure_answer(code: str, message: str, retryable: bool) -> dict[str, Any]:
     return {"ok": False, "error": JobError(code, " ".join(str(message).split())[:300], retryable).to_wire()}
 
 
-def _parse(payload: Any) -> tuple[str, str, int]:
+def parse_blob_ref(payload: Any) -> tuple[str, str, str]:
+    """`jobId`, `container` and `name` of an activity input about one job's blob (ValueError if unusable)."""
     if not isinstance(payload, dict):
         raise ValueError("the input must be an object")
-    container, name, hours = payload.get("container"), payload.get("name"), payload.get("hours")
+    job_id, container, name = payload.get("jobId"), payload.get("container"), payload.get("name")
+    if not is_url_safe_instance_id(job_id):
+        raise ValueError("the input needs a valid 'jobId'")
     if not isinstance(container, str) or not container or not isinstance(name, str) or not name:
         raise ValueError("the input needs 'container' and 'name'")
+    return job_id, container, name
+
+
+def foreign_blob(settings: Settings, job_id: str, container: str, name: str) -> dict[str, Any] | None:
+    """The `invalid_result` answer for a blob that is not the job's own in `OUTPUT_CONTAINER`, else None."""
+    problem = output_blob_problem(job_id, settings.output_container, container, name, 0)
+    if problem is None:
+        return None
+    logger.warning("refused a blob outside job %s's output: %s", job_id, problem)
+    return failure_answer(ErrorCode.INVALID_RESULT, problem, False)
+
+
+def _parse(payload: Any) -> tuple[str, str, str, int]:
+    job_id, container, name = parse_blob_ref(payload)
+    hours = payload.get("hours")
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"'hours' must be a whole number from 1 to {MAX_HOURS}")
-    return container, name, hours
+    return job_id, container, name, hours
 
 
 def share_link_activity(
@@ -159,25 +194,28 @@ def share_link_activity(
     signer: Signer | None = None,
 ) -> dict[str, Any]:
     try:
-        container, name, hours = _parse(payload)
+        job_id, container, name, hours = _parse(payload)
     except ValueError as e:
-        return _failure(INVALID_INPUT, str(e), False)
+        return failure_answer(INVALID_INPUT, str(e), False)
     try:
-        chosen = signer or signer_from_settings(settings(), credential_factory)
+        current = settings()
+        if (refused := foreign_blob(current, job_id, container, name)) is not None:
+            return refused
+        chosen = signer or signer_from_settings(current, credential_factory)
         link = create_share_link(chosen, container, name, hours, clock())
     except ClientAuthenticationError as e:
-        return _failure(CONFIGURATION, f"no identity to sign with: {type(e).__name__}", False)
+        return failure_answer(CONFIGURATION, f"no identity to sign with: {type(e).__name__}", False)
     except HttpResponseError as e:
         # 403: the identity lacks Storage Blob Delegator; a retry will not grant it.
-        code = getattr(e, "error_code", None) or SHARE_LINK_FAILED
+        code = storage_error_code(e, SHARE_LINK_FAILED)
         retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
-        return _failure(str(code), f"delegation key refused ({e.status_code})", retryable)
+        return failure_answer(str(code), f"delegation key refused ({e.status_code})", retryable)
     except ServiceRequestError as e:
-        return _failure(SHARE_LINK_FAILED, f"storage not reachable: {type(e).__name__}", True)
+        return failure_answer(SHARE_LINK_FAILED, f"storage not reachable: {type(e).__name__}", True)
     except ValueError as e:
-        return _failure(CONFIGURATION, str(e), False)
+        return failure_answer(CONFIGURATION, str(e), False)
     except Exception as e:  # noqa: BLE001 - answered, not raised (see activity_wire)
         logger.exception("create_share_link failed unexpectedly")
-        return _failure(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+        return failure_answer(UNEXPECTED, f"{type(e).__name__}: {e}", True)
     logger.info("share link created for %s/%s (%d h)", container, name, hours)
     return link.to_wire()

@@ -174,6 +174,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     storageAccountName: 'st${resourceToken}'
+    outputStorageAccountName: 'stout${resourceToken}'
     outputContainerName: outputContainerName
     deploymentContainerName: deploymentContainerName
   }
@@ -210,6 +211,7 @@ module access 'modules/access.bicep' = {
     functionIdentityName: identities.outputs.functionIdentityName
     workerIdentityName: identities.outputs.workerIdentityName
     storageAccountName: storage.outputs.storageAccountName
+    outputStorageAccountName: storage.outputs.outputStorageAccountName
     outputContainerName: outputContainerName
     registryName: registry.outputs.registryName
     keyVaultName: keyVault.outputs.keyVaultName
@@ -229,6 +231,7 @@ module functionApp 'modules/functionapp.bicep' = {
     functionIdentityName: identities.outputs.functionIdentityName
     workerIdentityName: identities.outputs.workerIdentityName
     storageAccountName: storage.outputs.storageAccountName
+    outputStorageAccountName: storage.outputs.outputStorageAccountName
     outputContainerName: outputContainerName
     deploymentContainerName: deploymentContainerName
     registryName: registry.outputs.registryName
@@ -273,6 +276,7 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.registryName
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output WORKER_IMAGE_REPOSITORY string = workerImageRepository
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.storageAccountName
+output AZURE_OUTPUT_STORAGE_ACCOUNT_NAME string = storage.outputs.outputStorageAccountName
 output OUTPUT_CONTAINER string = outputContainerName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.keyVaultName
 output NOTIFY_KEY_SECRET_NAME string = notifyKeySecretName

@@ -1,13 +1,18 @@
 """The `download_job` orchestration: provision a container group, watch the worker, clean up,
 and try again in a fresh group when the worker failed for a reason another container may not meet.
 
-Steps (DESIGN.md, "Orchestration"), for attempt n = 1, 2, ... in group `attempt_group_name(id, n)`:
+Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, ... in group
+`attempt_group_name(id, n, run)`
+(`run`: a replay-safe token of this orchestration run, so a job restarted under the same id, as an
+`Idempotency-Key` resubmit after a failure does, never meets its earlier run's groups):
 1. provision: `create_container_group`, up to `plan.provision_max_attempts` times, with durable
    timers between attempts (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
    fails at once with `provisioning_failed: <backend code>: ...`.
 2. watch: wait for `JobStatus` events of this attempt or the heartbeat timer (`min(last report +
    heartbeat, deadline)`); when the window passes, ask for the container's state: active keeps
    waiting, terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
+   A reported success is a claim (`_checked`): only the job's own blob in the output container,
+   found in storage with the reported size, stands; else `invalid_result` / `result_unverified`.
 3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, retried
    with timer backoff; a cleanup failure is reported (`cleanup: "failed"`) but never replaces the
    job's own outcome. So at most one group of the job runs at any time.
@@ -39,22 +44,25 @@ from typing import Any
 
 from videojob import orchestration as policy
 from videojob.activity_wire import (
+    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     STOP_CONTAINER_GROUP,
+    BlobCheckResult,
     CleanupResult,
     CreateInput,
     CreateResult,
     InspectResult,
     ShareLinkResult,
+    check_blob_input,
     failed_activity_error,
     group_input,
     share_link_input,
 )
 from videojob.backends.base import ACTIVE_STATES
-from videojob.container_spec import attempt_group_name, group_name
+from videojob.container_spec import attempt_group_name, run_token
 from videojob.contract import EVENT_NAME, PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan
 
 from .notification import deliver_notification
@@ -148,7 +156,8 @@ class _AttemptRun:
 def run_job(context: Any) -> Steps:
     job_id: str = context.instance_id
     started_at: datetime = context.current_utc_datetime
-    group = group_name(job_id)
+    run_key = run_token(context.new_uuid())  # first: the same on every replay of this run, new in the next
+    group = attempt_group_name(job_id, 1, run_key)
     try:
         plan = JobPlan.from_wire(context.get_input())
     except (ContractError, KeyError, TypeError, ValueError) as e:
@@ -163,7 +172,7 @@ def run_job(context: Any) -> Steps:
     records: list[policy.AttemptRecord] = []
     attempt = 1
     while True:
-        run = yield from _run_attempt(context, mailbox, plan, job_id, attempt, deadline)
+        run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline)
         records.append(run.record)
         outcome = run.outcome
         if outcome.succeeded or outcome.error is None or not policy.is_retryable(outcome.error):
@@ -174,7 +183,7 @@ def run_job(context: Any) -> Steps:
             break
         attempt += 1
         fire_at = policy.wake_at(now, pause, deadline)
-        next_group = attempt_group_name(job_id, attempt)
+        next_group = attempt_group_name(job_id, attempt, run_key)
         context.set_custom_status(policy.retrying_status(outcome.error, next_group, attempt, now, fire_at))
         _log(context, logging.WARNING, "job %s: attempt %d failed (%s); attempt %d in %.0f s",
              job_id, attempt - 1, outcome.error.code, attempt, pause)
@@ -194,7 +203,8 @@ def run_job(context: Any) -> Steps:
         output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
         if plan.share_link_hours > 0 and result.blob is not None:
             linked = yield from mailbox.call(
-                CREATE_SHARE_LINK, share_link_input(result.blob.container, result.blob.name, plan.share_link_hours)
+                CREATE_SHARE_LINK,
+                share_link_input(job_id, result.blob.container, result.blob.name, plan.share_link_hours),
             )
             output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
         if plan.request.notify_url:
@@ -224,20 +234,53 @@ def _notify(context: Any, mailbox: Mailbox, url: str, payload: dict[str, Any]) -
     )
 
 
-def _run_attempt(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, attempt: int, deadline: datetime) -> Steps:
+def _run_attempt(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int, deadline: datetime
+) -> Steps:
     """One attempt in its own group: provision, watch, clean up. Returns an `_AttemptRun`."""
-    group = attempt_group_name(job_id, attempt)
+    group = attempt_group_name(job_id, attempt, run_key)
     began: datetime = context.current_utc_datetime
     if attempt > 1:
         context.set_custom_status(policy.progress_status(policy.ProgressView(), group, began, attempt))
-    outcome = yield from _provision(context, mailbox, plan, job_id, attempt, group, began, deadline)
+    outcome = yield from _provision(context, mailbox, plan, job_id, run_key, attempt, group, began, deadline)
     provisioned_at: datetime = context.current_utc_datetime
     if outcome is None:
         outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline)
     finished_at: datetime = context.current_utc_datetime
+    if outcome.succeeded:
+        outcome = yield from _checked(context, mailbox, plan, job_id, outcome)
     cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
     record = policy.attempt_record(attempt, group, outcome, began, context.current_utc_datetime, cleanup)
     return _AttemptRun(outcome, record, provisioned_at, finished_at)
+
+
+def _checked(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, outcome: policy.Outcome) -> Steps:
+    """A reported success stands only for the job's own blob, as stored (the worker handles hostile
+    content and may lie): the pure rule first, so a foreign blob costs no storage call and gets no
+    link; then `check_output_blob` (retried like cleanup while its errors are retryable). Returns
+    the outcome, carrying the blob URL built from the settings, or `invalid_result` /
+    `result_unverified`. Runs before cleanup, so a refused worker's group follows the failed-group
+    policy (kept, stopped, for a look)."""
+    result = outcome.result
+    assert result is not None
+    refused = policy.result_problem(job_id, plan, result)
+    if refused is not None:
+        _log(context, logging.WARNING, "job %s: %s", job_id, refused.message)
+        return policy.Outcome(error=refused)
+    if result.blob is None:  # a listing: nothing stored
+        return outcome
+    request = check_blob_input(job_id, result.blob.container, result.blob.name)
+    attempts = max(1, plan.cleanup_max_attempts)
+    for attempt in range(attempts):
+        checked = BlobCheckResult.from_wire((yield from mailbox.call(CHECK_OUTPUT_BLOB, request)))
+        if checked.ok or (checked.error is not None and not checked.error.retryable) or attempt + 1 >= attempts:
+            break
+        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
+    checked_outcome = policy.checked_outcome(result, checked)
+    if checked_outcome.error is not None:
+        _log(context, logging.WARNING, "job %s: %s", job_id, checked_outcome.error.message)
+    return checked_outcome
 
 
 def _provision(
@@ -245,6 +288,7 @@ def _provision(
     mailbox: Mailbox,
     plan: JobPlan,
     job_id: str,
+    run_key: str,
     job_attempt: int,
     group: str,
     started_at: datetime,
@@ -253,7 +297,7 @@ def _provision(
     """Create the group. Returns None once it exists, or the failing `Outcome`."""
     attempts = max(1, plan.provision_max_attempts)
     request = CreateInput(
-        job_id, plan.request, started_at, deadline, job_attempt, mode=plan.mode, max_items=plan.max_items
+        job_id, plan.request, started_at, deadline, job_attempt, mode=plan.mode, max_items=plan.max_items, run=run_key
     ).to_wire()
     last_error: JobError | None = None
     for attempt in range(attempts):

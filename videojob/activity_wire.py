@@ -4,15 +4,21 @@ One owner for these shapes (the `activities/` functions and the `download_job` o
 use this module). JSON is camelCase, like every other wire shape in the project.
 
 - `create_container_group`: `{"jobId", "request": DownloadRequest wire, "createdAt", "deadline",
-  "attempt", "group"}` -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
-  (`attempt` 1-based, default 1; `group` is `attempt_group_name(jobId, attempt)`, checked;
+  "attempt", "run", "group"}` -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
+  (`attempt` 1-based, default 1; `run` the orchestration run's token (`run_token`), absent in
+  inputs from before runs were named; `group` is `attempt_group_name(jobId, attempt, run)`, checked;
   `"mode": "list", "maxItems"` only for a playlist listing, absent for downloads)
 - `inspect_container_group`: `{"group"}`
   -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
 - `stop_container_group`, `delete_container_group`: `{"group"}`
   -> `{"ok": true}` or `{"ok": false, "error"}`
-- `create_share_link`: `{"container", "name", "hours"}`
-  -> `{"ok": true, "url", "expiresAt"}` or `{"ok": false, "error"}` (read-only SAS URL of the blob)
+- `check_output_blob`: `{"jobId", "container", "name"}`
+  -> `{"ok": true, "exists", "sizeBytes", "url"}` or `{"ok": false, "error"}` (the stored blob's
+  size, `null` when it does not exist, and its URL rebuilt from the settings; refuses a blob
+  outside `OUTPUT_CONTAINER` / the job's prefix with `invalid_result`, see `output_blob.py`)
+- `create_share_link`: `{"jobId", "container", "name", "hours"}`
+  -> `{"ok": true, "url", "expiresAt"}` or `{"ok": false, "error"}` (read-only SAS URL of the
+  blob; the same container/prefix rule)
 - `notify_completion`: `{"url", "payload"}`
   -> `{"ok": true, "status"}` or `{"ok": false, "status"?, "error"}` (one signed POST; the
   orchestrator retries with `orchestrators.notification.deliver_notification`)
@@ -33,13 +39,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .container_spec import attempt_group_name, format_time
+from .container_spec import RUN_TOKEN_RE, attempt_group_name, format_time
 from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, DownloadRequest, JobError
 
 CREATE_CONTAINER_GROUP = "create_container_group"
 INSPECT_CONTAINER_GROUP = "inspect_container_group"
 STOP_CONTAINER_GROUP = "stop_container_group"
 DELETE_CONTAINER_GROUP = "delete_container_group"
+CHECK_OUTPUT_BLOB = "check_output_blob"
 CREATE_SHARE_LINK = "create_share_link"
 NOTIFY_COMPLETION = "notify_completion"
 ACTIVITY_NAMES: tuple[str, ...] = (
@@ -47,6 +54,7 @@ ACTIVITY_NAMES: tuple[str, ...] = (
     INSPECT_CONTAINER_GROUP,
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
+    CHECK_OUTPUT_BLOB,
     CREATE_SHARE_LINK,
     NOTIFY_COMPLETION,
 )
@@ -95,14 +103,16 @@ class CreateInput:
     created_at: datetime
     deadline: datetime
     attempt: int = 1
-    """1-based; each attempt of a job runs in its own group, `attempt_group_name(job_id, attempt)`."""
+    """1-based; each attempt of a job runs in its own group, `attempt_group_name(job_id, attempt, run)`."""
     mode: str = "download"
     """`list`: the worker only lists a playlist's entries (at most `max_items`)."""
     max_items: int | None = None
+    run: str | None = None
+    """The orchestration run's token: a job restarted under the same id gets fresh groups."""
 
     @property
     def group(self) -> str:
-        return attempt_group_name(self.job_id, self.attempt)
+        return attempt_group_name(self.job_id, self.attempt, self.run)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {
@@ -113,6 +123,8 @@ class CreateInput:
             "attempt": self.attempt,
             "group": self.group,
         }
+        if self.run is not None:
+            wire["run"] = self.run
         if self.mode != "download":  # absent for downloads: their inputs stay as they were
             wire["mode"] = self.mode
             wire["maxItems"] = self.max_items
@@ -131,6 +143,7 @@ class CreateInput:
             attempt=attempt,
             mode=_mode(d.get("mode", "download")),
             max_items=_max_items(d.get("maxItems")),
+            run=_run(d.get("run")),
         )
         # `group` is what the orchestrator will stop or delete: it must be the group we create.
         if d.get("group") is not None and d["group"] != job.group:
@@ -142,6 +155,14 @@ def _mode(value: Any) -> str:
     if value not in JOB_MODES:
         raise ValueError(f"'mode' must be one of {', '.join(JOB_MODES)}")
     return str(value)
+
+
+def _run(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not RUN_TOKEN_RE.fullmatch(value):
+        raise ValueError("'run' must be a run token (8 lowercase hex digits)")
+    return value
 
 
 def _max_items(value: Any) -> int | None:
@@ -244,9 +265,39 @@ def failed_activity_error(reason: object) -> JobError:
     return JobError(ACTIVITY_FAILED, text or "the activity failed", retryable=True)
 
 
-def share_link_input(container: str, name: str, hours: int) -> dict[str, Any]:
+def share_link_input(job_id: str, container: str, name: str, hours: int) -> dict[str, Any]:
     """The input of `create_share_link`."""
-    return {"container": container, "name": name, "hours": hours}
+    return {"jobId": job_id, "container": container, "name": name, "hours": hours}
+
+
+def check_blob_input(job_id: str, container: str, name: str) -> dict[str, Any]:
+    """The input of `check_output_blob`."""
+    return {"jobId": job_id, "container": container, "name": name}
+
+
+@dataclass(frozen=True)
+class BlobCheckResult:
+    """What the output storage says of a reported blob: whether it exists, its size, its URL."""
+
+    ok: bool
+    exists: bool = False
+    size_bytes: int | None = None
+    url: str | None = None
+    error: JobError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "exists": self.exists, "sizeBytes": self.size_bytes, "url": self.url}
+        return {"ok": False, "error": _error_wire(self.error)}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> BlobCheckResult:
+        if isinstance(d, dict) and d.get("ok") is True and isinstance(d.get("url"), str) and d["url"]:
+            size = d.get("sizeBytes")
+            exists = d.get("exists") is True and isinstance(size, int) and not isinstance(size, bool)
+            return cls(True, exists, size if exists else None, d["url"])
+        err = _error_or_none(d) if isinstance(d, dict) else None
+        return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no answer", retryable=True))
 
 
 @dataclass(frozen=True)

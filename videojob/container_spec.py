@@ -79,18 +79,40 @@ def group_name(job_id: str) -> str:
     return name
 
 
-def attempt_group_name(job_id: str, attempt: int = 1) -> str:
-    """The group of a job's attempt `attempt` (1-based): `group_name(job_id)` for the first, and a
-    fresh name for every retry, so a retry never meets its predecessor (stopped, or being deleted).
+RUN_TOKEN_CHARS = 8
+RUN_TOKEN_RE = re.compile(rf"[0-9a-f]{{{RUN_TOKEN_CHARS}}}")
 
-    A retry's name is the group name of `<job id>#a<n>`: sanitizing the `#` adds a hash of that
-    text, so another job's group could only share it if that job's id were this very name, hash
-    included (ids are GUIDs or derived from them). `#` cannot occur in a Durable instance id, so no
-    job's first group is named like another job's retry. Example: `dl-job-1-a2-1f2e3d4c`.
+
+def run_token(run_uuid: str) -> str:
+    """The short token that tells one orchestration run of a job from another: the first hex
+    digits of a UUID the orchestrator makes replay-safe (`context.new_uuid()`, derived from the
+    instance id and the run's start time), so a job restarted under the same id (an
+    `Idempotency-Key` resubmit after a failure) never meets the groups of its earlier run."""
+    token = run_uuid.replace("-", "").lower()[:RUN_TOKEN_CHARS]
+    if not RUN_TOKEN_RE.fullmatch(token):
+        raise ValueError("a run token needs a UUID")
+    return token
+
+
+def attempt_group_name(job_id: str, attempt: int = 1, run: str | None = None) -> str:
+    """The group of attempt `attempt` (1-based) of run `run` of a job: a fresh name for every run
+    and every attempt, so neither a retry nor a restarted job ever meets an earlier group (stopped,
+    failed, or being deleted), which a create would otherwise report as the job's own.
+
+    The name is the group name of `<job id>#r<run>#a<n>` (`#r<run>` without a run, `#a<n>` from
+    the second attempt on): sanitizing the `#` adds a hash of that text, so another job's group
+    could only share it if that job's id were this very name, hash included (ids are GUIDs or
+    derived from them). `#` cannot occur in a Durable instance id, so no job's name is another
+    job's. Example: `dl-job-1-r0a1b2c3d-a2-1f2e3d4c`. Without a run (inputs of orchestrations
+    started before runs were named) the names are the earlier ones: `group_name(job_id)` for the
+    first attempt.
     """
-    if attempt <= 1:
-        return group_name(job_id)
-    return group_name(f"{job_id}#a{attempt}")
+    text = job_id
+    if run is not None:
+        text += f"#r{run}"
+    if attempt > 1:
+        text += f"#a{attempt}"
+    return group_name(text)
 
 
 def callback_url(settings: Settings, job_id: str) -> str:
@@ -105,13 +127,15 @@ def build_container_spec(
     deadline: datetime,
     attempt: int = 1,
     *,
+    run: str | None = None,
     mode: str = "download",
     max_items: int | None = None,
 ) -> ContainerSpec:
     """The one place that decides a job's container group (name, image, env, tags, identity).
 
-    `attempt` (1-based) picks the group name (`attempt_group_name`) and is passed to the worker,
-    which stamps it on every event so the orchestrator can ignore an earlier attempt's reports."""
+    `attempt` (1-based) and `run` (the orchestration run's token) pick the group name
+    (`attempt_group_name`); the attempt is passed to the worker, which stamps it on every event
+    so the orchestrator can ignore an earlier attempt's reports."""
     timeout = max(1, int((deadline - created_at).total_seconds()))
     env: dict[str, str] = {
         E.JOB_ID: job_id,
@@ -125,6 +149,8 @@ def build_container_spec(
         E.ALLOWED_HOSTS: ",".join(settings.allowed_hosts),
         E.ALLOW_PRIVATE_ADDRESSES: "true" if settings.allow_private_addresses else "false",
         E.PROGRESS_INTERVAL_SECONDS: str(settings.progress_interval_seconds),
+        # The worker keeps its own memory below the container's (`worker.memory_limit`).
+        E.CONTAINER_MEMORY_MB: str(max(1, round(settings.worker_memory_gb * 1024))),
     }
     if request.format == "audio":
         env[E.JOB_AUDIO_FORMAT] = request.audio_format
@@ -158,7 +184,7 @@ def build_container_spec(
             )
 
     return ContainerSpec(
-        name=attempt_group_name(job_id, attempt),
+        name=attempt_group_name(job_id, attempt, run),
         image=settings.worker_image,
         location=settings.location,
         cpu=settings.worker_cpu,

@@ -8,6 +8,7 @@ wire are `{"error": {"code", "message"}}`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -70,6 +71,8 @@ class ErrorCode:
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HEARTBEAT_LOST = "heartbeat_lost"
     PROVISIONING_FAILED = "provisioning_failed"
+    INVALID_RESULT = "invalid_result"  # a success naming a blob that is not the job's own, or not as stored
+    RESULT_UNVERIFIED = "result_unverified"  # the output storage could not be asked about the blob
     # Batch-level failures (`download_batch`).
     BATCH_FAILED = "batch_failed"  # every item failed
     PLAYLIST_EMPTY = "playlist_empty"  # the listing found no entries
@@ -88,6 +91,26 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+NON_FINITE_MESSAGE = "numbers must be finite (no NaN or Infinity)"
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)  # `1e400` reads as inf
+    if not math.isfinite(value):
+        raise ContractError(NON_FINITE_MESSAGE)
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ContractError(NON_FINITE_MESSAGE)
+
+
+def loads_finite(text: str | bytes) -> Any:
+    """`json.loads` without Python's extensions: `NaN`, `Infinity` and overflowing literals are
+    refused (`ContractError`), since they would make every JSON that carries them on invalid."""
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+
+
 def _as_mapping(payload: Any, what: str) -> dict[str, Any]:
     """Accept a dict, or JSON text (possibly encoded twice, as the Python durable client does)."""
     for _ in range(3):
@@ -97,7 +120,9 @@ def _as_mapping(payload: Any, what: str) -> dict[str, Any]:
             payload = payload.decode("utf-8", errors="replace")
         if isinstance(payload, str):
             try:
-                payload = json.loads(payload)
+                payload = loads_finite(payload)
+            except ContractError as e:
+                raise ContractError(f"{what}: {e}") from None
             except (ValueError, RecursionError) as e:
                 raise ContractError(f"{what} is not valid JSON") from e
             continue
@@ -111,6 +136,8 @@ def _opt_number(d: dict[str, Any], key: str, *, integer: bool = False) -> float 
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ContractError(f"'{key}' must be a number")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ContractError(f"'{key}': {NON_FINITE_MESSAGE}")
     if integer:
         if isinstance(v, float) and not v.is_integer():
             raise ContractError(f"'{key}' must be an integer")
@@ -211,6 +238,8 @@ class JobPlan:
     share_link_hours: int = 0
     """0: no share link in the output."""
     cost_rates: CostRates = field(default_factory=CostRates)
+    output_container: str | None = None
+    """`OUTPUT_CONTAINER`: a reported blob elsewhere is refused (None in plans made before this check)."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -230,6 +259,7 @@ class JobPlan:
                 "workerMemoryGb": self.worker_memory_gb,
                 "shareLinkHours": self.share_link_hours,
                 "costRates": self.cost_rates.to_wire(),
+                "outputContainer": self.output_container,
             }
         )
 
@@ -252,6 +282,7 @@ class JobPlan:
             worker_memory_gb=float(d.get("workerMemoryGb", 1.5)),
             share_link_hours=int(d.get("shareLinkHours", 0)),
             cost_rates=CostRates.from_wire(d.get("costRates") or {}),
+            output_container=d.get("outputContainer"),
         )
 
 
@@ -317,7 +348,7 @@ class BlobResult:
                 sha256=str(d["sha256"]),
                 content_type=str(d["contentType"]),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:  # int(inf): OverflowError
             raise ContractError(f"blob result is incomplete: {e}") from e
 
 

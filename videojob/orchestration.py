@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from .activity_wire import MAX_JOB_ATTEMPTS, InspectResult, ShareLinkResult, format_utc
+from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc
 from .contract import (
     CANCELLED,
     FAILED,
@@ -44,6 +44,7 @@ from .contract import (
     JobStatus,
     Progress,
 )
+from .output_blob import output_blob_problem
 from .settings import MAX_TIMER_SECONDS
 
 PHASE_RUNNING = "running"
@@ -97,10 +98,11 @@ RETRYABLE_CODES: frozenset[str] = frozenset({ErrorCode.NETWORK, ErrorCode.UPLOAD
 def is_retryable(error: JobError) -> bool:
     """Whether a failed attempt is tried again in a fresh container group.
 
-    The code list is the contract (issue 6): `network`, `upload_failed` and `heartbeat_lost`
-    always; `http_error` only when the worker marked it retryable (5xx and 429; it alone knows
-    the status). The worker's `retryable` flag is not honoured for other codes: a video that is
-    `unavailable` or `too_large` will be so in any container, and the orchestrator's own
+    The code list is the contract (docs/design.md, "Orchestration", step 4): `network`,
+    `upload_failed` and `heartbeat_lost` always; `http_error` only when the worker marked it
+    retryable (5xx and 429; it alone knows the status). The worker's `retryable` flag is not
+    honoured for other codes: a video that is `unavailable` or `too_large` will be so in any
+    container, and the orchestrator's own
     `deadline_exceeded`, `cancelled` and `provisioning_failed` end the job (provisioning has its
     own retries)."""
     if error.code in RETRYABLE_CODES:
@@ -343,6 +345,53 @@ def heartbeat_due(state: WatchState, now: datetime, heartbeat_seconds: int) -> b
 
 def next_heartbeat_wake(state: WatchState, heartbeat_seconds: int, deadline: datetime) -> datetime:
     return wake_at(state.last_heard, heartbeat_seconds, deadline)
+
+
+# --- the reported result: the job's own blob, as stored (issue 9) -------------------------------
+
+
+def invalid_result_error(reason: str) -> JobError:
+    """A `succeeded` report the job cannot take: never retried (the next worker would be as
+    untrusted, and a bug that names blobs wrongly would name them wrongly again)."""
+    return JobError(ErrorCode.INVALID_RESULT, _clip(f"the worker's result was refused: {reason}"), retryable=False)
+
+
+def result_problem(job_id: str, plan: JobPlan, result: JobResult) -> JobError | None:
+    """Why a `succeeded` report is not this job's result (`invalid_result`), or None.
+
+    A listing reports entries; a download reports one blob, in the plan's output container and
+    under the job's own prefix (`videojob.output_blob`). A plan without `output_container`
+    (planned before the check existed) leaves the container to `check_output_blob`, which
+    compares it with the settings."""
+    if plan.mode == "list":
+        return None if result.entries is not None else invalid_result_error("a listing reported no entries")
+    blob = result.blob
+    if blob is None:
+        return invalid_result_error("a download reported no blob")
+    container = plan.output_container if plan.output_container is not None else blob.container
+    problem = output_blob_problem(job_id, container, blob.container, blob.name, blob.size_bytes)
+    return invalid_result_error(problem) if problem else None
+
+
+def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
+    """The outcome once the output storage was asked about the reported blob: success carrying the
+    URL built from the settings (never the worker's), `invalid_result` when the blob is missing or
+    has another size, `result_unverified` when storage could not tell."""
+    blob = result.blob
+    assert blob is not None
+    shown = repr(blob.name[:200])
+    if not checked.ok:
+        error = checked.error or JobError(ErrorCode.INTERNAL, "no answer")
+        if error.code == ErrorCode.INVALID_RESULT:  # the activity's own check against the settings
+            return Outcome(error=invalid_result_error(error.message))
+        reason = f"could not check blob {shown} in the output storage: {error.code}: {error.message}"
+        return Outcome(error=JobError(ErrorCode.RESULT_UNVERIFIED, _clip(reason), retryable=False))
+    if not checked.exists:
+        return Outcome(error=invalid_result_error(f"blob {shown} does not exist in container {blob.container!r}"))
+    if checked.size_bytes != blob.size_bytes:
+        reason = f"blob {shown} holds {checked.size_bytes} bytes, not the {blob.size_bytes} reported"
+        return Outcome(error=invalid_result_error(reason))
+    return Outcome(result=replace(result, blob=replace(blob, url=checked.url)))
 
 
 # --- errors -----------------------------------------------------------------------------------

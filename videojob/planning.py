@@ -32,6 +32,7 @@ def plan_job(request: DownloadRequest, settings: Settings) -> JobPlan:
         worker_memory_gb=settings.worker_memory_gb,
         share_link_hours=settings.share_link_hours,
         cost_rates=cost_rates(settings),
+        output_container=settings.output_container,
     )
 
 

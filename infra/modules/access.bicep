@@ -4,12 +4,14 @@
 //
 // Function app identity: manage container groups in this resource group (custom role), assign the
 // worker identity and nothing else (custom role on that identity), plus what the Functions runtime
-// and Durable task hub need on the storage account, the signing-key secrets and telemetry, and
-// what share links need: a user-delegation key (Storage Blob Delegator) and read on the output container.
+// and Durable task hub need on the HOST storage account, the signing-key secrets and telemetry, and
+// what share links need on the OUTPUT account: a user-delegation key (Storage Blob Delegator) and
+// read on the output container. No data role of the app covers both accounts (storage.bicep says why).
 // Worker identity: write blobs to the output container, pull from the registry. No ARM rights.
 param functionIdentityName string
 param workerIdentityName string
 param storageAccountName string
+param outputStorageAccountName string
 param outputContainerName string
 param registryName string
 param keyVaultName string
@@ -23,17 +25,23 @@ resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-0
   name: workerIdentityName
 }
 
+// The host's account: runtime, host keys, task hub, deployment package.
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
-  parent: storage
+// The outputs' account: nothing but the output container.
+resource outputStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: outputStorageAccountName
+}
+
+resource outputBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: outputStorage
   name: 'default'
 }
 
 resource outputContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
-  parent: blobService
+  parent: outputBlobService
   name: outputContainerName
 }
 
@@ -113,7 +121,9 @@ resource funcAssignWorkerIdentity 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
-// Functions host and Durable task hub (blobs, queues, tables) with AzureWebJobsStorage__credential.
+// Functions host and Durable task hub (blobs, queues, tables) with AzureWebJobsStorage__credential,
+// on the host's account only. Its blob containers (azure-webjobs-hosts/-secrets, the task hub's
+// leases and large messages) are created by the host at run time, so the grant is account-wide there.
 resource funcStorageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, functionIdentity.id, 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
   scope: storage
@@ -169,13 +179,14 @@ resource funcTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Share links: user-delegation SAS, signed with a key this identity asks Blob Storage for. A SAS
-// grants at most what its signer may do, so the signer needs read on the output container. Both
-// are stated here even though the host's Blob Data Owner grant above covers them today: the share
-// link must keep working (read only) if the host storage moves to its own account.
+// Share links: user-delegation SAS, signed with a key this identity asks the OUTPUT account for. A
+// SAS grants at most what its signer may do there: read, on the output container, and nothing else
+// in that account. The delegator role can only be granted on an account (the key is account-wide);
+// the separate account is what keeps it away from the host's blobs. The blob check before a job
+// succeeds (check_output_blob: Get Blob Properties) needs the same read.
 resource funcShareLinkDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionIdentity.id, 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
-  scope: storage
+  name: guid(outputStorage.id, functionIdentity.id, 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+  scope: outputStorage
   properties: {
     // Storage Blob Delegator (generateUserDelegationKey only, no data access)
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')

@@ -8,6 +8,7 @@ param maximumInstanceCount int
 param functionIdentityName string
 param workerIdentityName string
 param storageAccountName string
+param outputStorageAccountName string
 param outputContainerName string
 param deploymentContainerName string
 param registryName string
@@ -48,8 +49,13 @@ resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-0
   name: workerIdentityName
 }
 
+// The host's account (runtime, keys, task hub, deployment package) and the outputs' (storage.bicep).
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource outputStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: outputStorageAccountName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -138,12 +144,23 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   }
 }
 
+// Where the Functions host keeps its keys, stated rather than left to the default: blobs in the
+// host's account (azure-webjobs-secrets). Not `keyvault`: the host writes its keys there, so the app
+// would need Key Vault Secrets Officer on the vault, and with it could rewrite or delete the callback
+// and webhook signing keys it only reads today (the host names its secrets at run time, so the role
+// cannot be narrowed to them); a second vault would add a resource for no gain. The container is
+// out of the share-link path's reach: links are signed with the output account's key, and the app's
+// only data role there is read on the output container (storage.bicep, access.bicep).
+var hostKeyStorage = 'blob'
+
 // Functions runtime settings (not read by our code). Flex Consumption takes the runtime from
 // functionAppConfig, so FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are not set here.
 var runtimeSettings = {
   AzureWebJobsStorage__accountName: storage.name
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: functionIdentity.properties.clientId
+  // The host's function and master keys: see hostKeyStorage above.
+  AzureWebJobsSecretStorageType: hostKeyStorage
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${functionIdentity.properties.clientId};Authorization=AAD'
   // azure-identity picks the app's user-assigned identity by this (DefaultAzureCredential).
@@ -166,7 +183,8 @@ var videojobSettings = {
   // Empty: ACI pulls the image with the worker identity (AcrPull), no registry password exists.
   REGISTRY_USERNAME: ''
   REGISTRY_PASSWORD: ''
-  OUTPUT_ACCOUNT_URL: storage.properties.primaryEndpoints.blob
+  // The outputs' own account, never the host's: share links are signed with a key from this one.
+  OUTPUT_ACCOUNT_URL: outputStorage.properties.primaryEndpoints.blob
   // Empty: Azurite only. In Azure the worker writes with its identity, no account key exists.
   OUTPUT_CONNECTION_STRING: ''
   OUTPUT_CONTAINER: outputContainerName

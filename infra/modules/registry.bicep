@@ -4,7 +4,9 @@ param location string
 param tags object
 param registryName string
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+// 2025-04-01: the first stable API version with `anonymousPullEnabled` (2023-07-01 has no such
+// property, so setting it there was not a setting at all).
+resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' = {
   name: registryName
   location: location
   tags: tags

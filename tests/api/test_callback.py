@@ -140,6 +140,28 @@ def test_invalid_event_is_400_and_nothing_is_raised(client_api: Api, job, body: 
     assert client_api.standin.raised_events == []
 
 
+NON_FINITE = {
+    "NaN percent": '{"seq": 1, "state": "progress", "progress": {"percent": NaN}}',
+    "Infinity speed": '{"seq": 1, "state": "progress", "progress": {"speedBps": Infinity}}',
+    "-Infinity eta": '{"seq": 1, "state": "progress", "progress": {"etaSeconds": -Infinity}}',
+    "overflowing literal": '{"seq": 1, "state": "progress", "progress": {"percent": 1e400}}',
+    "Infinity sizeBytes": json.dumps(SUCCEEDED).replace('"sizeBytes": 12345', '"sizeBytes": Infinity'),
+    "NaN duration": json.dumps(SUCCEEDED).replace('"durationSeconds": 12.5', '"durationSeconds": NaN'),
+}
+
+
+@pytest.mark.parametrize("body", NON_FINITE.values(), ids=NON_FINITE.keys())
+def test_non_finite_numbers_are_an_invalid_event(client_api: Api, job, body: str) -> None:
+    # Python's json accepts NaN/Infinity (and reads 1e400 as inf), but they are not JSON: passed
+    # on, they made the job's status body unparseable, and an infinite size answered 500.
+    answer = client_api.report(job.instance_id, body)
+
+    assert answer.status == 400, answer.json
+    assert answer.error_code == "invalid_event"
+    assert "finite" in answer.json["error"]["message"]
+    assert client_api.standin.raised_events == []
+
+
 def test_oversized_event_is_413(client_api: Api, job) -> None:
     answer = client_api.report(job.instance_id, {**PROGRESS, "pad": "x" * 70_000})
 

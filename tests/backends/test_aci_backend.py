@@ -8,6 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.backends.arm_recorded import (
+    REGISTRY_CREDENTIAL_ERRORS,
+    RESOURCE_GROUP_NOT_FOUND,
+    authorization_failed,
+    failed_mount_group,
+    group_without_instance_view,
+)
 from tests.backends.arm_transport import (
     GROUPS_PATH,
     RESOURCE_GROUP,
@@ -23,6 +30,7 @@ from tests.backends.arm_transport import (
 )
 from videojob.backends import ContainerBackend, make_backend
 from videojob.backends.aci import AciBackend
+from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
 from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
 from videojob.container_spec import build_container_spec
 from videojob.contract import DownloadRequest
@@ -164,11 +172,11 @@ def test_existing_group_is_reported_not_recreated():
     assert [r.method for r in t.requests] == ["GET"]
 
 
-def test_group_that_failed_to_provision_is_deleted_and_created_again():
+@pytest.mark.parametrize("provisioning", ["Failed", "Canceled", "NotAccessible"])
+def test_group_that_failed_to_provision_is_deleted_and_created_again(provisioning):
     spec = make_spec()
     t = RecordingTransport(
-        Exchange("GET", group_path(spec.name), 200, group_json(spec.name, provisioning="Failed", group_state=None,
-                                                                container_state=None)),
+        Exchange("GET", group_path(spec.name), 200, group_without_instance_view(spec.name, provisioning)),
         Exchange("DELETE", group_path(spec.name), 200, group_json(spec.name)),
         *put_exchanges(spec.name, group_json(spec.name)),
     )
@@ -374,3 +382,88 @@ def test_create_that_outlasts_the_timeout_reports_pending():
         release.set()
     assert state.state == PENDING and state.is_active
     assert "still provisioning" in (state.detail or "")
+
+
+# ---- ARM answers as Azure publishes them (tests/backends/arm_recorded.py names each source) ----
+
+
+def test_group_level_events_explain_a_failed_mount():
+    body = failed_mount_group("dl-a")
+    s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
+
+    assert s.state == FAILED and not s.is_active
+    # The container only says its image was pulled; the group says why it never started.
+    assert s.detail == "FailedMount: Output: mount error(2): Permission denied"
+
+
+@pytest.mark.parametrize("provisioning", ["Canceled", "NotAccessible"])
+def test_a_group_acis_gave_up_on_is_not_active(provisioning):
+    body = group_without_instance_view("dl-a", provisioning)
+    s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
+
+    # Taken for Pending, the job would wait for its deadline for a worker that never starts.
+    assert (s.state, s.is_active) == (FAILED, False)
+    assert s.detail == f"provisioning {provisioning}"
+
+
+@pytest.mark.parametrize("code", ["AuthorizationFailed", "LinkedAuthorizationFailed"])
+@pytest.mark.parametrize(
+    ("age", "retryable"),
+    [(0, True), (AUTHORIZATION_PROPAGATION_SECONDS - 1, True), (AUTHORIZATION_PROPAGATION_SECONDS, False)],
+)
+def test_a_refused_authorization_is_retried_while_role_assignments_may_still_propagate(code, age, retryable):
+    spec = make_spec()  # its attempt began at 2026-01-01T00:00:00Z
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=age)
+    refused = Exchange("PUT", group_path(spec.name), 403, authorization_failed(code))
+    t = RecordingTransport(not_found(spec.name), refused)
+
+    with pytest.raises(BackendError) as e:
+        backend(t, clock=lambda: now).create(spec)
+
+    assert (e.value.code, e.value.retryable) == (code, retryable)
+    assert e.value.message.startswith(f"create {spec.name}: The client ")
+
+
+@pytest.mark.parametrize("code", sorted(REGISTRY_CREDENTIAL_ERRORS))
+def test_registry_credential_errors_are_permanent(code):
+    spec = make_spec()
+    body = {"error": {"code": code, "message": REGISTRY_CREDENTIAL_ERRORS[code]}}
+    t = RecordingTransport(not_found(spec.name), Exchange("PUT", group_path(spec.name), 400, body))
+
+    with pytest.raises(BackendError) as e:
+        backend(t).create(spec)
+
+    assert (e.value.code, e.value.retryable) == (code, False)
+
+
+@pytest.mark.parametrize(
+    ("operation", "method", "suffix"),
+    [
+        ("state", "GET", ""),
+        ("stop", "POST", "/stop"),
+        ("delete", "DELETE", ""),
+        ("logs", "GET", "/containers/worker/logs"),
+    ],
+)
+def test_a_missing_resource_group_is_a_configuration_error_not_a_missing_group(operation, method, suffix):
+    t = RecordingTransport(Exchange(method, group_path("dl-a") + suffix, 404, RESOURCE_GROUP_NOT_FOUND))
+
+    with pytest.raises(BackendError) as e:
+        getattr(backend(t), operation)("dl-a")
+
+    assert (e.value.code, e.value.retryable) == ("ResourceGroupNotFound", False)
+    assert "configuration" in e.value.message and "ACI_RESOURCE_GROUP" in e.value.message
+
+
+def test_the_sweeper_does_not_act_on_a_missing_resource_group():
+    import asyncio
+
+    from sweeper.sweep import sweep
+
+    t = RecordingTransport(Exchange("GET", GROUPS_PATH, 404, RESOURCE_GROUP_NOT_FOUND))
+
+    with pytest.raises(BackendError) as e:
+        asyncio.run(sweep(object(), backend(t), make_settings(), datetime(2026, 1, 1, tzinfo=UTC)))
+
+    assert e.value.code == "ResourceGroupNotFound"
+    assert [r.method for r in t.requests] == ["GET"]  # listed, nothing deleted

@@ -2,7 +2,7 @@
 
 import pytest
 
-from videojob.backends.arm_errors import MAX_MESSAGE_CHARS, classify_arm_error
+from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS, MAX_MESSAGE_CHARS, classify_arm_error
 
 
 @pytest.mark.parametrize(
@@ -25,10 +25,16 @@ from videojob.backends.arm_errors import MAX_MESSAGE_CHARS, classify_arm_error
         (400, "InaccessibleImage", "", False),
         (400, "ContainerGroupQuotaReached", "", False),
         (409, "ContainerGroupQuotaReached", "", False),
-        (409, "StandardCoresQuotaExceeded", "", False),
+        # ACI's own quota message (Microsoft Learn, ACI Spot container troubleshooting).
+        (400, "ContainerGroupQuotaReached", "Resource type 'Microsoft.ContainerInstance/containerGroups' container"
+         " group quota 'StandardSpotCores' exceeded in region 'westeurope'. Limit: '0', Usage: '0' Requested: '1'.",
+         False),
         (409, "ServiceUnavailable", "container group quota 'ContainerGroups' exceeded in region", False),
         (400, "InvalidContainerGroupName", "", False),
-        (403, "AuthorizationFailed", "", False),
+        (403, "AuthorizationFailed", "", False),  # with no age known: permanent
+        (400, "InvalidImageRegistryIdentity", "", False),
+        (400, "AmbiguousImageResitryCredentialType", "", False),
+        (200, "InvalidImageRegistryCredentialType", "", False),
         (401, "InvalidAuthenticationToken", "", False),
         (409, "MissingSubscriptionRegistration", "", False),
         (404, "ResourceGroupNotFound", "", False),
@@ -57,3 +63,18 @@ def test_message_is_one_bounded_line():
     assert "\n" not in f.message
     assert f.message.startswith("first line second line")
     assert len(f.message) == MAX_MESSAGE_CHARS
+
+
+@pytest.mark.parametrize("code", ["AuthorizationFailed", "LinkedAuthorizationFailed"])
+def test_a_refused_authorization_is_retryable_only_within_the_propagation_window(code):
+    window = AUTHORIZATION_PROPAGATION_SECONDS
+    assert 120 <= window <= 600  # a few minutes: role assignments usually land well within
+    assert classify_arm_error(403, code, "", age_seconds=0).retryable is True
+    assert classify_arm_error(403, code, "", age_seconds=window - 1).retryable is True
+    assert classify_arm_error(403, code, "", age_seconds=window).retryable is False
+
+
+def test_a_missing_resource_group_says_it_is_configuration():
+    f = classify_arm_error(404, "ResourceGroupNotFound", "Resource group 'rg-test' could not be found.")
+    assert (f.code, f.retryable) == ("ResourceGroupNotFound", False)
+    assert f.message == "configuration: Resource group 'rg-test' could not be found. (check ACI_RESOURCE_GROUP)"

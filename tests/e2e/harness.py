@@ -70,9 +70,23 @@ class Job:
 
     @property
     def group(self) -> str:
-        from videojob.container_spec import group_name
+        """The container group of the job's first attempt, as its status names it (names are
+        unique per orchestration run, so they cannot be derived from the id alone)."""
+        for body in self.seen:
+            if name := first_group(body):
+                return name
+        return first_group(self.wait(lambda b: first_group(b) is not None, timeout=30)) or ""
 
-        return group_name(self.id)
+
+def first_group(body: Body) -> str | None:
+    """The first attempt's group in a status: from a progress status of attempt 1, or from the
+    attempts list a finished job reports."""
+    custom = body.get("customStatus") or {}
+    if custom.get("attempt") == 1 and custom.get("containerGroup"):
+        return custom["containerGroup"]
+    output = body.get("output") if isinstance(body.get("output"), dict) else {}
+    attempts = custom.get("attempts") or output.get("attempts") or []
+    return attempts[0].get("group") if attempts else None
 
 
 @dataclass

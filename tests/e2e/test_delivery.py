@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devhost import media
-from tests.e2e.harness import Job, LocalStack, sha256
+from tests.e2e.harness import Job, LocalStack, error_code, first_group, sha256
 from tests.notify.receiver import run_receiver
 from videojob.notify_signature import verify
 
@@ -96,3 +98,32 @@ def test_the_same_idempotency_key_twice_is_one_job_and_one_worker(
     # One instance (its creation time never changed) and one worker process ever started.
     assert job.status()["createdTime"] == running["createdTime"]
     assert _launches(local, job) == 1
+
+
+def test_a_failed_job_resubmitted_with_its_key_runs_a_worker_again(
+    local: LocalStack, fast_media: media.MediaServer, clips: Path
+) -> None:
+    # The restart runs under the same instance id; its groups must not be the failed run's (kept,
+    # stopped, for its logs), which the backend would report as the new run's without starting it.
+    name = f"late-{time.time_ns()}.mp4"
+    body = {"url": fast_media.url(name)}
+    headers = {"Idempotency-Key": f"e2e-restart-{time.time_ns()}"}
+    endpoint = f"{local.devhost.base_url}/api/downloads"
+
+    first = post(endpoint, body, headers)
+    job = Job(first[2]["id"], first[2])
+    failed = job.wait_done(timeout=90)
+    shutil.copyfile(clips / "sample.mp4", clips / name)  # the video is there now
+    again = post(endpoint, body, headers)
+    rerun = Job(job.id, again[2])
+    done = rerun.wait(lambda b: b["runtimeStatus"] == "Completed" or (
+        b["runtimeStatus"] == "Failed" and first_group(b) != first_group(failed)), timeout=120)
+
+    assert failed["runtimeStatus"] == "Failed" and error_code(failed) == "http_error", failed
+    assert again[0] == 202 and again[2]["id"] == job.id and "idempotent-replayed" not in again[1], again
+    assert done["runtimeStatus"] == "Completed", (done.get("customStatus"), done.get("output"))
+    out = done["output"]
+    assert [a["outcome"] for a in out["attempts"]] == ["succeeded"]  # no lost heartbeat on the way
+    assert out["containerGroup"] != job.group
+    assert _launches(local, rerun) == 1
+    assert sha256(local.blob_bytes(out["blob"])) == out["blob"]["sha256"]

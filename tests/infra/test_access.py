@@ -1,6 +1,6 @@
 """Least privilege, read from the Bicep: who gets which role where.
 
-The rules (issue 5, DESIGN "Security model"): nobody gets Owner/Contributor/User Access
+The rules (docs/design.md, "Security model"): nobody gets Owner/Contributor/User Access
 Administrator anywhere; the function app's identity manages container groups in its resource group
 through a custom role and may assign the worker identity only; the worker's identity gets Storage
 Blob Data Contributor on the output container and AcrPull on the registry, nothing else.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from .bicep_model import (
+    INFRA,
     MAIN,
     Resource,
     accessor_path,
@@ -163,30 +164,80 @@ def test_worker_scopes_are_the_output_container_and_this_registry():
     assert registry.existing
 
 
+HOST_ACCOUNT, OUTPUT_ACCOUNT = "storageAccountName", "outputStorageAccountName"
+"""The two storage accounts, by the access module parameter that names each."""
+
+
+def _account_of(g: Grant) -> str | None:
+    """The storage account a grant's scope lies in (its name parameter); None outside storage."""
+    if g.scope_type not in (STORAGE, CONTAINERS):
+        return None
+    t = template(next(a.file for a in all_resources(ROLE_ASSIGNMENT) if a.symbol == g.symbol))
+    return _parent_account(t.resource(g.scope_symbol))
+
+
+def _parent_account(resource: Resource) -> str:
+    """The name parameter of the storage account a resource is, or belongs to."""
+    t = template(resource.file)
+    while resource.type != STORAGE:
+        resource = t.resource(resource.prop("parent"))
+    return resource.prop("name")
+
+
 def test_function_app_grants_are_exactly_the_reviewed_list():
-    function = sorted((g.role, g.scope_type) for g in grants() if g.principal == "function")
+    function = sorted((g.role, g.scope_type, _account_of(g) or "") for g in grants() if g.principal == "function")
     assert function == sorted(
         [
-            ("custom:" + ",".join(CONTAINER_GROUP_ACTIONS), RESOURCE_GROUP),
-            ("custom:" + ",".join(ASSIGN_IDENTITY_ACTIONS), IDENTITY),
-            (STORAGE_BLOB_DATA_OWNER, STORAGE),
-            (STORAGE_QUEUE_DATA_CONTRIBUTOR, STORAGE),
-            (STORAGE_TABLE_DATA_CONTRIBUTOR, STORAGE),
-            (KEY_VAULT_SECRETS_USER, VAULT),
-            (MONITORING_METRICS_PUBLISHER, APP_INSIGHTS),
+            ("custom:" + ",".join(CONTAINER_GROUP_ACTIONS), RESOURCE_GROUP, ""),
+            ("custom:" + ",".join(ASSIGN_IDENTITY_ACTIONS), IDENTITY, ""),
+            # The Functions host and the Durable task hub, on the host's account only.
+            (STORAGE_BLOB_DATA_OWNER, STORAGE, HOST_ACCOUNT),
+            (STORAGE_QUEUE_DATA_CONTRIBUTOR, STORAGE, HOST_ACCOUNT),
+            (STORAGE_TABLE_DATA_CONTRIBUTOR, STORAGE, HOST_ACCOUNT),
+            (KEY_VAULT_SECRETS_USER, VAULT, ""),
+            (MONITORING_METRICS_PUBLISHER, APP_INSIGHTS, ""),
             # Share links: a user-delegation key, and read (what the SAS may grant) on the output.
-            (STORAGE_BLOB_DELEGATOR, STORAGE),
-            (STORAGE_BLOB_DATA_READER, CONTAINERS),
+            (STORAGE_BLOB_DELEGATOR, STORAGE, OUTPUT_ACCOUNT),
+            (STORAGE_BLOB_DATA_READER, CONTAINERS, OUTPUT_ACCOUNT),
         ]
     )
 
 
 def test_share_links_can_only_read_the_output_container():
-    # A user-delegation SAS grants at most its signer's rights there: read, on the output only.
+    # A user-delegation SAS grants at most its signer's rights in the account whose key signed it.
+    # The delegator role is account-wide by nature, so that account must hold nothing but the
+    # output container, and the app's only data right there is read on that container: no link
+    # can reach the host's keys (azure-webjobs-secrets), the task hub or the deployment package.
     reader = [g for g in grants() if g.principal == "function" and g.role == STORAGE_BLOB_DATA_READER]
     assert [(g.scope_type, g.scope_symbol) for g in reader] == [(CONTAINERS, "outputContainer")]
     delegator = [g for g in grants() if g.role == STORAGE_BLOB_DELEGATOR]
-    assert [(g.principal, g.scope_type) for g in delegator] == [("function", STORAGE)]
+    assert [(g.principal, g.scope_type, _account_of(g)) for g in delegator] == [("function", STORAGE, OUTPUT_ACCOUNT)]
+    in_output_account = [g.role for g in grants() if g.principal == "function" and _account_of(g) == OUTPUT_ACCOUNT]
+    assert sorted(in_output_account) == sorted([STORAGE_BLOB_DELEGATOR, STORAGE_BLOB_DATA_READER])
+    assert [c.symbol for c in all_resources(CONTAINERS) if _parent_account(c) == OUTPUT_ACCOUNT] == ["outputContainer"]
+
+
+def test_the_host_and_the_outputs_live_in_separate_accounts():
+    storage = template(MAIN).modules["storage"]["config"]["params"]
+    assert storage["storageAccountName"] != storage["outputStorageAccountName"]
+    containers = {c.symbol: _parent_account(c) for c in all_resources(CONTAINERS)}
+    assert containers == {"outputContainer": "outputStorageAccountName", "deploymentContainer": "storageAccountName"}
+    for module in ("access", "functionApp"):
+        assert accessor_path(module_param(module, "storageAccountName")) == ["storage", "outputs", "storageAccountName"]
+        assert accessor_path(module_param(module, "outputStorageAccountName")) == [
+            "storage", "outputs", "outputStorageAccountName"]
+
+
+def test_the_app_signs_links_with_the_output_account_and_keeps_its_keys_in_the_host_account():
+    app = template(INFRA / "modules" / "functionapp.bicep")
+    runtime, ours = app.variable("runtimeSettings"), app.variable("videojobSettings")
+    assert app.resource("storage").prop("name") == "storageAccountName"
+    assert app.resource("outputStorage").prop("name") == "outputStorageAccountName"
+    assert accessor_path(runtime["AzureWebJobsStorage__accountName"]) == ["storage", "name"]
+    assert accessor_path(ours["OUTPUT_ACCOUNT_URL"])[0] == "outputStorage"
+    # Host keys stated explicitly: blobs in the host's account, which no share link can reach.
+    storage_type = runtime["AzureWebJobsSecretStorageType"]
+    assert (app.variable(storage_type) if app.is_symbol(storage_type) else storage_type) == "blob"
 
 
 def test_the_function_app_may_assign_only_the_worker_identity():

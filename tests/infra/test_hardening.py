@@ -9,13 +9,15 @@ from videojob.settings import SettingsError, load_settings
 from .bicep_model import INFRA, MAIN, all_resources, all_templates, one_resource, template
 
 
-def test_storage_account_is_private_tls12_and_keyless():
-    storage = one_resource("Microsoft.Storage/storageAccounts")
-    assert storage.prop("properties/allowBlobPublicAccess") is False
-    assert storage.prop("properties/minimumTlsVersion") == "TLS1_2"
-    assert storage.prop("properties/allowSharedKeyAccess") is False
-    assert storage.prop("properties/supportsHttpsTrafficOnly") is True
-    assert storage.prop("properties/defaultToOAuthAuthentication") is True
+def test_storage_accounts_are_private_tls12_and_keyless():
+    accounts = list(all_resources("Microsoft.Storage/storageAccounts"))
+    assert {a.symbol for a in accounts} == {"storage", "outputStorage"}  # the host's and the outputs'
+    for storage in accounts:
+        assert storage.prop("properties/allowBlobPublicAccess") is False, storage.symbol
+        assert storage.prop("properties/minimumTlsVersion") == "TLS1_2", storage.symbol
+        assert storage.prop("properties/allowSharedKeyAccess") is False, storage.symbol
+        assert storage.prop("properties/supportsHttpsTrafficOnly") is True, storage.symbol
+        assert storage.prop("properties/defaultToOAuthAuthentication") is True, storage.symbol
 
 
 def test_blob_containers_are_private():
@@ -102,6 +104,7 @@ def test_resource_names_fit_their_limits():
     main = template(MAIN)
     for module, param, limit, pattern in [
         ("storage", "storageAccountName", 24, r"^st\$\{resourceToken\}$"),
+        ("storage", "outputStorageAccountName", 24, r"^stout\$\{resourceToken\}$"),
         ("keyVault", "keyVaultName", 24, r"^kv-\$\{resourceToken\}$"),
         ("registry", "registryName", 50, r"^cr\$\{resourceToken\}$"),
     ]:

@@ -37,6 +37,7 @@ BICEP_RUNTIME_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AZURE_CLIENT_ID",
+    "AzureWebJobsSecretStorageType",  # where the host keeps its keys: stated, not left to the default
 }
 READER_METHODS = {"str", "required", "int", "float", "bool", "choice"}
 
@@ -205,7 +206,8 @@ def test_azure_values_use_identities_and_no_secrets():
     assert ours["REGISTRY_PASSWORD"] == ""
     assert ours["CALLBACK_SIGNING_KEY"] == "@Microsoft.KeyVault(SecretUri=${signingKeySecretUri})"
     assert ours["CALLBACK_BASE_URL"] == "https://${site.properties.defaultHostName}"
-    assert accessor_path(ours["OUTPUT_ACCOUNT_URL"]) == ["storage", "properties", "primaryEndpoints", "blob"]
+    # The outputs' own account (share links are signed with its key), not the host's `storage`.
+    assert accessor_path(ours["OUTPUT_ACCOUNT_URL"]) == ["outputStorage", "properties", "primaryEndpoints", "blob"]
     assert accessor_path(ours["REGISTRY_SERVER"]) == ["registry", "properties", "loginServer"]
     assert accessor_path(ours["WORKER_IDENTITY_RESOURCE_ID"]) == ["workerIdentity", "id"]
     assert accessor_path(ours["WORKER_IDENTITY_CLIENT_ID"]) == ["workerIdentity", "properties", "clientId"]

@@ -6,13 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 
 import activities
 from orchestrators import download_job
 from tests.orchestration.fakes import FakeBackend
-from tests.support.replay import ReplayHost, RunResult, run_activity_function
+from tests.support.replay import ORCHESTRATOR_STARTED, ReplayHost, RunResult, format_time, run_activity_function
 from videojob import bootstrap
 from videojob.activity_wire import (
+    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -20,13 +22,26 @@ from videojob.activity_wire import (
     NOTIFY_COMPLETION,
     STOP_CONTAINER_GROUP,
 )
+from videojob.container_spec import attempt_group_name, run_token
 from videojob.contract import DownloadRequest, JobPlan
 from videojob.orchestration import CUSTOM_STATUS_MAX_BYTES, custom_status_bytes
+from videojob.output_blob import blob_url
 from videojob.settings import Settings, load_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 JOB_ID = "job-0001"
-GROUP = "dl-job-0001"
+
+
+def run_key_of(instance_id: str, start: datetime) -> str:
+    """The run token `download_job` takes from the SDK's replay-safe `new_uuid()` (its first call)
+    in a run of `instance_id` that started at `start`."""
+    started = {"EventType": ORCHESTRATOR_STARTED, "EventId": -1, "IsPlayed": False, "Timestamp": format_time(start)}
+    return run_token(DurableOrchestrationContext([started], instance_id, False, None).new_uuid())
+
+
+RUN_KEY = run_key_of(JOB_ID, T0)
+GROUP = attempt_group_name(JOB_ID, 1, RUN_KEY)
+"""The first attempt's group of the run the `host` fixture starts (at T0)."""
 VIDEO_URL = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 SIX_DAYS = timedelta(days=6)
 
@@ -39,10 +54,18 @@ def share_link_url(container: str, name: str) -> str:
     return f"https://account.blob.core.windows.net/{container}/{name}?sv=2025-01-05&sp=r&sig=signature"
 
 
+OUTPUT_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"  # UseDevelopmentStorage=true (test_settings)
+
+
 def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
-    """Share links and webhooks, answered as their activities would when all goes well: a
-    user-delegation SAS cannot be signed here (no Entra ID; Azurite refuses it), and the webhook
-    activity has its own tests. Tests that need other answers wrap `run_activity`."""
+    """Blob checks, share links and webhooks, answered as their activities would when all goes
+    well: the worker's blob is stored as reported (`BLOB`'s size); a user-delegation SAS cannot be
+    signed here (no Entra ID; Azurite refuses it); the webhook activity has its own tests. Tests
+    that need other answers wrap `run_activity` or run the real check on Azurite
+    (test_reported_results.py)."""
+    if name == CHECK_OUTPUT_BLOB:
+        url = blob_url(OUTPUT_ENDPOINT, payload["container"], payload["name"])
+        return {"ok": True, "exists": True, "sizeBytes": BLOB["sizeBytes"], "url": url}
     if name == CREATE_SHARE_LINK:
         return {"ok": True, "url": share_link_url(payload["container"], payload["name"]),
                 "expiresAt": SHARE_LINK_EXPIRES}
@@ -74,6 +97,7 @@ def plan(**changes: Any) -> JobPlan:
         "failed_group_policy": "stop",
         "provision_backoff_seconds": 5,
         "cleanup_max_attempts": 3,
+        "output_container": "downloads",
     }
     values.update(changes)
     return JobPlan(**values)

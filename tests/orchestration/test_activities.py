@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, VIDEO_URL
+from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, RUN_KEY, VIDEO_URL
 from videojob import bootstrap
 from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
 from videojob.container_env import CALLBACK_TOKEN, JOB_URL
 from videojob.container_env import JOB_ID as JOB_ID_VAR
-from videojob.container_spec import attempt_group_name
+from videojob.container_spec import attempt_group_name, group_name
 from videojob.tokens import job_token
 
 
@@ -26,6 +26,7 @@ CREATE_INPUT = {
     "request": {"url": VIDEO_URL, "format": "audio", "audioFormat": "mp3"},
     "createdAt": "2026-01-01T00:00:00Z",
     "deadline": "2026-01-01T02:00:00Z",
+    "run": RUN_KEY,
 }
 
 
@@ -44,15 +45,38 @@ def test_create_builds_the_spec_and_starts_the_group(backend, caplog):
 
 
 def test_create_for_a_retry_uses_the_attempts_own_group(backend):
-    group = attempt_group_name(JOB_ID, 2)
+    group = attempt_group_name(JOB_ID, 2, RUN_KEY)
     answer = call("create_container_group", {**CREATE_INPUT, "attempt": 2, "group": group})
 
     assert answer == {"ok": True, "group": group, "state": RUNNING}
     assert backend.specs[0].name == group and backend.specs[0].environment()["JOB_ATTEMPT"] == "2"
 
 
+def test_create_for_another_run_of_the_job_uses_that_runs_own_group(backend):
+    other_run = "0123abcd"
+    answer = call("create_container_group", {**CREATE_INPUT, "run": other_run})
+
+    assert answer["ok"] is True and answer["group"] == backend.specs[0].name
+    assert answer["group"] == attempt_group_name(JOB_ID, 1, other_run) != GROUP
+
+
+def test_create_input_from_before_runs_were_named_keeps_its_group(backend):
+    # An orchestration started by the previous version replays with inputs that carry no run.
+    legacy = {k: v for k, v in CREATE_INPUT.items() if k != "run"}
+    assert call("create_container_group", {**legacy, "group": group_name(JOB_ID)})["group"] == group_name(JOB_ID)
+
+
 @pytest.mark.parametrize(
-    "changes", [{"attempt": 2, "group": GROUP}, {"attempt": 0}, {"attempt": 11}, {"attempt": "2"}]
+    "changes",
+    [
+        {"attempt": 2, "group": GROUP},
+        {"attempt": 0},
+        {"attempt": 11},
+        {"attempt": "2"},
+        {"run": "NOT-A-RUN"},
+        {"run": 12345678},
+        {"run": "0123abcd", "group": GROUP},
+    ],
 )
 def test_create_refuses_an_attempt_and_group_that_do_not_match(backend, changes):
     answer = call("create_container_group", {**CREATE_INPUT, **changes})

@@ -16,6 +16,7 @@ from tests.orchestration.conftest import (
     GROUP,
     JOB_ID,
     MEDIA,
+    RUN_KEY,
     VIDEO_URL,
     at,
     check_invariants,
@@ -28,6 +29,7 @@ from tests.orchestration.conftest import (
     succeeded,
 )
 from videojob.activity_wire import (
+    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
@@ -38,9 +40,10 @@ from videojob.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
 
-CREATE, INSPECT, STOP, DELETE = (
+CREATE, INSPECT, CHECK, STOP, DELETE = (
     CREATE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
+    CHECK_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
 )
@@ -71,14 +74,16 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "media": MEDIA,
         "containerGroup": GROUP,
         "cleanup": "deleted",
-        "timings": {"provisionSeconds": 2.0, "runSeconds": 58.0, "totalSeconds": 62.0},
+        # The blob check (60-62 s) ends the run; the group is deleted after it (62-64 s).
+        "timings": {"provisionSeconds": 2.0, "runSeconds": 58.0, "totalSeconds": 64.0},
         "attempts": [{"attempt": 1, "group": GROUP, "outcome": "succeeded", "startedAt": "2026-01-01T00:00:00Z",
-                      "endedAt": "2026-01-01T00:01:02Z", "cleanup": "deleted"}],
-        # Default resources (1 vCPU, 1.5 GB) for 62 s; the default plan carries no prices.
-        "cost": {"vcpuSeconds": 62.0, "gbSeconds": 93.0, "estimate": 0.0, "currency": "USD",
-                 "attempts": [{"attempt": 1, "seconds": 62.0, "vcpuSeconds": 62.0, "gbSeconds": 93.0}]},
+                      "endedAt": "2026-01-01T00:01:04Z", "cleanup": "deleted"}],
+        # Default resources (1 vCPU, 1.5 GB) for 64 s; the default plan carries no prices.
+        "cost": {"vcpuSeconds": 64.0, "gbSeconds": 96.0, "estimate": 0.0, "currency": "USD",
+                 "attempts": [{"attempt": 1, "seconds": 64.0, "vcpuSeconds": 64.0, "gbSeconds": 96.0}]},
     }
-    assert result.activity_names == [CREATE, DELETE]
+    assert result.activity_names == [CREATE, CHECK, DELETE]
+    assert result.calls(CHECK)[0].input == {"jobId": JOB_ID, "container": "downloads", "name": BLOB["name"]}
     assert backend.groups == {}
     # The container was created for this job, with the orchestration's own start and deadline.
     assert result.calls(CREATE)[0].input == {
@@ -87,6 +92,7 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "createdAt": "2026-01-01T00:00:00Z",
         "deadline": "2026-01-01T01:00:00Z",
         "attempt": 1,
+        "run": RUN_KEY,
         "group": GROUP,
     }
     assert backend.specs[0].tag_map()["deadline"] == "2026-01-01T01:00:00Z"
@@ -194,7 +200,7 @@ def test_heartbeat_window_passed_but_container_running_keeps_waiting(host, backe
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, INSPECT, DELETE]
+    assert result.activity_names == [CREATE, INSPECT, CHECK, DELETE]
     assert result.calls(INSPECT)[0].result["logTail"] == ""  # no logs fetched while it runs
     assert backend.ops("logs") == []
     # 602 (first window), 610 (window from the last report), then a new window after the check.
@@ -225,7 +231,7 @@ def test_a_backend_that_cannot_tell_the_state_does_not_fail_the_job(host, backen
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, INSPECT, DELETE]
+    assert result.activity_names == [CREATE, INSPECT, CHECK, DELETE]
 
 
 def test_a_report_arriving_while_the_backend_is_asked_wins_over_a_terminated_container(host, backend):
@@ -237,7 +243,7 @@ def test_a_report_arriving_while_the_backend_is_asked_wins_over_a_terminated_con
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, INSPECT, DELETE]
+    assert result.activity_names == [CREATE, INSPECT, CHECK, DELETE]
 
 
 # --- provisioning ---------------------------------------------------------------------------
@@ -254,7 +260,7 @@ def test_transient_provisioning_errors_are_retried_with_timer_backoff(host, back
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, CREATE, CREATE, DELETE]
+    assert result.activity_names == [CREATE, CREATE, CREATE, CHECK, DELETE]
     # create 0-2 s fails, wait 5 s; create 7-9 s fails, wait 10 s; create 19-21 s works.
     assert fire_times(result)[:2] == [7.0, 19.0]
     assert [c.scheduled_at for c in result.calls(CREATE)] == [at(0), at(7), at(19)]
@@ -314,7 +320,7 @@ def test_an_activity_that_raises_is_retried_like_a_transient_error(host, backend
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, CREATE, DELETE]
+    assert result.activity_names == [CREATE, CREATE, CHECK, DELETE]
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -459,7 +465,7 @@ def test_cleanup_failure_is_retried_and_reported_without_changing_a_success(host
     assert result.output["cleanup"] == "failed"
     assert result.custom_status["cleanup"] == "failed"
     assert result.output["blob"] == BLOB
-    assert [c.scheduled_at for c in result.calls(DELETE)] == [at(30), at(37), at(49)]
+    assert [c.scheduled_at for c in result.calls(DELETE)] == [at(32), at(39), at(51)]  # after the check
 
 
 def test_cleanup_recovers_after_a_retry(host, backend):

@@ -8,27 +8,34 @@ clock. Each attempt's worker stamps its events with `attempt` (the `JOB_ATTEMPT`
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from orchestrators import download_job
 from tests.orchestration.conftest import (
     BLOB,
     CANCEL,
     GROUP,
     JOB_ID,
     MEDIA,
+    RUN_KEY,
     SHARE_LINK_EXPIRES,
+    T0,
     VIDEO_URL,
     at,
     check_invariants,
     plan,
     run_activity,
+    run_key_of,
     share_link_url,
     status_at,
 )
+from tests.support.replay import ReplayHost
 from videojob import container_env as E
 from videojob.activity_wire import (
+    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -36,7 +43,7 @@ from videojob.activity_wire import (
     NOTIFY_COMPLETION,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import FAILED, GroupState
+from videojob.backends.base import FAILED, STOPPED, GroupState
 from videojob.container_spec import attempt_group_name
 from videojob.contract import CostRates, DownloadRequest
 
@@ -48,8 +55,8 @@ CREATE, INSPECT, STOP, DELETE = (
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
 )
-SHARE, NOTIFY = CREATE_SHARE_LINK, NOTIFY_COMPLETION
-GROUP2, GROUP3 = attempt_group_name(JOB_ID, 2), attempt_group_name(JOB_ID, 3)
+SHARE, NOTIFY, CHECK = CREATE_SHARE_LINK, NOTIFY_COMPLETION, CHECK_OUTPUT_BLOB
+GROUP2, GROUP3 = attempt_group_name(JOB_ID, 2, RUN_KEY), attempt_group_name(JOB_ID, 3, RUN_KEY)
 HOOK = "https://hooks.example.net/videos"
 BLOB2 = {**BLOB, "name": "job-0001/video-2.mp4", "url": BLOB["url"].replace("video.mp4", "video-2.mp4")}
 
@@ -117,9 +124,9 @@ def test_a_network_failure_is_retried_in_a_fresh_group_after_the_backoff(host, b
     check_invariants(result)
     assert result.status == "Completed"
     # The first group is cleaned up before the second is created, and only then.
-    assert result.activity_names == [CREATE, STOP, CREATE, DELETE]
+    assert result.activity_names == [CREATE, STOP, CREATE, CHECK, DELETE]
     assert backend.calls == [("create", GROUP), ("stop", GROUP), ("create", GROUP2), ("delete", GROUP2)]
-    assert GROUP2 != GROUP and GROUP2.startswith(f"{GROUP}-a2-")
+    assert GROUP2 != GROUP and GROUP2.startswith(f"dl-{JOB_ID}-r{RUN_KEY}-a2-")
     assert [c.input["attempt"] for c in result.calls(CREATE)] == [1, 2]
     assert [c.input["group"] for c in result.calls(CREATE)] == [GROUP, GROUP2]
     assert result.calls(CREATE)[1].scheduled_at == at(52)
@@ -142,10 +149,10 @@ def test_a_network_failure_is_retried_in_a_fresh_group_after_the_backoff(host, b
         {"attempt": 1, "group": GROUP, "outcome": "network", "startedAt": "2026-01-01T00:00:00Z",
          "endedAt": "2026-01-01T00:00:22Z", "cleanup": "stopped"},
         {"attempt": 2, "group": GROUP2, "outcome": "succeeded", "startedAt": "2026-01-01T00:00:52Z",
-         "endedAt": "2026-01-01T00:01:12Z", "cleanup": "deleted"},
+         "endedAt": "2026-01-01T00:01:14Z", "cleanup": "deleted"},  # blob check 70-72, delete 72-74
     ]
     # Provision and run of the attempt that succeeded; total of the whole job.
-    assert out["timings"] == {"provisionSeconds": 2.0, "runSeconds": 16.0, "totalSeconds": 72.0}
+    assert out["timings"] == {"provisionSeconds": 2.0, "runSeconds": 16.0, "totalSeconds": 74.0}
 
 
 RETRIED = [("network", True), ("network", False), ("upload_failed", True), ("upload_failed", False),
@@ -194,10 +201,39 @@ def test_a_lost_heartbeat_is_retried_in_a_fresh_group(host, backend):
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, INSPECT, STOP, CREATE, DELETE]
+    assert result.activity_names == [CREATE, INSPECT, STOP, CREATE, CHECK, DELETE]
     assert result.calls(CREATE)[1].scheduled_at == at(644)
     assert [(a["group"], a["outcome"], a["cleanup"]) for a in result.output["attempts"]] == [
         (GROUP, "heartbeat_lost", "stopped"), (GROUP2, "succeeded", "deleted")]
+
+
+def test_a_job_restarted_under_its_id_runs_in_groups_of_its_own(host, backend):
+    # An `Idempotency-Key` resubmit after a failure starts the same instance id again. Were the
+    # names the same, the restart's create would meet the first run's stopped group, which every
+    # backend reports as is: no worker would start.
+    first = host(retrying_plan(max_attempts=2))
+    first.raise_event(10, started(1))
+    first.raise_event(20, failed(1, 2, "network", True))
+    first.raise_event(60, started(2))
+    first.raise_event(70, failed(2, 2, "unavailable"))
+    assert first.run().status == "Failed"
+    first_groups = backend.ops("create")
+    later = T0 + timedelta(hours=2)
+    restart = ReplayHost(
+        download_job, instance_id=JOB_ID, input=retrying_plan().to_wire(), start=later, activities=run_activity
+    )
+    restart.raise_event(10, started(1))
+    restart.raise_event(20, succeeded(1, 2))
+    result = restart.run()
+
+    check_invariants(result)
+    assert result.status == "Completed"
+    assert first_groups == [GROUP, GROUP2]
+    [restart_group] = backend.ops("create")[2:]
+    assert restart_group == result.output["containerGroup"] == attempt_group_name(JOB_ID, 1, run_key_of(JOB_ID, later))
+    assert restart_group not in first_groups
+    assert {name: g.state for name, g in backend.groups.items()} == {GROUP: STOPPED, GROUP2: STOPPED}
+    assert backend.ops("delete") == [restart_group]
 
 
 def test_when_every_attempt_fails_the_job_fails_with_the_last_error_and_lists_them_all(host, backend):
@@ -299,18 +335,18 @@ def test_cost_counts_each_group_from_its_create_call_to_the_end_of_its_cleanup(h
     h = host(retrying_plan(worker_cpu=2.0, worker_memory_gb=4.0,
                            cost_rates=CostRates(vcpu_second=0.0000135, gb_second=0.0000015, currency="EUR")))
     h.raise_event(100, failed(1, 1, "network", True))  # group 1: 0 s to 102 s (stopped)
-    h.raise_event(300, succeeded(2, 1))  # backoff 102-132; group 2: 132 s to 302 s (deleted)
+    h.raise_event(300, succeeded(2, 1))  # backoff 102-132; group 2: 132 s to 304 s (checked, deleted)
     result = h.run()
 
     assert result.status == "Completed"
     assert result.output["cost"] == {
-        "vcpuSeconds": 544.0,  # (102 + 170) s x 2 vCPU
-        "gbSeconds": 1088.0,  # (102 + 170) s x 4 GB
-        "estimate": 0.008976,  # 544 x 0.0000135 + 1088 x 0.0000015
+        "vcpuSeconds": 548.0,  # (102 + 172) s x 2 vCPU
+        "gbSeconds": 1096.0,  # (102 + 172) s x 4 GB
+        "estimate": 0.009042,  # 548 x 0.0000135 + 1096 x 0.0000015
         "currency": "EUR",
         "attempts": [
             {"attempt": 1, "seconds": 102.0, "vcpuSeconds": 204.0, "gbSeconds": 408.0},
-            {"attempt": 2, "seconds": 170.0, "vcpuSeconds": 340.0, "gbSeconds": 680.0},
+            {"attempt": 2, "seconds": 172.0, "vcpuSeconds": 344.0, "gbSeconds": 688.0},
         ],
     }
 
@@ -335,8 +371,9 @@ def test_a_share_link_is_made_after_cleanup_and_returned(host, backend):
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, DELETE, SHARE]
-    assert result.calls(SHARE)[0].input == {"container": BLOB["container"], "name": BLOB["name"], "hours": 24}
+    assert result.activity_names == [CREATE, CHECK, DELETE, SHARE]
+    assert result.calls(SHARE)[0].input == {"jobId": JOB_ID, "container": BLOB["container"], "name": BLOB["name"],
+                                            "hours": 24}
     assert result.output["shareLink"] == {"url": share_link_url(BLOB["container"], BLOB["name"]),
                                           "expiresAt": SHARE_LINK_EXPIRES}
     assert result.output["blob"] == BLOB
@@ -370,7 +407,7 @@ def test_no_share_link_when_it_is_switched_off(host, backend):
     h.raise_event(30, succeeded(1, 1))
     result = h.run()
 
-    assert result.activity_names == [CREATE, DELETE]
+    assert result.activity_names == [CREATE, CHECK, DELETE]
     assert "shareLink" not in result.output
 
 
@@ -406,7 +443,7 @@ def test_the_webhook_gets_the_output_after_the_share_link(host, backend):
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, DELETE, SHARE, NOTIFY]
+    assert result.activity_names == [CREATE, CHECK, DELETE, SHARE, NOTIFY]
     sent = result.calls(NOTIFY)[0].input
     assert sent["url"] == HOOK
     body = sent["payload"]
@@ -449,7 +486,7 @@ def test_webhook_retries_and_late_reports_do_not_disturb_the_replay(host, backen
                                                   "retryable": True}}
     h = host(notified_plan(), activities=answering(notify_completion=[busy, {"ok": True, "status": 200}]))
     h.raise_event(30, succeeded(1, 1))
-    # Delete 30-32; POST 32-34 answers 503; wait 5 s; POST 39-41 delivers. Meanwhile the worker's
+    # Check 30-32; delete 32-34; POST 34-36 answers 503; wait 5 s; POST 41-43 delivers. Meanwhile the worker's
     # redelivery, a cancel and a stranger's event arrive: the outcome is already decided.
     for second, payload in [(33, succeeded(1, 1)), (36, CANCEL), (37, failed(1, 2, "internal")), (40, CANCEL)]:
         h.raise_event(second, payload)
@@ -457,8 +494,8 @@ def test_webhook_retries_and_late_reports_do_not_disturb_the_replay(host, backen
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, DELETE, NOTIFY, NOTIFY]
-    assert [c.scheduled_at for c in result.calls(NOTIFY)] == [at(32), at(39)]
+    assert result.activity_names == [CREATE, CHECK, DELETE, NOTIFY, NOTIFY]
+    assert [c.scheduled_at for c in result.calls(NOTIFY)] == [at(34), at(41)]
     assert result.output["notification"] == {"delivered": True, "attempts": 2, "status": 200}
     assert result.output["blob"] == BLOB
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from videojob import container_env as E
 from videojob.container_env import parse_worker_env
-from videojob.container_spec import attempt_group_name, build_container_spec, group_name
+from videojob.container_spec import attempt_group_name, build_container_spec, group_name, run_token
 from videojob.contract import DownloadRequest
 from videojob.settings import load_settings
 from videojob.tokens import job_token, verify_job_token
@@ -171,6 +172,43 @@ def test_a_retry_never_takes_another_jobs_group_name() -> None:
 
     assert retry.startswith("dl-job-1-a2-")
     assert retry not in others
+
+
+RUNS = [run_token(str(uuid.uuid5(uuid.NAMESPACE_OID, f"job_2026-01-01T00:00:0{n}.000000Z_0"))) for n in range(3)]
+
+
+@pytest.mark.parametrize("job_id", ["0123456789abcdef0123456789abcdef", "k-" + "a" * 32, "x" * 200,
+                                    "3f2a1b4c-0000-4000-8000-123456789abc-999", "Job_1.a"])
+def test_every_run_and_attempt_of_a_job_gets_its_own_valid_group_name(job_id: str) -> None:
+    names = [attempt_group_name(job_id, n, run) for run in RUNS for n in range(1, 11)]
+
+    assert len(set(names)) == len(names)
+    assert not set(names) & {attempt_group_name(job_id, n) for n in range(1, 11)}
+    for name in names:
+        assert 1 <= len(name) <= 63 and VALID_NAME.fullmatch(name) and "--" not in name, name
+    assert attempt_group_name(job_id, 2, RUNS[0]) == attempt_group_name(job_id, 2, RUNS[0])
+
+
+def test_a_guid_jobs_run_groups_stay_readable() -> None:
+    # A GUID job id, its run and its attempt all fit in the 63 characters, untruncated.
+    job_id = "3f2a1b4c-0000-4000-8000-123456789abc"
+    assert attempt_group_name(job_id, 10, "0a1b2c3d").startswith(f"dl-{job_id}-r0a1b2c3d-a10-")
+
+
+@pytest.mark.parametrize("text", ["", "not-a-uuid", "zzzzzzzz-0000"])
+def test_a_run_token_needs_a_uuid(text: str) -> None:
+    with pytest.raises(ValueError):
+        run_token(text)
+
+
+def test_the_spec_names_the_group_of_its_run() -> None:
+    settings = load_settings(environ=ACI)
+    spec = build_container_spec(
+        DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE, 2, run="0a1b2c3d"
+    )
+
+    assert spec.name == attempt_group_name("job1", 2, "0a1b2c3d")
+    assert spec.tag_map()["jobId"] == "job1"  # the sweeper finds the job from any run's group
 
 
 def test_the_spec_of_a_retry_names_its_group_and_tells_the_worker_its_attempt() -> None:

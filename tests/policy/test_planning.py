@@ -51,6 +51,7 @@ def test_a_job_plan_takes_every_policy_value_from_settings():
         worker_memory_gb=4.0,
         share_link_hours=48,
         cost_rates=CostRates(0.00001, 0.000002, "EUR"),
+        output_container="downloads",  # a reported blob anywhere else is refused (issue 9)
     )
     assert JobPlan.from_wire(plan.to_wire()) == plan
 

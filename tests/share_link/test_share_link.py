@@ -74,7 +74,7 @@ def test_user_delegation_sas_is_read_only_for_that_blob_and_expires_as_configure
     signer = DelegationSigner(ACCOUNT_URL, "videodlout", keys)
 
     answer = share_link_activity(
-        {"container": "downloads", "name": "job-1/My video.mp4", "hours": 24},
+        {"jobId": "job-1", "container": "downloads", "name": "job-1/My video.mp4", "hours": 24},
         lambda: settings_with(OUTPUT_ACCOUNT_URL=ACCOUNT_URL),
         signer=signer,
         clock=lambda: NOW,
@@ -158,7 +158,7 @@ def test_in_azure_the_app_identity_asks_storage_for_a_delegation_key():
     signer = signer_from_settings(settings, credential_factory=lambda: identity, transport=transport)
 
     answer = share_link_activity(
-        {"container": "downloads", "name": "job-1/video.mp4", "hours": 1},
+        {"jobId": "job-1", "container": "downloads", "name": "job-1/video.mp4", "hours": 1},
         lambda: settings, signer=signer, clock=lambda: NOW,
     )
 
@@ -183,7 +183,7 @@ def test_a_refused_delegation_key_is_reported_not_raised():
     signer = DelegationSigner(ACCOUNT_URL, "videodlout", StubDelegationKeys(fail=error))
 
     answer = share_link_activity(
-        {"container": "downloads", "name": "a.mp4", "hours": 1},
+        {"jobId": "job-1", "container": "downloads", "name": "job-1/a.mp4", "hours": 1},
         lambda: settings_with(OUTPUT_ACCOUNT_URL=ACCOUNT_URL),
         signer=signer,
     )
@@ -195,8 +195,12 @@ def test_a_refused_delegation_key_is_reported_not_raised():
 
 @pytest.mark.parametrize(
     "payload",
-    [None, {"container": "downloads", "name": "a.mp4"}, {"container": "downloads", "name": "a", "hours": 0},
-     {"container": "downloads", "name": "a", "hours": 169}, {"name": "a", "hours": 1}],
+    [None, {"jobId": "j", "container": "downloads", "name": "j/a.mp4"},
+     {"jobId": "j", "container": "downloads", "name": "j/a", "hours": 0},
+     {"jobId": "j", "container": "downloads", "name": "j/a", "hours": 169},
+     {"jobId": "j", "name": "j/a", "hours": 1},
+     {"container": "downloads", "name": "j/a", "hours": 1},
+     {"jobId": "../j", "container": "downloads", "name": "../j/a", "hours": 1}],
 )
 def test_bad_input_is_refused(payload: Any):
     answer = share_link_activity(payload, lambda: settings_with(OUTPUT_ACCOUNT_URL=ACCOUNT_URL))
@@ -221,7 +225,8 @@ def test_azurite_account_key_sas_downloads_the_blob_and_cannot_write(azurite: Az
         import activities
 
         run = run_activity_function(activities.create_share_link)
-        answer = json.loads(run(json.dumps({"container": container, "name": "job-1/video.mp4", "hours": 2})))
+        answer = json.loads(run(json.dumps({"jobId": "job-1", "container": container, "name": "job-1/video.mp4",
+                                            "hours": 2})))
     finally:
         bootstrap.reset()
 
@@ -244,3 +249,31 @@ def test_azurite_account_key_sas_downloads_the_blob_and_cannot_write(azurite: Az
     # Without the SAS the blob is not public.
     with pytest.raises(urllib.error.HTTPError):
         _download(url.split("?", 1)[0])
+
+
+FOREIGN_BLOBS = {
+    "the host's keys": ("azure-webjobs-secrets", "job-1/host.json"),
+    "another job's file": (None, "job-2/video.mp4"),
+    "a sibling prefix": (None, "job-10/video.mp4"),
+    "a climb out of the prefix": (None, "job-1/../job-2/video.mp4"),
+}
+
+
+@pytest.mark.parametrize(("container", "name"), FOREIGN_BLOBS.values(), ids=FOREIGN_BLOBS.keys())
+def test_a_blob_outside_the_jobs_output_is_never_signed(azurite: Azurite, container: str | None, name: str):
+    # The last gate: even if the orchestrator asked, no link to another container or job's file.
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    output = f"share-{uuid.uuid4().hex[:8]}"
+    target = container or output
+    for c in {output, target}:
+        if not service.get_container_client(c).exists():
+            service.create_container(c)
+    if ".." not in name:  # a real blob there (a `..` name cannot even be addressed: URLs resolve it)
+        service.get_blob_client(target, name).upload_blob(b"secret", overwrite=True)
+    settings = settings_with(OUTPUT_CONNECTION_STRING=azurite.connection_string, OUTPUT_CONTAINER=output)
+
+    answer = share_link_activity({"jobId": "job-1", "container": target, "name": name, "hours": 1}, lambda: settings)
+
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "invalid_result" and answer["error"]["retryable"] is False
+    assert "url" not in answer and "sig=" not in json.dumps(answer)

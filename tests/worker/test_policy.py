@@ -12,6 +12,9 @@ from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, Unsu
 from videojob.contract import ErrorCode
 from worker.downloader import BeforeDownloadCheckPP, DownloadAborted, MediaRequest, format_selector
 from worker.errors import classify
+from worker.manifests import fragment_upper_bound
+from worker.media_guard import INPUT_RESTRICTIONS, restricted_command
+from worker.memory_limit import cgroup_memory_bytes, job_process_limit
 from worker.naming import blob_name, content_type, header_safe, sanitize_title
 from worker.progress import ByteBudget, ProgressThrottle, progress_from_hook
 from worker.verify import ProbeResult, StreamInfo, check_streams
@@ -144,5 +147,56 @@ COVER = StreamInfo("video", "mjpeg", 100, 100, attached_picture=True)
     ],
 )
 def test_a_result_must_hold_the_streams_asked_for(fmt: str, streams: tuple[StreamInfo, ...], code: str | None) -> None:
-    error = check_streams(ProbeResult(streams, 3.0, "mp4"), fmt)
+    error = check_streams(ProbeResult(streams, 3.0, "mov,mp4,m4a,3gp,3g2,mj2"), fmt)
     assert (error.code if error else None) == code
+
+
+@pytest.mark.parametrize("format_name", ["hls", "dash", "concat", "image2", "webm_dash_manifest", "tee", "", None])
+def test_only_media_containers_pass_verification(format_name: str | None) -> None:
+    error = check_streams(ProbeResult((VIDEO, AUDIO), 3.0, format_name), "video")
+    assert error is not None and error.code == ErrorCode.INVALID_MEDIA
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ffmpeg", "-y", "-i", "file:a.mp4", "-i", "file:b.m4a", "file:out.mp4"],
+         ["ffmpeg", "-y", *INPUT_RESTRICTIONS, "-i", "file:a.mp4", *INPUT_RESTRICTIONS, "-i", "file:b.m4a",
+          "file:out.mp4"]),
+        (["/usr/bin/ffprobe", "-show_streams", "file:a.mp4"], ["/usr/bin/ffprobe", *INPUT_RESTRICTIONS,
+                                                              "-show_streams", "file:a.mp4"]),
+        (["ffprobe", "-version"], ["ffprobe", "-version"]),
+        (["deno", "-i", "x"], ["deno", "-i", "x"]),
+    ],
+    ids=["ffmpeg-every-input", "ffprobe-file", "ffprobe-version", "other-program"],
+)
+def test_every_ffmpeg_input_is_restricted(argv: list[str], expected: list[str]) -> None:
+    assert restricted_command(argv) == expected
+
+
+def test_the_job_process_takes_its_share_of_the_containers_memory(tmp_path) -> None:
+    assert job_process_limit(1536 * 1024 * 1024) == int(1536 * 1024 * 1024 * 0.75)
+    assert job_process_limit(None) is None
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")
+    v1.write_text(f"{2 * 1024**3}\n")
+    assert cgroup_memory_bytes((v2, v1)) == 2 * 1024**3
+    v1.write_text(f"{1 << 62}\n")  # cgroup v1's "no limit"
+    assert cgroup_memory_bytes((v2, v1)) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "at_least"),
+    [
+        (b"#EXTM3U\n" + b"#EXTINF:1,\ns.ts\n" * 5, 5),
+        (b'<MPD mediaPresentationDuration="PT100S"><Period><AdaptationSet><SegmentTemplate timescale="10"'
+         b' duration="10"/><Representation/><Representation/></AdaptationSet></Period></MPD>', 200),
+        (b'<MPD><Period><AdaptationSet><Representation><SegmentTemplate><SegmentTimeline><S d="1" r="999999"/>'
+         b"</SegmentTimeline></SegmentTemplate></Representation></AdaptationSet></Period></MPD>", 1_000_000),
+        (b"<html><body>no manifest</body></html>", 0),
+    ],
+    ids=["hls", "dash-template", "dash-timeline-repeat", "page"],
+)
+def test_segments_are_counted_before_yt_dlp_expands_a_manifest(body: bytes, at_least: int) -> None:
+    assert fragment_upper_bound(body) >= at_least
+    assert fragment_upper_bound(body) <= max(at_least * 2, 0)

@@ -10,9 +10,10 @@ logging (`logging_enable`) is forced off.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import (
@@ -33,8 +34,9 @@ from azure.mgmt.containerinstance.models import (
     UserAssignedIdentities,
 )
 
-from ..container_spec import CONTAINER_NAME, TAG_MANAGED_BY, ContainerSpec
+from ..container_spec import CONTAINER_NAME, TAG_CREATED_AT, TAG_MANAGED_BY, ContainerSpec
 from ..settings import SettingsError
+from ..sweep_policy import parse_tag_time
 from .arm_errors import ArmFailure, classify_arm_error, short_message
 from .base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError, GroupState, ManagedGroup
 
@@ -58,6 +60,9 @@ DEFAULT_RETRY_TOTAL = 3
 can keep an activity busy for minutes; the orchestrator retries with durable timers instead."""
 
 GROUP_STATES = {s.lower(): s for s in (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)}
+ENDED_PROVISIONING_STATES = frozenset({"failed", "canceled", "notaccessible"})
+"""Provisioning states after which ACI does nothing more for the group (the SDK's
+`ContainerGroupProvisioningState`): the worker will not start."""
 LOG_UNAVAILABLE_CODES = frozenset({"ContainerLogNotAvailable", "ContainerGroupTransitioning"})
 
 
@@ -110,11 +115,17 @@ def worker_container(group: ContainerGroup, container_name: str) -> Container | 
     return containers[0] if containers else None
 
 
-def last_event_message(container: Container | None) -> str | None:
+def _last_event(events: list[Any] | None) -> str | None:
+    described = [f"{e.name}: {e.message}" if e.name else e.message for e in events or [] if e.message]
+    return described[-1] if described else None
+
+
+def last_event_message(group: ContainerGroup, container: Container | None) -> str | None:
+    """The latest event that explains a group that is not running: the group's own events first
+    (a failed volume mount, for instance, shows only there), then the worker container's."""
+    group_events = group.instance_view.events if group.instance_view is not None else None
     view = container.instance_view if container is not None else None
-    events = (view.events if view is not None else None) or []
-    messages = [e.message for e in events if e.message]
-    return messages[-1] if messages else None
+    return _last_event(group_events) or _last_event(view.events if view is not None else None)
 
 
 def derive_state(
@@ -141,7 +152,8 @@ def derive_state(
         return SUCCEEDED if exit_code == 0 else FAILED
     if container == "running":
         return RUNNING
-    if provisioning == "failed":
+    if provisioning in ENDED_PROVISIONING_STATES:
+        # Failed, Canceled, NotAccessible: not active, whatever the group state still says.
         return FAILED
     if group is not None:
         return group
@@ -164,7 +176,9 @@ def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> 
     )
     detail = (current.detail_status if current else None) or None
     if state in (FAILED, PENDING) and not detail:
-        detail = last_event_message(container)
+        detail = last_event_message(group, container)
+    if state == FAILED and not detail and group.provisioning_state:
+        detail = f"provisioning {group.provisioning_state}"
     return GroupState(
         name=group.name or "",
         state=state,
@@ -177,8 +191,9 @@ def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> 
 # Failure classification of SDK exceptions
 
 
-def failure_of(error: AzureError) -> ArmFailure:
-    """The status, ARM code and message of an SDK exception, classified."""
+def failure_of(error: AzureError, age_seconds: float | None = None) -> ArmFailure:
+    """The status, ARM code and message of an SDK exception, classified (`age_seconds`: how long
+    ago the attempt began, see `arm_errors.AUTHORIZATION_PROPAGATION_SECONDS`)."""
     if isinstance(error, ClientAuthenticationError) and error.status_code is None:
         # The credential could not get a token (no identity, wrong AZURE_CLIENT_ID): the
         # identity libraries retry their own endpoints already, so this is configuration.
@@ -187,14 +202,21 @@ def failure_of(error: AzureError) -> ArmFailure:
         odata = error.error
         code = odata.code if odata is not None else None
         message = (odata.message if odata is not None else None) or error.reason or error.message
-        return classify_arm_error(error.status_code, code, message)
+        return classify_arm_error(error.status_code, code, message, age_seconds)
     # ServiceRequestError/ServiceResponseError (connection, DNS, read timeout) and friends.
     return classify_arm_error(None, None, f"{type(error).__name__}: {error.message}")
 
 
-def backend_error(error: AzureError, operation: str, name: str) -> BackendError:
-    f = failure_of(error)
+def backend_error(error: AzureError, operation: str, name: str, age_seconds: float | None = None) -> BackendError:
+    f = failure_of(error, age_seconds)
     return BackendError(f.code, f"{operation} {name}: {f.message}", retryable=f.retryable)
+
+
+def is_group_missing(error: ResourceNotFoundError) -> bool:
+    """A 404 about the container group itself. A 404 `ResourceGroupNotFound` is not "no such
+    group" but a configuration error: it must fail loudly, and the sweeper must not take the
+    group for gone."""
+    return failure_of(error).code != "ResourceGroupNotFound"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +233,7 @@ class AciBackend:
         *,
         lro_timeout_seconds: float = DEFAULT_LRO_TIMEOUT_SECONDS,
         container_name: str = CONTAINER_NAME,
+        clock: Callable[[], datetime] | None = None,
         **client_kwargs: Any,
     ):
         # Network-trace logging would write request bodies, secure env values included, at DEBUG.
@@ -219,6 +242,7 @@ class AciBackend:
         self._resource_group = resource_group
         self._lro_timeout = lro_timeout_seconds
         self._container_name = container_name
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AciBackend:
@@ -244,11 +268,11 @@ class AciBackend:
         return self._client.container_groups
 
     @contextmanager
-    def _classified(self, operation: str, name: str) -> Iterator[None]:
+    def _classified(self, operation: str, name: str, age_seconds: float | None = None) -> Iterator[None]:
         try:
             yield
         except AzureError as e:
-            err = backend_error(e, operation, name)
+            err = backend_error(e, operation, name, age_seconds)
             log.warning("%s %s failed: %s (retryable=%s)", operation, name, err.code, err.retryable)
             raise err from None
 
@@ -256,11 +280,13 @@ class AciBackend:
         with self._classified("get", name):
             try:
                 return self._groups.get(self._resource_group, name)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as e:
+                if not is_group_missing(e):
+                    raise
                 return None
 
-    def _wait(self, poller: Any, operation: str, name: str) -> tuple[bool, Any]:
-        with self._classified(operation, name):
+    def _wait(self, poller: Any, operation: str, name: str, age_seconds: float | None = None) -> tuple[bool, Any]:
+        with self._classified(operation, name, age_seconds):
             result = poller.result(timeout=self._lro_timeout)
         return poller.done(), result
 
@@ -269,12 +295,13 @@ class AciBackend:
     def create(self, spec: ContainerSpec) -> GroupState:
         existing = self._get(spec.name)
         if existing is not None:
-            if (existing.provisioning_state or "").lower() != "failed":
+            if (existing.provisioning_state or "").lower() not in ENDED_PROVISIONING_STATES:
                 # ACI restarts a running group on a changed PUT and refuses to update a terminated
                 # one: a retried create must not run the job twice, so it reports what is there.
                 log.info("container group %s exists already; not re-created", spec.name)
                 return group_state(existing, self._container_name)
-            log.info("container group %s failed to provision earlier; deleting it to try again", spec.name)
+            log.info("container group %s did not provision earlier (%s); deleting it to try again",
+                     spec.name, existing.provisioning_state)
             self.delete(spec.name)
 
         log.info(
@@ -285,9 +312,10 @@ class AciBackend:
             spec.memory_gb,
             spec.location,
         )
-        with self._classified("create", spec.name):
+        age = self._age_of(spec)
+        with self._classified("create", spec.name, age):
             poller = self._groups.begin_create_or_update(self._resource_group, spec.name, container_group(spec))
-        done, result = self._wait(poller, "create", spec.name)
+        done, result = self._wait(poller, "create", spec.name, age)
         if not done:
             # The group exists and is still provisioning; the orchestrator's heartbeat check
             # follows it from here (a Pending group counts as active).
@@ -298,6 +326,11 @@ class AciBackend:
         state = replace(group_state(result, self._container_name), name=spec.name)
         log.info("container group %s created: %s", spec.name, state.state)
         return state
+
+    def _age_of(self, spec: ContainerSpec) -> float | None:
+        """Seconds since the spec's attempt began (its `createdAt` tag), or None if unknown."""
+        created = parse_tag_time(spec.tag_map().get(TAG_CREATED_AT))
+        return None if created is None else (self._clock() - created).total_seconds()
 
     def state(self, name: str) -> GroupState:
         group = self._get(name)
@@ -312,7 +345,9 @@ class AciBackend:
                     result = self._client.containers.list_logs(
                         self._resource_group, name, self._container_name, tail=tail
                     )
-                except ResourceNotFoundError:
+                except ResourceNotFoundError as e:
+                    if not is_group_missing(e):
+                        raise
                     return ""
         except BackendError as e:
             if e.code in LOG_UNAVAILABLE_CODES:
@@ -325,7 +360,9 @@ class AciBackend:
         with self._classified("stop", name):
             try:
                 self._groups.stop(self._resource_group, name)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as e:
+                if not is_group_missing(e):
+                    raise
                 log.info("container group %s does not exist; nothing to stop", name)
 
     def delete(self, name: str) -> None:
@@ -333,7 +370,9 @@ class AciBackend:
         with self._classified("delete", name):
             try:
                 poller = self._groups.begin_delete(self._resource_group, name)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as e:
+                if not is_group_missing(e):
+                    raise
                 log.info("container group %s does not exist; nothing to delete", name)
                 return
         try:

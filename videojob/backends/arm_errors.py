@@ -14,6 +14,12 @@ Choices worth knowing:
   attempts are bounded, so a permanent conflict still fails after a few tries.
 - An unknown code on a failed asynchronous operation (status < 400) is not retryable: a
   deployment that failed for a reason we cannot name is more likely to fail the same way again.
+- `AuthorizationFailed` / `LinkedAuthorizationFailed` right after a deployment are usually role
+  assignments still propagating ("If access was recently granted, please refresh your
+  credentials"): retryable while the attempt is younger than `AUTHORIZATION_PROPAGATION_SECONDS`
+  (the caller passes its age), permanent after that or when no age is known.
+- Every code listed here appears in Azure's own material (the REST API specs and their examples,
+  the SDKs, the Container Instances troubleshooting pages); none is guessed.
 """
 
 from __future__ import annotations
@@ -24,35 +30,37 @@ MAX_MESSAGE_CHARS = 300
 
 QUOTA_CODES: frozenset[str] = frozenset(
     {
+        # ACI names the exhausted quota in the message ("container group quota 'StandardCores'
+        # exceeded in region ...") under this one code.
         "ContainerGroupQuotaReached",
         "QuotaExceeded",
-        "StandardCoresQuotaReached",
-        "StandardCoresQuotaExceeded",
-        "StandardSpotCoresQuotaExceeded",
     }
 )
+
+AUTHORIZATION_PROPAGATION_CODES: frozenset[str] = frozenset({"AuthorizationFailed", "LinkedAuthorizationFailed"})
+AUTHORIZATION_PROPAGATION_SECONDS = 300
+"""How long after an attempt began a refused authorization is still taken for a role assignment
+that has not propagated yet (ARM documents minutes; Azure's own ARO installer retries for ten)."""
 
 PERMANENT_CODES: frozenset[str] = frozenset(
     {
         # The image cannot be pulled (wrong name, tag, registry or pull permission).
         "InaccessibleImage",
         "InvalidImage",
+        # The registry credential is configured wrongly (the service's own spelling, `Resitry`).
         "InvalidImageRegistryCredentialType",
-        "RegistryCredentialsNotFound",
+        "InvalidImageRegistryIdentity",
+        "AmbiguousImageResitryCredentialType",
         # The request itself is wrong.
         "InvalidContainerGroupName",
         "InvalidResourceName",
         "InvalidRequestContent",
         "InvalidRequestFormat",
         "InvalidParameter",
-        "ResourceRequestsExceedMaxAllowed",
-        "OsVersionNotSupported",
         "UnsupportedSku",
         "LocationNotAvailableForResourceType",
         "NoRegisteredProviderFound",
-        # Identity, permission, subscription.
-        "AuthorizationFailed",
-        "LinkedAuthorizationFailed",
+        # Identity, permission, subscription (authorization: see AUTHORIZATION_PROPAGATION_CODES).
         "AuthenticationFailed",
         "InvalidAuthenticationToken",
         "InvalidAuthenticationTokenTenant",
@@ -76,7 +84,6 @@ TRANSIENT_CODES: frozenset[str] = frozenset(
         "OperationTimedOut",
         "TooManyRequests",
         "SubscriptionRequestsThrottled",
-        "ResourceRequestsNotAvailable",
         "ContainerGroupTransitioning",
         "AnotherOperationInProgress",
         "Conflict",
@@ -119,9 +126,12 @@ def short_message(message: str | None) -> str:
     return text
 
 
-def is_retryable(status: int | None, code: str | None, message: str = "") -> bool:
-    """Whether trying the same request again may succeed."""
+def is_retryable(status: int | None, code: str | None, message: str = "", age_seconds: float | None = None) -> bool:
+    """Whether trying the same request again may succeed. `age_seconds`: how long ago the attempt
+    that met this failure began (bounds the wait for role assignments to propagate)."""
     if code:
+        if code in AUTHORIZATION_PROPAGATION_CODES:
+            return age_seconds is not None and age_seconds < AUTHORIZATION_PROPAGATION_SECONDS
         if is_quota(code, message) or code in PERMANENT_CODES:
             return False
         if code in TRANSIENT_CODES:
@@ -134,11 +144,16 @@ def is_retryable(status: int | None, code: str | None, message: str = "") -> boo
     return False
 
 
-def classify_arm_error(status: int | None, code: str | None, message: str | None) -> ArmFailure:
-    """The one decision: ARM status + error code (+ message) -> code, short message, retryable."""
+def classify_arm_error(
+    status: int | None, code: str | None, message: str | None, age_seconds: float | None = None
+) -> ArmFailure:
+    """The one decision: ARM status + error code (+ message, + the attempt's age) -> code, short
+    message, retryable."""
     text = short_message(message)
+    if code == "ResourceGroupNotFound":
+        text = short_message(f"configuration: {text or 'the resource group does not exist'} (check ACI_RESOURCE_GROUP)")
     return ArmFailure(
         code=code or fallback_code(status),
         message=text or "no message",
-        retryable=is_retryable(status, code, text),
+        retryable=is_retryable(status, code, text, age_seconds),
     )

@@ -1,0 +1,79 @@
+"""The `check_output_blob` activity: what the output storage holds under a reported blob name.
+
+Input `{"jobId", "container", "name"}`; answer `{"ok": true, "exists", "sizeBytes", "url"}` or
+`{"ok": false, "error": {code, message, retryable}}`.
+
+The orchestrator does not take a worker's word for its file: before a job succeeds it asks here
+whether the blob exists and how big it is (Get Blob Properties, read on the output container is
+all it needs), and uses `url`, built from the settings (`OUTPUT_ACCOUNT_URL` or the connection
+string's endpoint, `OUTPUT_CONTAINER`, the quoted name), instead of the URL the worker sent. A blob
+outside `OUTPUT_CONTAINER` or the job's prefix is refused (`invalid_result`) before any storage call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+
+from videojob.activity_wire import CONFIGURATION, INVALID_INPUT, UNEXPECTED, BlobCheckResult
+from videojob.output_blob import blob_url
+from videojob.settings import Settings
+
+from .share_link import (
+    default_credential,
+    failure_answer,
+    foreign_blob,
+    output_service,
+    parse_blob_ref,
+    storage_error_code,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECK_FAILED = "blob_check_failed"
+
+
+def check_output_blob_activity(
+    payload: Any,
+    settings: Callable[[], Settings],
+    *,
+    credential_factory: Callable[[], Any] = default_credential,
+    **client_options: Any,
+) -> dict[str, Any]:
+    try:
+        job_id, container, name = parse_blob_ref(payload)
+    except ValueError as e:
+        return failure_answer(INVALID_INPUT, str(e), False)
+    try:
+        current = settings()
+        if (refused := foreign_blob(current, job_id, container, name)) is not None:
+            return refused
+        service = output_service(current, credential_factory, **client_options)
+        url = blob_url(service.url, container, name)
+        try:
+            size = service.get_blob_client(container, name).get_blob_properties().size
+        except ResourceNotFoundError:  # no such blob (or no such container)
+            return BlobCheckResult(True, exists=False, url=url).to_wire()
+    except ClientAuthenticationError as e:
+        return failure_answer(CONFIGURATION, f"no identity to read the output with: {type(e).__name__}", False)
+    except HttpResponseError as e:
+        # 403: the identity lacks read on the output container; a retry will not grant it.
+        retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
+        message = f"blob properties refused ({e.status_code})"
+        return failure_answer(storage_error_code(e, CHECK_FAILED), message, retryable)
+    except ServiceRequestError as e:
+        return failure_answer(CHECK_FAILED, f"output storage not reachable: {type(e).__name__}", True)
+    except ValueError as e:
+        return failure_answer(CONFIGURATION, str(e), False)
+    except Exception as e:  # noqa: BLE001 - answered, not raised (see activity_wire)
+        logger.exception("check_output_blob failed unexpectedly")
+        return failure_answer(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+    return BlobCheckResult(True, exists=True, size_bytes=int(size), url=url).to_wire()
