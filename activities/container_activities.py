@@ -28,14 +28,14 @@ from videojob.settings import Settings, SettingsError
 logger = logging.getLogger(__name__)
 
 
-def _error(code: str, message: str, retryable: bool) -> JobError:
-    return JobError(code, " ".join(str(message).split())[:300], retryable)
+def _error(code: str, message: str, retryable: bool, retry_after_seconds: float | None = None) -> JobError:
+    return JobError(code, " ".join(str(message).split())[:300], retryable, retry_after_seconds)
 
 
 def _classify(e: Exception) -> JobError:
     """Turn any failure into the wire error; unexpected ones are logged with their traceback."""
     if isinstance(e, BackendError):
-        return _error(e.code, e.message, e.retryable)
+        return _error(e.code, e.message, e.retryable, e.retry_after_seconds)
     if isinstance(e, SettingsError):
         return _error(CONFIGURATION, str(e), False)
     logger.exception("activity failed unexpectedly")

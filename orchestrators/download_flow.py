@@ -294,13 +294,16 @@ def _provision(
     started_at: datetime,
     deadline: datetime,
 ) -> Steps:
-    """Create the group. Returns None once it exists, or the failing `Outcome`."""
-    attempts = max(1, plan.provision_max_attempts)
+    """Create the group. Returns None once it exists, or the failing `Outcome`.
+
+    A failure that means "not now" (`retry_after_seconds`: roles still propagating) is waited out
+    without counting a failed try; the backend bounds how long it says so, the deadline bounds all."""
+    max_failures = max(1, plan.provision_max_attempts)
     request = CreateInput(
         job_id, plan.request, started_at, deadline, job_attempt, mode=plan.mode, max_items=plan.max_items, run=run_key
     ).to_wire()
-    last_error: JobError | None = None
-    for attempt in range(attempts):
+    failures = 0
+    while True:
         if mailbox.holds(policy.is_cancel):
             return policy.Outcome(error=policy.cancelled_error())
         if context.current_utc_datetime >= deadline:
@@ -308,14 +311,18 @@ def _provision(
         result = CreateResult.from_wire((yield from mailbox.call(CREATE_CONTAINER_GROUP, request)), group)
         if result.ok:
             return None
-        last_error = result.error or JobError("unknown", "no error given", retryable=True)
-        _log(context, logging.WARNING, "job %s: create attempt %d failed: %s", job_id, attempt + 1, last_error.code)
-        if not last_error.retryable or attempt + 1 >= attempts:
-            break
-        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        error = result.error or JobError("unknown", "no error given", retryable=True)
+        if error.retryable and error.retry_after_seconds is not None:
+            _log(context, logging.WARNING, "job %s: create refused for now (%s); asking again in %.0f s",
+                 job_id, error.code, error.retry_after_seconds)
+            pause = error.retry_after_seconds
+        else:
+            failures += 1
+            _log(context, logging.WARNING, "job %s: create try %d failed: %s", job_id, failures, error.code)
+            if not error.retryable or failures >= max_failures:
+                return policy.Outcome(error=policy.provisioning_error(error))
+            pause = policy.backoff_seconds(plan.provision_backoff_seconds, failures - 1)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause, deadline))
-    assert last_error is not None
-    return policy.Outcome(error=policy.provisioning_error(last_error))
 
 
 def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: int, deadline: datetime) -> Steps:

@@ -440,16 +440,27 @@ class JobResult:
 
 MAX_ERROR_MESSAGE = 1000
 """Error messages are cut to this length: big exceptions can hang a Durable instance."""
+MAX_RETRY_AFTER_SECONDS = 3600
 
 
 @dataclass(frozen=True)
 class JobError:
+    """`retry_after_seconds` (wire `retryAfterSeconds`, only with `retryable`): "not now" — the
+    same request is expected to succeed later (a role assignment still propagating), so the caller
+    waits this long and tries again without counting a failed try."""
+
     code: str
     message: str
     retryable: bool = False
+    retry_after_seconds: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message[:MAX_ERROR_MESSAGE], "retryable": self.retryable}
+        wire: dict[str, Any] = {
+            "code": self.code, "message": self.message[:MAX_ERROR_MESSAGE], "retryable": self.retryable
+        }
+        if self.retryable and self.retry_after_seconds is not None:
+            wire["retryAfterSeconds"] = self.retry_after_seconds
+        return wire
 
     @classmethod
     def from_wire(cls, d: Any) -> JobError:
@@ -457,10 +468,17 @@ class JobError:
         code = d.get("code")
         if not isinstance(code, str) or not code:
             raise ContractError("error has no 'code'")
+        retryable = bool(d.get("retryable", False))
+        wait = d.get("retryAfterSeconds")
+        if wait is not None and not (
+            isinstance(wait, int | float) and not isinstance(wait, bool) and 0 < wait <= MAX_RETRY_AFTER_SECONDS
+        ):
+            raise ContractError(f"'retryAfterSeconds' must be a number in (0, {MAX_RETRY_AFTER_SECONDS}]")
         return cls(
             code=code[:64],
             message=str(d.get("message") or "")[:MAX_ERROR_MESSAGE],
-            retryable=bool(d.get("retryable", False)),
+            retryable=retryable,
+            retry_after_seconds=float(wait) if retryable and wait is not None else None,
         )
 
 

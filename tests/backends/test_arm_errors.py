@@ -2,7 +2,12 @@
 
 import pytest
 
-from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS, MAX_MESSAGE_CHARS, classify_arm_error
+from videojob.backends.arm_errors import (
+    AUTHORIZATION_PROPAGATION_SECONDS,
+    AUTHORIZATION_RETRY_AFTER_SECONDS,
+    MAX_MESSAGE_CHARS,
+    classify_arm_error,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,6 +77,14 @@ def test_a_refused_authorization_is_retryable_only_within_the_propagation_window
     assert classify_arm_error(403, code, "", age_seconds=0).retryable is True
     assert classify_arm_error(403, code, "", age_seconds=window - 1).retryable is True
     assert classify_arm_error(403, code, "", age_seconds=window).retryable is False
+
+
+@pytest.mark.parametrize("code", ["AuthorizationFailed", "LinkedAuthorizationFailed"])
+def test_a_refused_authorization_means_not_now_only_within_the_window(code):
+    # "Not now" lets the orchestrator wait without spending its few provisioning tries.
+    assert classify_arm_error(403, code, "", age_seconds=10).retry_after_seconds == AUTHORIZATION_RETRY_AFTER_SECONDS
+    assert classify_arm_error(403, code, "", age_seconds=AUTHORIZATION_PROPAGATION_SECONDS).retry_after_seconds is None
+    assert classify_arm_error(503, "ServiceUnavailable", "busy").retry_after_seconds is None
 
 
 def test_a_missing_resource_group_says_it_is_configuration():

@@ -278,6 +278,34 @@ def test_provisioning_gives_up_after_the_attempts_allowed(host, backend):
     assert fire_times(result) == [62.0, 184.0]  # 60 s, then 120 s after each failed attempt
 
 
+def test_a_create_refused_while_roles_propagate_is_waited_out_without_spending_tries(host, backend):
+    # Right after a deployment ARM answers AuthorizationFailed until the role assignments land; the
+    # backend marks it "not now" for a bounded window. Six refusals outlast three tries.
+    backend.create_errors = [
+        BackendError("AuthorizationFailed", "no access yet", retryable=True, retry_after_seconds=30)
+    ] * 6
+    h = host(plan(provision_max_attempts=3))
+    h.raise_event(400, succeeded(0))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Completed"
+    assert [c.scheduled_at for c in result.calls(CREATE)] == [at(32 * n) for n in range(7)]
+
+
+def test_a_create_refused_for_good_after_the_window_fails_the_job(host, backend):
+    backend.create_errors = [
+        BackendError("AuthorizationFailed", "no access yet", retryable=True, retry_after_seconds=30),
+        BackendError("AuthorizationFailed", "no access", retryable=False),
+    ]
+    result = host(plan(provision_max_attempts=3)).run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error == "provisioning_failed: AuthorizationFailed: no access"
+    assert [c.name for c in result.activity_calls][:2] == [CREATE, CREATE]
+
+
 def test_backoff_is_capped(host, backend):
     backend.create_errors = [BackendError("ServiceUnavailable", "no capacity", retryable=True)] * 5
     result = host(plan(provision_max_attempts=6, provision_backoff_seconds=100)).run()

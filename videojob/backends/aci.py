@@ -209,7 +209,9 @@ def failure_of(error: AzureError, age_seconds: float | None = None) -> ArmFailur
 
 def backend_error(error: AzureError, operation: str, name: str, age_seconds: float | None = None) -> BackendError:
     f = failure_of(error, age_seconds)
-    return BackendError(f.code, f"{operation} {name}: {f.message}", retryable=f.retryable)
+    return BackendError(
+        f.code, f"{operation} {name}: {f.message}", retryable=f.retryable, retry_after_seconds=f.retry_after_seconds
+    )
 
 
 def is_group_missing(error: ResourceNotFoundError) -> bool:

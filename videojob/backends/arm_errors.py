@@ -17,7 +17,9 @@ Choices worth knowing:
 - `AuthorizationFailed` / `LinkedAuthorizationFailed` right after a deployment are usually role
   assignments still propagating ("If access was recently granted, please refresh your
   credentials"): retryable while the attempt is younger than `AUTHORIZATION_PROPAGATION_SECONDS`
-  (the caller passes its age), permanent after that or when no age is known.
+  (the caller passes its age), permanent after that or when no age is known. Within the window
+  they mean "not now" (`retry_after_seconds`): the orchestrator waits and tries again without
+  counting a failed try, so its few provisioning tries are not spent before the roles arrive.
 - Every code listed here appears in Azure's own material (the REST API specs and their examples,
   the SDKs, the Container Instances troubleshooting pages); none is guessed.
 """
@@ -41,6 +43,8 @@ AUTHORIZATION_PROPAGATION_CODES: frozenset[str] = frozenset({"AuthorizationFaile
 AUTHORIZATION_PROPAGATION_SECONDS = 300
 """How long after an attempt began a refused authorization is still taken for a role assignment
 that has not propagated yet (ARM documents minutes; Azure's own ARO installer retries for ten)."""
+AUTHORIZATION_RETRY_AFTER_SECONDS = 30
+"""The pause before asking again while a refused authorization may still be propagating."""
 
 PERMANENT_CODES: frozenset[str] = frozenset(
     {
@@ -100,6 +104,7 @@ class ArmFailure:
     code: str
     message: str
     retryable: bool
+    retry_after_seconds: float | None = None
 
 
 def is_quota(code: str, message: str) -> bool:
@@ -152,8 +157,12 @@ def classify_arm_error(
     text = short_message(message)
     if code == "ResourceGroupNotFound":
         text = short_message(f"configuration: {text or 'the resource group does not exist'} (check ACI_RESOURCE_GROUP)")
+    retryable = is_retryable(status, code, text, age_seconds)
     return ArmFailure(
         code=code or fallback_code(status),
         message=text or "no message",
-        retryable=is_retryable(status, code, text, age_seconds),
+        retryable=retryable,
+        retry_after_seconds=(
+            AUTHORIZATION_RETRY_AFTER_SECONDS if retryable and code in AUTHORIZATION_PROPAGATION_CODES else None
+        ),
     )

@@ -25,13 +25,16 @@ ACTIVE_STATES: tuple[str, ...] = (PENDING, RUNNING)
 
 
 class BackendError(Exception):
-    """A classified backend failure. `retryable` says whether trying again may help."""
+    """A classified backend failure. `retryable` says whether trying again may help;
+    `retry_after_seconds`, when set, that the failure means "not now" (a role assignment still
+    propagating): wait that long and try again, without counting it as a failed try."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool):
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retry_after_seconds = retry_after_seconds if retryable else None
 
 
 @dataclass(frozen=True)
