@@ -1,9 +1,10 @@
 """The Durable engine: orchestration episodes, activities and timers over the SQLite store.
 
 Runs on the server's asyncio loop. Episodes of one instance run one after another (the inbox
-is drained per episode); different instances run in parallel. Orchestrator code runs in a
-thread through the SDK's handle; activities run for real in a thread pool; timers are armed on
-the loop at their `FireAt` on the real clock and persisted, so a restart fires overdue ones.
+is drained per episode); different instances run in parallel. Each episode is `episode.decide`
+(the core the replay test harness drives too), run in a thread; activities run for real in a
+thread pool; timers are armed on the loop at their `FireAt` on the real clock and persisted, so
+a restart fires overdue ones. A ContinueAsNew starts the instance's next execution at once.
 
 Sub-orchestrations run as instances of their own (see `store`): the parent's episode creates
 them, their end queues `SubOrchestrationInstanceCompleted` / `...Failed` for the parent, which
@@ -16,20 +17,18 @@ the sweeper removes the container groups of whatever ended.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from . import history as H
-from .actions import ReplayError, plan_actions
+from .episode import CONTINUED_AS_NEW, Decision, decide
 from .functions import FunctionIndex, run_activity, run_orchestrator
 from .store import (
-    COMPLETED,
-    FAILED,
     RUNNING,
     EpisodeResult,
     Instance,
@@ -41,9 +40,6 @@ from .store import (
 )
 
 log = logging.getLogger("devhost.engine")
-
-MAX_SHORT_TIMER = "6.00:00:00"
-LONG_TIMER_INTERVAL = "3.00:00:00"
 
 
 def utcnow() -> datetime:
@@ -163,11 +159,11 @@ class Engine:
             "input": inst.input if show_input else None,
             "customStatus": inst.custom_status,
             "output": inst.output,
-            "createdTime": inst.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastUpdatedTime": inst.updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "createdTime": inst.created.strftime(H.STATUS_TIME_FORMAT),
+            "lastUpdatedTime": inst.updated.strftime(H.STATUS_TIME_FORMAT),
         }
         if show_history:
-            body["historyEvents"] = history_for_status(self.store.history(inst.id), show_history_output)
+            body["historyEvents"] = H.history_for_status(self.store.history(inst.id), show_history_output)
         return body
 
     # -- episodes -----------------------------------------------------------------------------
@@ -205,27 +201,34 @@ class Engine:
         if not inbox:
             return
         now = self.clock()
-        past = self.store.history(instance_id)
-        new = [H.orchestrator_started(now)] + [event for _, event in inbox]
-        full = H.with_played_flags(past + new)
-        consumed = tuple(seq for seq, _ in inbox)
         orchestrator = self.index.orchestrators.get(inst.name)
-        if orchestrator is None:
-            result = self._failed(inst, consumed, new, now, f"the orchestrator function '{inst.name}' is not loaded")
-        else:
-            context = {
-                "history": full,
-                "input": H.input_text(inst.input),
-                "instanceId": instance_id,
-                "isReplaying": bool(past),
-                "parentInstanceId": self.store.parent_of(instance_id),
-                "upperSchemaVersion": 1,
-                "upperSchemaVersionNew": 2,
-                "maximumShortTimerDuration": MAX_SHORT_TIMER,
-                "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
-            }
-            outcome = await asyncio.to_thread(run_orchestrator, orchestrator, json.dumps(context))
-            result = self._result(inst, consumed, past, new, now, outcome.state, outcome.error)
+        decision = await asyncio.to_thread(
+            decide,
+            instance_id=instance_id,
+            name=inst.name,
+            past=self.store.history(instance_id),
+            new=H.new_events(now, [event for _, event in inbox]),
+            now=now,
+            invoke=partial(run_orchestrator, orchestrator) if orchestrator else None,
+            previous_custom_status=inst.custom_status,
+            parent_id=self.store.parent_of(instance_id),
+        )
+        consumed = tuple(seq for seq, _ in inbox)
+        if decision.nondeterminism:
+            log.error("instance %s does not replay: %s", instance_id, decision.nondeterminism)
+        if decision.exception is not None:
+            log.error("the orchestrator of %s raised outside the SDK", instance_id, exc_info=decision.exception)
+        if decision.status == CONTINUED_AS_NEW:
+            self._continue_as_new(instance_id, consumed, decision, now)
+            return
+        result = EpisodeResult(
+            consumed, decision.appended, decision.status, decision.output, decision.custom_status,
+            activities=tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities),
+            timers=tuple(PendingTimer(instance_id, t.timer_id, t.fire_at) for t in decision.timers),
+            children=tuple(
+                PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input) for c in decision.children
+            ),
+        )
         if not self.store.commit_episode(instance_id, result, now):
             return
         if result.status != RUNNING:
@@ -238,45 +241,24 @@ class Engine:
             self.kick(child.instance_id)
         if result.children:
             self.kick(instance_id)  # a child refused (its id is taken) answers in our own inbox
-        for tid in result.cancelled_timer_ids:
-            handle = self._timers.pop((instance_id, tid), None)
-            if handle:
-                handle.cancel()
+        # Cancelled timers stay armed: they fire, and the SDK ignores them (see `Decision.timers`).
         for t in result.timers:
             self._arm(t)
         for a in result.activities:
             self._start_activity(a)
 
-    def _failed(self, inst: Instance, consumed: tuple[int, ...], new: list[dict[str, Any]], now: datetime,
-                error: str) -> EpisodeResult:
-        output = f"Orchestrator function '{inst.name}' failed: {error}"
-        appended = (*new, H.orchestrator_completed(now), H.execution_completed(now, FAILED, output))
-        return EpisodeResult(consumed, appended, FAILED, output, inst.custom_status)
-
-    def _result(self, inst: Instance, consumed: tuple[int, ...], past: list[dict[str, Any]],
-                new: list[dict[str, Any]], now: datetime, state: dict[str, Any], error: str | None) -> EpisodeResult:
-        custom = state.get("customStatus", inst.custom_status)
-        inst = Instance(inst.id, inst.name, inst.status, inst.input, inst.output, custom, inst.created, inst.updated)
-        if error is not None:
-            return self._failed(inst, consumed, new, now, error)
-        if state.get("isDone"):
-            output = state.get("output")
-            appended = (*new, H.orchestrator_completed(now), H.execution_completed(now, COMPLETED, output))
-            return EpisodeResult(consumed, appended, COMPLETED, output, custom)
-        try:
-            plan = plan_actions(state.get("actions") or [], past + new, now, inst.id)
-        except ReplayError as e:
-            return self._failed(inst, consumed, new, now, str(e))
-        appended = (*new, *plan.history_events(now), H.orchestrator_completed(now))
-        return EpisodeResult(
-            consumed, appended, RUNNING, None, custom,
-            activities=tuple(PendingActivity(inst.id, a.task_id, a.name, a.input) for a in plan.activities),
-            timers=tuple(PendingTimer(inst.id, t.timer_id, t.fire_at) for t in plan.timers if not t.cancelled),
-            cancelled_timer_ids=frozenset(plan.cancelled_timer_ids),
-            children=tuple(
-                PendingChild(inst.id, c.task_id, c.instance_id, c.name, c.input) for c in plan.sub_orchestrations
-            ),
-        )
+    def _continue_as_new(self, instance_id: str, consumed: tuple[int, ...], decision: Decision, now: datetime) -> None:
+        """A new execution of the instance: the old one's timers, activities and unconsumed
+        results are dropped, its children left to run alone (see `episode`)."""
+        assert decision.next_execution is not None
+        if decision.activities or decision.timers or decision.children:
+            log.warning("instance %s continued as new: the work its last episode scheduled is dropped", instance_id)
+        if not self.store.continue_as_new(instance_id, consumed, decision.next_execution,
+                                          decision.custom_status, now):
+            return
+        log.info("instance %s continued as new", instance_id)
+        self._disarm_instance(instance_id)
+        self.kick(instance_id)
 
     def _kick_parent(self, instance_id: str) -> None:
         parent = self.store.parent_of(instance_id)
@@ -323,70 +305,3 @@ class Engine:
     def _disarm_instance(self, instance_id: str) -> None:
         for key in [k for k in self._timers if k[0] == instance_id]:
             self._timers.pop(key).cancel()
-
-
-_EVENT_NAMES = {
-    H.EXECUTION_STARTED: "ExecutionStarted",
-    H.EXECUTION_COMPLETED: "ExecutionCompleted",
-    H.EXECUTION_TERMINATED: "ExecutionTerminated",
-    H.TASK_COMPLETED: "TaskCompleted",
-    H.TASK_FAILED: "TaskFailed",
-    H.SUB_ORCHESTRATION_CREATED: "SubOrchestrationInstanceCreated",
-    H.SUB_ORCHESTRATION_COMPLETED: "SubOrchestrationInstanceCompleted",
-    H.SUB_ORCHESTRATION_FAILED: "SubOrchestrationInstanceFailed",
-    H.TIMER_CREATED: "TimerCreated",
-    H.TIMER_FIRED: "TimerFired",
-    H.EVENT_RAISED: "EventRaised",
-}
-
-
-_COMPLETIONS = (H.TASK_COMPLETED, H.TASK_FAILED, H.SUB_ORCHESTRATION_COMPLETED, H.SUB_ORCHESTRATION_FAILED)
-
-
-def history_for_status(history: list[dict[str, Any]], show_output: bool) -> list[dict[str, Any]]:
-    """`historyEvents` as the status API shows them: named event types, no episode delimiters,
-    completions carrying the function name (outputs only with showHistoryOutput)."""
-    kinds = (H.TASK_SCHEDULED, H.SUB_ORCHESTRATION_CREATED)
-    scheduled = {e["EventId"]: e for e in history if e["EventType"] in kinds}
-    out: list[dict[str, Any]] = []
-    for e in history:
-        name = _EVENT_NAMES.get(e["EventType"])
-        if name is None:
-            continue
-        item: dict[str, Any] = {"EventType": name, "Timestamp": e["Timestamp"]}
-        if e["EventType"] in _COMPLETIONS:
-            origin = scheduled.get(e["TaskScheduledId"], {})
-            item["FunctionName"] = origin.get("Name")
-            item["ScheduledTime"] = origin.get("Timestamp")
-            if origin.get("InstanceId"):
-                item["InstanceId"] = origin["InstanceId"]
-            if e["EventType"] in (H.TASK_FAILED, H.SUB_ORCHESTRATION_FAILED):
-                item["Reason"] = e.get("Reason")
-            elif show_output:
-                item["Result"] = _maybe_json(e.get("Result"))
-        elif e["EventType"] == H.SUB_ORCHESTRATION_CREATED:
-            item["FunctionName"] = e.get("Name")
-            item["InstanceId"] = e.get("InstanceId")
-            if show_output:
-                item["Input"] = _maybe_json(e.get("Input"))
-        elif e["EventType"] in (H.EXECUTION_STARTED, H.EVENT_RAISED):
-            item["Name" if e["EventType"] == H.EVENT_RAISED else "FunctionName"] = e.get("Name")
-            if show_output:
-                item["Input"] = _maybe_json(e.get("Input"))
-        elif e["EventType"] in (H.TIMER_CREATED, H.TIMER_FIRED):
-            item["FireAt"] = e.get("FireAt")
-        elif e["EventType"] == H.EXECUTION_COMPLETED:
-            item["OrchestrationStatus"] = e.get("OrchestrationStatus")
-            if show_output:
-                item["Result"] = _maybe_json(e.get("Result"))
-        out.append(item)
-    return out
-
-
-def _maybe_json(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text

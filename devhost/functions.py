@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.durable_functions.constants import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter, OrchestrationTriggerConverter
 from azure.functions.timer import TimerRequest
@@ -110,9 +111,9 @@ def load_index(module_name: str = "function_app", route_prefix: str = "api") -> 
             http.append(HttpFunction(name, full, methods, level, trigger["name"], client, user))
         elif kind == "timerTrigger":
             timers.append(TimerFunction(name, trigger["schedule"], trigger["name"], client, user))
-        elif kind == "activityTrigger":
+        elif kind == ACTIVITY_TRIGGER:
             activities[name] = Activity(name, trigger["name"], user)
-        elif kind == "orchestrationTrigger":
+        elif kind == ORCHESTRATION_TRIGGER:
             orchestrators[name] = Orchestrator(name, trigger["name"], user)
     return FunctionIndex(tuple(http), tuple(timers), activities, orchestrators)
 
@@ -152,10 +153,35 @@ async def invoke_timer(f: TimerFunction, past_due: bool, client_binding: str) ->
     await _call(f.user_function, kwargs)
 
 
+def _trigger_name(function: Any, trigger_type: str) -> str:
+    return next(b.name for b in function.get_bindings() if b.type == trigger_type)
+
+
+def orchestrator_from_builder(builder: Any) -> Orchestrator:
+    """An orchestrator declared with a decorator (`FunctionBuilder`), outside an indexed app."""
+    function = builder.build()
+    return Orchestrator(function.get_function_name(), _trigger_name(function, ORCHESTRATION_TRIGGER),
+                        function.get_user_function())
+
+
+def activity_from_builder(builder: Any) -> Activity:
+    """An activity declared with a decorator (`FunctionBuilder`), outside an indexed app."""
+    function = builder.build()
+    return Activity(function.get_function_name(), _trigger_name(function, ACTIVITY_TRIGGER),
+                    function.get_user_function())
+
+
 @dataclass(frozen=True)
 class OrchestratorOutcome:
     state: dict[str, Any]
+    """The SDK's answer; without `schemaVersion` when the SDK gave none (see `exception`)."""
     error: str | None
+    exception: Exception | None = None
+    """What the handle raised outside the SDK's failure protocol (a bug below the orchestrator)."""
+
+    @property
+    def answered(self) -> bool:
+        return "schemaVersion" in self.state
 
 
 def run_orchestrator(o: Orchestrator, context_json: str) -> OrchestratorOutcome:
@@ -167,7 +193,7 @@ def run_orchestrator(o: Orchestrator, context_json: str) -> OrchestratorOutcome:
         message = str(e)
         head, marker, tail = message.partition(OUT_OF_PROC_MARKER)
         if not marker:
-            return OrchestratorOutcome({"isDone": False, "actions": []}, f"{type(e).__name__}: {message}")
+            return OrchestratorOutcome({"isDone": False, "actions": []}, f"{type(e).__name__}: {message}", e)
         state = json.loads(tail)
         return OrchestratorOutcome(state, state.get("error") or head.strip())
     return OrchestratorOutcome(json.loads(encoded.value), None)
@@ -184,19 +210,33 @@ class ActivityOutcome:
         return self.reason is not None
 
 
+def call_activity(a: Activity, input_text: str | None) -> str | None:
+    """Run an activity as the worker does (input decoded, result encoded by the library's
+    converters); raises what the activity raises. Blocking: call it from a worker thread."""
+    datum = meta.Datum(type="json", value=input_text or "null")
+    value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
+    kwargs = {a.trigger_name: value} | _context_kwargs(a.user_function, a.name, {a.trigger_name: value})
+    result = a.user_function(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return ActivityTriggerConverter.encode(result, expected_type=None).value
+
+
+def activity_failure(name: str, exc: BaseException) -> tuple[str, str]:
+    """`TaskFailed`'s Reason and Details for an activity that raised (the SDK hands the
+    orchestrator `Exception(f"{Reason} \\n {Details}")`)."""
+    message = str(exc)[:2000]
+    details = json.dumps({"type": type(exc).__name__, "message": message})
+    return f"Activity function '{name}' failed: {message}", details
+
+
 def run_activity(a: Activity, input_text: str | None) -> ActivityOutcome:
-    """Run an activity (blocking; call it from a worker thread) and encode its result."""
+    """Run an activity (blocking; call it from a worker thread) and encode its result or failure."""
     try:
-        datum = meta.Datum(type="json", value=input_text or "null")
-        value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
-        kwargs = {a.trigger_name: value} | _context_kwargs(a.user_function, a.name, {a.trigger_name: value})
-        result = a.user_function(**kwargs)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
-        return ActivityOutcome(result=ActivityTriggerConverter.encode(result, expected_type=None).value)
+        return ActivityOutcome(result=call_activity(a, input_text))
     except Exception as e:
-        details = json.dumps({"type": type(e).__name__, "message": str(e)[:2000]})
-        return ActivityOutcome(reason=f"Activity function '{a.name}' failed: {str(e)[:2000]}", details=details)
+        reason, details = activity_failure(a.name, e)
+        return ActivityOutcome(reason=reason, details=details)
 
 
 async def _await(awaitable: Any) -> Any:

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from azure.durable_functions.models.history import HistoryEventType
+
 from . import history as H
 
 PENDING, RUNNING, COMPLETED, FAILED, TERMINATED = "Pending", "Running", "Completed", "Failed", "Terminated"
@@ -416,6 +418,33 @@ class Store:
             db.executemany(
                 "DELETE FROM timers WHERE instance_id=? AND timer_id=?",
                 [(instance_id, tid) for tid in result.cancelled_timer_ids],
+            )
+        return True
+
+    def continue_as_new(self, instance_id: str, consumed: Iterable[int], started: dict[str, Any],
+                        custom_status: Any, now: datetime) -> bool:
+        """Start the instance's next execution (ContinueAsNew), unless it was terminated or purged
+        meanwhile: a fresh history whose first event is `started`; the custom status carries over.
+        Events the old execution consumed go with its history; of the ones that arrived during
+        its last episode, raised events reach the new execution and task results are dropped (they
+        answer the old one). Its timers and activities go, and its children are no longer its
+        own: they run to their end, their outcome dropped (DTFx drops it too: it names the old
+        execution)."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATUSES:
+                return False
+            db.executemany("DELETE FROM inbox WHERE seq=?", [(seq,) for seq in consumed])
+            rows = db.execute("SELECT seq, event FROM inbox WHERE instance_id=?", (instance_id,)).fetchall()
+            stale = [(seq,) for seq, event in rows if json.loads(event)["EventType"] != HistoryEventType.EVENT_RAISED]
+            db.executemany("DELETE FROM inbox WHERE seq=?", stale)
+            for table in ("history", "timers", "activities"):
+                db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
+            db.execute("DELETE FROM parents WHERE parent_id=?", (instance_id,))
+            db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(started)))
+            db.execute(
+                "UPDATE instances SET status=?, input=?, output=NULL, custom_status=?, updated=? WHERE id=?",
+                (RUNNING, _dump(started["Input"]), _dump(custom_status), H.format_timestamp(now), instance_id),
             )
         return True
 

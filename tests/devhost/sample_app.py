@@ -2,6 +2,7 @@
 
 import json
 import os
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -100,6 +101,28 @@ def retrying_parent(context: df.DurableOrchestrationContext):
 def flaky_child(context: df.DurableOrchestrationContext):
     result = yield context.call_activity("flaky", context.get_input())
     return result
+
+
+@app.orchestration_trigger(context_name="context")
+def generations(context: df.DurableOrchestrationContext):
+    """Generation 1 sets a custom status, waits for Go and continues as new; generation 2 waits
+    for Later and returns both payloads."""
+    args = context.get_input()
+    if args["generation"] == 1:
+        context.set_custom_status({"set_by": 1})
+        go = yield context.wait_for_external_event("Go")
+        context.continue_as_new({"generation": 2, "go": go})
+        return None
+    later = yield context.wait_for_external_event("Later")
+    return {"go": args["go"], "later": later}
+
+
+@app.orchestration_trigger(context_name="context")
+def drifting(context: df.DurableOrchestrationContext):
+    """Wrong on purpose: the activity's input differs in every replay."""
+    first = yield context.call_activity("echo", {"nonce": uuid.uuid4().hex})
+    second = yield context.call_activity("echo", first)
+    return second
 
 
 @app.activity_trigger(input_name="payload")

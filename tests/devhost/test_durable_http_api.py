@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 
 from devhost.store import Store
 from tests.devhost.conftest import SampleHost
@@ -18,7 +19,7 @@ from tests.e2e.harness import Job, http
 
 WEBHOOK = "/runtime/webhooks/durabletask"
 RPC = "/durabletask"
-SDK_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the Python client writes createdTimeFrom/To
+SDK_TIME_FORMAT = DATETIME_STRING_FORMAT  # how the Python client writes createdTimeFrom/To
 
 
 def start(sample: SampleHost, name: str, body: object = None) -> Job:
@@ -251,3 +252,33 @@ def test_unknown_operations_are_404_and_purging_an_active_instance_is_refused(sa
     assert http("DELETE", one)[0] == 412
     assert http("POST", f"{one}/Terminate?reason=done")[0] == 202
     assert http("DELETE", one) == (200, {"instancesDeleted": 1})
+
+
+def test_continue_as_new_keeps_the_instance_and_its_custom_status_and_starts_a_fresh_history(sample: SampleHost):
+    job = start(sample, "generations", {"generation": 1})
+    job.wait(lambda b: b["customStatus"] == {"set_by": 1}, timeout=20)
+    raise_url = job.links["sendEventPostUri"]
+
+    # Generation 1 never waits for Later: unprocessed when it continues as new, so discarded.
+    assert http("POST", raise_url.replace("{eventName}", "Later"), {"n": 1})[0] == 202
+    assert http("POST", raise_url.replace("{eventName}", "Go"), {"n": 1})[0] == 202
+    second = job.wait(lambda b: json.loads(b["input"])["generation"] == 2, timeout=20)
+    assert http("POST", raise_url.replace("{eventName}", "Later"), {"n": 2})[0] == 202
+    done = job.wait_done(timeout=20)
+    _, full = http("GET", f"{job.links['statusQueryGetUri']}&showHistory=true&showHistoryOutput=true")
+
+    assert second["runtimeStatus"] == "Running" and second["customStatus"] == {"set_by": 1}
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"] == {"go": {"n": 1}, "later": {"n": 2}}
+    kinds = [e["EventType"] for e in full["historyEvents"]]
+    assert kinds == ["ExecutionStarted", "EventRaised", "ExecutionCompleted"]
+    assert full["historyEvents"][0]["Input"] == {"generation": 2, "go": {"n": 1}}
+
+
+def test_a_replay_that_schedules_an_activity_with_another_input_fails_the_instance(sample: SampleHost):
+    job = start(sample, "drifting")
+
+    done = job.wait_done(timeout=20)
+
+    assert done["runtimeStatus"] == "Failed"
+    assert "Non-Deterministic workflow detected" in done["output"] and "input" in done["output"]

@@ -9,7 +9,7 @@ import pytest
 
 from devhost import config
 from devhost import history as H
-from devhost.actions import ReplayError, plan_actions
+from devhost.actions import NonDeterminismError, ReplayError, plan_actions
 from devhost.routes import match_route
 from devhost.schedule import ScheduleError, parse_schedule, resolve_setting_reference
 
@@ -62,7 +62,7 @@ def test_only_actions_without_a_history_entry_are_new_work():
     assert [(t.timer_id, t.fire_at) for t in plan.timers] == [(1, T0 + timedelta(5))]
 
 
-def test_a_cancelled_timer_is_recorded_and_reported_for_disarming():
+def test_a_cancelled_timer_is_recorded_and_reported():
     history = [H.timer_created(T0, 0, T0 + timedelta(seconds=5))]
 
     plan = plan_actions([[timer(T0 + timedelta(seconds=5), cancelled=True), activity("next")]], history, T0)
@@ -87,6 +87,36 @@ def test_a_retried_activity_gets_a_retry_timer_then_a_new_attempt():
 def test_a_history_that_does_not_match_the_code_is_a_replay_error():
     with pytest.raises(ReplayError, match="non-deterministic"):
         plan_actions([[activity("other")]], [H.task_scheduled(T0, 0, "create", None)], T0)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "replayed", "differs"),
+    [
+        ([H.task_scheduled(T0, 0, "create", '{"n": 1}')], activity("create", {"n": 2}), "input"),
+        ([H.timer_created(T0, 0, T0 + timedelta(seconds=5))], timer(T0 + timedelta(seconds=6)), "fireAt"),
+        ([H.sub_orchestration_created(T0, 0, "child", "kid-1", "null")],
+         {"actionType": 2, "functionName": "child", "input": "null", "instanceId": "kid-2"}, "instance id"),
+    ],
+)
+def test_a_replay_with_another_input_fire_time_or_child_id_is_non_deterministic(recorded, replayed, differs):
+    with pytest.raises(NonDeterminismError, match=differs):
+        plan_actions([[replayed]], recorded, T0, "parent-1")
+
+    assert plan_actions([[replayed]], recorded, T0, "parent-1", strict=False).activities == []
+
+
+def test_a_replay_that_schedules_fewer_tasks_than_the_history_holds_is_non_deterministic():
+    history = [H.task_scheduled(T0, 0, "create", "null"), H.task_scheduled(T0, 1, "inspect", "null")]
+
+    with pytest.raises(NonDeterminismError, match="task 1"):
+        plan_actions([[activity("create")]], history, T0)
+
+
+def test_continue_as_new_is_reported_with_the_next_input():
+    plan = plan_actions([[activity("create"), {"actionType": 4, "input": '{"n": 2}'}]], [], T0)
+
+    assert plan.continues_as_new and plan.next_input == '{"n": 2}'
+    assert [a.name for a in plan.activities] == ["create"]
 
 
 def test_is_played_marks_events_before_the_current_episode():

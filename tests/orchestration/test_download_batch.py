@@ -13,19 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from azure.durable_functions.models.history import HistoryEventType
 
 from orchestrators import download_batch, download_job
 from tests.orchestration.conftest import BLOB, T0, at, plan, run_activity
 from tests.orchestration.fakes import FakeBackend
-from tests.support.replay import (
-    SUB_ORCHESTRATION_COMPLETED,
-    SUB_ORCHESTRATION_CREATED,
-    SUB_ORCHESTRATION_FAILED,
-    ChildOutcome,
-    ReplayHost,
-    RunResult,
-    SubOrchestrationCall,
-)
+from tests.support.replay import ChildOutcome, ReplayHost, RunResult, SubOrchestrationCall
 from videojob.batching import CUSTOM_STATUS_LIMIT_BYTES, MAX_OUTPUT_BYTES, custom_status_bytes, output_bytes
 from videojob.contract import BatchPlan, DownloadRequest, JobPlan
 
@@ -100,9 +93,10 @@ def alive_children_per_prefix(history: list[dict[str, Any]]) -> list[int]:
     """After each history event: children created and not yet ended."""
     alive, out = 0, []
     for e in history:
-        if e["EventType"] == SUB_ORCHESTRATION_CREATED:
+        if e["EventType"] == HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED:
             alive += 1
-        elif e["EventType"] in (SUB_ORCHESTRATION_COMPLETED, SUB_ORCHESTRATION_FAILED):
+        elif e["EventType"] in (HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
+                                HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED):
             alive -= 1
         out.append(alive)
     return out

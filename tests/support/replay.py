@@ -1,22 +1,15 @@
-"""A replay harness: plays the Durable extension's part for one orchestration instance, offline.
+"""A replay harness: the devhost's episode core (devhost/episode.py) driven on a simulated clock.
 
-It drives an orchestrator through the SDK's own entry point, the way the Python worker does
-(`FunctionBuilder.build().get_user_function()`, the context JSON decoded by the library's
-`OrchestrationTriggerConverter`), with histories shaped like the extension's: replay schema V3
-(`upperSchemaVersion` + `upperSchemaVersionNew`), `OrchestratorStarted` / `OrchestratorCompleted`
-episodes, `IsPlayed`, one sequence counter shared by activities and timers, `%Y-%m-%dT%H:%M:%S.%fZ`
-timestamps.
-
-After each episode it reads the returned actions, checks that the ones already in the history
-come back in the same order with the same names, inputs and fire times (the determinism check
-the real host makes), appends `TaskScheduled` / `TimerCreated` for the new ones and schedules
-their completions on a simulated clock: an activity completes `activity_seconds` later with what
-the `activities` callable returns (or fails with what it raises), a timer fires at its `fireAt`
-(a cancelled one too, as DTFx does), and events raised with `raise_event` arrive at their time.
-A sub-orchestration is recorded as `SubOrchestrationInstanceCreated` and ends as the
-`sub_orchestrations` callable says (a `ChildOutcome`: after how long, with what output or failure
-message), with `SubOrchestrationInstanceCompleted` / `...Failed` carrying its `TaskScheduledId`.
-Everything due at the same instant is delivered in one episode, in the order it was scheduled.
+Each episode is the devhost's: the same history events, context JSON, SDK entry point
+(`functions.run_orchestrator`), action planning and determinism check (strict: names, inputs,
+fire times and child instance ids must replay). What this module adds is the scripting around
+it: an activity completes `activity_seconds` after it was scheduled with what the `activities`
+callable returns (or fails with what it raises); a timer fires at its `fireAt` (a cancelled one
+too, as in Azure); events raised with `raise_event` arrive at their time; a sub-orchestration ends
+as the `sub_orchestrations` callable says (a `ChildOutcome`). Everything due at the same instant
+is delivered in one episode, in the order it was scheduled. A ContinueAsNew starts a new
+execution at the same instant, with a fresh history; what the old execution was still waiting for
+is dropped, events raised later reach the new one.
 """
 
 from __future__ import annotations
@@ -24,37 +17,30 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from azure.functions import meta
-from azure.functions.durable_functions import ActivityTriggerConverter, OrchestrationTriggerConverter
+from azure.durable_functions.models.history import HistoryEventType
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-OUT_OF_PROC_MARK = "$OutOfProcData$:"
+from devhost import history as H
+from devhost.actions import NewActivity, NewSubOrchestration, NewTimer, NonDeterminismError
+from devhost.episode import COMPLETED, CONTINUED_AS_NEW, FAILED, Decision, decide, failure_output
+from devhost.functions import (
+    activity_failure,
+    activity_from_builder,
+    call_activity,
+    orchestrator_from_builder,
+    run_orchestrator,
+)
 
-# History event types (DurableTask.Core.History.EventType).
-EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 0, 4, 5, 6
-SUB_ORCHESTRATION_CREATED, SUB_ORCHESTRATION_COMPLETED, SUB_ORCHESTRATION_FAILED = 7, 8, 9
-TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED, EVENT_RAISED = 10, 11, 12, 13, 15
-# Action types (azure.durable_functions.models.actions.ActionType).
-CALL_ACTIVITY, CREATE_TIMER, WAIT_FOR_EXTERNAL_EVENT, WHEN_ANY, WHEN_ALL = 0, 5, 6, 11, 12
-CALL_SUB_ORCHESTRATOR = 2
+__all__ = ["NonDeterminismError"]  # raised by `ReplayHost.run`; tests import it from here
 
-
-class NonDeterminismError(AssertionError):
-    """A replay scheduled something other than what the history recorded."""
-
-
-def format_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+# Names some tests build histories with (their owner is devhost.history).
+ORCHESTRATOR_STARTED = HistoryEventType.ORCHESTRATOR_STARTED
+format_time = H.format_timestamp
 
 
 def encode_event(payload: Any, encoding: str = "dict") -> str:
@@ -69,25 +55,6 @@ def encode_event(payload: Any, encoding: str = "dict") -> str:
     if encoding == "raw":
         return payload
     raise ValueError(encoding)
-
-
-@dataclass(frozen=True)
-class Scheduled:
-    """One activity, timer or sub-orchestration, as the determinism check compares them."""
-
-    kind: str  # "activity" | "timer" | "suborchestration"
-    name: str | None
-    input: str | None
-    fire_at: str | None
-    instance_id: str | None = None
-
-    @classmethod
-    def of(cls, action: dict[str, Any]) -> Scheduled:
-        if action["actionType"] == CALL_ACTIVITY:
-            return cls("activity", action["functionName"], action.get("input"), None)
-        if action["actionType"] == CALL_SUB_ORCHESTRATOR:
-            return cls("suborchestration", action["functionName"], action.get("input"), None, action.get("instanceId"))
-        return cls("timer", None, None, action["fireAt"])
 
 
 @dataclass
@@ -114,7 +81,7 @@ class ChildOutcome:
 class SubOrchestrationCall:
     seq: int
     name: str
-    instance_id: str | None
+    instance_id: str
     input: Any
     scheduled_at: datetime
     outcome: ChildOutcome | None = None
@@ -134,7 +101,7 @@ class TimerRecord:
 class Episode:
     at: datetime
     state: dict[str, Any]
-    new: list[Scheduled]
+    new: list[NewActivity | NewTimer | NewSubOrchestration]
 
 
 @dataclass
@@ -147,6 +114,7 @@ class RunResult:
     activity_calls: list[ActivityCall]
     timers: list[TimerRecord]
     history: list[dict[str, Any]]
+    """The last execution's."""
     finished_at: datetime
     sub_orchestration_calls: list[SubOrchestrationCall] = field(default_factory=list)
 
@@ -162,38 +130,26 @@ class RunResult:
         return [e.state.get("customStatus") for e in self.episodes]
 
 
-def flatten_actions(actions: list[Any]) -> list[dict[str, Any]]:
-    """Activities and timers in the order the SDK numbered them (compound actions expanded)."""
-    out: list[dict[str, Any]] = []
-
-    def walk(a: Any) -> None:
-        if isinstance(a, list):
-            for x in a:
-                walk(x)
-            return
-        kind = a["actionType"]
-        if kind in (WHEN_ANY, WHEN_ALL):
-            walk(a["compoundActions"])
-        elif kind in (CALL_ACTIVITY, CREATE_TIMER, CALL_SUB_ORCHESTRATOR):
-            out.append(a)
-        elif kind != WAIT_FOR_EXTERNAL_EVENT:
-            raise AssertionError(f"the harness does not simulate action type {kind}: {a}")
-
-    walk(actions)
-    return out
-
-
 def run_activity_function(builder: Any) -> Callable[[str], str]:
-    """Call a v2 activity like the worker: input JSON decoded by the library converter, result encoded."""
-    user_function = builder.build().get_user_function()
-    binding = next(b for b in builder.build().get_bindings() if b.type == "activityTrigger").name
+    """Call a v2 activity like the worker: input JSON decoded by the library converter, result
+    encoded; raises what the activity raises."""
+    return partial(call_activity, activity_from_builder(builder))
 
-    def call(input_json: str) -> str:
-        value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json), trigger_metadata=None)
-        result = user_function(**{binding: value})
-        return ActivityTriggerConverter.encode(result, expected_type=None).value
 
-    return call
+def _loaded(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+@dataclass(order=True)
+class _Due:
+    """Something the simulated extension delivers at `at`: an event, made when it is due."""
+
+    at: datetime
+    order: int
+    make: Callable[[], dict[str, Any]] = field(compare=False)
+    execution: int | None = field(default=None, compare=False)
+    """The execution it answers (None: any, like a raised event): an answer to an earlier
+    execution is dropped, as DTFx drops messages naming an old ExecutionId."""
 
 
 class ReplayHost:
@@ -209,25 +165,24 @@ class ReplayHost:
         name: str | None = None,
         sub_orchestrations: Callable[[SubOrchestrationCall], ChildOutcome] | None = None,
     ):
-        function = orchestrator.build()
-        self._handle = function.get_user_function()
-        self._binding = next(b for b in function.get_bindings() if b.type == "orchestrationTrigger").name
-        self.name = name or function.get_function_name()
+        self._orchestrator = orchestrator_from_builder(orchestrator)
+        self.name = name or self._orchestrator.name
         self.instance_id = instance_id
-        self.input = input
         self.start = start
         self.now = start
         self.activities = activities
         self.activity_seconds = activity_seconds
+        self.sub_orchestrations = sub_orchestrations
         self.history: list[dict[str, Any]] = []
-        self._scheduled: list[Scheduled] = []
-        self._queue: list[tuple[datetime, int, Callable[[], dict[str, Any] | None]]] = []
+        self.execution = 0
+        self._queue: list[_Due] = []
         self._order = itertools.count()
         self.activity_calls: list[ActivityCall] = []
-        self.sub_orchestrations = sub_orchestrations
         self.sub_orchestration_calls: list[SubOrchestrationCall] = []
-        self.timers: dict[int, TimerRecord] = {}
+        self.timers: dict[tuple[int, int], TimerRecord] = {}
         self.episodes: list[Episode] = []
+        self._custom_status: Any = None
+        self._started = H.execution_started(start, self.name, input)
 
     # --- scripting ---------------------------------------------------------------------------
 
@@ -237,166 +192,115 @@ class ReplayHost:
 
     def raise_event(self, seconds: float, payload: Any, *, name: str = "JobStatus", encoding: str = "dict") -> None:
         """Deliver an `EventRaised` `seconds` after the start."""
-        event = {"EventType": EVENT_RAISED, "EventId": -1, "Name": name, "Input": encode_event(payload, encoding)}
-        self._push(self.at(seconds), lambda: event)
+        at = self.at(seconds)
+        self._push(at, lambda: H.event_raised_text(at, name, encode_event(payload, encoding)))
 
     # --- the extension's loop ----------------------------------------------------------------
 
-    def _push(self, due: datetime, make: Callable[[], dict[str, Any] | None]) -> None:
-        heapq.heappush(self._queue, (due, next(self._order), make))
+    def _push(self, due: datetime, make: Callable[[], dict[str, Any]], execution: int | None = None) -> None:
+        heapq.heappush(self._queue, _Due(due, next(self._order), make, execution))
 
-    def _event(self, event: dict[str, Any], at: datetime) -> dict[str, Any]:
-        return {"IsPlayed": False, "Timestamp": format_time(at), **event}
-
-    def _context_json(self) -> str:
-        last_started = max(i for i, e in enumerate(self.history) if e["EventType"] == ORCHESTRATOR_STARTED)
-        history = [{**e, "IsPlayed": i < last_started} for i, e in enumerate(self.history)]
-        return json.dumps(
-            {
-                "history": history,
-                "input": json.dumps(self.input) if isinstance(self.input, dict) else self.input,
-                "instanceId": self.instance_id,
-                "isReplaying": last_started > 0,
-                "parentInstanceId": None,
-                "upperSchemaVersion": 1,
-                "upperSchemaVersionNew": 2,
-                "maximumShortTimerDuration": "6.00:00:00",
-                "longRunningTimerIntervalDuration": "3.00:00:00",
-            }
+    def _episode(self, delivered: list[dict[str, Any]]) -> Decision:
+        decision = decide(
+            instance_id=self.instance_id,
+            name=self.name,
+            past=self.history,
+            new=H.new_events(self.now, delivered),
+            now=self.now,
+            invoke=partial(run_orchestrator, self._orchestrator),
+            previous_custom_status=self._custom_status,
         )
+        if decision.nondeterminism:
+            raise NonDeterminismError(f"episode {len(self.episodes)}: {decision.nondeterminism}")
+        if decision.exception is not None:
+            raise decision.exception
+        self.history.extend(decision.appended)
+        self._custom_status = decision.custom_status
+        self.episodes.append(Episode(self.now, decision.state,
+                                     [*decision.activities, *decision.timers, *decision.children]))
+        for timer_id in decision.cancelled_timer_ids:
+            if (self.execution, timer_id) in self.timers:
+                self.timers[self.execution, timer_id].cancelled = True
+        if decision.status == CONTINUED_AS_NEW:
+            # DTFx sends none of the last episode's activities and timers.
+            assert decision.next_execution is not None
+            self.history, self.execution = [], self.execution + 1
+            started = decision.next_execution
+            self._push(self.now, lambda: started)
+            return decision
+        for activity in decision.activities:
+            self._schedule_activity(activity)
+        for timer in decision.timers:
+            self._schedule_timer(timer)
+        for child in decision.children:
+            self._start_child(child)
+        return decision
 
-    def _invoke(self) -> tuple[dict[str, Any], bool]:
-        context = OrchestrationTriggerConverter.decode(
-            meta.Datum(type="string", value=self._context_json()), trigger_metadata=None
-        )
-        try:
-            returned = self._handle(**{self._binding: context})
-        except Exception as e:  # the SDK reports a failed orchestration by raising
-            text = str(e)
-            if OUT_OF_PROC_MARK not in text:
-                raise
-            return json.loads(text.split(OUT_OF_PROC_MARK, 1)[1]), True
-        return json.loads(returned), False
+    def _schedule_activity(self, activity: NewActivity) -> None:
+        call = ActivityCall(activity.task_id, activity.name, _loaded(activity.input), self.now)
+        self.activity_calls.append(call)
 
-    def _episode(self, delivered: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        self.history.append(self._event({"EventType": ORCHESTRATOR_STARTED, "EventId": -1}, self.now))
-        if not self.episodes:
-            self.history.append(
-                self._event(
-                    {"EventType": EXECUTION_STARTED, "EventId": -1, "Name": self.name, "Version": "",
-                     "Input": json.dumps(self.input)},
-                    self.now,
-                )
-            )
-        self.history.extend(self._event(e, self.now) for e in delivered)
-        state, failed = self._invoke()
-        assert state.get("schemaVersion") == 2, "the SDK did not answer in replay schema V3"
+        def run() -> dict[str, Any]:
+            try:
+                result_json = self.activities(call.name, json.dumps(call.input))
+            except Exception as e:
+                call.error = str(e)
+                return H.task_failed(self.now, call.seq, *activity_failure(call.name, e))
+            call.result = json.loads(result_json)
+            return H.task_completed(self.now, call.seq, result_json)
 
-        actions = flatten_actions(state.get("actions", []))
-        wanted = [Scheduled.of(a) for a in actions]
-        for i, (old, new) in enumerate(zip(self._scheduled, wanted, strict=False)):
-            if old != new:
-                raise NonDeterminismError(f"episode {len(self.episodes)}: action {i} was {old}, now {new}")
-        if len(wanted) < len(self._scheduled):
-            raise NonDeterminismError(
-                f"episode {len(self.episodes)}: {len(self._scheduled)} actions recorded, replay made {len(wanted)}"
-            )
-        for seq, action in enumerate(actions):
-            if action["actionType"] == CREATE_TIMER and action.get("isCanceled") and seq in self.timers:
-                self.timers[seq].cancelled = True
-        new = wanted[len(self._scheduled) :]
-        for offset, action in enumerate(actions[len(self._scheduled) :]):
-            self._schedule(len(self._scheduled) + offset, action)
-        self._scheduled.extend(new)
-        self.history.append(self._event({"EventType": ORCHESTRATOR_COMPLETED, "EventId": -1}, self.now))
-        self.episodes.append(Episode(self.now, state, new))
-        return state, failed
+        self._push(self.now + timedelta(seconds=self.activity_seconds), run, self.execution)
 
-    def _schedule(self, seq: int, action: dict[str, Any]) -> None:
-        if action["actionType"] == CALL_ACTIVITY:
-            name, input_json = action["functionName"], action.get("input")
-            self.history.append(
-                self._event({"EventType": TASK_SCHEDULED, "EventId": seq, "Name": name, "Input": input_json}, self.now)
-            )
-            call = ActivityCall(seq, name, json.loads(input_json) if input_json else None, self.now)
-            self.activity_calls.append(call)
-            self._push(self.now + timedelta(seconds=self.activity_seconds), lambda: self._run_activity(call))
-        elif action["actionType"] == CALL_SUB_ORCHESTRATOR:
-            self._start_child(seq, action)
-        else:
-            fire_at = parse_time(action["fireAt"])
-            self.history.append(
-                self._event({"EventType": TIMER_CREATED, "EventId": seq, "FireAt": action["fireAt"]}, self.now)
-            )
-            record = TimerRecord(seq, self.now, fire_at, bool(action.get("isCanceled")))
-            self.timers[seq] = record
-            self._push(max(fire_at, self.now), lambda: self._fire(record, action["fireAt"]))
+    def _schedule_timer(self, timer: NewTimer) -> None:
+        record = TimerRecord(timer.timer_id, self.now, timer.fire_at, timer.cancelled)
+        self.timers[self.execution, timer.timer_id] = record
 
-    def _start_child(self, seq: int, action: dict[str, Any]) -> None:
-        name, input_json, instance_id = action["functionName"], action.get("input"), action.get("instanceId")
-        self.history.append(
-            self._event(
-                {"EventType": SUB_ORCHESTRATION_CREATED, "EventId": seq, "Name": name, "Input": input_json,
-                 "InstanceId": instance_id},
-                self.now,
-            )
-        )
-        call = SubOrchestrationCall(seq, name, instance_id, json.loads(input_json) if input_json else None, self.now)
+        def fire() -> dict[str, Any]:
+            record.fired = True
+            return H.timer_fired(self.now, record.seq, record.fire_at)
+
+        self._push(max(timer.fire_at, self.now), fire, self.execution)
+
+    def _start_child(self, child: NewSubOrchestration) -> None:
+        call = SubOrchestrationCall(child.task_id, child.name, child.instance_id, _loaded(child.input), self.now)
         self.sub_orchestration_calls.append(call)
         if self.sub_orchestrations is None:
-            raise AssertionError(f"a sub-orchestration {name!r} was scheduled, but the host simulates none")
-        call.outcome = self.sub_orchestrations(call)
-        self._push(self.now + timedelta(seconds=call.outcome.seconds), lambda: self._end_child(call))
+            raise AssertionError(f"a sub-orchestration {child.name!r} was scheduled, but the host simulates none")
+        outcome = call.outcome = self.sub_orchestrations(call)
 
-    def _end_child(self, call: SubOrchestrationCall) -> dict[str, Any]:
-        assert call.outcome is not None
-        call.finished_at = self.now
-        if call.outcome.failure is not None:
-            # The extension's reason for a failed out-of-process orchestrator.
-            return {"EventType": SUB_ORCHESTRATION_FAILED, "EventId": -1, "TaskScheduledId": call.seq,
-                    "Reason": f"Orchestrator function '{call.name}' failed: {call.outcome.failure}",
-                    "Details": None}
-        return {"EventType": SUB_ORCHESTRATION_COMPLETED, "EventId": -1, "TaskScheduledId": call.seq,
-                "Result": json.dumps(call.outcome.output)}
+        def end() -> dict[str, Any]:
+            call.finished_at = self.now
+            if outcome.failure is not None:
+                return H.child_outcome(self.now, call.seq, FAILED, failure_output(call.name, outcome.failure))
+            return H.child_outcome(self.now, call.seq, COMPLETED, outcome.output)
 
-    def _fire(self, record: TimerRecord, fire_at: str) -> dict[str, Any]:
-        record.fired = True
-        return {"EventType": TIMER_FIRED, "EventId": -1, "TimerId": record.seq, "FireAt": fire_at}
+        self._push(self.now + timedelta(seconds=outcome.seconds), end, self.execution)
 
-    def _run_activity(self, call: ActivityCall) -> dict[str, Any]:
-        try:
-            result_json = self.activities(call.name, json.dumps(call.input))
-        except Exception as e:
-            call.error = str(e)
-            return {
-                "EventType": TASK_FAILED,
-                "EventId": -1,
-                "TaskScheduledId": call.seq,
-                "Reason": str(e),
-                "Details": traceback.format_exc(limit=2),
-            }
-        call.result = json.loads(result_json)
-        return {"EventType": TASK_COMPLETED, "EventId": -1, "TaskScheduledId": call.seq, "Result": result_json}
+    def _due_now(self) -> list[dict[str, Any]]:
+        delivered = []
+        while self._queue and self._queue[0].at <= self.now:
+            due = heapq.heappop(self._queue)
+            if due.execution in (None, self.execution):
+                delivered.append(due.make())
+        return delivered
 
     def run(self, max_episodes: int = 2000) -> RunResult:
         """Play episodes until the orchestration completes, fails, or has nothing left to wait for."""
-        state, failed = self._episode([])
-        while not (state.get("isDone") or failed) and self._queue:
+        decision = self._episode([self._started])
+        while self._queue and decision.status not in (COMPLETED, FAILED):
             if len(self.episodes) >= max_episodes:
                 raise AssertionError(f"still running after {max_episodes} episodes")
-            due = self._queue[0][0]
-            self.now = max(self.now, due)
-            delivered = []
-            while self._queue and self._queue[0][0] <= self.now:
-                event = heapq.heappop(self._queue)[2]()
-                if event is not None:
-                    delivered.append(event)
-            state, failed = self._episode(delivered)
-        status = "Failed" if failed else "Completed" if state.get("isDone") else "Running"
+            self.now = max(self.now, self._queue[0].at)
+            delivered = self._due_now()
+            if delivered:
+                decision = self._episode(delivered)
+        state = decision.state
+        failed = decision.status == FAILED
         return RunResult(
-            status=status,
+            status=decision.status if decision.status in (COMPLETED, FAILED) else "Running",
             output=state.get("output"),
-            error=state.get("error"),
+            # The orchestrator's own message; the extension's text when the host failed it.
+            error=state.get("error") or (decision.output if failed else None),
             custom_status=state.get("customStatus"),
             episodes=self.episodes,
             activity_calls=self.activity_calls,
