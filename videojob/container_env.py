@@ -30,6 +30,7 @@ CALLBACK_TOKEN = "CALLBACK_TOKEN"  # noqa: S105 (a variable name; secure)
 ALLOWED_HOSTS = "ALLOWED_HOSTS"
 ALLOW_PRIVATE_ADDRESSES = "ALLOW_PRIVATE_ADDRESSES"
 PROGRESS_INTERVAL_SECONDS = "PROGRESS_INTERVAL_SECONDS"
+CONTAINER_MEMORY_MB = "CONTAINER_MEMORY_MB"  # the container's memory: the worker limits itself below it
 
 SECURE_NAMES: frozenset[str] = frozenset({OUTPUT_CONNECTION_STRING, CALLBACK_TOKEN})
 
@@ -60,6 +61,8 @@ class WorkerEnv:
     """Which attempt (container group) of the job this is; stamped on every event."""
     mode: str = "download"
     max_items: int | None = None
+    container_memory_mb: int | None = None
+    """The container's memory; the worker sets its own hard memory limit below it."""
 
     def __repr__(self) -> str:
         return f"WorkerEnv(job_id={self.job_id!r}, url={self.url!r}, format={self.format!r}, ...)"
@@ -73,6 +76,13 @@ def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int |
         return int(raw)
     except ValueError:
         raise WorkerEnvError(f"{name} must be a whole number") from None
+
+
+def _positive(env: Mapping[str, str], name: str) -> int | None:
+    value = _int(env, name)
+    if value is not None and value <= 0:
+        raise WorkerEnvError(f"{name} must be a positive whole number")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -123,4 +133,5 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         attempt=max(1, _int(env, JOB_ATTEMPT, 1)),  # type: ignore[type-var]
         mode=mode,
         max_items=max_items,
+        container_memory_mb=_positive(env, CONTAINER_MEMORY_MB),
     )

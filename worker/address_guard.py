@@ -122,6 +122,19 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     return _real_connect_ex(self, _checked_address(self, address))
 
 
+def is_trusted_peer(sock: socket.socket) -> bool:
+    """`sock` is connected to one of the armed policy's operator endpoints."""
+    state = _active
+    if state is None or sock.family not in _INET_FAMILIES:
+        return False
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return False
+    ip = str(ipaddress.ip_address(str(peer[0]).split("%", 1)[0]))
+    return (ip, int(peer[1])) in state.policy.trusted
+
+
 def install() -> None:
     """Put the guard on `socket.socket` (once per process). Inactive until `armed()`."""
     global _installed

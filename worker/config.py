@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from videojob.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
 from videojob.url_policy import UrlPolicy
+
+if TYPE_CHECKING:
+    from .downloader import DownloadTuning
 
 __all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
 
@@ -32,6 +36,21 @@ class Tuning:
     callback_backoff_max_seconds: float = 8.0
     cancel_grace_seconds: float = 5.0
     """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
+    in_memory_bytes: int = 32 * MiB
+    """Pages, API answers, playlists and manifests one job may read (see `traffic`)."""
+    max_fragments: int = 100_000
+    """Segments one playlist or manifest may describe."""
+
+    def download_tuning(self) -> DownloadTuning:
+        from .downloader import DownloadTuning  # yt-dlp is imported where it is used
+
+        return DownloadTuning(
+            concurrent_fragments=self.concurrent_fragments,
+            socket_timeout_seconds=self.socket_timeout_seconds,
+            retries=self.download_retries,
+            in_memory_bytes=self.in_memory_bytes,
+            max_fragments=self.max_fragments,
+        )
 
 
 @dataclass(frozen=True)

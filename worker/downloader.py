@@ -10,6 +10,11 @@ Decisions made here:
 - The byte cap is checked on every hook call, across all files of the job, against the bytes
   actually received (a missing or lying Content-Length changes nothing); an announced size
   over the cap stops the job before the transfer.
+- Pages, manifests and media share one traffic budget (`traffic`): bytes received at the
+  socket, bytes read into memory, segments per manifest. Once the byte cap or the budget is
+  hit, every socket read of the job fails, so concurrent fragment threads stop within one read.
+- ffmpeg and ffprobe, run by yt-dlp's postprocessors, read downloaded files only as the media
+  containers we expect (`media_guard`).
 - No playlists; live streams refused; bounded retries and a socket timeout.
 - A URL that names a media file skips yt-dlp's search through every site's URL pattern
   when no site extractor can claim it (`extractor_choice`).
@@ -32,9 +37,12 @@ from yt_dlp.postprocessor.common import PostProcessor
 
 from videojob.contract import ErrorCode, JobError
 
+from . import traffic
 from .errors import DownloadAborted, JobFailed, classify
 from .extractor_choice import choose_extractor
+from .media_guard import restrict_ytdlp_ffmpeg
 from .progress import ByteBudget
+from .traffic import TrafficBudget, bound_response, limits_for
 
 log = logging.getLogger("worker.download")
 
@@ -57,6 +65,10 @@ class DownloadTuning:
     concurrent_fragments: int = 4
     socket_timeout_seconds: float = 30.0
     retries: int = 3
+    in_memory_bytes: int = 32 * 1024 * 1024
+    """Pages, API answers, playlists and manifests of one job, together (YouTube needs about 10 MB)."""
+    max_fragments: int = 100_000
+    """Segments one playlist or manifest may describe (a 10-hour stream of 2 s segments has 18,000)."""
 
 
 @dataclass(frozen=True)
@@ -201,14 +213,22 @@ def refuse_ffmpeg_downloads() -> None:
 class BeforeDownloadCheckPP(PostProcessor):
     """Runs after format selection, before any byte is fetched: refuse what cannot succeed."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, max_fragments: int = DownloadTuning.max_fragments):
         super().__init__()
         self._max_bytes = max_bytes
+        self._max_fragments = max_fragments
 
     def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming", "post_live"):
             raise DownloadAborted(JobError(ErrorCode.UNSUPPORTED_URL, "live streams are not supported"))
         formats = info.get("requested_formats") or [info]
+        fragments = sum(len(f["fragments"]) for f in formats if isinstance(f.get("fragments"), (list, tuple)))
+        if fragments > self._max_fragments:
+            raise DownloadAborted(
+                JobError(
+                    ErrorCode.TOO_LARGE, f"the media has {fragments} segments, over the limit of {self._max_fragments}"
+                )
+            )
         sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
         if all(isinstance(s, (int, float)) and s > 0 for s in sizes) and sum(sizes) > self._max_bytes:
             raise DownloadAborted(
@@ -240,16 +260,30 @@ def check_hook_against_budget(status: Mapping[str, Any], budget: ByteBudget) -> 
                 raise too_large(budget.max_bytes, budget.total + announced - downloaded)
 
 
-def new_youtube_dl(params: dict[str, Any]) -> yt_dlp.YoutubeDL:
-    """A `YoutubeDL` with the same extractors, in the same order, as `YoutubeDL(params)` registers.
+class BoundedYoutubeDL(yt_dlp.YoutubeDL):
+    """Every response yt-dlp opens (pages, manifests, media) reads its body within `traffic`."""
+
+    traffic: TrafficBudget | None = None
+
+    def urlopen(self, req: Any) -> Any:
+        response = super().urlopen(req)
+        return bound_response(response, self.traffic) if self.traffic is not None else response
+
+
+def new_youtube_dl(params: dict[str, Any], budget: TrafficBudget | None = None) -> yt_dlp.YoutubeDL:
+    """A `YoutubeDL` with the same extractors, in the same order, as `YoutubeDL(params)` registers,
+    whose responses are read within `budget`.
 
     yt-dlp de-duplicates its ~1,750 extractor names through a list (quadratic: about 50 ms of
     CPU per job, on the job's critical path); the default set is already unique, so it is
     registered directly. A test compares the result with yt-dlp's own registration.
     """
     if "allowed_extractors" in params:
-        return yt_dlp.YoutubeDL(params)
-    ydl = yt_dlp.YoutubeDL(params, auto_init=False)
+        ydl = BoundedYoutubeDL(params)
+        ydl.traffic = budget
+        return ydl
+    ydl = BoundedYoutubeDL(params, auto_init=False)
+    ydl.traffic = budget
     by_name = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
     for ie in by_name.values():
         if ie._ENABLED:
@@ -262,30 +296,47 @@ class YtDlpDownloader:
         self._tuning = tuning or DownloadTuning()
         self.deno_path = find_deno()
         refuse_ffmpeg_downloads()
+        restrict_ytdlp_ffmpeg()
 
     def download(
         self, request: MediaRequest, workdir: Path, on_progress: ProgressCallback, on_phase: PhaseCallback
     ) -> DownloadedMedia:
+        tuning = self._tuning
         budget = ByteBudget(request.max_bytes)
+        traffic_budget = TrafficBudget(limits_for(request.max_bytes, tuning.in_memory_bytes, tuning.max_fragments))
         lock = threading.Lock()
 
         def progress_hook(status: dict[str, Any]) -> None:
             # Fragment downloads call this from several threads.
             with lock:
-                check_hook_against_budget(status, budget)
-                on_progress(dict(status, job_downloaded_bytes=budget.total))
+                if traffic_budget.exceeded is not None:
+                    raise DownloadAborted(traffic_budget.exceeded)
+                try:
+                    check_hook_against_budget(status, budget)
+                    on_progress(dict(status, job_downloaded_bytes=budget.total))
+                except DownloadAborted as e:
+                    # Every other thread's next socket read fails too: no fragment queued
+                    # behind this one downloads anything more.
+                    traffic_budget.stop(e.error)
+                    raise
+
+        def retry_sleep(n: int) -> float:
+            return 0.0 if traffic_budget.exceeded is not None else _retry_sleep(n)
 
         def postprocessor_hook(status: dict[str, Any]) -> None:
             # Our own before-download check is not processing; everything after the download is.
             if status.get("status") == "started" and status.get("postprocessor") != BeforeDownloadCheckPP.pp_key():
                 on_phase("processing")
 
-        params = ydl_params(request, workdir, self._tuning, deno_path=self.deno_path)
+        params = ydl_params(request, workdir, tuning, deno_path=self.deno_path)
         params["progress_hooks"] = [progress_hook]
         params["postprocessor_hooks"] = [postprocessor_hook]
+        params["retry_sleep_functions"] = dict.fromkeys(("http", "fragment", "extractor"), retry_sleep)
         try:
-            with new_youtube_dl(params) as ydl:
-                ydl.add_post_processor(BeforeDownloadCheckPP(request.max_bytes), when="before_dl")
+            with traffic.armed(traffic_budget), new_youtube_dl(params, traffic_budget) as ydl:
+                ydl.add_post_processor(
+                    BeforeDownloadCheckPP(request.max_bytes, tuning.max_fragments), when="before_dl"
+                )
                 # A direct media link goes straight to the generic extractor (see extractor_choice).
                 ie_key = choose_extractor(request.url, gen_extractor_classes())
                 raw = ydl.extract_info(request.url, download=False, process=False, ie_key=ie_key)
@@ -297,7 +348,10 @@ class YtDlpDownloader:
         except (JobFailed, DownloadAborted):
             raise
         except Exception as e:  # noqa: BLE001 - every yt-dlp failure is classified, none escapes raw
-            raise JobFailed(classify(e)) from e
+            # A spent budget explains whatever yt-dlp made of the failed read.
+            raise JobFailed(traffic_budget.exceeded or classify(e)) from e
+        if traffic_budget.exceeded is not None:  # an extractor that swallowed the failed read
+            raise JobFailed(traffic_budget.exceeded)
         return _downloaded_media(info, workdir)
 
 

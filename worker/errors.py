@@ -14,11 +14,12 @@ import ssl
 from collections.abc import Iterator
 
 from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, UnsupportedError
+from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, PostProcessingError, UnsupportedError
 
 from videojob.contract import ErrorCode, JobError
 
 from .failures import JobFailed, clean_message
+from .traffic import TrafficExceeded
 
 __all__ = ["AddressRefused", "DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
 
@@ -117,7 +118,16 @@ def classify(exc: BaseException) -> JobError:
             return e.error
         if isinstance(e, AddressRefused):
             return JobError(ErrorCode.PRIVATE_ADDRESS, clean_message(str(e)))
+        if isinstance(e, TrafficExceeded):
+            return e.error
+    for e in chain:
+        if isinstance(e, MemoryError):
+            return JobError(ErrorCode.TOO_LARGE, "the site's data needed more memory than the worker may use")
     message = clean_message(str(exc)) or type(exc).__name__
+    for e in chain:
+        if isinstance(e, PostProcessingError):
+            # ffmpeg could not read what was downloaded as the media containers it is limited to.
+            return JobError(ErrorCode.INVALID_MEDIA, f"the downloaded media cannot be processed: {message}")
     for e in chain:
         if isinstance(e, GeoRestrictedError):
             return JobError(ErrorCode.GEO_BLOCKED, message)

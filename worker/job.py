@@ -217,6 +217,9 @@ def run_job(
         steps.on_phase(UPLOADING)
         staged: StagedBlob = staging.result()
         steps.checkpoint()
+        if staged.size_bytes != size or media.path.stat().st_size != size:
+            # ffprobe read the file alone (`media_guard`); the upload must hold those very bytes.
+            raise JobFailed(JobError(ErrorCode.INTERNAL, "the file changed between verification and upload"))
         blob = sink.commit(staged, blob_properties(config, media, info, name))
         steps.checkpoint()
         result = JobResult(blob=blob, media=info)

@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import yt_dlp
 from yt_dlp.utils import unsmuggle_url
 
 from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, JobError, JobResult, PlaylistEntry
 
-from . import address_guard
+from . import address_guard, traffic
 from .cancellation import CancelToken
 from .config import WorkerConfig
-from .downloader import DownloadTuning, YtDlpLogger
+from .downloader import BoundedYoutubeDL, DownloadTuning, YtDlpLogger
 from .errors import JobFailed, classify, clean_message
 from .job import DOWNLOADING, Outcome, check_job_url
 from .reporter import Reporter
+from .traffic import TrafficBudget, limits_for
 
 log = logging.getLogger("worker.listing")
 
@@ -106,13 +106,18 @@ class YtDlpLister:
         self._tuning = tuning or DownloadTuning()
 
     def list(self, url: str, max_items: int) -> Listing:
+        # Pages only, no media: the whole wire budget is the in-memory one.
+        budget = TrafficBudget(limits_for(0, self._tuning.in_memory_bytes, self._tuning.max_fragments))
         try:
-            with yt_dlp.YoutubeDL(listing_params(max_items, self._tuning)) as ydl:
+            with traffic.armed(budget), BoundedYoutubeDL(listing_params(max_items, self._tuning)) as ydl:
+                ydl.traffic = budget
                 info = ydl.extract_info(url, download=False)
         except JobFailed:
             raise
         except Exception as e:  # noqa: BLE001 - every yt-dlp failure is classified, none escapes raw
-            raise JobFailed(classify(e)) from e
+            raise JobFailed(budget.exceeded or classify(e)) from e
+        if budget.exceeded is not None:
+            raise JobFailed(budget.exceeded)
         return entries_of(info, max_items)
 
 

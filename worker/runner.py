@@ -24,9 +24,10 @@ from videojob.contract import ErrorCode, JobError
 
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
-from .downloader import Downloader, DownloadTuning, YtDlpDownloader
+from .downloader import Downloader, YtDlpDownloader
 from .job import Outcome, WorkArea, run_job
 from .logs import configure_logging
+from .memory_limit import limit_job_process
 from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ def main(
         log.error("cannot start: %s", e)  # names the variable, never its value
         return EXIT_CONFIG
     env, t = config.env, config.tuning
+    if not in_process:  # a test's process is not the worker's to limit
+        limit_job_process(env.container_memory_mb)
     cancel = cancel or CancelToken()
     reporter = Reporter(
         env.job_id,
@@ -141,16 +144,14 @@ def main(
         if env.mode == "list":  # a playlist's entries only (see `listing`)
             from .listing import YtDlpLister, run_listing
 
-            tuning = DownloadTuning(t.concurrent_fragments, t.socket_timeout_seconds, t.download_retries)
-            outcome.append(run_listing(config, lister=YtDlpLister(tuning), reporter=reporter, cancel=cancel))
+            outcome.append(
+                run_listing(config, lister=YtDlpLister(t.download_tuning()), reporter=reporter, cancel=cancel)
+            )
             return
         outcome.append(
             run_job(
                 config,
-                downloader=downloader
-                or YtDlpDownloader(
-                    DownloadTuning(t.concurrent_fragments, t.socket_timeout_seconds, t.download_retries)
-                ),
+                downloader=downloader or YtDlpDownloader(t.download_tuning()),
                 sink_factory=sink_factory
                 or (process_sink_factory(config, blob_process) if blob_process else default_sink_factory(config)),
                 reporter=reporter,

@@ -1,7 +1,9 @@
-"""Verification with ffprobe: the file holds the streams the user asked for.
+"""Verification with ffprobe: the file is a media container holding the streams the user asked for.
 
 yt-dlp can succeed with video and no audio (an HLS master whose variants lack `CODECS`), so
-every result is probed. `check_streams` is the pure rule; `probe` is the ffprobe edge.
+every result is probed. `check_streams` is the pure rule; `probe` is the ffprobe edge. The probe
+reads the file alone, as one of the expected containers (`media_guard`): a playlist or manifest
+posing as media is `invalid_media`, never "verified" by the files it names.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from videojob.contract import ErrorCode, JobError
 
 from .errors import JobFailed, clean_message
+from .media_guard import INPUT_RESTRICTIONS, is_allowed_format
 
 PROBE_TIMEOUT_SECONDS = 120
 
@@ -71,6 +74,8 @@ def parse_probe(doc: dict[str, Any]) -> ProbeResult:
 
 def check_streams(probe: ProbeResult, job_format: str) -> JobError | None:
     """None when the file is what a `job_format` job must deliver, else the error to report."""
+    if not is_allowed_format(probe.format_name):
+        return JobError(ErrorCode.INVALID_MEDIA, f"the downloaded file is not a media container ({probe.format_name})")
     if job_format == "video":
         if probe.video is None:
             return JobError(ErrorCode.INVALID_MEDIA, "the downloaded file has no video stream")
@@ -86,7 +91,8 @@ def probe(path: Path, ffprobe: str = "ffprobe") -> ProbeResult:
     """Run ffprobe; an unreadable file is `invalid_media`."""
     try:
         out = subprocess.run(
-            [ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path)],
+            [ffprobe, "-v", "error", *INPUT_RESTRICTIONS, "-print_format", "json", "-show_streams", "-show_format",
+             f"file:{path}"],
             capture_output=True,
             timeout=PROBE_TIMEOUT_SECONDS,
             check=False,

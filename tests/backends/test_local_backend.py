@@ -163,6 +163,21 @@ def test_exit_code_and_log_tail_are_reported(state_dir, cleanup):
     assert "fake worker started" in b.logs(spec.name, tail=1000)
 
 
+ALLOCATE = "import sys; block = bytearray(int(sys.argv[1]) * 1024 * 1024); print('allocated', flush=True)"
+
+
+@pytest.mark.parametrize(("allocate_mb", "state"), [(64, SUCCEEDED), (2048, FAILED)], ids=["within", "beyond"])
+def test_the_worker_cannot_outgrow_the_containers_memory(state_dir, cleanup, allocate_mb, state):
+    spec = spec_for(f"memory-job-{allocate_mb}")
+    assert spec.memory_gb * 1024 < 2048  # the default container is smaller than the big allocation
+    b = LocalBackend(state_dir, command=[sys.executable, "-c", ALLOCATE, str(allocate_mb)])
+    cleanup(b)
+    b.create(spec)
+    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    assert b.state(spec.name).state == state, b.logs(spec.name)
+    assert ("MemoryError" in b.logs(spec.name)) == (state == FAILED)
+
+
 def test_create_is_idempotent(state_dir, tmp_path, cleanup):
     go = tmp_path / "go"
     b = LocalBackend(state_dir, command=fake("--wait-for", str(go)))

@@ -6,6 +6,8 @@ Routes (all under the served directory):
 - `/slow/<path>`: the file trickled slowly (for cancellation tests).
 - `/status/<code>`: an empty response with that status.
 - `/redirect?to=<url>`: a 302 to `to`.
+- `/endless/<name>`: an HTML page that never ends (no Content-Length; until the client hangs up).
+- `/gzipbomb/<name>`: an HTML page of about 1 GiB sent gzip-encoded (about 1 MB on the wire).
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ CONTENT_TYPES = {
     ".mpd": "application/dash+xml",
     ".html": "text/html; charset=utf-8",
     ".m4a": "audio/mp4",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
 }
 CHUNK = 256 * 1024
+_GZIP_BOMB: list[bytes] = []
+_BOMB_LOCK = threading.Lock()
 
 
 @dataclass
@@ -70,6 +76,12 @@ def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Location", parse_qs(parts.query)["to"][0])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            if path.startswith("/endless/"):
+                self._endless_page()
+                return
+            if path.startswith("/gzipbomb/"):
+                self._gzip_bomb()
                 return
             mode = "plain"
             for prefix in ("/nolength/", "/slow/"):
@@ -115,6 +127,37 @@ def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
                     remaining -= len(chunk)
                     if mode == "slow":
                         time.sleep(0.05)
+
+        def _endless_page(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            block = b"<p>" + b"x" * CHUNK + b"</p>\n"
+            try:
+                self.wfile.write(b"<!doctype html><html><head><title>endless</title></head><body>")
+                while True:
+                    self.wfile.write(block)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+        def _gzip_bomb(self) -> None:
+            from tests.worker.media import gzip_bomb
+
+            with _BOMB_LOCK:
+                if not _GZIP_BOMB:
+                    _GZIP_BOMB.append(gzip_bomb())
+            body = _GZIP_BOMB[0]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                return
 
     return Handler
 

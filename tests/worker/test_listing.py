@@ -94,6 +94,16 @@ def test_a_missing_playlist_fails_with_a_classified_error(
     assert events(callbacks)[-1]["error"]["code"] == "http_error"
 
 
+@pytest.mark.parametrize("path", ["endless/page.html", "gzipbomb/page.html"], ids=["endless-page", "gzip-bomb"])
+def test_a_page_that_never_ends_stops_the_listing_as_too_large(
+    path: str, media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite
+):
+    code = main(list_env(media_server.url(path), callbacks, azurite), tuning=FAST)
+
+    assert code == 1
+    assert events(callbacks)[-1]["error"]["code"] == "too_large"
+
+
 def test_an_unknown_mode_is_a_configuration_error(callbacks: CallbackReceiver, azurite: Azurite):
     env = list_env("http://127.0.0.1/x", callbacks, azurite)
     env[E.JOB_MODE] = "crawl"

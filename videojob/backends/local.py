@@ -6,10 +6,11 @@ For the devhost and tests. A group is a directory `<state_dir>/<name>/`:
 - `worker.log`   the worker's stdout and stderr;
 - `work/`        its working directory and HOME, `tmp/` its TMPDIR.
 
-The runner leads its own process group (`start_new_session`), starts the worker inside it,
-forwards SIGTERM/SIGINT and records the exit code, so a restarted devhost still knows how a
-group ended. The worker sees exactly the spec's environment plus the few variables a process
-needs to run here (`RUNTIME_VARIABLES`): nothing else of the parent's environment leaks into it.
+The runner leads its own process group (`start_new_session`), starts the worker inside it with
+the spec's memory as its hard memory limit, forwards SIGTERM/SIGINT and records the exit code,
+so a restarted devhost still knows how a group ended. The worker sees exactly the spec's
+environment plus the few variables a process needs to run here (`RUNTIME_VARIABLES`): nothing
+else of the parent's environment leaks into it.
 
 Stop works like a container runtime's: SIGTERM to the group leader (the runner, which forwards
 it to the worker), a grace period, then SIGKILL to the whole process group.
@@ -150,6 +151,11 @@ def tail_lines(path: Path, lines: int, max_bytes: int = MAX_LOG_TAIL_BYTES) -> s
     except FileNotFoundError:
         return ""
     return b"".join(data.splitlines(keepends=True)[-lines:]).decode("utf-8", errors="replace")
+
+
+def memory_mb(memory_gb: float) -> int:
+    """The container's memory as the runner limits the worker to it (ACI's GB are GiB)."""
+    return max(1, round(memory_gb * 1024))
 
 
 def utc_now() -> str:
@@ -334,7 +340,8 @@ class LocalBackend:
         env = worker_environment(
             spec.environment(), os.environ, home=str(work), tmpdir=str(tmp), pythonpath=self._pythonpath
         )
-        runner = [sys.executable, "-m", local_runner.__name__, str(gdir), "--", *self._command]
+        memory = ["--memory-mb", str(memory_mb(spec.memory_gb))] if spec.memory_gb > 0 else []
+        runner = [sys.executable, "-m", local_runner.__name__, str(gdir), *memory, "--", *self._command]
         log.info("starting local group %s", spec.name)
         try:
             with open(gdir / LOG_FILE, "ab") as out:
