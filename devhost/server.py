@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import config
 from .engine import Engine
-from .functions import FunctionIndex, HttpFunction, invoke_http, invoke_timer, load_index
+from .functions import FunctionIndex, HttpFunction, close_sdk_session, invoke_http, invoke_timer, load_index
 from .routes import match_route
 from .schedule import parse_schedule, resolve_setting_reference
 from .store import Store
@@ -95,8 +95,17 @@ async def run_timer_triggers(index: FunctionIndex, api: DurableApi, origin: str)
 
 
 def install_local_backend(state_dir: Path) -> None:
-    """Containers of the `local` backend are tracked under the devhost's state dir."""
-    if (os.environ.get("CONTAINER_BACKEND") or "").strip().lower() != "local":
+    """Containers of the `local` and `podman` backends are tracked under the devhost's state dir."""
+    backend = (os.environ.get("CONTAINER_BACKEND") or "").strip().lower()
+    if backend == "podman":
+        from videojob import bootstrap
+        from videojob.backends.podman import PodmanBackend
+
+        from .stack import PODMAN_DIR
+
+        bootstrap.override(backend=PodmanBackend(state_dir / PODMAN_DIR))
+        return
+    if backend != "local":
         return
     from videojob import bootstrap
     from videojob.backends.local import LocalBackend
@@ -124,10 +133,8 @@ def build_app(index: FunctionIndex, engine: Engine, api: DurableApi, port: int) 
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await timers
         await engine.stop()
-        from azure.durable_functions.models.utils import http_utils
-
         with contextlib.suppress(Exception):
-            await http_utils._close_session()
+            await close_sdk_session()
 
     app.cleanup_ctx.append(lifecycle)
     return app

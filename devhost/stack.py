@@ -216,6 +216,11 @@ def devhost_env(azurite: Azurite, extra: Mapping[str, str] | None = None) -> dic
         "ALLOW_PRIVATE_ADDRESSES": "true",
         "PYTHONUNBUFFERED": "1",
     })
+    if env["CONTAINER_BACKEND"] == "podman":
+        from videojob.settings import PODMAN_DEFAULT_IMAGE
+
+        # local.settings.json names the cloud's image: here it is what `make image` built, unless set.
+        env["WORKER_IMAGE"] = os.environ.get("WORKER_IMAGE") or PODMAN_DEFAULT_IMAGE
     env.update(extra or {})
     return env
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = (
     "youtube.com",
@@ -45,6 +46,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "HEARTBEAT_TIMEOUT_SECONDS",
     "PROGRESS_INTERVAL_SECONDS",
     "PROVISION_MAX_ATTEMPTS",
+    "CLEANUP_BACKOFF_SECONDS",
     "MAX_DOWNLOAD_BYTES",
     "FAILED_GROUP_POLICY",
     "FAILED_GROUP_RETENTION_SECONDS",
@@ -61,6 +63,10 @@ SETTING_NAMES: tuple[str, ...] = (
     "ACI_PRICE_PER_VCPU_SECOND",
     "ACI_PRICE_PER_GB_SECOND",
     "COST_CURRENCY",
+    "YOUTUBE_COOKIES",
+    "WORKER_PROXY_URL",
+    "YTDLP_EXTRACTOR_ARGS",
+    "RETRY_BOT_CHECK",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
@@ -68,8 +74,18 @@ PLATFORM_VARIABLES: tuple[str, ...] = ("WEBSITE_HOSTNAME", "WEBSITE_SITE_NAME", 
 """Set by the platform or the identity convention, not by us: read, but not app settings we own."""
 
 SECRET_SETTINGS: frozenset[str] = frozenset(
-    {"CALLBACK_SIGNING_KEY", "OUTPUT_CONNECTION_STRING", "REGISTRY_PASSWORD", "NOTIFY_SIGNING_KEY"}
+    {
+        "CALLBACK_SIGNING_KEY",
+        "OUTPUT_CONNECTION_STRING",
+        "REGISTRY_PASSWORD",
+        "NOTIFY_SIGNING_KEY",
+        "YOUTUBE_COOKIES",
+        "WORKER_PROXY_URL",
+    }
 )
+
+PODMAN_DEFAULT_IMAGE = "localhost/video-worker:dev"
+"""`WORKER_IMAGE` when `CONTAINER_BACKEND=podman`: the tag `make image` builds (Makefile WORKER_IMAGE_TAG)."""
 
 MAX_TIMER_SECONDS = 6 * 24 * 3600 - 60
 """Durable timers must stay under 6 days (long-timer cancel bug); deadlines are capped below it."""
@@ -81,7 +97,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    container_backend: Literal["aci", "local", "docker"]
+    container_backend: Literal["aci", "local", "podman"]
     # Azure Container Instances
     subscription_id: str | None
     resource_group: str | None
@@ -108,23 +124,31 @@ class Settings:
     heartbeat_timeout_seconds: int
     progress_interval_seconds: int
     provision_max_attempts: int
+    cleanup_backoff_seconds: int
     max_download_bytes: int
     failed_group_policy: Literal["stop", "delete"]
     failed_group_retention_seconds: int
     sweep_schedule: str
     app_name: str
     # Batches, retries, share links, completion webhooks, cost
-    max_parallel_jobs: int = 3
-    max_batch_urls: int = 25
-    max_playlist_items: int = 25
-    deduplicate: bool = False
-    job_max_attempts: int = 3
-    job_retry_backoff_seconds: int = 30
-    share_link_hours: int = 24
-    notify_signing_key: str | None = None
-    price_per_vcpu_second: float = 0.0000135
-    price_per_gb_second: float = 0.0000015
-    cost_currency: str = "USD"
+    max_parallel_jobs: int
+    max_batch_urls: int
+    max_playlist_items: int
+    deduplicate: bool
+    job_max_attempts: int
+    job_retry_backoff_seconds: int
+    share_link_hours: int
+    notify_signing_key: str | None
+    price_per_vcpu_second: float
+    price_per_gb_second: float
+    cost_currency: str
+    # Sites that refuse datacenter addresses (YouTube's bot check): operator-level, never per request
+    youtube_cookies: str | None
+    """A Netscape cookies.txt; reaches the worker as a read-only file, never as an env value."""
+    worker_proxy_url: str | None
+    extractor_args: tuple[str, ...]
+    """yt-dlp `--extractor-args` groups (`IE_KEY:ARGS`), as `YTDLP_EXTRACTOR_ARGS` lists them."""
+    retry_bot_check: bool
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -248,7 +272,7 @@ def load_settings(
 ) -> Settings:
     """Parse and validate every setting. Raises `SettingsError` naming the first bad one."""
     r = _Reader(merged_environment(environ, local_settings_path))
-    backend = r.choice("CONTAINER_BACKEND", "aci", ("aci", "local", "docker"))
+    backend = r.choice("CONTAINER_BACKEND", "aci", ("aci", "local", "podman"))
     on_aci = backend == "aci"
 
     callback_base = r.str("CALLBACK_BASE_URL")
@@ -286,7 +310,9 @@ def load_settings(
         subscription_id=r.required("AZURE_SUBSCRIPTION_ID", aci_reason) if on_aci else r.str("AZURE_SUBSCRIPTION_ID"),
         resource_group=r.required("ACI_RESOURCE_GROUP", aci_reason) if on_aci else r.str("ACI_RESOURCE_GROUP"),
         location=r.required("ACI_LOCATION", aci_reason) if on_aci else r.str("ACI_LOCATION"),
-        worker_image=r.required("WORKER_IMAGE", aci_reason) if on_aci else r.str("WORKER_IMAGE", "local"),
+        worker_image=(
+            r.required("WORKER_IMAGE", aci_reason) if on_aci else r.str("WORKER_IMAGE", _default_image(backend))
+        ),
         worker_identity_resource_id=(
             r.required("WORKER_IDENTITY_RESOURCE_ID", aci_reason) if on_aci else r.str("WORKER_IDENTITY_RESOURCE_ID")
         ),
@@ -309,6 +335,8 @@ def load_settings(
         heartbeat_timeout_seconds=r.int("HEARTBEAT_TIMEOUT_SECONDS", 600, 5, MAX_TIMER_SECONDS),
         progress_interval_seconds=r.int("PROGRESS_INTERVAL_SECONDS", 20, 0, 3600),
         provision_max_attempts=r.int("PROVISION_MAX_ATTEMPTS", 4, 1, 20),
+        # Between two tries to remove a group (or to check an output blob): this, doubled per try, capped.
+        cleanup_backoff_seconds=r.int("CLEANUP_BACKOFF_SECONDS", 5, 0, 300),
         max_download_bytes=r.int("MAX_DOWNLOAD_BYTES", 8 * 1024**3, 1024, 1024**5),
         failed_group_policy=r.choice("FAILED_GROUP_POLICY", "stop", ("stop", "delete")),  # type: ignore[arg-type]
         failed_group_retention_seconds=r.int("FAILED_GROUP_RETENTION_SECONDS", 86400, 0, 365 * 86400),
@@ -327,7 +355,16 @@ def load_settings(
         price_per_vcpu_second=r.float("ACI_PRICE_PER_VCPU_SECOND", 0.0000135, 0.0, 1.0),
         price_per_gb_second=r.float("ACI_PRICE_PER_GB_SECOND", 0.0000015, 0.0, 1.0),
         cost_currency=_currency(r),
+        youtube_cookies=_cookies(r),
+        worker_proxy_url=parse_proxy_url(r.str("WORKER_PROXY_URL")),
+        extractor_args=parse_extractor_args(r.str("YTDLP_EXTRACTOR_ARGS")),
+        retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
     )
+
+
+def _default_image(backend: str) -> str:
+    """`make image`'s tag for the podman backend; the local backend runs no image."""
+    return PODMAN_DEFAULT_IMAGE if backend == "podman" else "local"
 
 
 def _notify_key(r: _Reader) -> str | None:
@@ -347,3 +384,72 @@ def _currency(r: _Reader) -> str:
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise SettingsError("setting COST_CURRENCY must be a three-letter currency code")
     return code
+
+
+MAX_COOKIES_BYTES = 24 * 1024
+"""A Key Vault secret holds at most 25 KB: YouTube's cookies of one session take about 3 KB."""
+
+
+def _cookies(r: _Reader) -> str | None:
+    """`YOUTUBE_COOKIES`: optional; its format is the worker's to judge (`invalid_cookies`)."""
+    raw = r.env.get("YOUTUBE_COOKIES")
+    if raw is None or not raw.strip():
+        return None  # azd creates the secret empty: no cookies
+    if raw.strip().startswith("@Microsoft.KeyVault("):
+        raise SettingsError("setting YOUTUBE_COOKIES is an unresolved Key Vault reference")
+    if len(raw.encode("utf-8")) > MAX_COOKIES_BYTES:
+        raise SettingsError(f"setting YOUTUBE_COOKIES must be at most {MAX_COOKIES_BYTES} bytes")
+    # Kept as given (tabs and line ends are the format); only Windows line ends are normalized.
+    return raw.replace("\r\n", "\n")
+
+
+PROXY_SCHEMES: tuple[str, ...] = ("http", "https", "socks5")
+
+
+def parse_proxy_url(raw: str | None) -> str | None:
+    """`WORKER_PROXY_URL`: `http://`, `https://` or `socks5://`, a host, an optional port and
+    credentials, nothing else. Errors name the setting, never the value (it may hold a password)."""
+    if raw is None:
+        return None
+    name = "WORKER_PROXY_URL"
+    if raw.startswith("@Microsoft.KeyVault("):
+        raise SettingsError(f"setting {name} is an unresolved Key Vault reference")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a URL like http://host:port") from None
+    if parts.scheme.lower() not in PROXY_SCHEMES:
+        raise SettingsError(f"setting {name} must start with {', '.join(s + '://' for s in PROXY_SCHEMES)}")
+    if not parts.hostname or any(c.isspace() for c in raw):
+        raise SettingsError(f"setting {name} must name a host (http://[user:password@]host:port)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise SettingsError(f"setting {name} must be scheme://[user:password@]host[:port] with no path or query")
+    if port == 0:
+        raise SettingsError(f"setting {name} must have a port between 1 and 65535")
+    return raw.rstrip("/")
+
+
+_EXTRACTOR_KEY = r"[\w-]+"
+_EXTRACTOR_GROUP = re.compile(rf"(?P<key>{_EXTRACTOR_KEY}):(?P<args>.+)", re.S)
+_EXTRACTOR_ARG = re.compile(rf"{_EXTRACTOR_KEY}=.*", re.S)
+
+
+def parse_extractor_args(raw: str | None) -> tuple[str, ...]:
+    """`YTDLP_EXTRACTOR_ARGS`: one or more yt-dlp `--extractor-args` values separated by spaces,
+    each `IE_KEY:ARG=VALUE[,VALUE...][;ARG=VALUE...]`, e.g. `youtube:player_client=default,mweb`.
+
+    Pure (the function app has no yt-dlp); the worker hands each group to yt-dlp's own option
+    parser. Stricter than yt-dlp, which takes `youtube:anything` and ignores what it cannot use:
+    every argument must be `name=value`, so a typo fails at start-up instead of doing nothing."""
+    if raw is None:
+        return ()
+    groups = tuple(raw.split())
+    for group in groups:
+        match = _EXTRACTOR_GROUP.fullmatch(group)
+        if match is None or not all(_EXTRACTOR_ARG.fullmatch(a) for a in match.group("args").split(";")):
+            raise SettingsError(
+                "setting YTDLP_EXTRACTOR_ARGS must be space-separated IE_KEY:ARG=VALUE[,VALUE][;ARG=VALUE] groups "
+                "(yt-dlp's --extractor-args), e.g. youtube:player_client=default,mweb"
+            )
+    return groups

@@ -1,4 +1,4 @@
-"""Container backends: `aci` (Azure Container Instances), `local` (a subprocess), `docker`."""
+"""Container backends: `aci` (Azure Container Instances), `local` (a subprocess), `podman` (a container here)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def make_backend(settings: Settings) -> ContainerBackend:
         from .local import LocalBackend
 
         return LocalBackend.from_settings(settings)
+    if settings.container_backend == "podman":
+        from .podman import PodmanBackend
+
+        return PodmanBackend.from_settings(settings)
     raise BackendError(
         "unsupported_backend", f"CONTAINER_BACKEND={settings.container_backend} is not available", retryable=False
     )

@@ -1,0 +1,247 @@
+"""The `podman` backend: real containers of the worker image (a stand-in entrypoint plays the worker),
+and the same spec the ACI backend receives."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.podman import podman, requires_podman, wait_for, worker_image
+from videojob.backends import make_backend
+from videojob.backends.aci import container_group
+from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.backends.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
+from videojob.container_spec import ContainerSpec, build_container_spec
+from videojob.contract import DownloadRequest
+from videojob.settings import PODMAN_DEFAULT_IMAGE, load_settings
+
+SECRET_CONNECTION = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LWtleQ==;" \
+    "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"
+SIGNING_KEY = "k" * 40
+APP = "vd-podman-test"
+
+
+def settings_for(backend: str, **extra: str):
+    return load_settings(
+        environ={
+            "CONTAINER_BACKEND": backend,
+            "OUTPUT_CONNECTION_STRING": SECRET_CONNECTION,
+            "CALLBACK_BASE_URL": "http://127.0.0.1:7071",
+            "CALLBACK_SIGNING_KEY": SIGNING_KEY,
+            "WEBSITE_SITE_NAME": APP,
+            "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
+            "ACI_RESOURCE_GROUP": "rg",
+            "ACI_LOCATION": "westeurope",
+            "WORKER_IMAGE": "example.azurecr.io/video-worker:1",
+            "WORKER_IDENTITY_RESOURCE_ID": "/subscriptions/x/resourceGroups/rg/providers/id/worker",
+            "WORKER_IDENTITY_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+            **extra,
+        }
+    )
+
+
+def spec_for(backend: str = "podman", job_id: str | None = None, **extra: str) -> ContainerSpec:
+    now = datetime.now(UTC)
+    request = DownloadRequest(url="https://youtu.be/x")
+    job_id = job_id or f"job-{uuid.uuid4().hex[:12]}"
+    return build_container_spec(request, settings_for(backend, **extra), job_id, now, now + timedelta(hours=1))
+
+
+# --- one spec builder, two adapters ---------------------------------------------------------------
+
+
+def test_the_podman_and_aci_adapters_carry_the_same_spec() -> None:
+    spec = spec_for("aci")
+    group = container_group(spec)
+    variables = group.containers[0].environment_variables
+    aci_env = {v.name: v.value if v.value is not None else v.secure_value for v in variables}
+    args = create_arguments(spec, scope="/tmp/scope")
+
+    named = {args[i + 1] for i, a in enumerate(args) if a == "--env"}
+    labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+    assert named == set(aci_env) == set(spec.environment())
+    assert aci_env == spec.environment()
+    assert labels.pop(SCOPE_LABEL) == "/tmp/scope"
+    assert labels == group.tags == spec.tag_map()
+    resources = group.containers[0].resources.requests
+    assert args[args.index("--memory") + 1] == f"{round(resources.memory_in_gb * 1024)}m"
+    assert float(args[args.index("--cpus") + 1]) == resources.cpu
+    assert args[-1] == group.containers[0].image == spec.image
+    assert group.restart_policy == "Never" and args[args.index("--restart") + 1] == "no"
+
+
+def test_no_value_of_the_environment_is_on_the_command_line() -> None:
+    spec = spec_for()
+    args = create_arguments(spec, scope="s")
+    passed = [args[i + 1] for i, a in enumerate(args) if a == "--env"]
+    assert sorted(passed) == sorted(spec.environment())  # names only: podman reads values from its env
+    line = " ".join(args)
+    for name in ("CALLBACK_TOKEN", "OUTPUT_CONNECTION_STRING", "JOB_URL", "CALLBACK_URL"):
+        assert spec.environment()[name] not in line, name
+
+
+def test_the_podman_backend_is_chosen_by_setting_and_defaults_to_the_make_image_tag(tmp_path: Path) -> None:
+    settings = settings_for("podman", WORKER_IMAGE="")
+    assert settings.worker_image == PODMAN_DEFAULT_IMAGE
+    assert isinstance(make_backend(settings), PodmanBackend)
+
+
+@pytest.mark.parametrize(
+    ("state", "stopped", "expected", "detail"),
+    [
+        ({"Status": "created"}, False, PENDING, None),
+        ({"Status": "running"}, False, RUNNING, None),
+        ({"Status": "exited", "ExitCode": 0}, False, SUCCEEDED, None),
+        ({"Status": "exited", "ExitCode": 3}, False, FAILED, None),
+        ({"Status": "exited", "ExitCode": 137}, False, FAILED, "out of memory"),
+        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, False, FAILED, "OOMKilled"),
+        ({"Status": "exited", "ExitCode": 143}, True, STOPPED, "stopped"),
+        ({"Status": "exited", "ExitCode": 137}, True, STOPPED, "stopped"),
+    ],
+)
+def test_podman_states_map_to_aci_states(
+    state: dict[str, Any], stopped: bool, expected: str, detail: str | None
+) -> None:
+    got = derive_podman_state("dl-x", state, stopped=stopped, memory_limit_bytes=64 * 1024 * 1024)
+    assert got.state == expected
+    if detail:
+        assert got.detail and detail in got.detail
+
+
+# --- real containers -----------------------------------------------------------------------------
+
+PRINT_ENV = ["python3", "-c", "import json, os; print(json.dumps(dict(os.environ)))"]
+SLEEP = ["python3", "-c", "import time; time.sleep(600)"]
+HOG = ["python3", "-c", "b = []\nwhile True: b.append(bytearray(8 << 20))"]
+
+
+class RecordingRunner:
+    """subprocess.run, recording every command line (what `ps` would show)."""
+
+    def __init__(self) -> None:
+        self.argv: list[list[str]] = []
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        self.argv.append(list(argv))
+        return subprocess.run(argv, **kwargs)  # noqa: PLW1510 (the backend passes check=False)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    return worker_image()
+
+
+@pytest.fixture
+def made(tmp_path: Path):
+    """Backends made here; every container they started is removed after the test."""
+    backends: list[PodmanBackend] = []
+
+    def make(**kwargs: Any) -> PodmanBackend:
+        backend = PodmanBackend(tmp_path / f"podman-{len(backends)}", grace_seconds=2, **kwargs)
+        backends.append(backend)
+        return backend
+
+    yield make
+    for backend in backends:
+        backend.remove_all()
+
+
+def finished(backend: PodmanBackend, name: str, timeout: float = 120) -> None:
+    wait_for(lambda: not backend.state(name).is_active, timeout, f"{name} ends")
+
+
+@requires_podman
+def test_the_worker_container_sees_exactly_the_specs_environment_and_no_secret_leaks(
+    image: str, made, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = RecordingRunner()
+    backend = made(entrypoint=PRINT_ENV, runner=runner)
+    spec = replace(spec_for(), image=image)
+    caplog.set_level(logging.DEBUG)
+
+    backend.create(spec)
+    finished(backend, spec.name)
+
+    assert backend.state(spec.name).state == SUCCEEDED
+    seen = json.loads(backend.logs(spec.name, tail=5).strip().splitlines()[-1])
+    assert {k: seen.get(k) for k in spec.environment()} == spec.environment()
+    secrets = [v for _, v in spec.secure_env]
+    assert secrets and all(s for s in secrets)
+    for argv in runner.argv:
+        assert not any(s in " ".join(argv) for s in secrets), argv
+        assert ".Config" not in " ".join(argv)  # podman keeps the env there: never read back
+    assert not any(s in caplog.text for s in secrets)
+
+
+@requires_podman
+def test_the_container_has_acis_limits_labels_restart_policy_and_the_hosts_network(image: str, made) -> None:
+    backend = made(entrypoint=SLEEP)
+    spec = replace(spec_for(WORKER_CPU="0.5", WORKER_MEMORY_GB="0.25"), image=image)
+    backend.create(spec)
+
+    out = podman(
+        "container", "inspect", "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}} "
+        "{{.HostConfig.NetworkMode}} {{json .Config.Labels}}",
+        spec.name,
+    )
+    memory, nano_cpus, restart, network, labels = out.stdout.strip().split(" ", 4)
+    assert int(memory) == 256 * 1024 * 1024
+    assert int(nano_cpus) == 500_000_000
+    assert restart in ("no", "")
+    assert network == "host"
+    labels = json.loads(labels)
+    assert labels.items() >= spec.tag_map().items()  # besides the image's own (io.buildah.version)
+    assert labels[SCOPE_LABEL] == backend.scope
+
+
+@requires_podman
+def test_stop_keeps_a_stopped_group_delete_removes_it_and_listing_stays_in_its_scope(image: str, made) -> None:
+    backend, other = made(entrypoint=SLEEP), made(entrypoint=SLEEP)
+    spec = replace(spec_for(), image=image)
+    assert backend.create(spec).state in (RUNNING, PENDING)
+    assert backend.create(spec).state in (RUNNING, PENDING)  # idempotent: the same group
+
+    listed = {g.name: g for g in backend.list_managed(APP)}
+    assert listed[spec.name].state == RUNNING and listed[spec.name].job_id == spec.tag_map()["jobId"]
+    assert other.list_managed(APP) == []  # another devhost's sweeper does not see it
+
+    backend.stop(spec.name)
+    assert backend.state(spec.name).state == STOPPED
+    assert {g.name: g.state for g in backend.list_managed(APP)} == {spec.name: STOPPED}
+
+    backend.delete(spec.name)
+    assert backend.state(spec.name).state == MISSING
+    backend.delete(spec.name)  # idempotent
+    backend.stop(spec.name)  # a missing group is not an error
+    assert backend.logs(spec.name) == ""
+
+
+@requires_podman
+def test_a_worker_over_its_memory_limit_is_failed_with_137_and_an_out_of_memory_detail(image: str, made) -> None:
+    backend = made(entrypoint=HOG)
+    spec = replace(spec_for(WORKER_MEMORY_GB="0.1"), image=image)
+    backend.create(spec)
+    finished(backend, spec.name)
+
+    state = backend.state(spec.name)
+    assert (state.state, state.exit_code) == (FAILED, 137), state
+    assert state.detail and "memory" in state.detail and "102 MiB" in state.detail
+
+
+@requires_podman
+def test_an_image_that_does_not_exist_is_an_inaccessible_image(made) -> None:
+    backend = made()
+    spec = replace(spec_for(), image="localhost/no-such-image:never")
+    with pytest.raises(BackendError) as e:
+        backend.create(spec)
+    assert e.value.code == "InaccessibleImage" and not e.value.retryable
+    assert backend.state(spec.name).state == MISSING
