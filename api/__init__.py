@@ -1,9 +1,10 @@
-"""HTTP API: the download starters, cancel and the worker callback (one blueprint).
+"""HTTP API: the download starters, the job list, cancel, the worker callback and the web page
+(one blueprint).
 
 Not named `http`: that would shadow the standard library's `http` package.
 """
 
-from . import callback, cancel, starters
+from . import callback, cancel, job_list, starters, web_page
 from .blueprint import bp
 
-__all__ = ["bp", "callback", "cancel", "starters"]
+__all__ = ["bp", "callback", "cancel", "job_list", "starters", "web_page"]

@@ -90,6 +90,7 @@ def run(url: str | None, workdir: Path) -> int:
         try:
             devhost.start(env)
             say(f"devhost on {devhost.base_url} (log: {devhost.log_path})")
+            say(f"web page: {devhost.base_url}/api/app (paste a link, watch it download; open while this runs)")
             say(f"submitting {target}")
             code, result = submit(devhost.base_url, target)
             if code != 0 or not isinstance(result, dict) or "blob" not in result:

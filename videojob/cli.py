@@ -3,6 +3,7 @@
     python -m videojob.cli submit URL [--format audio] [--wait]
     python -m videojob.cli status ID_OR_STATUS_URL [--wait]
     python -m videojob.cli cancel ID
+    python -m videojob.cli list [--top N] [--all] [--continuation-token T] [--json]
 
 Works against the devhost (default http://127.0.0.1:7071) and a deployed app: `--base-url`
 (env VIDEO_DOWNLOADER_URL) and `--key` (env VIDEO_DOWNLOADER_KEY, sent as `x-functions-key`).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import urllib.error
@@ -22,11 +24,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+
+from .instances import ACTIVE_RUNTIME_STATUSES, RuntimeStatus
 
 DEFAULT_BASE_URL = "http://127.0.0.1:7071"
 STATUS_PATH = "/runtime/webhooks/durabletask/instances/"
-ACTIVE_STATES = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 EXIT_OK, EXIT_JOB_FAILED, EXIT_REQUEST_FAILED = 0, 1, 2
 
 
@@ -79,6 +82,14 @@ class Client:
         if status not in (200, 202) or not isinstance(body, dict):
             raise RequestFailed(status, _error_text(status, body, "no such job" if status == 404 else None), body)
         return status, body
+
+    def list_jobs(self, top: int | None = None, continuation_token: str | None = None) -> dict[str, Any]:
+        query = {k: v for k, v in (("top", top), ("continuationToken", continuation_token)) if v is not None}
+        url = self.api("downloads") + (f"?{urlencode(query)}" if query else "")
+        status, body, _ = self._request("GET", url)
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
+            raise RequestFailed(status, _error_text(status, body), body)
+        return body
 
     def cancel(self, instance_id: str) -> tuple[int, Any]:
         status, body, _ = self._request("POST", self.api(f"downloads/{quote(instance_id, safe='')}/cancel"))
@@ -174,7 +185,7 @@ def wait_for(client: Client, status_url: str, poll: float, view: ProgressView,
     while True:
         _, body = client.status(status_url)
         view.show(render_progress(body))
-        if body.get("runtimeStatus") not in ACTIVE_STATES:
+        if body.get("runtimeStatus") not in ACTIVE_RUNTIME_STATUSES:
             view.close()
             return body
         sleep(poll)
@@ -187,7 +198,7 @@ def error_of(status: dict[str, Any]) -> dict[str, Any]:
         return custom["error"]
     output = status.get("output")
     text = output if isinstance(output, str) else json.dumps(output)
-    if status.get("runtimeStatus") == "Terminated":
+    if status.get("runtimeStatus") == RuntimeStatus.TERMINATED:
         return {"code": "terminated", "message": text or "terminated"}
     # "Orchestrator function 'x' failed: <code>: <message>"
     tail = text.split(" failed: ", 1)[-1] if text else ""
@@ -196,7 +207,7 @@ def error_of(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def final_result(status: dict[str, Any], out: TextIO, err: TextIO) -> int:
-    if status.get("runtimeStatus") == "Completed":
+    if status.get("runtimeStatus") == RuntimeStatus.COMPLETED:
         print(json.dumps(status.get("output"), indent=2), file=out)
         return EXIT_OK
     error = error_of(status)
@@ -206,6 +217,33 @@ def final_result(status: dict[str, Any], out: TextIO, err: TextIO) -> int:
                "error": error, "customStatus": status.get("customStatus")}
     print(json.dumps(summary, indent=2), file=out)
     return EXIT_JOB_FAILED
+
+
+def _cell(value: Any, width: int) -> str:
+    text = " ".join(str(value).split()) if value is not None else ""  # no control characters or newlines
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_jobs_table(jobs: list[dict[str, Any]], width: int | None = None) -> str:
+    """The job list as a table: id, kind, status, phase, percent, created, then title or URL (cut
+    to fit `width` columns when given)."""
+    header = ("ID", "KIND", "STATUS", "PHASE", "%", "CREATED", "TITLE / URL")
+    rows = [header]
+    for job in jobs:
+        percent = job.get("percent")
+        rows.append((
+            job.get("id"), job.get("kind"), job.get("runtimeStatus"), job.get("phase"),
+            f"{percent:.0f}" if isinstance(percent, (int, float)) else "",
+            str(job.get("createdTime") or "")[:19].replace("T", " "),
+            job.get("title") or job.get("url"),
+        ))
+    cells = [[_cell(v, 40) for v in row[:-1]] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    rest = max(20, width - sum(widths) - 2 * len(widths)) if width else 4096
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(cell_row, widths, strict=True)) + "  " + _cell(row[-1], rest)
+        for cell_row, row in zip(cells, rows, strict=True)
+    ).rstrip() + "\n"
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -230,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--wait", action="store_true")
     c = sub.add_parser("cancel", help="cancel a running job")
     c.add_argument("id")
+    ls = sub.add_parser("list", help="recent jobs, newest first (batch items under their batch)")
+    ls.add_argument("--top", type=int, default=20, help="jobs per page, 1-100 (default %(default)s)")
+    ls.add_argument("--continuation-token", help="the next page (printed on stderr after a page)")
+    ls.add_argument("--all", action="store_true", help="follow every page")
+    ls.add_argument("--json", action="store_true", help="print the answer(s) as JSON instead of a table")
     return p
 
 
@@ -242,6 +285,25 @@ def request_body(args: argparse.Namespace) -> dict[str, Any]:
     if args.deadline_seconds is not None:
         body["deadlineSeconds"] = args.deadline_seconds
     return body
+
+
+def list_command(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    jobs: list[dict[str, Any]] = []
+    token = args.continuation_token
+    while True:
+        page = client.list_jobs(args.top, token)
+        jobs += page["jobs"]
+        token = page.get("continuationToken")
+        if not (args.all and token):
+            break
+    if args.json:
+        print(json.dumps({"jobs": jobs, **({"continuationToken": token} if token else {})}, indent=2), file=out)
+    else:
+        width = shutil.get_terminal_size().columns if out.isatty() else None
+        print(render_jobs_table(jobs, width), end="", file=out)
+    if token and not args.json:
+        print(f"more: --continuation-token {token}", file=err)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -262,6 +324,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             _, body = client.status(args.id)
             print(json.dumps(body, indent=2), file=out)
             return EXIT_OK
+        if args.command == "list":
+            return list_command(client, args, out, err)
         if args.command == "cancel":
             _, body = client.cancel(args.id)
             print(json.dumps(body, indent=2) if body is not None else "cancel requested", file=out)

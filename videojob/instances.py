@@ -1,4 +1,5 @@
-"""Durable instance facts shared by the HTTP API and the sweeper: id shape, runtime states, lookup.
+"""Durable instance facts shared by the HTTP API and the sweeper: id shape, runtime states, lookup,
+and the job list.
 
 No SDK import: `find_job` takes anything shaped like the Durable client.
 
@@ -8,21 +9,46 @@ not URL-safe must never reach it (it could address another instance or endpoint)
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
+
+from .batching import LISTING_SUFFIX
+from .url_policy import MAX_URL_LENGTH
 
 MAX_INSTANCE_ID_LENGTH = 100
 
 _SAFE_INSTANCE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_INSTANCE_ID_LENGTH}}}")
 
-# Runtime statuses as the Durable status payload spells them.
-PENDING, RUNNING, CONTINUED_AS_NEW, SUSPENDED = "Pending", "Running", "ContinuedAsNew", "Suspended"
-COMPLETED, FAILED, TERMINATED, CANCELED = "Completed", "Failed", "Terminated", "Canceled"
 
-FINISHED_STATUSES: frozenset[str] = frozenset({COMPLETED, FAILED, TERMINATED, CANCELED})
+
+class RuntimeStatus(StrEnum):
+    """A Durable instance's `runtimeStatus`: the values of the SDK's `OrchestrationRuntimeStatus`
+    (a plain Enum, so never equal to the payload's strings; this module imports no SDK). Not a
+    container group's state (`backends.base.ContainerState`) nor an event's (`contract.EventState`)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+    SUSPENDED = "Suspended"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TERMINATED = "Terminated"
+    CANCELED = "Canceled"
+
+
+FINISHED_RUNTIME_STATUSES: frozenset[str] = frozenset(
+    {RuntimeStatus.COMPLETED, RuntimeStatus.FAILED, RuntimeStatus.TERMINATED, RuntimeStatus.CANCELED}
+)
 """An instance in one of these states runs no more code and accepts no events."""
+ACTIVE_RUNTIME_STATUSES: frozenset[str] = frozenset(set(RuntimeStatus) - FINISHED_RUNTIME_STATUSES)
+PENDING, RUNNING, CONTINUED_AS_NEW, SUSPENDED, COMPLETED, FAILED, TERMINATED, CANCELED = RuntimeStatus
+"""Aliases for the job list below (being edited elsewhere): use `RuntimeStatus` in new code."""
 
 
 def is_url_safe_instance_id(instance_id: object) -> bool:
@@ -31,7 +57,7 @@ def is_url_safe_instance_id(instance_id: object) -> bool:
 
 
 def is_finished(runtime_status: str | None) -> bool:
-    return runtime_status in FINISHED_STATUSES
+    return runtime_status in FINISHED_RUNTIME_STATUSES
 
 
 @dataclass(frozen=True)
@@ -85,3 +111,226 @@ async def find_job(client: Any, instance_id: str) -> JobInfo | None:
         if candidate and candidate.instance_id == instance_id:
             return _info(candidate)
     return None
+
+
+# --- the job list (`GET /api/downloads`) ---------------------------------------------------------
+#
+# The list reads the Durable instance query page by page (`top`, `x-ms-continuation-token`), keeps
+# this app's orchestrations, folds batch items under their batch and answers at most `top` jobs.
+# A page of ours always ends on a host page boundary, so our continuation token just wraps the
+# host's (opaque to us): the next request reads on from exactly where the host said, and instances
+# created meanwhile neither shift nor repeat it. The order is the host's within and across pages
+# (the devhost's is newest first; the Azure Storage provider's is by instance id).
+
+JOB_KIND, BATCH_KIND = "job", "batch"
+DEFAULT_LIST_TOP, MAX_LIST_TOP = 20, 100
+MAX_HOST_PAGES_PER_LIST = 5
+"""Host pages read for one answer at most: a page full of batch items or foreign instances (or a
+backend answering empty pages with a token) yields a short page with a token, not a long wait."""
+MAX_CONTINUATION_TOKEN_LENGTH = 4096
+MAX_LISTED_TITLE, MAX_LISTED_ERROR_MESSAGE = 200, 300
+_TOKEN_VERSION = 1
+_EXHAUSTED_HOST_TOKENS = frozenset({"", "null", "bnVsbA=="})
+"""Older Azure Storage providers answer base64("null") on the last page (durabletask#372)."""
+_BATCH_ITEM_ID = re.compile(rf"[A-Za-z0-9_-]{{32,}}-(?:[0-9]{{3,}}|{LISTING_SUFFIX})")
+"""`<batch id>-<index>` / `<batch id>-list` (`videojob.batching`); a batch id is 32 hex digits or
+`k-` + 32 (never shorter), so no top-level job id has this shape."""
+_PHASE = re.compile(r"[a-z][a-z_]{0,31}")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_COUNT_KEYS = ("total", "running", "succeeded", "failed", "pending")
+
+
+class InvalidContinuationToken(ValueError):
+    """A continuation token this API did not issue (or the host no longer accepts)."""
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """One page of the Durable instance query: status payloads in the host's order."""
+
+    statuses: tuple[Mapping[str, Any], ...]
+    continuation_token: str | None
+
+
+class InstancePages(Protocol):
+    """The Durable instance query, one page at a time (inputs included)."""
+
+    async def page(self, top: int, continuation_token: str | None) -> InstancePage:
+        """Raises `InvalidContinuationToken` when the host refuses the token, `JobLookupFailed`
+        on any other failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of the job list."""
+
+    id: str
+    kind: str
+    runtime_status: str
+    phase: str
+    percent: float | None
+    created_time: str | None
+    last_updated_time: str | None
+    url: str | None = None
+    title: str | None = None
+    counts: Mapping[str, int] | None = None
+    error: Mapping[str, str] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = {
+            "id": self.id, "kind": self.kind, "runtimeStatus": self.runtime_status, "phase": self.phase,
+            "percent": self.percent, "title": self.title, "url": self.url, "createdTime": self.created_time,
+            "lastUpdatedTime": self.last_updated_time,
+            "counts": dict(self.counts) if self.counts is not None else None,
+            "error": dict(self.error) if self.error is not None else None,
+        }
+        # `percent` stays even when unknown (null), like the progress numbers of customStatus.
+        return {k: v for k, v in wire.items() if v is not None or k == "percent"}
+
+
+@dataclass(frozen=True)
+class JobList:
+    jobs: tuple[JobSummary, ...]
+    continuation_token: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"jobs": [j.to_wire() for j in self.jobs]}
+        if self.continuation_token is not None:
+            wire["continuationToken"] = self.continuation_token
+        return wire
+
+
+def encode_list_token(host_token: str) -> str:
+    raw = json.dumps({"v": _TOKEN_VERSION, "host": host_token}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_list_token(token: str) -> str:
+    """The host's token inside one of ours; `InvalidContinuationToken` for anything else."""
+    if not (0 < len(token) <= MAX_CONTINUATION_TOKEN_LENGTH) or not _BASE64URL.fullmatch(token):
+        raise InvalidContinuationToken("not a continuation token this API issued")
+    try:
+        wire = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError as e:  # binascii.Error and JSON/UTF-8 errors are ValueErrors
+        raise InvalidContinuationToken("not a continuation token this API issued") from e
+    host = wire.get("host") if isinstance(wire, dict) and wire.get("v") == _TOKEN_VERSION else None
+    if not isinstance(host, str) or not host:
+        raise InvalidContinuationToken("not a continuation token this API issued")
+    return host
+
+
+def is_batch_item_id(instance_id: str) -> bool:
+    return _BATCH_ITEM_ID.fullmatch(instance_id) is not None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """The host gives JSON values parsed, or (for some fields and backends) as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return None
+    return round(min(max(float(value), 0.0), 100.0), 1)
+
+
+def _counts(custom: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str, int] | None:
+    raw = _mapping(output.get("counts")) or _mapping(custom.get("counts"))
+    counts = {k: raw[k] for k in _COUNT_KEYS if isinstance(raw.get(k), int) and not isinstance(raw[k], bool)
+              and 0 <= raw[k] <= 10**6}
+    return counts or None
+
+
+def _batch_percent(counts: Mapping[str, int] | None) -> float | None:
+    if not counts or not counts.get("total"):
+        return None
+    done = counts.get("succeeded", 0) + counts.get("failed", 0)
+    return _number(100 * done / counts["total"])
+
+
+def _request_url(plan: Mapping[str, Any]) -> str | None:
+    return _text(_mapping(plan.get("request")).get("url"), MAX_URL_LENGTH)
+
+
+def _error(custom: Mapping[str, Any]) -> dict[str, str] | None:
+    error = _mapping(custom.get("error"))
+    code = _text(error.get("code"), 64)
+    if code is None:
+        return None
+    return {"code": code, "message": _text(error.get("message"), MAX_LISTED_ERROR_MESSAGE) or ""}
+
+
+def summarize(status: Mapping[str, Any], kinds: Mapping[str, str]) -> JobSummary | None:
+    """A list row for one status payload, or None when it is not a job of this app: another
+    orchestration (`kinds` maps this app's orchestrator names to `job`/`batch`), a batch item (its
+    batch is the row), or an id no route of ours could address."""
+    kind = kinds.get(status.get("name"))  # type: ignore[arg-type]
+    instance_id = status.get("instanceId")
+    if kind is None or not is_url_safe_instance_id(instance_id):
+        return None
+    if kind == JOB_KIND and is_batch_item_id(instance_id):
+        return None
+    runtime = _text(status.get("runtimeStatus"), 32) or RuntimeStatus.PENDING.value
+    custom, output = _mapping(status.get("customStatus")), _mapping(status.get("output"))
+    plan = _mapping(status.get("input"))
+    phase = custom.get("phase")
+    phase = phase if isinstance(phase, str) and _PHASE.fullmatch(phase) else runtime.lower()
+    if kind == BATCH_KIND:
+        counts = _counts(custom, output)
+        percent = _batch_percent(counts)
+        items = plan.get("items")
+        first_item = _mapping(items[0]) if isinstance(items, list) and items else {}
+        url = _request_url(_mapping(plan.get("playlist"))) or _request_url(first_item)
+        title = _text(_mapping(output.get("playlist")).get("title"), MAX_LISTED_TITLE)
+    else:
+        counts = None
+        percent = 100.0 if runtime == RuntimeStatus.COMPLETED else _number(custom.get("percent"))
+        url = _request_url(plan) or _text(output.get("url"), MAX_URL_LENGTH)
+        title = _text(_mapping(output.get("media")).get("title"), MAX_LISTED_TITLE)
+    return JobSummary(
+        id=instance_id, kind=kind, runtime_status=runtime, phase=phase, percent=percent,
+        created_time=_text(status.get("createdTime"), 64), last_updated_time=_text(status.get("lastUpdatedTime"), 64),
+        url=url, title=title, counts=counts, error=_error(custom) if runtime == RuntimeStatus.FAILED else None,
+    )
+
+
+def _next_host_token(page: InstancePage) -> str | None:
+    token = page.continuation_token
+    return None if token is None or token.strip() in _EXHAUSTED_HOST_TOKENS else token
+
+
+async def list_jobs(source: InstancePages, kinds: Mapping[str, str], top: int,
+                    continuation_token: str | None = None) -> JobList:
+    """At most `top` jobs of this app from the instance query, and a token when more may follow.
+
+    Host pages are read `top` instances at a time, so one host page never yields more than `top`
+    rows. When the next host page would overflow this answer, it is left whole for the next one
+    (its token becomes ours), so every answer ends on a host page boundary. Raises
+    `InvalidContinuationToken` (ours or the host's) and `JobLookupFailed`.
+    """
+    host_token = decode_list_token(continuation_token) if continuation_token is not None else None
+    jobs: list[JobSummary] = []
+    for _ in range(MAX_HOST_PAGES_PER_LIST):
+        page = await source.page(top, host_token)
+        rows = [row for status in page.statuses if (row := summarize(status, kinds)) is not None]
+        if jobs and len(jobs) + len(rows) > top:
+            assert host_token is not None  # a page was read before this one, so it has a token
+            return JobList(tuple(jobs), encode_list_token(host_token))
+        jobs += rows
+        next_token = _next_host_token(page)
+        if next_token is None:
+            return JobList(tuple(jobs), None)
+        host_token = next_token
+        if len(jobs) == top:
+            break
+    return JobList(tuple(jobs), encode_list_token(host_token))
