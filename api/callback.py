@@ -12,7 +12,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import CANCELLED, ContractError, ErrorCode, JobStatus
+from videojob.contract import ContractError, ErrorCode, EventState, JobStatus
 from videojob.instances import is_url_safe_instance_id
 from videojob.tokens import bearer_token, verify_job_token
 
@@ -38,7 +38,7 @@ def _invalid(message: str) -> func.HttpResponse:
 def parse_event(body: bytes, instance_id: str) -> JobStatus:
     """The event in the body, or `ContractError` with a message safe to return to the worker."""
     event = JobStatus.from_wire(body)  # absurdly nested JSON is a ContractError there too
-    if event.state == CANCELLED:
+    if event.state == EventState.CANCELLED:
         raise ContractError("'cancelled' is not a state a worker may report")
     if event.job_id is not None and event.job_id != instance_id:
         raise ContractError("'jobId' does not match the job in the URL")

@@ -15,7 +15,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob.batching import running_children
-from videojob.contract import CANCELLED, ErrorCode
+from videojob.contract import ErrorCode, EventState
 from videojob.instances import JobLookupFailed, find_job, is_url_safe_instance_id
 
 from .blueprint import bp
@@ -25,7 +25,7 @@ from .starters import BATCH_ORCHESTRATOR_NAME
 
 log = logging.getLogger(__name__)
 
-CANCEL_EVENT = {"state": CANCELLED}
+CANCEL_EVENT = {"state": EventState.CANCELLED}
 
 
 @bp.route(route="downloads/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -45,7 +45,9 @@ async def cancel_download(req: func.HttpRequest, client: df.DurableOrchestration
         return unavailable_response()
     log.info("cancel requested for job %s (%d running children)", instance_id, len(children or ()))
     links = client.get_client_response_links(req, instance_id)
-    body: dict[str, object] = {"id": instance_id, "state": CANCELLED, "statusQueryGetUri": links["statusQueryGetUri"]}
+    body: dict[str, object] = {
+        "id": instance_id, "state": EventState.CANCELLED, "statusQueryGetUri": links["statusQueryGetUri"]
+    }
     if children is not None:
         body["cancelledChildren"] = children
     return json_response(202, body, {"Location": links["statusQueryGetUri"]})

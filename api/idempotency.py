@@ -16,13 +16,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from videojob.instances import COMPLETED, CONTINUED_AS_NEW, PENDING, RUNNING, SUSPENDED, JobLookupFailed, find_job
+from videojob.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed, RuntimeStatus, find_job
 
 from .responses import DurableUnavailable, durable_call
 
 log = logging.getLogger(__name__)
 
-REUSED_STATUSES: frozenset[str] = frozenset({PENDING, RUNNING, CONTINUED_AS_NEW, SUSPENDED, COMPLETED})
+REUSED_STATUSES: frozenset[str] = ACTIVE_RUNTIME_STATUSES | {RuntimeStatus.COMPLETED}
 """An instance in one of these states answers a duplicate submit; any other is started again."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import azure.functions as func
 from azure.durable_functions.constants import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
+from azure.durable_functions.models.utils import http_utils
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter, OrchestrationTriggerConverter
 from azure.functions.timer import TimerRequest
@@ -241,3 +242,10 @@ def run_activity(a: Activity, input_text: str | None) -> ActivityOutcome:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+async def close_sdk_session() -> None:
+    """The 1.7 client caches one aiohttp session (and an asyncio lock) per process; both belong to
+    the loop that created them. Close and reset them before that loop ends."""
+    await http_utils._close_session()
+    http_utils._session_lock = asyncio.Lock()

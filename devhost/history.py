@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.durable_functions import OrchestrationRuntimeStatus as S
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.history import HistoryEventType as E
 
@@ -102,10 +103,10 @@ def sub_orchestration_failed(at: datetime, task_id: int, reason: str, details: s
 def child_outcome(at: datetime, task_id: int, status: str, output: Any) -> dict[str, Any]:
     """What the parent's history records when its child ended `Completed`, `Terminated` or `Failed`
     (`output` is the child's output, termination reason or failure text)."""
-    if status == "Completed":
+    if status == S.Completed.value:
         # The output as the orchestrator returned it (a string is a value here, not JSON text).
         return sub_orchestration_completed(at, task_id, json.dumps(output))
-    if status == "Terminated":
+    if status == S.Terminated.value:
         return sub_orchestration_failed(at, task_id, f"the sub-orchestration was terminated: {output}", None)
     return sub_orchestration_failed(at, task_id, str(output), None)
 

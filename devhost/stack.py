@@ -8,7 +8,6 @@ processes the devhost's local backend left running are stopped too.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -224,6 +223,3 @@ def devhost_env(azurite: Azurite, extra: Mapping[str, str] | None = None) -> dic
     env.update(extra or {})
     return env
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -26,11 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from azure.durable_functions import OrchestrationRuntimeStatus as S
 from azure.durable_functions.models.history import HistoryEventType
 
 from . import history as H
 
-PENDING, RUNNING, COMPLETED, FAILED, TERMINATED = "Pending", "Running", "Completed", "Failed", "Terminated"
+PENDING, RUNNING, COMPLETED, FAILED, TERMINATED = (
+    S.Pending.value, S.Running.value, S.Completed.value, S.Failed.value, S.Terminated.value)
 TERMINAL_STATUSES: frozenset[str] = frozenset({COMPLETED, FAILED, TERMINATED})
 
 _SCHEMA = """
@@ -167,7 +169,6 @@ class EpisodeResult:
     custom_status: Any
     activities: tuple[PendingActivity, ...] = ()
     timers: tuple[PendingTimer, ...] = ()
-    cancelled_timer_ids: frozenset[int] = frozenset()
     children: tuple[PendingChild, ...] = ()
 
 
@@ -260,6 +261,16 @@ class Store:
             )
         return True
 
+    def put(self, inst: Instance) -> None:
+        """Write an instance row as given, with no event for it (for tests that script the HTTP
+        API's answers: tests/support/durable_standin.py)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?)",
+                (inst.id, inst.name, inst.status, _dump(inst.input), _dump(inst.output), _dump(inst.custom_status),
+                 H.format_timestamp(inst.created), H.format_timestamp(inst.updated)),
+            )
+
     @staticmethod
     def _delete(db: sqlite3.Connection, instance_id: str) -> int:
         n = db.execute("DELETE FROM instances WHERE id=?", (instance_id,)).rowcount
@@ -307,12 +318,9 @@ class Store:
             "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?)",
             (child.instance_id, child.name, PENDING, _dump(child.input), None, None, stamp, stamp),
         )
-        started = H.execution_started(now, child.name, child.input)
-        started["ParentInstance"] = {
-            "Name": None,
-            "OrchestrationInstance": {"InstanceId": child.parent_id},
-            "TaskScheduleId": child.task_id,
-        }
+        parent = {"Name": None, "OrchestrationInstance": {"InstanceId": child.parent_id},
+                  "TaskScheduleId": child.task_id}
+        started = H.execution_started(now, child.name, child.input, parent)
         db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (child.instance_id, json.dumps(started)))
         db.execute("INSERT OR REPLACE INTO parents VALUES (?,?,?)", (child.instance_id, child.parent_id, child.task_id))
 
@@ -326,13 +334,7 @@ class Store:
         parent = db.execute("SELECT status FROM instances WHERE id=?", (parent_id,)).fetchone()
         if parent is None or parent[0] in TERMINAL_STATUSES:
             return
-        if status == COMPLETED:
-            # The output as the orchestrator returned it (a string is a value here, not JSON text).
-            event = H.sub_orchestration_completed(now, task_id, json.dumps(output))
-        elif status == TERMINATED:
-            event = H.sub_orchestration_failed(now, task_id, f"the sub-orchestration was terminated: {output}", None)
-        else:
-            event = H.sub_orchestration_failed(now, task_id, str(output), None)
+        event = H.child_outcome(now, task_id, status, output)
         db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (parent_id, json.dumps(event)))
 
     def terminate(self, instance_id: str, reason: str | None, now: datetime) -> bool:
@@ -414,10 +416,6 @@ class Store:
             db.executemany(
                 "INSERT OR REPLACE INTO timers VALUES (?,?,?)",
                 [(t.instance_id, t.timer_id, H.format_timestamp(t.fire_at)) for t in result.timers],
-            )
-            db.executemany(
-                "DELETE FROM timers WHERE instance_id=? AND timer_id=?",
-                [(instance_id, tid) for tid in result.cancelled_timer_ids],
             )
         return True
 

@@ -15,34 +15,37 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from azure.durable_functions import OrchestrationRuntimeStatus as S
 
 from . import history as H
 from .engine import Answer, Engine
-from .store import PENDING, RUNNING, BadContinuationToken, InstanceQuery
+from .store import BadContinuationToken, InstanceQuery
 
 PUBLIC_BASE = "/runtime/webhooks/durabletask"
 RPC_BASE = "/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
-ACTIVE = (PENDING, RUNNING)
+ACTIVE = (S.Pending.value, S.Running.value, S.ContinuedAsNew.value)
+"""Statuses the status endpoint answers 202 (poll again) rather than 200."""
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_PAGE_SIZE = 100  # the extension's OrchestrationStatusQueryCondition.PageSize
 MAX_PAGE_SIZE = 1000  # ours: a page stays bounded whatever `top` asks
-RUNTIME_STATUSES = ("Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending",
-                    "Suspended")
-"""The names the extension parses in `runtimeStatus` (unknown ones are ignored)."""
 UNSUPPORTED_OPERATIONS = ("rewind", "restart", "suspend", "resume")
 """Operations the extension has and the devhost does not: 501 (any other name is 404)."""
 
 
 class DurableApi:
-    def __init__(self, engine: Engine, hub: str):
+    def __init__(self, engine: Engine, hub: str, *, system_key: str | None = None):
+        """`system_key`: the `code=` the extension adds to every URL it hands out (the devhost,
+        like `func start`, enforces no key and hands out none)."""
         self.engine = engine
         self.hub = hub
+        self.system_key = system_key
 
     # -- the client binding ------------------------------------------------------------------
 
     def query(self) -> str:
-        return f"taskHub={self.hub}&connection=Storage"
+        key = f"&code={self.system_key}" if self.system_key else ""
+        return f"taskHub={self.hub}&connection=Storage{key}"
 
     def management_urls(self, origin: str, instance_id: str) -> dict[str, str]:
         base, q = f"{origin}{PUBLIC_BASE}/instances/{instance_id}", self.query()
@@ -139,7 +142,7 @@ class DurableApi:
         if body["runtimeStatus"] in ACTIVE:
             headers = {"Location": str(request.url), "Retry-After": "5"}
             return web.json_response(body, status=202, headers=headers)
-        if body["runtimeStatus"] == "Failed" and _flag(q.get("returnInternalServerErrorOnFailure"), False):
+        if body["runtimeStatus"] == S.Failed.value and _flag(q.get("returnInternalServerErrorOnFailure"), False):
             return web.json_response(body, status=500)
         return web.json_response(body, status=200)
 
@@ -220,7 +223,7 @@ def _page_size(raw: str | None) -> int:
 
 
 def _statuses(raw: list[str]) -> frozenset[str]:
-    by_name = {s.lower(): s for s in RUNTIME_STATUSES}
+    by_name = {s.value.lower(): s.value for s in S}  # the names the extension parses; others are ignored
     return frozenset(by_name[v.strip().lower()] for value in raw for v in value.split(",")
                      if v.strip().lower() in by_name)
 

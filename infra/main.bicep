@@ -40,6 +40,20 @@ param callbackSigningKey string
 })
 param notifySigningKey string
 
+@secure()
+@description('YOUTUBE_COOKIES: a Netscape cookies.txt for the worker (azd env set YOUTUBE_COOKIES "$(cat cookies.txt)"); empty: none. Stored in Key Vault.')
+param youtubeCookies string = ''
+
+@secure()
+@description('WORKER_PROXY_URL: http(s):// or socks5:// proxy for the worker\'s downloads, credentials allowed; empty: none. Stored in Key Vault.')
+param workerProxyUrl string = ''
+
+@description('YTDLP_EXTRACTOR_ARGS: yt-dlp --extractor-args groups, space-separated (e.g. youtube:player_client=default,mweb).')
+param ytdlpExtractorArgs string = ''
+
+@description('RETRY_BOT_CHECK: a bot_check failure is tried again in a fresh container group (another egress IP).')
+param retryBotCheck bool = true
+
 @description('Worker image (registry/repository:tag). Empty until the predeploy hook has built one; then azd keeps it in the environment.')
 param workerImage string = ''
 
@@ -138,6 +152,8 @@ var outputContainerName = 'downloads'
 var deploymentContainerName = 'app-package'
 var signingKeySecretName = 'callback-signing-key'
 var notifyKeySecretName = 'notify-signing-key'
+var youtubeCookiesSecretName = 'youtube-cookies'
+var workerProxySecretName = 'worker-proxy-url'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -201,6 +217,10 @@ module keyVault 'modules/keyvault.bicep' = {
     callbackSigningKey: callbackSigningKey
     notifyKeySecretName: notifyKeySecretName
     notifySigningKey: notifySigningKey
+    youtubeCookiesSecretName: youtubeCookiesSecretName
+    youtubeCookies: youtubeCookies
+    workerProxySecretName: workerProxySecretName
+    workerProxyUrl: workerProxyUrl
   }
 }
 
@@ -238,6 +258,10 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     signingKeySecretUri: keyVault.outputs.signingKeySecretUri
     notifyKeySecretUri: keyVault.outputs.notifyKeySecretUri
+    youtubeCookiesSecretUri: keyVault.outputs.youtubeCookiesSecretUri
+    workerProxySecretUri: keyVault.outputs.workerProxySecretUri
+    ytdlpExtractorArgs: ytdlpExtractorArgs
+    retryBotCheck: retryBotCheck
     workerImage: empty(workerImage) ? '${registry.outputs.loginServer}/${workerImageRepository}:latest' : workerImage
     allowedHosts: allowedHosts
     workerCpu: workerCpu
@@ -280,3 +304,5 @@ output AZURE_OUTPUT_STORAGE_ACCOUNT_NAME string = storage.outputs.outputStorageA
 output OUTPUT_CONTAINER string = outputContainerName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.keyVaultName
 output NOTIFY_KEY_SECRET_NAME string = notifyKeySecretName
+output YOUTUBE_COOKIES_SECRET_NAME string = youtubeCookiesSecretName
+output WORKER_PROXY_SECRET_NAME string = workerProxySecretName

@@ -18,57 +18,40 @@ Cancel: a `JobStatus` event `{"state": "cancelled"}` (what the cancel endpoint r
 batch from starting more items; those fail `cancelled`. Running children are not touched from
 here (an orchestrator cannot raise events to other instances): the cancel endpoint
 (`api/cancel.py`) cancels the children `customStatus.runningItems` names, by their ids. One
-`JobStatus` waiter stays open in every yield, for the reason `download_flow` explains
-(azure-functions-durable-python#507).
+`JobStatus` waiter stays open in every yield (`kernel.Mailbox`, keeping cancels only).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
 from typing import Any
 
 from videojob import batching as B
-from videojob.contract import EVENT_NAME, BatchPlan, ContractError, ErrorCode, JobError
+from videojob.contract import (
+    PHASE_LISTING,
+    PHASE_RUNNING,
+    BatchPlan,
+    ContractError,
+    ErrorCode,
+    JobError,
+    failure_message,
+)
 from videojob.orchestration import is_cancel
 
+from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log
 from .notification import deliver_notification
 
 logger = logging.getLogger(__name__)
 
-Steps = Generator[Any, Any, Any]
 DOWNLOAD_JOB = "download_job"
 
 
-class BatchFailed(Exception):
+class BatchFailed(OrchestrationFailed):
     """The batch's failure. Its message starts with the error code."""
 
 
-class CancelWatch:
-    """A `JobStatus` waiter kept open beside every task the batch waits for."""
-
-    def __init__(self, context: Any):
-        self._context = context
-        self.waiter = context.wait_for_external_event(EVENT_NAME)
-        self.cancelled = False
-
-    def take(self) -> None:
-        """The waiter won: note a cancel (anything else is ignored) and open a new waiter."""
-        if is_cancel(self.waiter.result):
-            self.cancelled = True
-        self.waiter = self._context.wait_for_external_event(EVENT_NAME)
-
-    def until_done(self, work: Any) -> Steps:
-        while not work.is_completed:
-            winner = yield self._context.task_any([self.waiter, work])
-            if winner is self.waiter:
-                self.take()
-        return work
-
-
 def _log(context: Any, level: int, message: str, *args: Any) -> None:
-    if not context.is_replaying:
-        logger.log(level, message, *args)
+    replay_safe_log(context, logger, level, message, *args)
 
 
 def run_batch(context: Any) -> Steps:
@@ -78,84 +61,85 @@ def run_batch(context: Any) -> Steps:
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid batch plan: {e}"[:300])
         context.set_custom_status(B.failed_status(error, None, context.current_utc_datetime))
-        raise BatchFailed(B.failure_message(error)) from None
+        raise BatchFailed(failure_message(error)) from None
 
-    watch = CancelWatch(context)
+    mailbox = Mailbox(context, keep=is_cancel)
     playlist = None
     if plan.playlist is not None:
-        items, playlist = yield from _list_playlist(context, watch, plan, batch_id)
+        items, playlist = yield from _list_playlist(context, mailbox, plan, batch_id)
     else:
         items = B.items_from_plan(batch_id, plan)
     if not items:
         error = JobError(ErrorCode.BATCH_FAILED, "the batch has no items")
-        yield from _fail(context, plan, batch_id, error, None)
+        raise (yield from _failed(context, mailbox, plan, batch_id, error, None))
 
-    window = yield from _run_window(context, watch, items, B.open_window(items, plan.max_parallel))
+    window = yield from _run_window(context, mailbox, items, B.open_window(items, plan.max_parallel))
 
     if B.all_failed(window):
-        error = B.batch_failure(window, cancelled=watch.cancelled)
+        error = B.batch_failure(window, cancelled=mailbox.holds(is_cancel))
         _log(context, logging.WARNING, "batch %s failed: %s", batch_id, error.message)
-        yield from _fail(context, plan, batch_id, error, window)
+        raise (yield from _failed(context, mailbox, plan, batch_id, error, window))
 
     output = B.batch_output(batch_id, items, window, playlist)
     context.set_custom_status(B.progress_status(output["state"], window, context.current_utc_datetime))
     if plan.notify_url:
-        output["notification"] = yield from deliver_notification(context, plan.notify_url, output)
+        output["notification"] = yield from deliver_notification(context, mailbox, plan.notify_url, output)
     _log(context, logging.INFO, "batch %s %s: %s", batch_id, output["state"], output["counts"])
     return output
 
 
-def _list_playlist(context: Any, watch: CancelWatch, plan: BatchPlan, batch_id: str) -> Steps:
+def _list_playlist(context: Any, mailbox: Mailbox, plan: BatchPlan, batch_id: str) -> Steps:
     """Run the listing child; returns the items and the playlist's part of the report."""
     assert plan.playlist is not None
-    context.set_custom_status(B.progress_status(B.PHASE_LISTING, None, context.current_utc_datetime))
+    context.set_custom_status(B.progress_status(PHASE_LISTING, None, context.current_utc_datetime))
     listing = context.call_sub_orchestrator(
         DOWNLOAD_JOB, B.listing_plan(plan).to_wire(), B.listing_instance_id(batch_id)
     )
-    task = yield from watch.until_done(listing)
+    task = yield from mailbox.until_done(listing)
     if isinstance(task.result, BaseException):
-        yield from _fail(context, plan, batch_id, B.parse_child_failure(task.result), None)
-    if watch.cancelled:
-        yield from _fail(context, plan, batch_id, JobError(ErrorCode.CANCELLED, "the batch was cancelled"), None)
+        raise (yield from _failed(context, mailbox, plan, batch_id, B.parse_child_failure(task.result), None))
+    if mailbox.holds(is_cancel):
+        cancelled = JobError(ErrorCode.CANCELLED, "the batch was cancelled")
+        raise (yield from _failed(context, mailbox, plan, batch_id, cancelled, None))
     entries, title = B.listed_entries(task.result, plan.playlist.max_items)
     if not entries:
         empty = JobError(ErrorCode.PLAYLIST_EMPTY, "the playlist has no entries")
-        yield from _fail(context, plan, batch_id, empty, None)
+        raise (yield from _failed(context, mailbox, plan, batch_id, empty, None))
     report = B.PlaylistReport(plan.playlist.request.url, title, len(entries))
     return B.items_from_entries(batch_id, entries, plan), report
 
 
-def _run_window(context: Any, watch: CancelWatch, items: tuple[B.BatchItem, ...], window: B.Window) -> Steps:
+def _run_window(context: Any, mailbox: Mailbox, items: tuple[B.BatchItem, ...], window: B.Window) -> Steps:
     running: dict[int, Any] = {}
     while not window.done:
-        if watch.cancelled:
+        if mailbox.holds(is_cancel):
             window = B.cancel_waiting(window, B.batch_cancelled_error())
         window, starting = B.start_next(window)
         for index in starting:
             item = items[index]
             assert item.plan is not None
             running[index] = context.call_sub_orchestrator(DOWNLOAD_JOB, item.plan.to_wire(), item.instance_id)
-        context.set_custom_status(B.progress_status(B.PHASE_RUNNING, window, context.current_utc_datetime))
+        context.set_custom_status(B.progress_status(PHASE_RUNNING, window, context.current_utc_datetime))
         if not running:
             break
-        winner = yield context.task_any([*running.values(), watch.waiter])
-        if winner is watch.waiter:
-            watch.take()
-            continue
+        if (yield from mailbox.any_of(list(running.values()))) is NOTHING:
+            continue  # an event: a cancel stops the waiting items above
         # Every child that has ended by now (the replay reaches the same point in the same order).
         for index in [i for i, task in running.items() if task.is_completed]:
             window = B.finish(window, index, B.child_result(running.pop(index).result))
     return window
 
 
-def _fail(context: Any, plan: BatchPlan, batch_id: str, error: JobError, window: B.Window | None) -> Steps:
-    """Record the failure, deliver the webhook if asked, and end the orchestration as failed."""
+def _failed(context: Any, mailbox: Mailbox, plan: BatchPlan, batch_id: str, error: JobError,
+            window: B.Window | None) -> Steps:
+    """Record the failure and deliver the webhook if asked; returns the exception that ends the
+    orchestration (the caller raises it)."""
     context.set_custom_status(B.failed_status(error, window, context.current_utc_datetime))
     if plan.notify_url:
         payload: dict[str, Any] = {"batchId": batch_id, "state": "failed", "error": error.to_wire()}
         if window is not None:
             payload["counts"] = window.counts()
-        record = yield from deliver_notification(context, plan.notify_url, payload)
+        record = yield from deliver_notification(context, mailbox, plan.notify_url, payload)
         status = B.failed_status(error, window, context.current_utc_datetime)
         context.set_custom_status({**status, "notification": record})
-    raise BatchFailed(B.failure_message(error))
+    return BatchFailed(failure_message(error))

@@ -5,17 +5,18 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
 `attempt_group_name(id, n, run)`
 (`run`: a replay-safe token of this orchestration run, so a job restarted under the same id, as an
 `Idempotency-Key` resubmit after a failure does, never meets its earlier run's groups):
-1. provision: `create_container_group`, up to `plan.provision_max_attempts` times, with durable
-   timers between attempts (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
+1. provision: `create_container_group`, up to `plan.provision_max_attempts` failed tries, with
+   durable timers between them (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
    fails at once with `provisioning_failed: <backend code>: ...`.
 2. watch: wait for `JobStatus` events of this attempt or the heartbeat timer (`min(last report +
    heartbeat, deadline)`); when the window passes, ask for the container's state: active keeps
    waiting, terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
    A reported success is a claim (`_checked`): only the job's own blob in the output container,
    found in storage with the reported size, stands; else `invalid_result` / `result_unverified`.
-3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, retried
-   with timer backoff; a cleanup failure is reported (`cleanup: "failed"`) but never replaces the
-   job's own outcome. So at most one group of the job runs at any time.
+3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, up to
+   `plan.cleanup_max_attempts` tries with timer backoff (`cleanup_backoff_seconds * 2**n`); a
+   cleanup failure is reported (`cleanup: "failed"`) but never replaces the job's own outcome.
+   So at most one group of the job runs at any time.
 4. retry: a retryable failure (`policy.is_retryable`: network, upload_failed, heartbeat_lost,
    retryable http_error) starts attempt n+1 after a durable timer (`retry_backoff_seconds *
    2**(n-1)`, capped), while attempts remain and the pause ends before the job's one deadline.
@@ -25,19 +26,12 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
    `attempts`, `cost`, `shareLink`, `notification`. Failure: customStatus with the error,
    `attempts` and `cost`, the webhook, then raises `"<code>: <message>"`.
 
-Events and the Python SDK (azure-functions-durable 1.7): an `EventRaised` that arrives while no
-`wait_for_external_event` task is open is parked in a single slot per name that is never
-cleared, so every later wait for that name receives the same event again, and a second early
-event overwrites the first (azure-functions-durable-python#507). The `Mailbox` below keeps one
-waiter open in *every* yield (`task_any([waiter, work])`) and renews it as soon as an event is
-taken, so no event ever reaches that slot; events that arrive while an activity or a backoff
-timer runs are kept in order and handled afterwards.
+Every yield goes through the `kernel.Mailbox`, so no `JobStatus` event is lost or seen twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -57,92 +51,25 @@ from videojob.activity_wire import (
     InspectResult,
     ShareLinkResult,
     check_blob_input,
-    failed_activity_error,
     group_input,
     share_link_input,
 )
-from videojob.backends.base import ACTIVE_STATES
+from videojob.backends.base import ACTIVE_CONTAINER_STATES
 from videojob.container_spec import attempt_group_name, run_token
-from videojob.contract import EVENT_NAME, PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan
+from videojob.contract import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
 
+from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log
 from .notification import deliver_notification
 
 logger = logging.getLogger(__name__)
 
-Steps = Generator[Any, Any, Any]
-_NOTHING = object()
 
-
-class JobFailed(Exception):
-    """The orchestration's failure. Its message starts with the error code."""
-
-
-class Mailbox:
-    """Every yield of the orchestration goes through here, with a `JobStatus` waiter beside it."""
-
-    def __init__(self, context: Any):
-        self._context = context
-        self._waiter = context.wait_for_external_event(EVENT_NAME)
-        self._inbox: list[Any] = []
-
-    def _receive(self) -> None:
-        self._inbox.append(self._waiter.result)
-        self._waiter = self._context.wait_for_external_event(EVENT_NAME)
-
-    def take(self) -> Any:
-        """The oldest event not handled yet, or `_NOTHING`."""
-        return self._inbox.pop(0) if self._inbox else _NOTHING
-
-    def holds(self, predicate: Any) -> bool:
-        return any(predicate(p) for p in self._inbox)
-
-    def next_event(self, work: Any) -> Steps:
-        """Wait for the next event or for `work` to complete; returns the event or `_NOTHING`."""
-        if self._inbox:
-            return self._inbox.pop(0)
-        if work.is_completed:
-            return _NOTHING
-        winner = yield self._context.task_any([self._waiter, work])
-        if winner is self._waiter:
-            self._receive()
-            return self._inbox.pop(0)
-        return _NOTHING
-
-    def until_done(self, work: Any) -> Steps:
-        """Wait for `work`, keeping every event that arrives meanwhile."""
-        while not work.is_completed:
-            winner = yield self._context.task_any([self._waiter, work])
-            if winner is self._waiter:
-                self._receive()
-        return work
-
-    def call(self, name: str, payload: dict[str, Any]) -> Steps:
-        """Call an activity; an activity that raised answers like one that failed cleanly."""
-        task = yield from self.until_done(self._context.call_activity(name, payload))
-        if isinstance(task.result, Exception):
-            return {"ok": False, "error": failed_activity_error(task.result).to_wire()}
-        return task.result
-
-    def sleep_until(self, fire_at: datetime) -> Steps:
-        yield from self.until_done(self._context.create_timer(fire_at))
-
-    def sleep_unless(self, fire_at: datetime, stop: Any) -> Steps:
-        """Sleep until `fire_at`, waking early (timer cancelled) once an event matching `stop` is
-        held; returns whether one is. Every event stays in the inbox."""
-        timer = self._context.create_timer(fire_at)
-        while not timer.is_completed:
-            if self.holds(stop):
-                timer.cancel()
-                return True
-            winner = yield self._context.task_any([self._waiter, timer])
-            if winner is self._waiter:
-                self._receive()
-        return self.holds(stop)
+class JobFailed(OrchestrationFailed):
+    """The job's failure. Its message starts with the error code."""
 
 
 def _log(context: Any, level: int, message: str, *args: Any) -> None:
-    if not context.is_replaying:
-        logger.log(level, message, *args)
+    replay_safe_log(context, logger, level, message, *args)
 
 
 @dataclass(frozen=True)
@@ -163,7 +90,7 @@ def run_job(context: Any) -> Steps:
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at))
-        raise JobFailed(policy.failure_message(error)) from None
+        raise JobFailed(failure_message(error)) from None
 
     deadline = policy.deadline_for(started_at, plan)
     mailbox = Mailbox(context)
@@ -175,7 +102,7 @@ def run_job(context: Any) -> Steps:
         run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline)
         records.append(run.record)
         outcome = run.outcome
-        if outcome.succeeded or outcome.error is None or not policy.is_retryable(outcome.error):
+        if outcome.succeeded or outcome.error is None or not policy.is_retryable(outcome.error, plan.retry_bot_check):
             break
         now: datetime = context.current_utc_datetime
         pause = policy.retry_pause(plan, attempt, now, deadline)
@@ -208,7 +135,8 @@ def run_job(context: Any) -> Steps:
             )
             output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
         if plan.request.notify_url:
-            output["notification"] = yield from _notify(context, mailbox, plan.request.notify_url, dict(output))
+            output["notification"] = yield from deliver_notification(context, mailbox, plan.request.notify_url,
+                                                                     dict(output))
         return output
 
     error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
@@ -218,20 +146,13 @@ def run_job(context: Any) -> Steps:
          job_id, error.code, len(attempts), last.cleanup)
     if plan.request.notify_url:
         payload = policy.failure_payload(job_id, plan, error, attempts, cost)
-        notification = yield from _notify(context, mailbox, plan.request.notify_url, payload)
+        notification = yield from deliver_notification(context, mailbox, plan.request.notify_url, payload)
         context.set_custom_status(
             policy.failed_status(
                 error, last.cleanup, last.group, context.current_utc_datetime, attempts, cost, notification
             )
         )
-    raise JobFailed(policy.failure_message(error))
-
-
-def _notify(context: Any, mailbox: Mailbox, url: str, payload: dict[str, Any]) -> Steps:
-    """The completion webhook; its yields go through the mailbox like every other."""
-    return (
-        yield from deliver_notification(context, url, payload, call=mailbox.call, sleep_until=mailbox.sleep_until)
-    )
+    raise JobFailed(failure_message(error))
 
 
 def _run_attempt(
@@ -270,12 +191,12 @@ def _checked(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, outcome
     if result.blob is None:  # a listing: nothing stored
         return outcome
     request = check_blob_input(job_id, result.blob.container, result.blob.name)
-    attempts = max(1, plan.cleanup_max_attempts)
-    for attempt in range(attempts):
+    tries = max(1, plan.cleanup_max_attempts)
+    for check_try in range(tries):
         checked = BlobCheckResult.from_wire((yield from mailbox.call(CHECK_OUTPUT_BLOB, request)))
-        if checked.ok or (checked.error is not None and not checked.error.retryable) or attempt + 1 >= attempts:
+        if checked.ok or (checked.error is not None and not checked.error.retryable) or check_try + 1 >= tries:
             break
-        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, check_try)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
     checked_outcome = policy.checked_outcome(result, checked)
     if checked_outcome.error is not None:
@@ -337,7 +258,7 @@ def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: i
             timer = context.create_timer(policy.next_heartbeat_wake(state, heartbeat, deadline))
         payload = yield from mailbox.next_event(timer)
         now = context.current_utc_datetime
-        if payload is not _NOTHING:
+        if payload is not NOTHING:
             state, outcome = _apply(context, state, payload, group, now)
             if outcome is not None:
                 if not timer.is_completed:
@@ -353,13 +274,13 @@ def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: i
         inspected = InspectResult.from_wire((yield from mailbox.call(INSPECT_CONTAINER_GROUP, group_input(group))))
         now = context.current_utc_datetime
         # Reports that arrived while we asked come first: one of them may end the job.
-        while (payload := mailbox.take()) is not _NOTHING:
+        while (payload := mailbox.take()) is not NOTHING:
             state, outcome = _apply(context, state, payload, group, now)
             if outcome is not None:
                 return outcome
         if not policy.heartbeat_due(state, now, heartbeat):
             continue
-        if inspected.ok and inspected.state not in ACTIVE_STATES:
+        if inspected.ok and inspected.state not in ACTIVE_CONTAINER_STATES:
             return policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
@@ -381,15 +302,15 @@ def _clean_up(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, succeed
         activity, done = DELETE_CONTAINER_GROUP, policy.CLEANUP_DELETED
     else:
         activity, done = STOP_CONTAINER_GROUP, policy.CLEANUP_STOPPED
-    attempts = max(1, plan.cleanup_max_attempts)
-    for attempt in range(attempts):
+    tries = max(1, plan.cleanup_max_attempts)
+    for cleanup_try in range(tries):
         result = CleanupResult.from_wire((yield from mailbox.call(activity, group_input(group))))
         if result.ok:
             return done
         code = result.error.code if result.error else "unknown"
-        _log(context, logging.WARNING, "%s %s attempt %d failed: %s", activity, group, attempt + 1, code)
-        if (result.error is not None and not result.error.retryable) or attempt + 1 >= attempts:
+        _log(context, logging.WARNING, "%s %s try %d failed: %s", activity, group, cleanup_try + 1, code)
+        if (result.error is not None and not result.error.retryable) or cleanup_try + 1 >= tries:
             break
-        pause = policy.backoff_seconds(plan.provision_backoff_seconds, attempt)
+        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, cleanup_try)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
     return policy.CLEANUP_FAILED

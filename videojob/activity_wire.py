@@ -49,15 +49,6 @@ DELETE_CONTAINER_GROUP = "delete_container_group"
 CHECK_OUTPUT_BLOB = "check_output_blob"
 CREATE_SHARE_LINK = "create_share_link"
 NOTIFY_COMPLETION = "notify_completion"
-ACTIVITY_NAMES: tuple[str, ...] = (
-    CREATE_CONTAINER_GROUP,
-    INSPECT_CONTAINER_GROUP,
-    STOP_CONTAINER_GROUP,
-    DELETE_CONTAINER_GROUP,
-    CHECK_OUTPUT_BLOB,
-    CREATE_SHARE_LINK,
-    NOTIFY_COMPLETION,
-)
 
 MAX_JOB_ATTEMPTS = 10
 """At most this many worker attempts (container groups) per job (`JOB_MAX_ATTEMPTS` allows 1-10)."""

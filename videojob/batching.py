@@ -32,28 +32,27 @@ from typing import Any
 
 from .activity_wire import format_utc
 from .contract import (
-    FAILED,
-    SUCCEEDED,
+    MAX_FAILURE_TEXT,
+    PHASE_FAILED,
+    PHASE_LISTING,
     BatchPlan,
     ContractError,
     ErrorCode,
+    EventState,
     JobError,
     JobPlan,
     PlaylistEntry,
+    clip,
+    custom_status_bytes,
 )
 from .url_policy import MAX_URL_LENGTH, UrlPolicy, UrlRejected, check_url
 
-PHASE_LISTING = "listing"
-PHASE_RUNNING = "running"
-PHASE_FAILED = "failed"
 STATE_PARTIAL = "partial"
 
 LISTING_SUFFIX = "list"
 MAX_ITEM_ERROR_MESSAGE = 300
 """An item's error message in the report (a 200-item report stays small)."""
 MAX_TITLE = 200
-MAX_FAILURE_TEXT = 1000
-CUSTOM_STATUS_LIMIT_BYTES = 16 * 1024
 CUSTOM_STATUS_BUDGET_BYTES = 12 * 1024
 """Room left under Durable's 16 KB (UTF-16) limit."""
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -143,12 +142,12 @@ def items_from_entries(batch_id: str, entries: Iterable[PlaylistEntry], plan: Ba
     out = []
     for i, entry in enumerate(listed):
         instance_id = item_instance_id(batch_id, i, len(listed))
-        title = _clip(entry.title, MAX_TITLE) if entry.title else None
+        title = clip(entry.title, MAX_TITLE) if entry.title else None
         try:
             url = check_url(entry.url, policy).url
         except UrlRejected as e:
-            rejection = JobError(e.code, _clip(e.message, MAX_ITEM_ERROR_MESSAGE))
-            out.append(BatchItem(i, _clip(entry.url, MAX_URL_LENGTH), instance_id, None, rejection, title))
+            rejection = JobError(e.code, clip(e.message, MAX_ITEM_ERROR_MESSAGE))
+            out.append(BatchItem(i, clip(entry.url, MAX_URL_LENGTH), instance_id, None, rejection, title))
             continue
         item_plan = replace(template, request=replace(template.request, url=url, notify_url=None))
         out.append(BatchItem(i, url, instance_id, item_plan, None, title))
@@ -177,7 +176,7 @@ def listed_entries(output: Any, max_items: int | None) -> tuple[tuple[PlaylistEn
     if max_items is not None:
         entries = entries[: max(0, max_items)]
     title = output.get("title")
-    return tuple(entries), _clip(title, MAX_TITLE) if isinstance(title, str) and title else None
+    return tuple(entries), clip(title, MAX_TITLE) if isinstance(title, str) and title else None
 
 
 # --- outcomes of children -----------------------------------------------------------------------
@@ -199,8 +198,8 @@ def parse_child_failure(reason: Any) -> JobError:
     text = _HOST_PREFIX.sub("", text)
     code, sep, message = text.partition(": ")
     if not sep or not _CODE.fullmatch(code):
-        return JobError(ErrorCode.INTERNAL, _clip(text or "the item failed without a message", MAX_ITEM_ERROR_MESSAGE))
-    return JobError(code, _clip(message.strip() or code, MAX_ITEM_ERROR_MESSAGE))
+        return JobError(ErrorCode.INTERNAL, clip(text or "the item failed without a message", MAX_ITEM_ERROR_MESSAGE))
+    return JobError(code, clip(message.strip() or code, MAX_ITEM_ERROR_MESSAGE))
 
 
 def child_result(result: Any) -> ItemResult:
@@ -212,7 +211,7 @@ def child_result(result: Any) -> ItemResult:
             result = json.loads(result)
         except ValueError:
             pass
-    if not isinstance(result, Mapping) or result.get("state", SUCCEEDED) != SUCCEEDED:
+    if not isinstance(result, Mapping) or result.get("state", EventState.SUCCEEDED) != EventState.SUCCEEDED:
         return ItemResult(False, error=JobError(ErrorCode.INTERNAL, "the item ended without a result"))
     blob = result.get("blob")
     return ItemResult(True, blob=blob if isinstance(blob, Mapping) else None, share_link=result.get("shareLink"))
@@ -282,7 +281,7 @@ def all_failed(window: Window) -> bool:
 
 
 def batch_state(window: Window) -> str:
-    return SUCCEEDED if all(r.succeeded for r in window.results.values()) else STATE_PARTIAL
+    return EventState.SUCCEEDED if all(r.succeeded for r in window.results.values()) else STATE_PARTIAL
 
 
 def batch_cancelled_error() -> JobError:
@@ -295,11 +294,7 @@ def batch_failure(window: Window, cancelled: bool = False) -> JobError:
     summary = ", ".join(f"{code}: {len(indexes)}" for code, indexes in by_code.items())
     code = ErrorCode.CANCELLED if cancelled else ErrorCode.BATCH_FAILED
     message = f"all {window.total} items failed" + (f" ({summary})" if summary else "")
-    return JobError(code, _clip(message, MAX_FAILURE_TEXT - len(code) - 2))
-
-
-def failure_message(error: JobError) -> str:
-    return _clip(f"{error.code}: {error.message}", MAX_FAILURE_TEXT)
+    return JobError(code, clip(message, MAX_FAILURE_TEXT - len(code) - 2))
 
 
 # --- customStatus -------------------------------------------------------------------------------
@@ -312,11 +307,6 @@ def _errors_by_code(window: Window) -> dict[str, list[int]]:
         if not r.succeeded:
             out.setdefault(r.error.code if r.error else ErrorCode.INTERNAL, []).append(index)
     return out
-
-
-def custom_status_bytes(status: Any) -> int:
-    """Size as the extension stores it (UTF-16)."""
-    return len(json.dumps(status).encode("utf-16-le"))
 
 
 def _fit(status: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +336,7 @@ def progress_status(phase: str, window: Window | None, now: datetime) -> dict[st
 
 def failed_status(error: JobError, window: Window | None, now: datetime) -> dict[str, Any]:
     status = progress_status(PHASE_FAILED, window, now)
-    status["error"] = replace(error, message=_clip(error.message, MAX_ITEM_ERROR_MESSAGE)).to_wire()
+    status["error"] = replace(error, message=clip(error.message, MAX_ITEM_ERROR_MESSAGE)).to_wire()
     return status
 
 
@@ -371,7 +361,7 @@ def item_report(item: BatchItem, result: ItemResult) -> dict[str, Any]:
         "index": item.index,
         "url": item.url,
         "instanceId": item.instance_id,
-        "state": SUCCEEDED if result.succeeded else FAILED,
+        "state": EventState.SUCCEEDED if result.succeeded else EventState.FAILED,
     }
     if item.title:
         out["title"] = item.title
@@ -382,7 +372,7 @@ def item_report(item: BatchItem, result: ItemResult) -> dict[str, Any]:
             out["shareLink"] = result.share_link
     else:
         error = result.error or JobError(ErrorCode.INTERNAL, "the item failed")
-        out["error"] = replace(error, message=_clip(error.message, MAX_ITEM_ERROR_MESSAGE)).to_wire()
+        out["error"] = replace(error, message=clip(error.message, MAX_ITEM_ERROR_MESSAGE)).to_wire()
     return out
 
 
@@ -402,7 +392,3 @@ def batch_output(
 
 def output_bytes(output: Any) -> int:
     return len(json.dumps(output).encode("utf-8"))
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."

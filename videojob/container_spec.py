@@ -1,6 +1,6 @@
 """The container spec: exactly one pure function decides what a job's container group is.
 
-Every backend (`aci`, `local`, `docker`) consumes the `ContainerSpec` it returns, so the local
+Every backend (`aci`, `local`, `podman`) consumes the `ContainerSpec` it returns, so the local
 mode runs the worker with the same env the cloud would give it.
 """
 
@@ -25,6 +25,10 @@ TAG_JOB_ID = "jobId"
 TAG_CREATED_AT = "createdAt"
 TAG_DEADLINE = "deadline"
 
+SECRETS_MOUNT_PATH = "/mnt/videojob-secrets"
+"""Where a container finds its secret files (an ACI `secret` volume, mounted read-only)."""
+COOKIES_FILE_NAME = "cookies.txt"
+
 
 @dataclass(frozen=True)
 class RegistryCredentials:
@@ -32,6 +36,17 @@ class RegistryCredentials:
     identity: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A file only the worker reads, on a read-only mount: its content never becomes an env value
+    (env values show in `ps`, in crash dumps and in the ARM body's plain fields); the variable
+    `env_name` carries its path."""
+
+    name: str
+    env_name: str
+    content: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,16 @@ class ContainerSpec:
     identity_resource_id: str | None
     registry: RegistryCredentials | None
     container_name: str = CONTAINER_NAME
+    secret_files: tuple[SecretFile, ...] = field(default=(), repr=False)
 
-    def environment(self) -> dict[str, str]:
-        """Plain and secure variables together: what the worker process sees."""
-        return dict(self.env) | dict(self.secure_env)
+    def file_env(self, secrets_dir: str = SECRETS_MOUNT_PATH) -> dict[str, str]:
+        """The variables naming the secret files, for a backend that puts them in `secrets_dir`."""
+        return {f.env_name: f"{secrets_dir.rstrip('/')}/{f.name}" for f in self.secret_files}
+
+    def environment(self, secrets_dir: str = SECRETS_MOUNT_PATH) -> dict[str, str]:
+        """Plain and secure variables together: what the worker process sees (secret files in
+        `secrets_dir`)."""
+        return dict(self.env) | self.file_env(secrets_dir) | dict(self.secure_env)
 
     def tag_map(self) -> dict[str, str]:
         return dict(self.tags)
@@ -133,6 +154,9 @@ def build_container_spec(
 ) -> ContainerSpec:
     """The one place that decides a job's container group (name, image, env, tags, identity).
 
+    Operator access settings reach every group alike: the proxy as a secure value, extractor
+    arguments as a plain one, cookies as a secret file (`secret_files`).
+
     `attempt` (1-based) and `run` (the orchestration run's token) pick the group name
     (`attempt_group_name`); the attempt is passed to the worker, which stamps it on every event
     so the orchestrator can ignore an earlier attempt's reports."""
@@ -165,10 +189,17 @@ def build_container_spec(
         env[E.OUTPUT_ACCOUNT_URL] = settings.output_account_url
     if settings.worker_identity_client_id:
         env[E.AZURE_CLIENT_ID] = settings.worker_identity_client_id
+    if settings.extractor_args:
+        env[E.YTDLP_EXTRACTOR_ARGS] = " ".join(settings.extractor_args)
 
-    secure: dict[str, str] = {E.CALLBACK_TOKEN: job_token(settings.callback_signing_key, job_id)}
+    env[E.CALLBACK_TOKEN] = job_token(settings.callback_signing_key, job_id)
     if settings.output_connection_string and not settings.output_account_url:
-        secure[E.OUTPUT_CONNECTION_STRING] = settings.output_connection_string
+        env[E.OUTPUT_CONNECTION_STRING] = settings.output_connection_string
+    if settings.worker_proxy_url:
+        env[E.PROXY_URL] = settings.worker_proxy_url
+    secret_files: tuple[SecretFile, ...] = ()
+    if settings.youtube_cookies:
+        secret_files = (SecretFile(COOKIES_FILE_NAME, E.COOKIES_FILE, settings.youtube_cookies),)
 
     registry = None
     if settings.registry_server:
@@ -189,8 +220,9 @@ def build_container_spec(
         location=settings.location,
         cpu=settings.worker_cpu,
         memory_gb=settings.worker_memory_gb,
-        env=tuple(sorted(env.items())),
-        secure_env=tuple(sorted(secure.items())),
+        # `SECURE_NAMES` decides what is a secure value (hidden in ARM's answers and logs).
+        env=tuple(sorted((k, v) for k, v in env.items() if k not in E.SECURE_NAMES)),
+        secure_env=tuple(sorted((k, v) for k, v in env.items() if k in E.SECURE_NAMES)),
         tags=(
             (TAG_MANAGED_BY, settings.app_name),
             (TAG_JOB_ID, job_id),
@@ -199,4 +231,5 @@ def build_container_spec(
         ),
         identity_resource_id=settings.worker_identity_resource_id,
         registry=registry,
+        secret_files=secret_files,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 EVENT_NAME = "JobStatus"
@@ -20,14 +21,30 @@ AudioFormat = Literal["m4a", "mp3"]
 FORMATS: tuple[str, ...] = ("video", "audio")
 AUDIO_FORMATS: tuple[str, ...] = ("m4a", "mp3")
 
-# Event states. `cancelled` is raised by the cancel endpoint only (it carries no `seq`).
-STARTED, PROGRESS, SUCCEEDED, FAILED, CANCELLED = "started", "progress", "succeeded", "failed", "cancelled"
-EVENT_STATES: tuple[str, ...] = (STARTED, PROGRESS, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_EVENT_STATES: tuple[str, ...] = (SUCCEEDED, FAILED, CANCELLED)
+
+class EventState(StrEnum):
+    """A `JobStatus` event's `state`. `cancelled` is raised by the cancel endpoint only (it carries
+    no `seq`). Not a container group's state (`backends.base.ContainerState`) nor an instance's
+    (`instances.RuntimeStatus`)."""
+
+    STARTED = "started"
+    PROGRESS = "progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+EVENT_STATES: tuple[str, ...] = tuple(EventState)
+TERMINAL_EVENT_STATES: frozenset[str] = frozenset({EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED})
+STARTED, PROGRESS, SUCCEEDED, FAILED, CANCELLED = EventState
+"""Aliases for worker/reporter.py only (being edited elsewhere): use `EventState` in new code."""
 
 # Worker phases (in events) and the orchestration's own phases (in customStatus).
 WORKER_PHASES: tuple[str, ...] = ("downloading", "processing", "uploading")
 PHASE_PROVISIONING = "provisioning"
+PHASE_RUNNING = "running"
+PHASE_RETRYING = "retrying"
+PHASE_LISTING = "listing"  # a playlist batch, while its listing child runs
 PHASE_SUCCEEDED = "succeeded"
 PHASE_FAILED = "failed"
 
@@ -59,6 +76,7 @@ class ErrorCode:
     LOGIN_REQUIRED = "login_required"
     GEO_BLOCKED = "geo_blocked"
     BOT_CHECK = "bot_check"
+    INVALID_COOKIES = "invalid_cookies"  # the operator's YOUTUBE_COOKIES is not a Netscape cookies.txt
     TOO_LARGE = "too_large"
     NETWORK = "network"
     HTTP_ERROR = "http_error"
@@ -183,10 +201,10 @@ class DownloadRequest:
         d = _as_mapping(d, "request")
         return cls(
             url=str(d["url"]),
-            format=d.get("format", "video"),
+            format=d.get("format", cls.format),
             max_height=d.get("maxHeight"),
             deadline_seconds=d.get("deadlineSeconds"),
-            audio_format=d.get("audioFormat", "m4a"),
+            audio_format=d.get("audioFormat", cls.audio_format),
             notify_url=d.get("notifyUrl"),
         )
 
@@ -209,7 +227,8 @@ class CostRates:
     @classmethod
     def from_wire(cls, d: Any) -> CostRates:
         d = _as_mapping(d, "cost rates")
-        return cls(float(d.get("vcpuSecond", 0.0)), float(d.get("gbSecond", 0.0)), str(d.get("currency", "USD")))
+        return cls(float(d.get("vcpuSecond", cls.vcpu_second)), float(d.get("gbSecond", cls.gb_second)),
+                   str(d.get("currency", cls.currency)))
 
 
 @dataclass(frozen=True)
@@ -227,6 +246,8 @@ class JobPlan:
     failed_group_policy: Literal["stop", "delete"] = "stop"
     provision_backoff_seconds: int = 5
     cleanup_max_attempts: int = 5
+    cleanup_backoff_seconds: int = 5
+    """`CLEANUP_BACKOFF_SECONDS`: the first pause between two tries to remove the group or check the blob."""
     mode: Literal["download", "list"] = "download"
     max_items: int | None = None
     """`list` mode: at most this many playlist entries."""
@@ -240,6 +261,8 @@ class JobPlan:
     cost_rates: CostRates = field(default_factory=CostRates)
     output_container: str | None = None
     """`OUTPUT_CONTAINER`: a reported blob elsewhere is refused (None in plans made before this check)."""
+    retry_bot_check: bool = False
+    """`RETRY_BOT_CHECK`: a `bot_check` failure is tried again in a fresh group (another egress IP)."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -251,6 +274,7 @@ class JobPlan:
                 "failedGroupPolicy": self.failed_group_policy,
                 "provisionBackoffSeconds": self.provision_backoff_seconds,
                 "cleanupMaxAttempts": self.cleanup_max_attempts,
+                "cleanupBackoffSeconds": self.cleanup_backoff_seconds,
                 "mode": self.mode,
                 "maxItems": self.max_items,
                 "maxAttempts": self.max_attempts,
@@ -260,6 +284,7 @@ class JobPlan:
                 "shareLinkHours": self.share_link_hours,
                 "costRates": self.cost_rates.to_wire(),
                 "outputContainer": self.output_container,
+                "retryBotCheck": self.retry_bot_check,
             }
         )
 
@@ -271,18 +296,21 @@ class JobPlan:
             deadline_seconds=int(d["deadlineSeconds"]),
             heartbeat_timeout_seconds=int(d["heartbeatTimeoutSeconds"]),
             provision_max_attempts=int(d["provisionMaxAttempts"]),
-            failed_group_policy=d.get("failedGroupPolicy", "stop"),
-            provision_backoff_seconds=int(d.get("provisionBackoffSeconds", 5)),
-            cleanup_max_attempts=int(d.get("cleanupMaxAttempts", 5)),
-            mode=d.get("mode", "download"),
+            # Absent fields (plans written before they existed) take the field's default.
+            failed_group_policy=d.get("failedGroupPolicy", cls.failed_group_policy),
+            provision_backoff_seconds=int(d.get("provisionBackoffSeconds", cls.provision_backoff_seconds)),
+            cleanup_max_attempts=int(d.get("cleanupMaxAttempts", cls.cleanup_max_attempts)),
+            cleanup_backoff_seconds=int(d.get("cleanupBackoffSeconds", cls.cleanup_backoff_seconds)),
+            mode=d.get("mode", cls.mode),
             max_items=d.get("maxItems"),
-            max_attempts=int(d.get("maxAttempts", 1)),
-            retry_backoff_seconds=int(d.get("retryBackoffSeconds", 30)),
-            worker_cpu=float(d.get("workerCpu", 1.0)),
-            worker_memory_gb=float(d.get("workerMemoryGb", 1.5)),
-            share_link_hours=int(d.get("shareLinkHours", 0)),
+            max_attempts=int(d.get("maxAttempts", cls.max_attempts)),
+            retry_backoff_seconds=int(d.get("retryBackoffSeconds", cls.retry_backoff_seconds)),
+            worker_cpu=float(d.get("workerCpu", cls.worker_cpu)),
+            worker_memory_gb=float(d.get("workerMemoryGb", cls.worker_memory_gb)),
+            share_link_hours=int(d.get("shareLinkHours", cls.share_link_hours)),
             cost_rates=CostRates.from_wire(d.get("costRates") or {}),
             output_container=d.get("outputContainer"),
+            retry_bot_check=d.get("retryBotCheck") is True,
         )
 
 
@@ -361,6 +389,8 @@ class MediaInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     extractor: str | None = None
+    ytdlp_version: str | None = None
+    """The yt-dlp that ran: tells a site's change (update the image) from a bug of ours."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -372,6 +402,7 @@ class MediaInfo:
                 "videoCodec": self.video_codec,
                 "audioCodec": self.audio_codec,
                 "extractor": self.extractor,
+                "ytDlpVersion": self.ytdlp_version,
             }
         )
 
@@ -386,6 +417,7 @@ class MediaInfo:
             video_codec=_opt_str(d, "videoCodec", 64),
             audio_codec=_opt_str(d, "audioCodec", 64),
             extractor=_opt_str(d, "extractor", 64),
+            ytdlp_version=_opt_str(d, "ytDlpVersion", 32),
         )
 
 
@@ -482,6 +514,26 @@ class JobError:
         )
 
 
+MAX_FAILURE_TEXT = 1000
+"""An orchestration's failure message (code + message) stays under 1 KB: big exceptions can hang an instance."""
+CUSTOM_STATUS_MAX_BYTES = 16 * 1024
+"""Durable's customStatus limit, measured in UTF-16 as the extension stores it."""
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def failure_message(error: JobError) -> str:
+    """An orchestration's failure message (the text the status shows): starts with the code."""
+    return clip(f"{error.code}: {error.message}", MAX_FAILURE_TEXT)
+
+
+def custom_status_bytes(status: Any) -> int:
+    """Size of a customStatus as the extension stores it (UTF-16)."""
+    return len(json.dumps(status).encode("utf-16-le"))
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """The JobStatus event: worker -> callback -> `raise_event("JobStatus", ...)` -> orchestrator."""
@@ -524,7 +576,7 @@ class JobStatus:
         if state not in EVENT_STATES:
             raise ContractError(f"'state' must be one of {', '.join(EVENT_STATES)}")
         seq = d.get("seq")
-        if state != CANCELLED:
+        if state != EventState.CANCELLED:
             if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
                 raise ContractError("'seq' must be a non-negative integer")
         elif seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
@@ -534,12 +586,12 @@ class JobStatus:
             raise ContractError(f"'phase' must be one of {', '.join(WORKER_PHASES)}")
         result = JobResult.from_wire(d["result"]) if d.get("result") is not None else None
         error = JobError.from_wire(d["error"]) if d.get("error") is not None else None
-        if state == SUCCEEDED and result is None:
+        if state == EventState.SUCCEEDED and result is None:
             raise ContractError("a 'succeeded' event needs a 'result'")
-        if state == FAILED and error is None:
+        if state == EventState.FAILED and error is None:
             raise ContractError("a 'failed' event needs an 'error'")
         return cls(
-            state=state,
+            state=EventState(state),
             job_id=_opt_str(d, "jobId", 256),
             seq=seq,
             phase=phase,

@@ -21,7 +21,6 @@ costed from its create call to the end of its cleanup (`cost_summary`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,32 +28,29 @@ from typing import Any, Literal
 
 from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc
 from .contract import (
-    CANCELLED,
-    FAILED,
+    CUSTOM_STATUS_MAX_BYTES,
     MAX_ERROR_MESSAGE,
     PHASE_FAILED,
     PHASE_PROVISIONING,
+    PHASE_RETRYING,
+    PHASE_RUNNING,
     PHASE_SUCCEEDED,
-    SUCCEEDED,
     ContractError,
     ErrorCode,
+    EventState,
     JobError,
     JobPlan,
     JobResult,
     JobStatus,
     Progress,
+    clip,
+    custom_status_bytes,
 )
 from .output_blob import output_blob_problem
 from .settings import MAX_TIMER_SECONDS
 
-PHASE_RUNNING = "running"
-PHASE_RETRYING = "retrying"
 BACKOFF_CAP_SECONDS = 300
 """Longest pause between two provisioning (or cleanup) attempts."""
-CUSTOM_STATUS_MAX_BYTES = 16 * 1024
-"""Durable's limit, measured in UTF-16 as the extension stores it."""
-MAX_FAILURE_TEXT = 1000
-"""The orchestration's failure message (code + message) stays under 1 KB: big exceptions can hang an instance."""
 MAX_SAFE_INTEGER = 2**53 - 1
 """JSON readers in browsers lose precision above this."""
 
@@ -95,18 +91,21 @@ RETRYABLE_CODES: frozenset[str] = frozenset({ErrorCode.NETWORK, ErrorCode.UPLOAD
 """Worker failures worth a fresh container: the next one may get a working network, store or host."""
 
 
-def is_retryable(error: JobError) -> bool:
+def is_retryable(error: JobError, retry_bot_check: bool = False) -> bool:
     """Whether a failed attempt is tried again in a fresh container group.
 
     The code list is the contract (docs/design.md, "Orchestration", step 4): `network`,
     `upload_failed` and `heartbeat_lost` always; `http_error` only when the worker marked it
-    retryable (5xx and 429; it alone knows the status). The worker's `retryable` flag is not
+    retryable (5xx and 429; it alone knows the status); `bot_check` when the plan says so
+    (`RETRY_BOT_CHECK`: a new ACI group usually gets another egress address). The worker's `retryable` flag is not
     honoured for other codes: a video that is `unavailable` or `too_large` will be so in any
     container, and the orchestrator's own
     `deadline_exceeded`, `cancelled` and `provisioning_failed` end the job (provisioning has its
     own retries)."""
     if error.code in RETRYABLE_CODES:
         return True
+    if error.code == ErrorCode.BOT_CHECK:
+        return retry_bot_check
     return error.code == ErrorCode.HTTP_ERROR and error.retryable
 
 
@@ -161,7 +160,7 @@ def triage(ledger: EventLedger, event: JobStatus) -> tuple[EventLedger, Verdict]
 def belongs_to_attempt(event: JobStatus, attempt: int) -> bool:
     """An event from another attempt's worker (a group being stopped, a late redelivery) is stale.
     Events without `attempt` count as attempt 1; `cancelled` (from the API) belongs to every attempt."""
-    return event.state == CANCELLED or (event.attempt or 1) == attempt
+    return event.state == EventState.CANCELLED or (event.attempt or 1) == attempt
 
 
 def parse_event(payload: Any) -> JobStatus | None:
@@ -233,11 +232,6 @@ def progress_status(view: ProgressView, group: str, now: datetime, attempt: int 
     }
 
 
-def custom_status_bytes(status: Any) -> int:
-    """Size of a customStatus as the extension stores it (UTF-16)."""
-    return len(json.dumps(status).encode("utf-16-le"))
-
-
 def failed_status(
     error: JobError,
     cleanup: Cleanup,
@@ -282,7 +276,7 @@ def retrying_status(failed: JobError, next_group: str, attempt: int, now: dateti
     """customStatus while waiting to start attempt `attempt` after a retryable failure."""
     status = progress_status(ProgressView(phase=PHASE_RETRYING), next_group, now, attempt)
     status["retryAt"] = format_utc(until)
-    status["lastError"] = replace(failed, message=_clip(failed.message, 300)).to_wire()
+    status["lastError"] = replace(failed, message=clip(failed.message, 300)).to_wire()
     return status
 
 
@@ -327,16 +321,16 @@ def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState
 
 def outcome_of(event: JobStatus) -> Outcome:
     """The outcome a terminal event reports."""
-    if event.state == SUCCEEDED and event.result is not None:
+    if event.state == EventState.SUCCEEDED and event.result is not None:
         return Outcome(result=event.result)
-    if event.state == CANCELLED:
+    if event.state == EventState.CANCELLED:
         return Outcome(error=cancelled_error())
     return Outcome(error=event.error or JobError(ErrorCode.INTERNAL, "the worker failed without an error"))
 
 
 def is_cancel(payload: Any) -> bool:
     event = parse_event(payload)
-    return event is not None and event.state == CANCELLED
+    return event is not None and event.state == EventState.CANCELLED
 
 
 def heartbeat_due(state: WatchState, now: datetime, heartbeat_seconds: int) -> bool:
@@ -353,7 +347,8 @@ def next_heartbeat_wake(state: WatchState, heartbeat_seconds: int, deadline: dat
 def invalid_result_error(reason: str) -> JobError:
     """A `succeeded` report the job cannot take: never retried (the next worker would be as
     untrusted, and a bug that names blobs wrongly would name them wrongly again)."""
-    return JobError(ErrorCode.INVALID_RESULT, _clip(f"the worker's result was refused: {reason}"), retryable=False)
+    message = clip(f"the worker's result was refused: {reason}", MAX_ERROR_MESSAGE)
+    return JobError(ErrorCode.INVALID_RESULT, message, retryable=False)
 
 
 def result_problem(job_id: str, plan: JobPlan, result: JobResult) -> JobError | None:
@@ -385,7 +380,7 @@ def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
         if error.code == ErrorCode.INVALID_RESULT:  # the activity's own check against the settings
             return Outcome(error=invalid_result_error(error.message))
         reason = f"could not check blob {shown} in the output storage: {error.code}: {error.message}"
-        return Outcome(error=JobError(ErrorCode.RESULT_UNVERIFIED, _clip(reason), retryable=False))
+        return Outcome(error=JobError(ErrorCode.RESULT_UNVERIFIED, clip(reason, MAX_ERROR_MESSAGE), retryable=False))
     if not checked.exists:
         return Outcome(error=invalid_result_error(f"blob {shown} does not exist in container {blob.container!r}"))
     if checked.size_bytes != blob.size_bytes:
@@ -397,13 +392,10 @@ def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _clip(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def provisioning_error(cause: JobError) -> JobError:
     """`provisioning_failed`, keeping the backend's code (e.g. the ARM `InaccessibleImage`)."""
-    return JobError(ErrorCode.PROVISIONING_FAILED, _clip(f"{cause.code}: {cause.message}"), retryable=cause.retryable)
+    message = clip(f"{cause.code}: {cause.message}", MAX_ERROR_MESSAGE)
+    return JobError(ErrorCode.PROVISIONING_FAILED, message, retryable=cause.retryable)
 
 
 def deadline_error(deadline_seconds: int, phase: str) -> JobError:
@@ -428,12 +420,7 @@ def heartbeat_error(group: str, inspected: InspectResult, heartbeat_seconds: int
     if tail:
         room = MAX_ERROR_MESSAGE - len(head) - len("; log tail: ")
         head = f"{head}; log tail: {tail[-room:]}" if room > 40 else head
-    return JobError(ErrorCode.HEARTBEAT_LOST, _clip(head), retryable=True)
-
-
-def failure_message(error: JobError) -> str:
-    """The orchestration's failure message: starts with the code, stays under 1 KB."""
-    return _clip(f"{error.code}: {error.message}", MAX_FAILURE_TEXT)
+    return JobError(ErrorCode.HEARTBEAT_LOST, clip(head, MAX_ERROR_MESSAGE), retryable=True)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -488,7 +475,7 @@ class AttemptRecord:
 def attempt_record(
     attempt: int, group: str, outcome: Outcome, started_at: datetime, ended_at: datetime, cleanup: Cleanup
 ) -> AttemptRecord:
-    label = SUCCEEDED if outcome.succeeded else (outcome.error.code if outcome.error else ErrorCode.INTERNAL)
+    label = EventState.SUCCEEDED if outcome.succeeded else (outcome.error.code if outcome.error else ErrorCode.INTERNAL)
     return AttemptRecord(attempt, group, label, started_at, ended_at, cleanup)
 
 
@@ -526,7 +513,7 @@ def share_link_record(result: ShareLinkResult) -> dict[str, Any]:
     if result.ok:
         return {"url": result.url, "expiresAt": result.expires_at}
     assert result.error is not None
-    return {"error": replace(result.error, message=_clip(result.error.message, 300)).to_wire()}
+    return {"error": replace(result.error, message=clip(result.error.message, 300)).to_wire()}
 
 
 def success_output(
@@ -541,7 +528,7 @@ def success_output(
     """The orchestration output of a successful job. `url` is the requested video URL; the file is
     at `blob.url`. A `list`-mode job has `entries` (and the playlist's `title`) instead of
     `blob`/`media`. The orchestrator adds `shareLink` and `notification` when they apply."""
-    output: dict[str, Any] = {"jobId": job_id, "state": SUCCEEDED, "url": plan.request.url}
+    output: dict[str, Any] = {"jobId": job_id, "state": EventState.SUCCEEDED, "url": plan.request.url}
     if result.entries is not None:
         output["entries"] = [e.to_wire() for e in result.entries]
         if result.title is not None:
@@ -568,7 +555,7 @@ def failure_payload(
     """The completion webhook's body for a failed job."""
     return {
         "jobId": job_id,
-        "state": FAILED,
+        "state": EventState.FAILED,
         "url": plan.request.url,
         "error": error.to_wire(),
         "attempts": [a.to_wire() for a in attempts],

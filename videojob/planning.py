@@ -25,6 +25,7 @@ def plan_job(request: DownloadRequest, settings: Settings) -> JobPlan:
         deadline_seconds=request.deadline_seconds or settings.job_deadline_seconds,
         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
         provision_max_attempts=settings.provision_max_attempts,
+        cleanup_backoff_seconds=settings.cleanup_backoff_seconds,
         failed_group_policy=settings.failed_group_policy,
         max_attempts=settings.job_max_attempts,
         retry_backoff_seconds=settings.job_retry_backoff_seconds,
@@ -33,6 +34,7 @@ def plan_job(request: DownloadRequest, settings: Settings) -> JobPlan:
         share_link_hours=settings.share_link_hours,
         cost_rates=cost_rates(settings),
         output_container=settings.output_container,
+        retry_bot_check=settings.retry_bot_check,
     )
 
 

@@ -279,11 +279,6 @@ def _single(submission: Submission) -> DownloadRequest:
     return submission.request
 
 
-def parse_json_request(body: bytes, limits: RequestLimits) -> DownloadRequest:
-    """One job from a JSON body (batches and playlists are refused)."""
-    return _single(parse_json_submission(body, limits))
-
-
 def parse_download_request(body: bytes, content_type: str | None, limits: RequestLimits) -> DownloadRequest:
     """One job from `POST /api/downloads` (see `parse_submission` for batches and playlists)."""
     return _single(parse_submission(body, content_type, limits))

@@ -392,10 +392,10 @@ MAX_COOKIES_BYTES = 24 * 1024
 
 def _cookies(r: _Reader) -> str | None:
     """`YOUTUBE_COOKIES`: optional; its format is the worker's to judge (`invalid_cookies`)."""
-    raw = r.env.get("YOUTUBE_COOKIES")
-    if raw is None or not raw.strip():
+    raw = r.str("YOUTUBE_COOKIES")
+    if raw is None:
         return None  # azd creates the secret empty: no cookies
-    if raw.strip().startswith("@Microsoft.KeyVault("):
+    if raw.startswith("@Microsoft.KeyVault("):
         raise SettingsError("setting YOUTUBE_COOKIES is an unresolved Key Vault reference")
     if len(raw.encode("utf-8")) > MAX_COOKIES_BYTES:
         raise SettingsError(f"setting YOUTUBE_COOKIES must be at most {MAX_COOKIES_BYTES} bytes")

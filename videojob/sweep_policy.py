@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from .backends.base import ACTIVE_STATES
+from .backends.base import ACTIVE_CONTAINER_STATES
 from .container_spec import TAG_CREATED_AT, TAG_DEADLINE
-from .instances import CANCELED, COMPLETED, FAILED, TERMINATED
+from .instances import RuntimeStatus
 
 DEFAULT_GRACE_SECONDS = 30 * 60
 """Time past a group's deadline tag before it is swept even if its job still looks alive: the
@@ -89,10 +89,10 @@ def decide(
     if job is None:
         return _delete("job_missing")
     status = job.runtime_status
-    if status in (COMPLETED, TERMINATED, CANCELED):
+    if status in (RuntimeStatus.COMPLETED, RuntimeStatus.TERMINATED, RuntimeStatus.CANCELED):
         return _delete(f"job_{status.lower()}")
-    if status == FAILED:
-        if group_state in ACTIVE_STATES:
+    if status == RuntimeStatus.FAILED:
+        if group_state in ACTIVE_CONTAINER_STATES:
             return _delete("job_failed_group_active")
         since = job.last_updated or parse_tag_time(tags.get(TAG_DEADLINE)) or parse_tag_time(tags.get(TAG_CREATED_AT))
         if since is None:

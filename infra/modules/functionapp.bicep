@@ -15,6 +15,10 @@ param registryName string
 param appInsightsName string
 param signingKeySecretUri string
 param notifyKeySecretUri string
+param youtubeCookiesSecretUri string
+param workerProxySecretUri string
+param ytdlpExtractorArgs string
+param retryBotCheck bool
 param workerImage string
 param allowedHosts string
 param workerCpu string
@@ -196,6 +200,7 @@ var videojobSettings = {
   HEARTBEAT_TIMEOUT_SECONDS: string(heartbeatTimeoutSeconds)
   PROGRESS_INTERVAL_SECONDS: string(progressIntervalSeconds)
   PROVISION_MAX_ATTEMPTS: string(provisionMaxAttempts)
+  CLEANUP_BACKOFF_SECONDS: '5'
   MAX_DOWNLOAD_BYTES: maxDownloadBytes
   FAILED_GROUP_POLICY: failedGroupPolicy
   FAILED_GROUP_RETENTION_SECONDS: string(failedGroupRetentionSeconds)
@@ -212,6 +217,12 @@ var videojobSettings = {
   ACI_PRICE_PER_VCPU_SECOND: aciPricePerVcpuSecond
   ACI_PRICE_PER_GB_SECOND: aciPricePerGbSecond
   COST_CURRENCY: costCurrency
+  // The worker's way past YouTube's bot check (README, "YouTube from the cloud"). The two secrets
+  // exist even when empty, so both references always resolve.
+  YOUTUBE_COOKIES: '@Microsoft.KeyVault(SecretUri=${youtubeCookiesSecretUri})'
+  WORKER_PROXY_URL: '@Microsoft.KeyVault(SecretUri=${workerProxySecretUri})'
+  YTDLP_EXTRACTOR_ARGS: ytdlpExtractorArgs
+  RETRY_BOT_CHECK: string(retryBotCheck)
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.

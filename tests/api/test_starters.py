@@ -52,6 +52,7 @@ def test_json_request_starts_download_job_with_the_plan(client_api: Api) -> None
         "failedGroupPolicy": "delete",
         "provisionBackoffSeconds": 5,
         "cleanupMaxAttempts": 5,
+        "cleanupBackoffSeconds": 5,
         "mode": "download",
         "maxAttempts": 2,
         "retryBackoffSeconds": 30,

@@ -9,6 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
+from orchestrators.kernel import Mailbox
 from orchestrators.notification import deliver_notification
 from tests.support.replay import ReplayHost
 from videojob.activity_wire import NOTIFY_COMPLETION
@@ -23,7 +24,8 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context")
 def notify_only(context: df.DurableOrchestrationContext):
     data = context.get_input()
-    record = yield from deliver_notification(context, data["url"], data["payload"], max_attempts=data["attempts"])
+    record = yield from deliver_notification(context, Mailbox(context), data["url"], data["payload"],
+                                             max_attempts=data["attempts"])
     return record
 
 

@@ -23,8 +23,7 @@ from videojob.activity_wire import (
     STOP_CONTAINER_GROUP,
 )
 from videojob.container_spec import attempt_group_name, run_token
-from videojob.contract import DownloadRequest, JobPlan
-from videojob.orchestration import CUSTOM_STATUS_MAX_BYTES, custom_status_bytes
+from videojob.contract import CUSTOM_STATUS_MAX_BYTES, DownloadRequest, JobPlan, custom_status_bytes
 from videojob.output_blob import blob_url
 from videojob.settings import Settings, load_settings
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from videojob.backends.base import MISSING, RUNNING, STOPPED, BackendError, GroupState, ManagedGroup
+from videojob.backends.base import BackendError, ContainerState, GroupState, ManagedGroup
 from videojob.container_spec import ContainerSpec
 
 
@@ -39,14 +39,14 @@ class FakeBackend:
             if self.failed_create_leaves_group:
                 self.groups[spec.name] = GroupState(spec.name, "Failed", detail="provisioning failed")
             raise error
-        self.groups[spec.name] = GroupState(spec.name, RUNNING)
+        self.groups[spec.name] = GroupState(spec.name, ContainerState.RUNNING)
         return self.groups[spec.name]
 
     def state(self, name: str) -> GroupState:
         self.calls.append(("state", name))
         if self.states:
             return self.states.pop(0)
-        return self.groups.get(name) or GroupState(name, MISSING)
+        return self.groups.get(name) or GroupState(name, ContainerState.MISSING)
 
     def logs(self, name: str, tail: int = 50) -> str:
         self.calls.append(("logs", name))
@@ -59,7 +59,7 @@ class FakeBackend:
         if self.stop_errors:
             raise self.stop_errors.pop(0)
         if name in self.groups:
-            self.groups[name] = GroupState(name, STOPPED, self.groups[name].exit_code)
+            self.groups[name] = GroupState(name, ContainerState.STOPPED, self.groups[name].exit_code)
 
     def delete(self, name: str) -> None:
         self.calls.append(("delete", name))

@@ -10,7 +10,7 @@ import pytest
 
 from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, RUN_KEY, VIDEO_URL
 from videojob import bootstrap
-from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
+from videojob.backends.base import BackendError, ContainerState, GroupState
 from videojob.container_env import CALLBACK_TOKEN, JOB_URL
 from videojob.container_env import JOB_ID as JOB_ID_VAR
 from videojob.container_spec import attempt_group_name, group_name
@@ -32,7 +32,7 @@ CREATE_INPUT = {
 
 def test_create_builds_the_spec_and_starts_the_group(backend, caplog):
     caplog.set_level(logging.DEBUG)
-    assert call("create_container_group", CREATE_INPUT) == {"ok": True, "group": GROUP, "state": RUNNING}
+    assert call("create_container_group", CREATE_INPUT) == {"ok": True, "group": GROUP, "state": ContainerState.RUNNING}
 
     spec = backend.specs[0]
     env = spec.environment()
@@ -48,7 +48,7 @@ def test_create_for_a_retry_uses_the_attempts_own_group(backend):
     group = attempt_group_name(JOB_ID, 2, RUN_KEY)
     answer = call("create_container_group", {**CREATE_INPUT, "attempt": 2, "group": group})
 
-    assert answer == {"ok": True, "group": group, "state": RUNNING}
+    assert answer == {"ok": True, "group": group, "state": ContainerState.RUNNING}
     assert backend.specs[0].name == group and backend.specs[0].environment()["JOB_ATTEMPT"] == "2"
 
 
@@ -131,30 +131,31 @@ def test_create_reports_missing_settings_as_a_configuration_error(monkeypatch, t
 def test_inspect_a_running_group_does_not_fetch_logs(backend):
     call("create_container_group", CREATE_INPUT)
     assert call("inspect_container_group", {"group": GROUP}) == {
-        "ok": True, "state": RUNNING, "exitCode": None, "detail": None, "logTail": ""
+        "ok": True, "state": ContainerState.RUNNING, "exitCode": None, "detail": None, "logTail": ""
     }
     assert backend.ops("logs") == []
 
 
 def test_inspect_a_terminated_group_returns_exit_code_and_a_short_log_tail(backend):
-    backend.states = [GroupState(GROUP, FAILED, exit_code=1, detail="Error")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=1, detail="Error")]
     backend.log_text = "\n".join("x" * 500 + f" line {i}" for i in range(100))
     result = call("inspect_container_group", {"group": GROUP})
-    assert (result["state"], result["exitCode"], result["detail"]) == (FAILED, 1, "Error")
+    assert (result["state"], result["exitCode"], result["detail"]) == (ContainerState.FAILED, 1, "Error")
     assert result["logTail"].endswith(" line 99")
     assert len(result["logTail"]) <= 2000
 
 
 def test_inspect_a_missing_group(backend):
     result = call("inspect_container_group", {"group": "dl-nothing"})
-    assert result["ok"] is True and result["state"] == MISSING
+    assert result["ok"] is True and result["state"] == ContainerState.MISSING
 
 
 def test_inspect_keeps_the_state_when_logs_cannot_be_read(backend):
-    backend.states = [GroupState(GROUP, FAILED, exit_code=2)]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=2)]
     backend.logs_error = BackendError("ResourceNotFound", "no logs", retryable=False)
     result = call("inspect_container_group", {"group": GROUP})
-    assert (result["ok"], result["state"], result["exitCode"], result["logTail"]) == (True, FAILED, 2, "")
+    assert (result["ok"], result["state"], result["exitCode"], result["logTail"]) == (
+        True, ContainerState.FAILED, 2, "")
 
 
 def test_inspect_answers_a_backend_error(backend):
@@ -170,7 +171,7 @@ def test_inspect_answers_a_backend_error(backend):
 def test_stop_keeps_the_group_and_delete_removes_it(backend):
     call("create_container_group", CREATE_INPUT)
     assert call("stop_container_group", {"group": GROUP}) == {"ok": True}
-    assert backend.groups[GROUP].state == STOPPED
+    assert backend.groups[GROUP].state == ContainerState.STOPPED
     assert call("delete_container_group", {"group": GROUP}) == {"ok": True}
     assert GROUP not in backend.groups
 

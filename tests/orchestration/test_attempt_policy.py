@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.orchestration.conftest import T0, plan
-from videojob.contract import JobError, JobStatus
+from videojob.contract import CUSTOM_STATUS_MAX_BYTES, JobError, JobStatus, custom_status_bytes
 from videojob.orchestration import (
-    CUSTOM_STATUS_MAX_BYTES,
     AttemptRecord,
     attempts_allowed,
     belongs_to_attempt,
     cost_summary,
-    custom_status_bytes,
     failed_status,
     retry_pause,
 )

@@ -9,8 +9,6 @@ import pytest
 
 from tests.orchestration.test_batching import items
 from videojob.batching import (
-    PHASE_LISTING,
-    PHASE_RUNNING,
     ItemResult,
     finish,
     open_window,
@@ -18,6 +16,7 @@ from videojob.batching import (
     running_children,
     start_next,
 )
+from videojob.contract import PHASE_LISTING, PHASE_RUNNING
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,14 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from videojob.batching import (
-    CUSTOM_STATUS_LIMIT_BYTES,
     BatchItem,
     ItemResult,
     batch_failure,
     batch_output,
     cancel_waiting,
     child_result,
-    custom_status_bytes,
     finish,
     item_instance_id,
     items_from_entries,
@@ -24,7 +22,15 @@ from videojob.batching import (
     progress_status,
     start_next,
 )
-from videojob.contract import BatchPlan, DownloadRequest, JobError, JobPlan, PlaylistEntry
+from videojob.contract import (
+    CUSTOM_STATUS_MAX_BYTES,
+    BatchPlan,
+    DownloadRequest,
+    JobError,
+    JobPlan,
+    PlaylistEntry,
+    custom_status_bytes,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -151,7 +157,7 @@ def test_status_keeps_failed_indexes_per_code_and_degrades_to_counts_when_large(
     assert small == {"phase": "running", "counts": {"total": 3, "running": 2, "succeeded": 0, "failed": 1,
                                                     "pending": 0},
                      "runningItems": [0, 2], "errors": {"http_error": [1]}, "updatedAt": "2026-01-01T00:00:00Z"}
-    assert custom_status_bytes(large) < CUSTOM_STATUS_LIMIT_BYTES and large["counts"]["failed"] == 200
+    assert custom_status_bytes(large) < CUSTOM_STATUS_MAX_BYTES and large["counts"]["failed"] == 200
 
 
 def test_the_batch_failure_summarizes_codes():

@@ -19,8 +19,8 @@ from orchestrators import download_batch, download_job
 from tests.orchestration.conftest import BLOB, T0, at, plan, run_activity
 from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ChildOutcome, ReplayHost, RunResult, SubOrchestrationCall
-from videojob.batching import CUSTOM_STATUS_LIMIT_BYTES, MAX_OUTPUT_BYTES, custom_status_bytes, output_bytes
-from videojob.contract import BatchPlan, DownloadRequest, JobPlan
+from videojob.batching import MAX_OUTPUT_BYTES, output_bytes
+from videojob.contract import CUSTOM_STATUS_MAX_BYTES, BatchPlan, DownloadRequest, JobPlan, custom_status_bytes
 
 BATCH_ID = "b0c4"
 MEDIA_HOST = "media.example"
@@ -105,7 +105,7 @@ def alive_children_per_prefix(history: list[dict[str, Any]]) -> list[int]:
 def check_batch_invariants(result: RunResult, max_parallel: int) -> None:
     assert max(alive_children_per_prefix(result.history), default=0) <= max_parallel
     for status in result.custom_statuses:
-        assert custom_status_bytes(status) < CUSTOM_STATUS_LIMIT_BYTES
+        assert custom_status_bytes(status) < CUSTOM_STATUS_MAX_BYTES
     if result.status == "Failed":
         assert len(result.error.encode()) < 1024
         assert result.custom_status["phase"] == "failed"
@@ -329,7 +329,7 @@ def test_two_hundred_failing_items_keep_custom_status_and_output_small():
     assert result.status == "Completed"
     assert result.output["counts"]["failed"] == 100
     assert all(len(i.get("error", {}).get("message", "")) <= 300 for i in result.output["items"])
-    assert max(custom_status_bytes(s) for s in result.custom_statuses) < CUSTOM_STATUS_LIMIT_BYTES
+    assert max(custom_status_bytes(s) for s in result.custom_statuses) < CUSTOM_STATUS_MAX_BYTES
     assert output_bytes(result.output) < MAX_OUTPUT_BYTES
 
 
@@ -339,7 +339,7 @@ def test_two_hundred_items_all_failing_with_distinct_codes_still_fail_with_a_sma
     result = run(batch(200, 20), children(seconds=lambda i: 1, failures=failures))
 
     assert result.status == "Failed"
-    assert custom_status_bytes(result.custom_status) < CUSTOM_STATUS_LIMIT_BYTES
+    assert custom_status_bytes(result.custom_status) < CUSTOM_STATUS_MAX_BYTES
     assert result.custom_status["counts"]["failed"] == 200
     assert len(result.error.encode()) < 1024
 

@@ -35,7 +35,7 @@ from videojob.activity_wire import (
     INSPECT_CONTAINER_GROUP,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, BackendError, GroupState
+from videojob.backends.base import BackendError, ContainerState, GroupState
 from videojob.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -146,7 +146,7 @@ def test_worker_failure_fails_with_its_code_and_applies_the_failed_group_policy(
     assert backend.ops("stop") + backend.ops("delete") == [GROUP]
     assert backend.ops(op) == [GROUP]
     if policy == "stop":
-        assert backend.groups[GROUP].state == STOPPED  # kept, with its logs
+        assert backend.groups[GROUP].state == ContainerState.STOPPED  # kept, with its logs
     else:
         assert GROUP not in backend.groups
 
@@ -172,7 +172,7 @@ def test_deadline_fails_the_job_even_while_the_worker_keeps_reporting(host, back
 
 
 def test_heartbeat_lost_when_the_container_has_terminated(host, backend):
-    backend.states = [GroupState(GROUP, FAILED, exit_code=137, detail="Killed")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="Killed")]
     backend.log_text = "\n".join(f"log line {i}" for i in range(100)) + "\nMemoryError: out of memory"
     h = host()
     h.raise_event(10, started(0))
@@ -192,7 +192,7 @@ def test_heartbeat_lost_when_the_container_has_terminated(host, backend):
 
 
 def test_heartbeat_window_passed_but_container_running_keeps_waiting(host, backend):
-    backend.states = [GroupState(GROUP, RUNNING)]
+    backend.states = [GroupState(GROUP, ContainerState.RUNNING)]
     h = host()
     h.raise_event(10, started(0))
     h.raise_event(900, succeeded(1))
@@ -209,7 +209,7 @@ def test_heartbeat_window_passed_but_container_running_keeps_waiting(host, backe
 
 
 def test_heartbeat_lost_when_the_group_is_gone(host, backend):
-    backend.states = [GroupState(GROUP, MISSING)]
+    backend.states = [GroupState(GROUP, ContainerState.MISSING)]
     h = host()
     h.raise_event(10, started(0))
     result = h.run()
@@ -329,7 +329,7 @@ def test_permanent_provisioning_error_fails_at_once_and_still_cleans_up(host, ba
     }
     assert result.activity_names == [CREATE, STOP]
     assert result.timers == []
-    assert backend.groups[GROUP].state == STOPPED
+    assert backend.groups[GROUP].state == ContainerState.STOPPED
     assert result.custom_status["cleanup"] == "stopped"
 
 
@@ -496,6 +496,16 @@ def test_cleanup_failure_is_retried_and_reported_without_changing_a_success(host
     assert [c.scheduled_at for c in result.calls(DELETE)] == [at(32), at(39), at(51)]  # after the check
 
 
+def test_cleanup_waits_its_own_backoff_not_the_provisioning_one(host, backend):
+    backend.delete_errors = [BackendError("InternalServerError", "try again", retryable=True)] * 3
+    h = host(plan(provision_backoff_seconds=60, cleanup_backoff_seconds=1))
+    h.raise_event(30, succeeded(0))
+    result = h.run()
+
+    # Each try takes 2 s; the pauses are 1 s, then 2 s (CLEANUP_BACKOFF_SECONDS, doubled).
+    assert [c.scheduled_at for c in result.calls(DELETE)] == [at(32), at(35), at(39)]
+
+
 def test_cleanup_recovers_after_a_retry(host, backend):
     backend.stop_errors = [BackendError("Conflict", "group is transitioning", retryable=True)]
     h = host()
@@ -526,7 +536,7 @@ def test_a_permanent_cleanup_failure_keeps_the_jobs_own_error(host, backend):
 
 
 def test_every_timer_stays_under_six_days_with_the_longest_settings(host, backend):
-    backend.states = [GroupState(GROUP, RUNNING)] * 5
+    backend.states = [GroupState(GROUP, ContainerState.RUNNING)] * 5
     h = host(plan(deadline_seconds=MAX_TIMER_SECONDS, heartbeat_timeout_seconds=MAX_TIMER_SECONDS))
     result = h.run()
 

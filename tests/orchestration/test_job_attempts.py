@@ -43,7 +43,7 @@ from videojob.activity_wire import (
     NOTIFY_COMPLETION,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import FAILED, STOPPED, GroupState
+from videojob.backends.base import ContainerState, GroupState
 from videojob.container_spec import attempt_group_name
 from videojob.contract import CostRates, DownloadRequest
 
@@ -192,7 +192,7 @@ def test_permanent_worker_failures_end_the_job_after_one_attempt(host, backend, 
 
 
 def test_a_lost_heartbeat_is_retried_in_a_fresh_group(host, backend):
-    backend.states = [GroupState(GROUP, FAILED, exit_code=137, detail="OOMKilled")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled")]
     h = host(retrying_plan())
     h.raise_event(10, started(1))
     # 610 s: window passed; inspect 610-612: terminated; stop 612-614; backoff 30 s; create 644-646.
@@ -232,7 +232,8 @@ def test_a_job_restarted_under_its_id_runs_in_groups_of_its_own(host, backend):
     [restart_group] = backend.ops("create")[2:]
     assert restart_group == result.output["containerGroup"] == attempt_group_name(JOB_ID, 1, run_key_of(JOB_ID, later))
     assert restart_group not in first_groups
-    assert {name: g.state for name, g in backend.groups.items()} == {GROUP: STOPPED, GROUP2: STOPPED}
+    stopped = ContainerState.STOPPED
+    assert {name: g.state for name, g in backend.groups.items()} == {GROUP: stopped, GROUP2: stopped}
     assert backend.ops("delete") == [restart_group]
 
 

@@ -6,14 +6,13 @@ from datetime import timedelta
 
 from tests.orchestration.conftest import T0, plan
 from videojob.activity_wire import InspectResult
-from videojob.contract import JobError, JobStatus
+from videojob.contract import JobError, JobStatus, failure_message
 from videojob.orchestration import (
     EventLedger,
     ProgressView,
     WatchState,
     backoff_seconds,
     deadline_for,
-    failure_message,
     heartbeat_error,
     next_heartbeat_wake,
     on_event,

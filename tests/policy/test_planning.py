@@ -20,6 +20,7 @@ SETTINGS_ENV = {
     "JOB_DEADLINE_SECONDS": "5400",
     "HEARTBEAT_TIMEOUT_SECONDS": "120",
     "PROVISION_MAX_ATTEMPTS": "6",
+    "CLEANUP_BACKOFF_SECONDS": "12",
     "FAILED_GROUP_POLICY": "delete",
     "JOB_MAX_ATTEMPTS": "4",
     "JOB_RETRY_BACKOFF_SECONDS": "45",
@@ -44,6 +45,7 @@ def test_a_job_plan_takes_every_policy_value_from_settings():
         deadline_seconds=5400,
         heartbeat_timeout_seconds=120,
         provision_max_attempts=6,
+        cleanup_backoff_seconds=12,
         failed_group_policy="delete",
         max_attempts=4,
         retry_backoff_seconds=45,
@@ -52,6 +54,7 @@ def test_a_job_plan_takes_every_policy_value_from_settings():
         share_link_hours=48,
         cost_rates=CostRates(0.00001, 0.000002, "EUR"),
         output_container="downloads",  # a reported blob anywhere else is refused (issue 9)
+        retry_bot_check=True,  # RETRY_BOT_CHECK's default: a bot check is worth a fresh group (issue 14)
     )
     assert JobPlan.from_wire(plan.to_wire()) == plan
 

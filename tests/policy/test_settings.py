@@ -116,6 +116,8 @@ def test_callback_base_url_falls_back_to_website_hostname_or_is_named() -> None:
         ("JOB_RETRY_BACKOFF_SECONDS", "3601"),
         ("JOB_RETRY_BACKOFF_SECONDS", "half-a-minute"),
         ("CONTAINER_BACKEND", "kubernetes-cluster"),
+        ("CONTAINER_BACKEND", "docker"),  # once accepted, then every create failed
+        ("CLEANUP_BACKOFF_SECONDS", "301"),
         ("CALLBACK_BASE_URL", "ftp://callback.example"),
         ("CALLBACK_SIGNING_KEY", "too-short-key-value"),
         ("ALLOWED_HOSTS", "https://youtube.com/"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from ..settings import Settings
 from .base import BackendError, ContainerBackend, GroupState, ManagedGroup
 
@@ -22,6 +24,4 @@ def make_backend(settings: Settings) -> ContainerBackend:
         from .podman import PodmanBackend
 
         return PodmanBackend.from_settings(settings)
-    raise BackendError(
-        "unsupported_backend", f"CONTAINER_BACKEND={settings.container_backend} is not available", retryable=False
-    )
+    assert_never(settings.container_backend)  # settings refuse any other name

@@ -9,6 +9,7 @@ logging (`logging_enable`) is forced off.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,13 +33,15 @@ from azure.mgmt.containerinstance.models import (
     ResourceRequests,
     ResourceRequirements,
     UserAssignedIdentities,
+    Volume,
+    VolumeMount,
 )
 
-from ..container_spec import CONTAINER_NAME, TAG_CREATED_AT, TAG_MANAGED_BY, ContainerSpec
+from ..container_spec import CONTAINER_NAME, SECRETS_MOUNT_PATH, TAG_CREATED_AT, TAG_MANAGED_BY, ContainerSpec
 from ..settings import SettingsError
 from ..sweep_policy import parse_tag_time
 from .arm_errors import ArmFailure, classify_arm_error, short_message
-from .base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError, GroupState, ManagedGroup
+from .base import BackendError, ContainerState, GroupState, ManagedGroup
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -59,11 +62,12 @@ DEFAULT_RETRY_TOTAL = 3
 """The SDK's own retries (429/5xx/connection) per call. Its default of 10 with exponential backoff
 can keep an activity busy for minutes; the orchestrator retries with durable timers instead."""
 
-GROUP_STATES = {s.lower(): s for s in (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)}
+GROUP_STATES = {s.lower(): s for s in ContainerState if s != ContainerState.MISSING}
 ENDED_PROVISIONING_STATES = frozenset({"failed", "canceled", "notaccessible"})
 """Provisioning states after which ACI does nothing more for the group (the SDK's
 `ContainerGroupProvisioningState`): the worker will not start."""
 LOG_UNAVAILABLE_CODES = frozenset({"ContainerLogNotAvailable", "ContainerGroupTransitioning"})
+SECRETS_VOLUME = "secrets"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,14 +75,27 @@ LOG_UNAVAILABLE_CODES = frozenset({"ContainerLogNotAvailable", "ContainerGroupTr
 
 
 def container_group(spec: ContainerSpec) -> ContainerGroup:
-    """The ARM body for a job's group: run once, Linux, no public IP, the worker's own identity."""
+    """The ARM body for a job's group: run once, Linux, no public IP, the worker's own identity.
+    Secret files go into a `secret` volume (base64 in the body, a read-only tmpfs in the
+    container); only their paths are env values."""
     env = [EnvironmentVariable(name=k, value=v) for k, v in spec.env]
+    env += [EnvironmentVariable(name=k, value=v) for k, v in sorted(spec.file_env(SECRETS_MOUNT_PATH).items())]
     env += [EnvironmentVariable(name=k, secure_value=v) for k, v in spec.secure_env]
+    volumes, mounts = None, None
+    if spec.secret_files:
+        volumes = [
+            Volume(
+                name=SECRETS_VOLUME,
+                secret={f.name: base64.b64encode(f.content.encode("utf-8")).decode("ascii") for f in spec.secret_files},
+            )
+        ]
+        mounts = [VolumeMount(name=SECRETS_VOLUME, mount_path=SECRETS_MOUNT_PATH, read_only=True)]
     container = Container(
         name=spec.container_name,
         image=spec.image,
         resources=ResourceRequirements(requests=ResourceRequests(cpu=spec.cpu, memory_in_gb=spec.memory_gb)),
         environment_variables=env,
+        volume_mounts=mounts,
     )
     identity = None
     if spec.identity_resource_id:
@@ -102,6 +119,7 @@ def container_group(spec: ContainerSpec) -> ContainerGroup:
         identity=identity,
         containers=[container],
         image_registry_credentials=registries,
+        volumes=volumes,
         restart_policy="Never",
         os_type="Linux",
     )
@@ -146,22 +164,22 @@ def derive_state(
     group = GROUP_STATES.get((group_state or "").lower())
     container = (container_state or "").lower()
     provisioning = (provisioning_state or "").lower()
-    if group == STOPPED:
-        return STOPPED
+    if group == ContainerState.STOPPED:
+        return ContainerState.STOPPED
     if container == "terminated":
-        return SUCCEEDED if exit_code == 0 else FAILED
+        return ContainerState.SUCCEEDED if exit_code == 0 else ContainerState.FAILED
     if container == "running":
-        return RUNNING
+        return ContainerState.RUNNING
     if provisioning in ENDED_PROVISIONING_STATES:
         # Failed, Canceled, NotAccessible: not active, whatever the group state still says.
-        return FAILED
+        return ContainerState.FAILED
     if group is not None:
         return group
     if provisioning == "deleting":
         # On its way out: not active, and the sweeper's delete of it is a harmless repeat.
-        return STOPPED
+        return ContainerState.STOPPED
     # Accepted/Creating/Pending/Updating, or a listing without an instance view.
-    return PENDING
+    return ContainerState.PENDING
 
 
 def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> GroupState:
@@ -175,9 +193,9 @@ def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> 
         current.exit_code if current else None,
     )
     detail = (current.detail_status if current else None) or None
-    if state in (FAILED, PENDING) and not detail:
+    if state in (ContainerState.FAILED, ContainerState.PENDING) and not detail:
         detail = last_event_message(group, container)
-    if state == FAILED and not detail and group.provisioning_state:
+    if state == ContainerState.FAILED and not detail and group.provisioning_state:
         detail = f"provisioning {group.provisioning_state}"
     return GroupState(
         name=group.name or "",
@@ -322,7 +340,8 @@ class AciBackend:
             # The group exists and is still provisioning; the orchestrator's heartbeat check
             # follows it from here (a Pending group counts as active).
             log.warning("container group %s still provisioning after %ss", spec.name, self._lro_timeout)
-            return GroupState(spec.name, PENDING, detail=f"still provisioning after {self._lro_timeout:g}s")
+            detail = f"still provisioning after {self._lro_timeout:g}s"
+            return GroupState(spec.name, ContainerState.PENDING, detail=detail)
         if result is None:
             return self.state(spec.name)
         state = replace(group_state(result, self._container_name), name=spec.name)
@@ -337,7 +356,7 @@ class AciBackend:
     def state(self, name: str) -> GroupState:
         group = self._get(name)
         if group is None:
-            return GroupState(name, MISSING)
+            return GroupState(name, ContainerState.MISSING)
         return replace(group_state(group, self._container_name), name=name)
 
     def logs(self, name: str, tail: int = 50) -> str:

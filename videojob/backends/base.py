@@ -7,21 +7,29 @@ raise `BackendError` with a classification, never an SDK exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..container_spec import ContainerSpec
 
-# Group states, as ACI names them, plus MISSING for "no such group".
-PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = (
-    "Pending",
-    "Running",
-    "Succeeded",
-    "Failed",
-    "Stopped",
-    "Missing",
-)
-ACTIVE_STATES: tuple[str, ...] = (PENDING, RUNNING)
+
+
+class ContainerState(StrEnum):
+    """A container group's state, as ACI names them, plus MISSING for "no such group". Not a
+    Durable instance's status (`instances.RuntimeStatus`) nor an event's (`contract.EventState`)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+    MISSING = "Missing"
+
+
+ACTIVE_CONTAINER_STATES: frozenset[str] = frozenset({ContainerState.PENDING, ContainerState.RUNNING})
+PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = ContainerState
+"""Aliases for the backends and tests being edited elsewhere (local, podman): use `ContainerState`."""
 
 
 class BackendError(Exception):
@@ -46,7 +54,7 @@ class GroupState:
 
     @property
     def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self.state in ACTIVE_CONTAINER_STATES
 
 
 @dataclass(frozen=True)
