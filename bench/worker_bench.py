@@ -1,19 +1,29 @@
-"""Worker throughput and memory: `python -m bench.worker_bench` (run by `make bench`).
+"""Worker cost and memory on one CPU: `python -m bench.worker_bench` (run by `make bench`).
 
-On a generated MP4 of at least 256 MiB served on loopback, into Azurite, side by side:
-- the worker (`python -m worker`, a real process) end to end: download, ffprobe, upload with sha256;
-- the baseline: a plain HTTP download to disk plus `upload_blob` of the same bytes
-  (max_concurrency 4), also as a fresh process (`bench.baseline_transfer`), measured the same
-  way: spawn to exit. The same baseline in this process (no interpreter start, SDK already
-  imported) is shown for reference only;
-- their ratio, and the worker's peak RSS for this file and for one 4x smaller (it must not grow).
-  The worker is two processes (the job and its upload process, see `worker.blob_process`):
-  its RSS is the sum of both peaks, which the worker logs, or what `wait4` reports for the
-  process and the children it reaped (ffmpeg, ffprobe), whichever is larger.
-The sides alternate within each round (which goes first alternates too) and every figure is the
-median of `--runs` rounds (best also shown): the machine is shared and noisy.
-The last line is `bench: ratio=<worker/baseline> rss_small_mb=<n> rss_large_mb=<n>`, with the
-ratio of the medians of the worker and the process baseline on the large file.
+Two generated MP4s (at least 256 MiB, and a quarter of that) served on loopback, into Azurite,
+each through two programs, both fresh processes timed from spawn to exit:
+- the worker (`python -m worker`) end to end: download, ffprobe, upload with sha256;
+- the baseline (`bench.baseline_transfer`): a plain HTTP download to disk plus `upload_blob`
+  (max_concurrency 4) of the same bytes: what anyone would write without the worker.
+
+Both run pinned to one CPU (`taskset`, children included: ffmpeg, ffprobe, the upload process),
+as in a 1-vCPU container; the media server and Azurite stay off it when the machine has another.
+Within each round the four runs are interleaved (in reverse order every other round), and every
+time is the median over `--runs` rounds: the machine is shared and noisy.
+`--no-pin` lets both sides use every CPU, for comparison.
+
+What a job costs is a fixed part (interpreter start, imports, the extractor, ffprobe, the
+commit) plus a part per byte. The two sizes separate them: the slope between them is the cost
+per extra byte, and its value extrapolated to zero bytes is the fixed cost. The last line is
+
+    bench: per_byte_ratio=<r> fixed_s=<s> rss_small_mb=<n> rss_large_mb=<n>
+
+`per_byte_ratio` is the worker's slope over the baseline's (1.0: each extra byte costs the worker
+what it costs a raw download + upload); `fixed_s` is the worker's fixed cost in seconds (reported,
+not a target: a real job first waits tens of seconds for its container). RSS is the worker's peak
+for each size (it must not grow with the file): the sum of the job and upload processes' peaks,
+which the worker logs, or what `wait4` reports for the process and the children it reaped,
+whichever is larger.
 """
 
 from __future__ import annotations
@@ -27,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,10 +84,22 @@ def peak_rss_kib(waited_kib: int, stderr: bytes) -> int:
     return max(waited_kib, int(peaks[1]) + int(peaks[2])) if peaks else waited_kib
 
 
-def run_process(argv: Sequence[str], env: dict[str, str]) -> ProcessRun:
-    """Wall time from spawn to exit, and peak RSS (see `peak_rss_kib`)."""
+def bench_cpu(pin: bool) -> int | None:
+    """The CPU both sides run on: the last one this process may use (the first is where the
+    system tends to put its own work). None when `taskset` is missing: nothing is pinned."""
+    if not pin or shutil.which("taskset") is None:
+        return None
+    return max(os.sched_getaffinity(0))
+
+
+def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
+    return ["taskset", "--cpu-list", str(cpu), *argv] if cpu is not None else list(argv)
+
+
+def run_process(argv: Sequence[str], env: dict[str, str], cpu: int | None) -> ProcessRun:
+    """Wall time from spawn to exit on `cpu`, and peak RSS (see `peak_rss_kib`)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(pinned(argv, cpu), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = proc.stderr.read() if proc.stderr else b""  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -92,7 +113,7 @@ def base_env(scratch: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
 
 
-def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch: Path) -> ProcessRun:
+def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch: Path, cpu: int | None) -> ProcessRun:
     job_id = uuid.uuid4().hex
     env = {
         **base_env(scratch),
@@ -109,33 +130,18 @@ def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch:
         E.ALLOW_PRIVATE_ADDRESSES: "true",
         E.PROGRESS_INTERVAL_SECONDS: "20",
     }
-    return run_process([sys.executable, "-m", "worker"], env)
+    return run_process([sys.executable, "-m", "worker"], env, cpu)
 
 
-def run_baseline_process(url: str, azurite: Azurite, scratch: Path) -> ProcessRun:
+def run_baseline(url: str, azurite: Azurite, scratch: Path, cpu: int | None) -> ProcessRun:
     env = {
         **base_env(scratch),
         "BASELINE_CONNECTION_STRING": azurite.connection_string,
         "BASELINE_CONTAINER": CONTAINER,
     }
     target = scratch / f"baseline-{uuid.uuid4().hex}.mp4"
-    return run_process(
-        [sys.executable, "-m", "bench.baseline_transfer", url, str(target), f"baseline/{uuid.uuid4().hex}.mp4"], env
-    )
-
-
-def run_baseline_in_process(url: str, service: BlobServiceClient, scratch: Path) -> float:
-    started = time.perf_counter()
-    target = scratch / "baseline.mp4"
-    with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # noqa: S310 - loopback
-        shutil.copyfileobj(response, out, 1 * MiB)
-    with target.open("rb") as data:
-        service.get_blob_client(CONTAINER, f"baseline/{uuid.uuid4().hex}.mp4").upload_blob(
-            data, overwrite=True, max_concurrency=4
-        )
-    seconds = time.perf_counter() - started
-    target.unlink()
-    return seconds
+    argv = [sys.executable, "-m", "bench.baseline_transfer", url, str(target), f"baseline/{uuid.uuid4().hex}.mp4"]
+    return run_process(argv, env, cpu)
 
 
 def empty_container(service: BlobServiceClient) -> None:
@@ -157,78 +163,95 @@ class Series:
     def median(self, side: str) -> float:
         return statistics.median(r.seconds for r in getattr(self, side))
 
-    def best(self, side: str) -> float:
-        return min(r.seconds for r in getattr(self, side))
+
+@dataclass(frozen=True)
+class CostLine:
+    """Seconds = fixed_s + per_mib_s * MiB, through two measured points."""
+
+    fixed_s: float
+    per_mib_s: float
 
 
-def measure(runs: int, media_root: Path) -> None:
+def cost_line(small_mib: float, small_s: float, large_mib: float, large_s: float) -> CostLine:
+    per_mib = (large_s - small_s) / (large_mib - small_mib)
+    return CostLine(fixed_s=small_s - per_mib * small_mib, per_mib_s=per_mib)
+
+
+def measure(runs: int, media_root: Path, *, pin: bool = True) -> None:
     large, small = prepare_media(media_root)
+    cpu = bench_cpu(pin)
+    others = os.sched_getaffinity(0) - {cpu}
+    if cpu is not None and others:
+        # This process's threads (media server, callback receiver) and Azurite, started below,
+        # inherit this: they stay off the CPU the measured programs run on.
+        os.sched_setaffinity(0, others)
     print(f"media: large {large.stat().st_size / MiB:.0f} MiB, small {small.stat().st_size / MiB:.0f} MiB", flush=True)
+    print(f"cpu: {f'worker and baseline pinned to CPU {cpu}' if cpu is not None else 'not pinned'}")
     print(f"start: {load()}", flush=True)
     with run_azurite() as azurite, serve_media(media_root) as server, run_callback_receiver() as callbacks:
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.create_container(CONTAINER)
         series = {"large": Series([], []), "small": Series([], [])}
-        in_process: list[float] = []
         with tempfile.TemporaryDirectory() as scratch_dir:
             scratch = Path(scratch_dir)
             for i in range(runs):
-                for size, path in (("large", large), ("small", small)):
-                    url = server.url(path.name)
-                    sides = [("worker", run_worker, (url, azurite, callbacks, scratch)),
-                             ("baseline", run_baseline_process, (url, azurite, scratch))]  # fmt: skip
-                    for side, run, args in sides if i % 2 == 0 else sides[::-1]:
-                        getattr(series[size], side).append(run(*args))  # type: ignore[operator]
-                        empty_container(service)
-                in_process.append(run_baseline_in_process(server.url(large.name), service, scratch))
-                empty_container(service)
-                big, little = series["large"].worker[-1], series["small"].worker[-1]
+                steps = [(size, side) for size in ("large", "small") for side in ("worker", "baseline")]
+                for size, side in steps if i % 2 == 0 else steps[::-1]:
+                    url = server.url((large if size == "large" else small).name)
+                    if side == "worker":
+                        run = run_worker(url, azurite, callbacks, scratch, cpu)
+                    else:
+                        run = run_baseline(url, azurite, scratch, cpu)
+                    getattr(series[size], side).append(run)
+                    empty_container(service)
+                big, little = series["large"], series["small"]
                 print(
-                    f"run {i + 1}: large: worker {big.seconds:.2f}s (rss {big.peak_rss_mb:.0f} MB), "
-                    f"baseline {series['large'].baseline[-1].seconds:.2f}s, in-process baseline {in_process[-1]:.2f}s; "
-                    f"small: worker {little.seconds:.2f}s (rss {little.peak_rss_mb:.0f} MB), "
-                    f"baseline {series['small'].baseline[-1].seconds:.2f}s; {load()}",
+                    f"round {i + 1}: large: worker {big.worker[-1].seconds:.2f}s "
+                    f"(rss {big.worker[-1].peak_rss_mb:.0f} MB), baseline {big.baseline[-1].seconds:.2f}s; "
+                    f"small: worker {little.worker[-1].seconds:.2f}s (rss {little.worker[-1].peak_rss_mb:.0f} MB), "
+                    f"baseline {little.baseline[-1].seconds:.2f}s; {load()}",
                     flush=True,
                 )
-    _report(large, small, series["large"], series["small"], in_process)
+    _report(large, small, series["large"], series["small"])
 
 
-def _report(large: Path, small: Path, big: Series, little: Series, in_process: list[float]) -> None:
+def _report(large: Path, small: Path, big: Series, little: Series) -> None:
     failed = [r for s in (big, little) for r in s.worker + s.baseline if r.exit_code != 0]
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed")
-    size_mib, small_mib = large.stat().st_size / MiB, small.stat().st_size / MiB
-    base, work = big.median("baseline"), big.median("worker")
-    base_small, work_small = little.median("baseline"), little.median("worker")
+    large_mib, small_mib = large.stat().st_size / MiB, small.stat().st_size / MiB
+    worker = cost_line(small_mib, little.median("worker"), large_mib, big.median("worker"))
+    baseline = cost_line(small_mib, little.median("baseline"), large_mib, big.median("baseline"))
+    per_byte_ratio = worker.per_mib_s / baseline.per_mib_s if baseline.per_mib_s > 0 else float("inf")
     rss_large = max(r.peak_rss_mb for r in big.worker)
     rss_small = max(r.peak_rss_mb for r in little.worker)
-    ratio = work / base
-    # What each extra MiB costs, without the fixed start-up (interpreter, imports, extractor lookup).
-    marginal = (work - work_small) / max(base - base_small, 1e-6)
-    n = len(big.worker)
+
+    def row(label: str, base: float, work: float, digits: int = 2) -> None:
+        print(f"{label:40}{base:>10.{digits}f}{work:>10.{digits}f}")
+
     print()
-    print(f"{'':34}{'baseline':>10}{'worker':>10}")
-    print(f"{f'large wall time (s), median of {n}':34}{base:>10.2f}{work:>10.2f}")
-    print(f"{'large wall time (s), best':34}{big.best('baseline'):>10.2f}{big.best('worker'):>10.2f}")
-    print(f"{'large throughput (MiB/s), median':34}{size_mib / base:>10.1f}{size_mib / work:>10.1f}")
-    print(f"{'small wall time (s), median':34}{base_small:>10.2f}{work_small:>10.2f}")
-    print(f"{'in-process baseline (s), median':34}{statistics.median(in_process):>10.2f}   (no Python start-up)")
-    print(f"{'baseline peak RSS (MB), large':34}{max(r.peak_rss_mb for r in big.baseline):>10.0f}")
-    print(f"{'ratio worker/baseline, median':34}{'':>10}{ratio:>10.2f}   (target <= 1.15)")
-    print(f"{'ratio worker/baseline, best':34}{'':>10}{big.best('worker') / big.best('baseline'):>10.2f}")
-    print(f"{'marginal ratio (large - small)':34}{'':>10}{marginal:>10.2f}   (per-byte cost, start-up excluded)")
-    print(f"{'worker peak RSS (MB)':34}{'':>10}{rss_large:>10.0f}   large ({size_mib:.0f} MiB)")
-    print(f"{'':34}{'':>10}{rss_small:>10.0f}   small ({small_mib:.0f} MiB)  (target <= 200, flat)")
+    print(f"{'':40}{'baseline':>10}{'worker':>10}")
+    row(f"large ({large_mib:.0f} MiB) s, median of {len(big.worker)}", big.median("baseline"), big.median("worker"))
+    row(f"small ({small_mib:.0f} MiB) s, median", little.median("baseline"), little.median("worker"))
+    row("per extra GiB (s)", baseline.per_mib_s * 1024, worker.per_mib_s * 1024)
+    row("fixed cost (s), at zero bytes", baseline.fixed_s, worker.fixed_s)
+    row("peak RSS (MB), large", max(r.peak_rss_mb for r in big.baseline), rss_large, 0)
+    row("peak RSS (MB), small", max(r.peak_rss_mb for r in little.baseline), rss_small, 0)
+    print(f"per-byte ratio worker/baseline: {per_byte_ratio:.2f} (target <= 1.15); worker RSS target <= 200 MB, flat")
     print(f"end: {load()}")
-    print(f"bench: ratio={ratio:.2f} rss_small_mb={rss_small:.0f} rss_large_mb={rss_large:.0f}")
+    print(
+        f"bench: per_byte_ratio={per_byte_ratio:.2f} fixed_s={worker.fixed_s:.2f} "
+        f"rss_small_mb={rss_small:.0f} rss_large_mb={rss_large:.0f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="rounds; every figure is the median over them")
+    parser.add_argument("--runs", type=int, default=5, help="rounds; every time is the median over them")
     parser.add_argument("--media", type=Path, default=REPO / ".bench" / "media", help="where generated media is kept")
+    parser.add_argument("--no-pin", action="store_true", help="let both sides use every CPU (for comparison)")
     args = parser.parse_args(argv)
-    measure(args.runs, args.media)
+    measure(args.runs, args.media, pin=not args.no_pin)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ One owner for the names, so the function app and the worker cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .contract import AUDIO_FORMATS, FORMATS, JOB_MODES, MAX_PLAYLIST_ENTRIES
-from .settings import parse_allowed_hosts
+from .settings import SettingsError, parse_allowed_hosts, parse_extractor_args, parse_proxy_url
 
 JOB_ID = "JOB_ID"
 JOB_ATTEMPT = "JOB_ATTEMPT"
@@ -31,8 +32,21 @@ ALLOWED_HOSTS = "ALLOWED_HOSTS"
 ALLOW_PRIVATE_ADDRESSES = "ALLOW_PRIVATE_ADDRESSES"
 PROGRESS_INTERVAL_SECONDS = "PROGRESS_INTERVAL_SECONDS"
 CONTAINER_MEMORY_MB = "CONTAINER_MEMORY_MB"  # the container's memory: the worker limits itself below it
+COOKIES_FILE = "COOKIES_FILE"  # path of a read-only cookies.txt (a secret file, never a value here)
+PROXY_URL = "PROXY_URL"  # secure: yt-dlp's proxy (may hold credentials)
+YTDLP_EXTRACTOR_ARGS = "YTDLP_EXTRACTOR_ARGS"  # space-separated `IE_KEY:ARGS` groups
 
-SECURE_NAMES: frozenset[str] = frozenset({OUTPUT_CONNECTION_STRING, CALLBACK_TOKEN})
+# What the worker assumes when a variable is absent (the spec builder writes most of them).
+DEFAULT_MODE = "download"
+DEFAULT_FORMAT = "video"
+DEFAULT_AUDIO_FORMAT = "m4a"
+DEFAULT_MAX_BYTES = 8 * 1024**3
+DEFAULT_TIMEOUT_SECONDS = 7200
+DEFAULT_PROGRESS_INTERVAL_SECONDS = 20.0
+
+T = TypeVar("T")
+
+SECURE_NAMES: frozenset[str] = frozenset({OUTPUT_CONNECTION_STRING, CALLBACK_TOKEN, PROXY_URL})
 
 
 class WorkerEnvError(ValueError):
@@ -59,10 +73,14 @@ class WorkerEnv:
     progress_interval_seconds: float
     attempt: int = 1
     """Which attempt (container group) of the job this is; stamped on every event."""
-    mode: str = "download"
+    mode: str = DEFAULT_MODE
     max_items: int | None = None
     container_memory_mb: int | None = None
     """The container's memory; the worker sets its own hard memory limit below it."""
+    cookies_file: str | None = None
+    """A cookies.txt the worker copies before yt-dlp sees it (yt-dlp rewrites its cookie file)."""
+    proxy_url: str | None = None
+    extractor_args: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"WorkerEnv(job_id={self.job_id!r}, url={self.url!r}, format={self.format!r}, ...)"
@@ -93,24 +111,25 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
-    mode = (env.get(JOB_MODE) or "download").strip()
+    mode = (env.get(JOB_MODE) or DEFAULT_MODE).strip()
     if mode not in JOB_MODES:
         raise WorkerEnvError(f"{JOB_MODE} must be one of {', '.join(JOB_MODES)}")
     max_items = _int(env, JOB_MAX_ITEMS)
     if max_items is not None and not 1 <= max_items <= MAX_PLAYLIST_ENTRIES:
         raise WorkerEnvError(f"{JOB_MAX_ITEMS} must be between 1 and {MAX_PLAYLIST_ENTRIES}")
-    fmt = (env.get(JOB_FORMAT) or "video").strip()
+    fmt = (env.get(JOB_FORMAT) or DEFAULT_FORMAT).strip()
     if fmt not in FORMATS:
         raise WorkerEnvError(f"{JOB_FORMAT} must be one of {', '.join(FORMATS)}")
-    audio_format = (env.get(JOB_AUDIO_FORMAT) or "m4a").strip()
+    audio_format = (env.get(JOB_AUDIO_FORMAT) or DEFAULT_AUDIO_FORMAT).strip()
     if audio_format not in AUDIO_FORMATS:
         raise WorkerEnvError(f"{JOB_AUDIO_FORMAT} must be one of {', '.join(AUDIO_FORMATS)}")
     account_url = (env.get(OUTPUT_ACCOUNT_URL) or "").strip() or None
     connection_string = (env.get(OUTPUT_CONNECTION_STRING) or "").strip() or None
     if account_url is None and connection_string is None:
         raise WorkerEnvError(f"{OUTPUT_ACCOUNT_URL} or {OUTPUT_CONNECTION_STRING} is required")
+    raw_interval = (env.get(PROGRESS_INTERVAL_SECONDS) or "").strip()
     try:
-        interval = float((env.get(PROGRESS_INTERVAL_SECONDS) or "20").strip())
+        interval = float(raw_interval) if raw_interval else DEFAULT_PROGRESS_INTERVAL_SECONDS
     except ValueError:
         raise WorkerEnvError(f"{PROGRESS_INTERVAL_SECONDS} must be a number") from None
     return WorkerEnv(
@@ -119,8 +138,8 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         format=fmt,
         audio_format=audio_format,
         max_height=_int(env, JOB_MAX_HEIGHT),
-        max_bytes=_int(env, JOB_MAX_BYTES, 8 * 1024**3),  # type: ignore[arg-type]
-        timeout_seconds=_int(env, JOB_TIMEOUT_SECONDS, 7200),  # type: ignore[arg-type]
+        max_bytes=_int(env, JOB_MAX_BYTES, DEFAULT_MAX_BYTES),  # type: ignore[arg-type]
+        timeout_seconds=_int(env, JOB_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),  # type: ignore[arg-type]
         output_account_url=account_url,
         output_container=_required(env, OUTPUT_CONTAINER),
         output_connection_string=connection_string,
@@ -134,4 +153,15 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         mode=mode,
         max_items=max_items,
         container_memory_mb=_positive(env, CONTAINER_MEMORY_MB),
+        cookies_file=(env.get(COOKIES_FILE) or "").strip() or None,
+        proxy_url=_checked(parse_proxy_url, env, PROXY_URL),
+        extractor_args=_checked(parse_extractor_args, env, YTDLP_EXTRACTOR_ARGS),
     )
+
+
+def _checked(parse: Callable[[str | None], T], env: Mapping[str, str], name: str) -> T:
+    """A setting's own parser on its container variable; the error names the variable only."""
+    try:
+        return parse((env.get(name) or "").strip() or None)
+    except SettingsError:
+        raise WorkerEnvError(f"{name} is malformed") from None

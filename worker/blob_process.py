@@ -58,10 +58,10 @@ class BlobTarget:
 
     container: str
     account_url: str | None
+    block_bytes: int
+    concurrency: int
     connection_string: str | None = None
     client_id: str | None = None
-    block_bytes: int = 8 * 1024 * 1024
-    concurrency: int = 4
 
     def __repr__(self) -> str:  # never print the connection string
         return f"BlobTarget(container={self.container!r}, account_url={self.account_url!r})"

@@ -105,8 +105,8 @@ class AzureBlobSink:
         service: BlobServiceClient,
         container: str,
         *,
-        block_bytes: int = 8 * 1024 * 1024,
-        concurrency: int = 4,
+        block_bytes: int,
+        concurrency: int,
     ):
         self._service = service
         self._container = container
@@ -122,8 +122,8 @@ class AzureBlobSink:
         account_url: str | None,
         connection_string: str | None,
         client_id: str | None,
-        block_bytes: int = 8 * 1024 * 1024,
-        concurrency: int = 4,
+        block_bytes: int,
+        concurrency: int,
     ) -> AzureBlobSink:
         from azure.storage.blob import BlobServiceClient
 

@@ -23,7 +23,8 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Tuning:
-    """Knobs with sensible defaults; tests shorten the waits."""
+    """Knobs with sensible defaults, written here only (`DownloadTuning` and the upload take
+    theirs from here); tests shorten the waits."""
 
     concurrent_fragments: int = 4
     socket_timeout_seconds: float = 30.0
@@ -37,9 +38,10 @@ class Tuning:
     cancel_grace_seconds: float = 5.0
     """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
     in_memory_bytes: int = 32 * MiB
-    """Pages, API answers, playlists and manifests one job may read (see `traffic`)."""
+    """Pages, API answers, playlists and manifests one job may read, together (see `traffic`;
+    YouTube needs about 10 MB)."""
     max_fragments: int = 100_000
-    """Segments one playlist or manifest may describe."""
+    """Segments one playlist or manifest may describe (a 10-hour stream of 2 s segments has 18,000)."""
 
     def download_tuning(self) -> DownloadTuning:
         from .downloader import DownloadTuning  # yt-dlp is imported where it is used

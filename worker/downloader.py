@@ -3,6 +3,9 @@
 Decisions made here:
 - yt-dlp's Python API, never a shell string; format `bv*+ba/b` merged to mp4 (height-capped
   when asked), or best audio extracted to m4a/mp3.
+- yt-dlp's public embedding API: `YoutubeDL(params)`, its extractors chosen by yt-dlp itself.
+  The two exceptions, each documented where it is made: the ffmpeg downloader is refused
+  (`refuse_ffmpeg_downloads`) and ffmpeg/ffprobe inputs are restricted (`media_guard`).
 - Native downloaders only (HTTP, HLS, DASH fragments, several fragments at once), so every
   connection is made by this process (the address guard sees it) and every byte goes through
   a progress hook (the byte cap sees it). When yt-dlp would hand a stream to ffmpeg as a
@@ -16,8 +19,6 @@ Decisions made here:
 - ffmpeg and ffprobe, run by yt-dlp's postprocessors, read downloaded files only as the media
   containers we expect (`media_guard`).
 - No playlists; live streams refused; bounded retries and a socket timeout.
-- A URL that names a media file skips yt-dlp's search through every site's URL pattern
-  when no site extractor can claim it (`extractor_choice`).
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ from typing import Any, Protocol
 
 import yt_dlp
 from yt_dlp.downloader.external import FFmpegFD
-from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.postprocessor.common import PostProcessor
 
+from videojob.container_env import DEFAULT_AUDIO_FORMAT, DEFAULT_MAX_BYTES
 from videojob.contract import ErrorCode, JobError
 
 from . import traffic
+from .config import Tuning
 from .errors import DownloadAborted, JobFailed, classify
-from .extractor_choice import choose_extractor
 from .media_guard import restrict_ytdlp_ffmpeg
 from .progress import ByteBudget
+from .site_access import SiteAccess
 from .traffic import TrafficBudget, bound_response, limits_for
 
 log = logging.getLogger("worker.download")
@@ -55,20 +57,22 @@ PhaseCallback = Callable[[str], None]
 class MediaRequest:
     url: str
     format: str  # "video" | "audio"
-    audio_format: str = "m4a"
+    audio_format: str = DEFAULT_AUDIO_FORMAT
     max_height: int | None = None
-    max_bytes: int = 8 * 1024**3
+    max_bytes: int = DEFAULT_MAX_BYTES
+    access: SiteAccess = SiteAccess()
+    """The operator's cookies, proxy and extractor arguments (`site_access`)."""
 
 
 @dataclass(frozen=True)
 class DownloadTuning:
-    concurrent_fragments: int = 4
-    socket_timeout_seconds: float = 30.0
-    retries: int = 3
-    in_memory_bytes: int = 32 * 1024 * 1024
-    """Pages, API answers, playlists and manifests of one job, together (YouTube needs about 10 MB)."""
-    max_fragments: int = 100_000
-    """Segments one playlist or manifest may describe (a 10-hour stream of 2 s segments has 18,000)."""
+    """The download's share of `config.Tuning` (which owns the defaults and says what each knob is)."""
+
+    concurrent_fragments: int = Tuning.concurrent_fragments
+    socket_timeout_seconds: float = Tuning.socket_timeout_seconds
+    retries: int = Tuning.download_retries
+    in_memory_bytes: int = Tuning.in_memory_bytes
+    max_fragments: int = Tuning.max_fragments
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,10 @@ def ydl_params(
         "retry_sleep_functions": {"http": _retry_sleep, "fragment": _retry_sleep, "extractor": _retry_sleep},
         # A missing fragment must fail the job, not produce a file with a hole in it.
         "skip_unavailable_fragments": False,
+        # Every protocol's native downloader (`--downloader native`; for HLS this is what the
+        # deprecated `hls_prefer_native` did). yt-dlp still picks ffmpeg for what no native
+        # downloader handles: see `refuse_ffmpeg_downloads`.
         "external_downloader": {"default": "native"},
-        "hls_prefer_native": True,
         "noprogress": True,
         # yt-dlp formats a progress line (templates, byte/speed strings) for every block even
         # when it prints nothing; this makes it do that at most once an hour. Our own hooks still
@@ -168,6 +174,7 @@ def ydl_params(
     }
     if request.format == "video":
         params["merge_output_format"] = "mp4"
+    params.update(request.access.ydl_options())
     return params
 
 
@@ -189,7 +196,7 @@ class YtDlpLogger:
         self._log.info("%s", msg)  # the job reports the classified error itself
 
 
-def _refuse_ffmpeg_download(self: FFmpegFD, tmpfilename: str, info_dict: dict[str, Any]) -> int:
+def _refuse_ffmpeg_download(self: FFmpegFD, filename: str, info_dict: dict[str, Any]) -> bool:
     raise DownloadAborted(
         JobError(
             ErrorCode.UNSUPPORTED_URL,
@@ -203,11 +210,21 @@ _ffmpeg_refusal_lock = threading.Lock()
 
 
 def refuse_ffmpeg_downloads() -> None:
-    """Process-wide: yt-dlp may delegate an HLS/DASH stream to ffmpeg (live streams, some
-    encryptions); ffmpeg would then open connections this process cannot guard or count."""
+    """Process-wide: yt-dlp never downloads through ffmpeg, whose connections this process could
+    neither guard nor count.
+
+    No public option forbids it. `external_downloader` (`--downloader`) only names a preferred
+    downloader per protocol, and yt-dlp still picks ffmpeg for live HLS (before any option is
+    read), `rtmp_ffmpeg`, section downloads, and, at run time, for an HLS playlist its native
+    downloader declines (SAMPLE-AES or other key methods, AES-128 without pycryptodomex): that
+    last choice is made inside `HlsFD.real_download` after the playlist is fetched, where no
+    option and no `before_dl` check can see it. So the patch sits on the one method every
+    route ends in: `FFmpegFD.real_download`, the downloader interface yt-dlp's own code calls
+    (`FileDownloader.download`, the HLS fallback, fragment downloaders' `real_downloader`).
+    """
     with _ffmpeg_refusal_lock:
-        if FFmpegFD._call_downloader is not _refuse_ffmpeg_download:  # type: ignore[comparison-overlap]
-            FFmpegFD._call_downloader = _refuse_ffmpeg_download  # type: ignore[method-assign]
+        if FFmpegFD.real_download is not _refuse_ffmpeg_download:  # type: ignore[comparison-overlap]
+            FFmpegFD.real_download = _refuse_ffmpeg_download  # type: ignore[method-assign]
 
 
 class BeforeDownloadCheckPP(PostProcessor):
@@ -261,34 +278,17 @@ def check_hook_against_budget(status: Mapping[str, Any], budget: ByteBudget) -> 
 
 
 class BoundedYoutubeDL(yt_dlp.YoutubeDL):
-    """Every response yt-dlp opens (pages, manifests, media) reads its body within `traffic`."""
+    """Every response yt-dlp opens (pages, manifests, media) reads its body within `traffic`.
+
+    yt-dlp has no option bounding what a response may hold; `urlopen` is the public method
+    extractors and downloaders open every request through, so the bound goes there.
+    """
 
     traffic: TrafficBudget | None = None
 
     def urlopen(self, req: Any) -> Any:
         response = super().urlopen(req)
         return bound_response(response, self.traffic) if self.traffic is not None else response
-
-
-def new_youtube_dl(params: dict[str, Any], budget: TrafficBudget | None = None) -> yt_dlp.YoutubeDL:
-    """A `YoutubeDL` with the same extractors, in the same order, as `YoutubeDL(params)` registers,
-    whose responses are read within `budget`.
-
-    yt-dlp de-duplicates its ~1,750 extractor names through a list (quadratic: about 50 ms of
-    CPU per job, on the job's critical path); the default set is already unique, so it is
-    registered directly. A test compares the result with yt-dlp's own registration.
-    """
-    if "allowed_extractors" in params:
-        ydl = BoundedYoutubeDL(params)
-        ydl.traffic = budget
-        return ydl
-    ydl = BoundedYoutubeDL(params, auto_init=False)
-    ydl.traffic = budget
-    by_name = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
-    for ie in by_name.values():
-        if ie._ENABLED:
-            ydl.add_info_extractor(ie)
-    return ydl
 
 
 class YtDlpDownloader:
@@ -333,13 +333,10 @@ class YtDlpDownloader:
         params["postprocessor_hooks"] = [postprocessor_hook]
         params["retry_sleep_functions"] = dict.fromkeys(("http", "fragment", "extractor"), retry_sleep)
         try:
-            with traffic.armed(traffic_budget), new_youtube_dl(params, traffic_budget) as ydl:
-                ydl.add_post_processor(
-                    BeforeDownloadCheckPP(request.max_bytes, tuning.max_fragments), when="before_dl"
-                )
-                # A direct media link goes straight to the generic extractor (see extractor_choice).
-                ie_key = choose_extractor(request.url, gen_extractor_classes())
-                raw = ydl.extract_info(request.url, download=False, process=False, ie_key=ie_key)
+            with traffic.armed(traffic_budget), BoundedYoutubeDL(params) as ydl:
+                ydl.traffic = traffic_budget
+                ydl.add_post_processor(BeforeDownloadCheckPP(request.max_bytes, tuning.max_fragments), when="before_dl")
+                raw = ydl.extract_info(request.url, download=False, process=False)
                 if raw is None:
                     raise JobFailed(JobError(ErrorCode.UNAVAILABLE, "nothing to download at this URL"))
                 if raw.get("_type") in ("playlist", "multi_video"):

@@ -13,8 +13,11 @@ reads downloaded data opens its inputs with
 
 yt-dlp's FFmpeg postprocessors (merger, remuxer, audio extraction, fixups) and its own ffprobe
 calls all start their processes through one name, `Popen` in `yt_dlp.postprocessor.ffmpeg`;
-`restrict_ytdlp_ffmpeg` puts the restriction there, process-wide (yt-dlp's `postprocessor_args`
-reach its ffmpeg calls but not its ffprobe calls). `verify` uses `INPUT_RESTRICTIONS` itself.
+`restrict_ytdlp_ffmpeg` puts the restriction there, process-wide. No public option does it:
+`postprocessor_args` places input options only under per-postprocessor keys (`merger+ffmpeg_i`,
+`videoremuxer+ffmpeg_i`, ...: no default applies to inputs, so every postprocessor yt-dlp adds
+or renames would escape), and never reaches ffprobe (`get_audio_codec` and
+`get_metadata_object` run it with fixed arguments). `verify` uses `INPUT_RESTRICTIONS` itself.
 """
 
 from __future__ import annotations

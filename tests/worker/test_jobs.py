@@ -152,3 +152,34 @@ def test_the_byte_cap_stops_a_download_on_every_protocol(
     event = terminal(callbacks)
     assert event["error"]["code"] == "too_large", event["error"]
     assert list(workspace.iterdir()) == [], "partial files were left behind"
+
+
+def test_a_stream_only_ffmpeg_would_download_is_refused_before_ffmpeg_connects(
+    media_server: MediaServer,
+    callbacks: CallbackReceiver,
+    azurite: Azurite,
+    blob_service: BlobServiceClient,
+    media_root: Path,
+    workspace: Path,
+) -> None:
+    # yt-dlp's native HLS downloader declines a SAMPLE-AES playlist and hands it to ffmpeg, whose
+    # own connections would escape the address guard and the byte cap. (The segments are not
+    # really encrypted: an ffmpeg left to download them would succeed.)
+    playlist = (media_root / "hls" / "index.m3u8").read_text()
+    name = f"hls/sample-aes-{uuid.uuid4().hex}.m3u8"
+    (media_root / name).write_text(
+        playlist.replace("#EXTINF", '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="key.bin"\n#EXTINF', 1)
+    )
+    seen = len(media_server.requests)
+    jid = job_id()
+
+    exit_code = run(worker_env(job_id=jid, url=media_server.url(name), callbacks=callbacks, azurite=azurite))
+
+    event = terminal(callbacks)
+    assert event["state"] == "failed" and exit_code != 0
+    assert event["error"]["code"] == "unsupported_url", event["error"]
+    assert "ffmpeg" in event["error"]["message"]
+    assert [r for r in media_server.requests[seen:] if ".ts" in r or "key.bin" in r] == [], "a segment was fetched"
+    downloads = blob_service.get_container_client("downloads")
+    assert not downloads.exists() or list(downloads.list_blobs(name_starts_with=jid)) == []
+    assert list(workspace.iterdir()) == []
