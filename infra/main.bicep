@@ -103,6 +103,11 @@ param sweepSchedule string = '0 */10 * * * *'
 param maxParallelJobs int = 3
 
 @minValue(1)
+@maxValue(500)
+@description('MAX_RUNNING_JOBS: container groups the whole service runs at once (size it within the ACI quota).')
+param maxRunningJobs int = 20
+
+@minValue(1)
 @maxValue(200)
 @description('MAX_BATCH_URLS: most URLs in one batch request.')
 param maxBatchUrls int = 25
@@ -275,6 +280,7 @@ module functionApp 'modules/functionapp.bicep' = {
     failedGroupRetentionSeconds: failedGroupRetentionSeconds
     sweepSchedule: sweepSchedule
     maxParallelJobs: maxParallelJobs
+    maxRunningJobs: maxRunningJobs
     maxBatchUrls: maxBatchUrls
     maxPlaylistItems: maxPlaylistItems
     deduplicate: deduplicate

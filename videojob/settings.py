@@ -45,6 +45,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "JOB_DEADLINE_SECONDS",
     "HEARTBEAT_TIMEOUT_SECONDS",
     "PROGRESS_INTERVAL_SECONDS",
+    "PROGRESS_EVENT_MIN_SECONDS",
     "PROVISION_MAX_ATTEMPTS",
     "CLEANUP_BACKOFF_SECONDS",
     "MAX_DOWNLOAD_BYTES",
@@ -53,6 +54,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "SWEEP_SCHEDULE",
     "CONTAINER_BACKEND",
     "MAX_PARALLEL_JOBS",
+    "MAX_RUNNING_JOBS",
     "MAX_BATCH_URLS",
     "MAX_PLAYLIST_ITEMS",
     "DEDUPLICATE",
@@ -123,6 +125,9 @@ class Settings:
     job_deadline_seconds: int
     heartbeat_timeout_seconds: int
     progress_interval_seconds: int
+    progress_event_min_seconds: int
+    """The callback raises at most one `progress` per job this often (0: every one); the callback
+    uses at most a third of the heartbeat (`orchestration.progress_event_limit`)."""
     provision_max_attempts: int
     cleanup_backoff_seconds: int
     max_download_bytes: int
@@ -132,6 +137,8 @@ class Settings:
     app_name: str
     # Batches, retries, share links, completion webhooks, cost
     max_parallel_jobs: int
+    max_running_jobs: int
+    """`MAX_RUNNING_JOBS`: container groups the whole service runs at once (the `job_slots` entity)."""
     max_batch_urls: int
     max_playlist_items: int
     deduplicate: bool
@@ -334,6 +341,7 @@ def load_settings(
         job_deadline_seconds=deadline,
         heartbeat_timeout_seconds=r.int("HEARTBEAT_TIMEOUT_SECONDS", 600, 5, MAX_TIMER_SECONDS),
         progress_interval_seconds=r.int("PROGRESS_INTERVAL_SECONDS", 20, 0, 3600),
+        progress_event_min_seconds=r.int("PROGRESS_EVENT_MIN_SECONDS", 10, 0, 3600),
         provision_max_attempts=r.int("PROVISION_MAX_ATTEMPTS", 4, 1, 20),
         # Between two tries to remove a group (or to check an output blob): this, doubled per try, capped.
         cleanup_backoff_seconds=r.int("CLEANUP_BACKOFF_SECONDS", 5, 0, 300),
@@ -343,6 +351,7 @@ def load_settings(
         sweep_schedule=parse_schedule(r.str("SWEEP_SCHEDULE", "0 */10 * * * *")),  # type: ignore[arg-type]
         app_name=r.str("WEBSITE_SITE_NAME", "video-downloader"),  # type: ignore[arg-type]
         max_parallel_jobs=r.int("MAX_PARALLEL_JOBS", 3, 1, 50),
+        max_running_jobs=r.int("MAX_RUNNING_JOBS", 20, 1, 500),
         max_batch_urls=r.int("MAX_BATCH_URLS", 25, 1, 200),
         max_playlist_items=r.int("MAX_PLAYLIST_ITEMS", 25, 1, 200),
         deduplicate=r.bool("DEDUPLICATE", False),

@@ -11,8 +11,15 @@ ffmpeg opens its own connections when yt-dlp delegates a download to it; those c
 seen from here, so the downloader refuses that delegation (see `downloader`).
 
 Operator-configured endpoints (the callback URL and the blob endpoint, which are on loopback
-in development) stay reachable: their `(ip, port)` pairs, resolved when the guard is armed,
-are trusted. They come from the container env, never from the user.
+in development, and the operator's proxy) stay reachable: their `(ip, port)` pairs, resolved
+when the guard is armed, are trusted. They come from the container env, never from the user.
+
+Through a proxy, every connection goes to the proxy's address, so the check moves to the
+request: before yt-dlp sends a request via a proxy (the first one and every redirect: both of
+its HTTP handlers pick the proxy per request with `select_proxy`), the target's host is
+resolved here and the request is refused, before anything reaches the proxy, if any address is
+private or reserved (`check_proxied_target`). The proxy resolves the name again; an operator's
+proxy should refuse private destinations itself (see README, "YouTube from the cloud").
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import contextlib
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -53,7 +60,7 @@ def connection_allowed(ip: str, port: int, policy: GuardPolicy) -> bool:
 
 
 def endpoint_of(url: str) -> tuple[str, int] | None:
-    """`(host, port)` of an http(s) URL, with the scheme's default port."""
+    """`(host, port)` of an http(s) (or socks5 proxy) URL, with the scheme's default port."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -61,7 +68,10 @@ def endpoint_of(url: str) -> tuple[str, int] | None:
         return None
     if not parts.hostname:
         return None
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname, port or DEFAULT_PORTS.get(parts.scheme.lower(), 80)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080}
 
 
 def resolve_trusted(endpoints: Iterable[tuple[str, int]]) -> frozenset[tuple[str, int]]:
@@ -122,6 +132,62 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     return _real_connect_ex(self, _checked_address(self, address))
 
 
+def check_proxied_target(url: str) -> None:
+    """Raise `AddressRefused` (recorded like a refused connection) when `url`, about to be sent
+    through a proxy, names a private or reserved address or a host resolving to one."""
+    state = _active
+    if state is None or state.policy.allow_private_addresses:
+        return
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        host, port = None, 0
+    if not host:
+        raise AddressRefused(str(url)[:100], None)
+    try:
+        addresses = [str(ipaddress.ip_address(host.split("%", 1)[0]))]
+    except ValueError:
+        try:
+            infos = _real_getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as e:
+            # Unchecked is refused: the proxy could resolve it to anything.
+            raise ConnectionError(f"cannot resolve {host} to check its address before using the proxy") from e
+        addresses = [str(info[4][0]) for info in infos if info[0] in _INET_FAMILIES]
+    for address in addresses:
+        if is_forbidden_address(address.split("%", 1)[0]):
+            state.refusals.append((address, port))
+            raise AddressRefused(address, port)
+
+
+def _checked_select_proxy(real: Callable[..., str | None]) -> Callable[..., str | None]:
+    def select_proxy(url: str, proxies: object) -> str | None:
+        proxy = real(url, proxies)
+        if proxy is not None:
+            check_proxied_target(url)
+        return proxy
+
+    select_proxy.__wrapped__ = real  # type: ignore[attr-defined]
+    return select_proxy
+
+
+def _guard_ytdlp_proxies() -> None:
+    """Put `check_proxied_target` in front of each yt-dlp HTTP handler's proxy choice."""
+    import importlib
+
+    for name in PROXY_CHECKED_HANDLERS.values():
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # e.g. `requests` missing: yt-dlp does not offer that handler either
+            continue
+        if not hasattr(module.select_proxy, "__wrapped__"):
+            module.select_proxy = _checked_select_proxy(module.select_proxy)
+
+
+PROXY_CHECKED_HANDLERS = {"Urllib": "yt_dlp.networking._urllib", "Requests": "yt_dlp.networking._requests"}
+"""yt-dlp's request handlers whose proxied requests are checked (a test fails if yt-dlp gains another)."""
+
+
 def is_trusted_peer(sock: socket.socket) -> bool:
     """`sock` is connected to one of the armed policy's operator endpoints."""
     state = _active
@@ -143,6 +209,7 @@ def install() -> None:
             return
         socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+        _guard_ytdlp_proxies()
         _installed = True
 
 

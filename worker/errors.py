@@ -94,6 +94,14 @@ _MESSAGE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+BOT_CHECK_HINT = (
+    "the site asked this address to prove it is not a bot; the operator can set YOUTUBE_COOKIES, "
+    "WORKER_PROXY_URL or YTDLP_EXTRACTOR_ARGS (README: YouTube from the cloud)"
+)
+"""Leads a `bot_check` message (clipping keeps it), so the failure a user sees after the last
+attempt says what fixes it."""
+
+
 _NETWORK_ERRORS = (TransportError, socket.timeout, TimeoutError, ConnectionError, socket.gaierror, ssl.SSLError)
 _NETWORK_TEXT = re.compile(
     r"timed out|connection (?:refused|reset)|name or service not known|network is unreachable", re.I
@@ -135,6 +143,8 @@ def classify(exc: BaseException) -> JobError:
     full_text = " ".join(clean_message(str(e)) for e in chain)
     for code, pattern in _MESSAGE_RULES:
         if pattern.search(full_text):
+            if code == ErrorCode.BOT_CHECK:
+                return JobError(code, clean_message(f"{BOT_CHECK_HINT}: {message}"))
             return JobError(code, message)
     for e in chain:
         if isinstance(e, UnsupportedError):

@@ -14,14 +14,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from yt_dlp.version import __version__ as YTDLP_VERSION
 
 from videojob.contract import ErrorCode, JobError, JobResult, MediaInfo, Progress
 from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
 
-from . import address_guard
+from . import address_guard, logs
 from .blob_sink import BlobProperties, BlobSink, StagedBlob
 from .cancellation import CancelToken
 from .config import WorkerConfig
@@ -30,6 +32,7 @@ from .errors import DownloadAborted, JobFailed, clean_message
 from .naming import blob_name, content_disposition, content_type, header_safe
 from .progress import progress_from_hook
 from .reporter import Reporter
+from .site_access import SiteAccess, private_cookie_copy, proxy_secrets
 from .verify import ProbeResult, verify
 
 log = logging.getLogger("worker.job")
@@ -66,11 +69,34 @@ class WorkArea:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def media_request(config: WorkerConfig) -> MediaRequest:
+def media_request(config: WorkerConfig, access: SiteAccess | None = None) -> MediaRequest:
     e = config.env
     return MediaRequest(
-        url=e.url, format=e.format, audio_format=e.audio_format, max_height=e.max_height, max_bytes=e.max_bytes
+        url=e.url,
+        format=e.format,
+        audio_format=e.audio_format,
+        max_height=e.max_height,
+        max_bytes=e.max_bytes,
+        access=access or SiteAccess(proxy_url=e.proxy_url, extractor_args=e.extractor_args),
     )
+
+
+def guard_policy(config: WorkerConfig, *endpoints: str | None) -> address_guard.GuardPolicy:
+    """The address guard for a job: the operator's endpoints (`endpoints`, the proxy) trusted."""
+    env = config.env
+    pairs = [address_guard.endpoint_of(url) for url in endpoints if url]
+    if env.proxy_url:
+        pairs.append(address_guard.endpoint_of(env.proxy_url))
+    return address_guard.GuardPolicy(
+        allow_private_addresses=env.allow_private_addresses,
+        trusted=address_guard.resolve_trusted(ep for ep in pairs if ep),
+    )
+
+
+def hidden_error(error: JobError, secrets: list[str]) -> JobError:
+    """The error as reported: no cookie value or proxy credential in its message."""
+    message = logs.redact(error.message, secrets)
+    return error if message == error.message else replace(error, message=message)
 
 
 def resolve_addresses(host: str) -> list[str]:
@@ -106,6 +132,7 @@ def media_info(media: DownloadedMedia, probe: ProbeResult) -> MediaInfo:
         video_codec=video.codec if video else None,
         audio_codec=audio.codec if audio else None,
         extractor=media.extractor,
+        ytdlp_version=YTDLP_VERSION,
     )
 
 
@@ -184,6 +211,8 @@ def run_job(
     env = config.env
     guard_state: address_guard.GuardState | None = None
     staging: Future[StagedBlob] | None = None
+    secrets = proxy_secrets(env.proxy_url)
+    logs.hide(secrets)
     try:
         reporter.started(DOWNLOADING)
         check_job_url(config)
@@ -191,15 +220,18 @@ def run_job(
         sink_future = _background.submit(sink_factory)
         workdir = work.create()
         steps.checkpoint()
-        endpoints = (address_guard.endpoint_of(env.callback_url), address_guard.endpoint_of(config.blob_endpoint or ""))
-        policy = address_guard.GuardPolicy(
-            allow_private_addresses=env.allow_private_addresses,
-            trusted=address_guard.resolve_trusted(ep for ep in endpoints if ep),
-        )
-        # Armed for the download only: the upload's token request goes to the managed identity
-        # endpoint, which is link-local on purpose.
-        with address_guard.armed(policy) as guard_state:
-            media = downloader.download(media_request(config), workdir, steps.on_download_progress, steps.on_phase)
+        policy = guard_policy(config, env.callback_url, config.blob_endpoint)
+        # yt-dlp works on a private copy of the operator's cookies, gone before the upload starts.
+        with private_cookie_copy(env.cookies_file, workdir) as (cookie_file, cookie_values):
+            secrets += cookie_values
+            logs.hide(cookie_values)
+            access = SiteAccess(cookie_file, env.proxy_url, env.extractor_args)
+            # Armed for the download only: the upload's token request goes to the managed identity
+            # endpoint, which is link-local on purpose.
+            with address_guard.armed(policy) as guard_state:
+                media = downloader.download(
+                    media_request(config, access), workdir, steps.on_download_progress, steps.on_phase
+                )
         log.info("downloaded %s (%d bytes)", media.path.name, media.path.stat().st_size)
 
         steps.on_phase(PROCESSING)
@@ -246,6 +278,7 @@ def run_job(
     ):
         ip, port = guard_state.refusals[0]
         error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
+    error = hidden_error(error, secrets)
     log.warning("job failed: %s: %s", error.code, error.message)
     reported = reporter.failed(error)
     return Outcome(error=error, reported=reported)

@@ -12,8 +12,10 @@ entry; `playlistend` stops it after `max_items`. A URL that is a single video li
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -21,13 +23,14 @@ from yt_dlp.utils import unsmuggle_url
 
 from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, JobError, JobResult, PlaylistEntry
 
-from . import address_guard, traffic
+from . import address_guard, logs, traffic
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import BoundedYoutubeDL, DownloadTuning, YtDlpLogger
 from .errors import JobFailed, classify, clean_message
-from .job import DOWNLOADING, Outcome, check_job_url
+from .job import DOWNLOADING, Outcome, check_job_url, guard_policy, hidden_error
 from .reporter import Reporter
+from .site_access import NO_SITE_ACCESS, SiteAccess, private_cookie_copy, proxy_secrets
 from .traffic import TrafficBudget, limits_for
 
 log = logging.getLogger("worker.listing")
@@ -43,12 +46,12 @@ class Listing:
 
 
 class Lister(Protocol):
-    def list(self, url: str, max_items: int) -> Listing: ...
+    def list(self, url: str, max_items: int, access: SiteAccess = NO_SITE_ACCESS) -> Listing: ...
 
 
-def listing_params(max_items: int, tuning: DownloadTuning) -> dict[str, Any]:
+def listing_params(max_items: int, tuning: DownloadTuning, access: SiteAccess = NO_SITE_ACCESS) -> dict[str, Any]:
     """The yt-dlp options for a flat listing (pure)."""
-    return {
+    return access.ydl_options() | {
         "extract_flat": "in_playlist",
         "playlistend": max_items,
         "lazy_playlist": True,
@@ -105,11 +108,11 @@ class YtDlpLister:
     def __init__(self, tuning: DownloadTuning | None = None):
         self._tuning = tuning or DownloadTuning()
 
-    def list(self, url: str, max_items: int) -> Listing:
+    def list(self, url: str, max_items: int, access: SiteAccess = NO_SITE_ACCESS) -> Listing:
         # Pages only, no media: the whole wire budget is the in-memory one.
         budget = TrafficBudget(limits_for(0, self._tuning.in_memory_bytes, self._tuning.max_fragments))
         try:
-            with traffic.armed(budget), BoundedYoutubeDL(listing_params(max_items, self._tuning)) as ydl:
+            with traffic.armed(budget), BoundedYoutubeDL(listing_params(max_items, self._tuning, access)) as ydl:
                 ydl.traffic = budget
                 info = ydl.extract_info(url, download=False)
         except JobFailed:
@@ -126,18 +129,23 @@ def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, can
     env = config.env
     max_items = env.max_items or MAX_PLAYLIST_ENTRIES
     guard_state: address_guard.GuardState | None = None
+    secrets = proxy_secrets(env.proxy_url)
+    logs.hide(secrets)
     try:
         reporter.started(DOWNLOADING)
         check_job_url(config)
         if cancel.cancelled:
             raise JobFailed(cancel.reason)
-        callback = address_guard.endpoint_of(env.callback_url)
-        policy = address_guard.GuardPolicy(
-            allow_private_addresses=env.allow_private_addresses,
-            trusted=address_guard.resolve_trusted([callback] if callback else []),
-        )
-        with address_guard.armed(policy) as guard_state:
-            listing = lister.list(env.url, max_items)
+        policy = guard_policy(config, env.callback_url)
+        with (
+            tempfile.TemporaryDirectory(prefix="videojob-") as private,
+            private_cookie_copy(env.cookies_file, Path(private)) as (cookie_file, cookie_values),
+        ):
+            secrets += cookie_values
+            logs.hide(cookie_values)
+            access = SiteAccess(cookie_file, env.proxy_url, env.extractor_args)
+            with address_guard.armed(policy) as guard_state:
+                listing = lister.list(env.url, max_items, access)
         if cancel.cancelled:
             raise JobFailed(cancel.reason)
         result = JobResult(entries=listing.entries, title=listing.title)
@@ -153,5 +161,6 @@ def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, can
     ):
         ip, _ = guard_state.refusals[0]
         error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
+    error = hidden_error(error, secrets)
     log.warning("listing failed: %s: %s", error.code, error.message)
     return Outcome(error=error, reported=reporter.failed(error))

@@ -25,7 +25,7 @@ from videojob.contract import ErrorCode, JobError
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
 from .downloader import Downloader, YtDlpDownloader
-from .job import Outcome, WorkArea, run_job
+from .job import YTDLP_VERSION, Outcome, WorkArea, run_job
 from .logs import configure_logging
 from .memory_limit import limit_job_process
 from .reporter import HttpCallbackTransport, Reporter
@@ -138,7 +138,12 @@ def main(
     )
     work = WorkArea()
     outcome: list[Outcome] = []
-    log.info("job %s: %s (%s) -> container %s", env.job_id, env.url, env.format, env.output_container)
+    log.info(
+        "job %s: %s (%s) -> container %s; yt-dlp %s%s%s%s",
+        env.job_id, env.url, env.format, env.output_container, YTDLP_VERSION,
+        ", cookies" if env.cookies_file else "", ", proxy" if env.proxy_url else "",
+        f", extractor args {' '.join(env.extractor_args)}" if env.extractor_args else "",
+    )  # fmt: skip
 
     def job() -> None:
         if env.mode == "list":  # a playlist's entries only (see `listing`)

@@ -32,6 +32,7 @@ param failedGroupPolicy string
 param failedGroupRetentionSeconds int
 param sweepSchedule string
 param maxParallelJobs int
+param maxRunningJobs int
 param maxBatchUrls int
 param maxPlaylistItems int
 param deduplicate bool
@@ -199,6 +200,7 @@ var videojobSettings = {
   JOB_DEADLINE_SECONDS: string(jobDeadlineSeconds)
   HEARTBEAT_TIMEOUT_SECONDS: string(heartbeatTimeoutSeconds)
   PROGRESS_INTERVAL_SECONDS: string(progressIntervalSeconds)
+  PROGRESS_EVENT_MIN_SECONDS: '10'
   PROVISION_MAX_ATTEMPTS: string(provisionMaxAttempts)
   CLEANUP_BACKOFF_SECONDS: '5'
   MAX_DOWNLOAD_BYTES: maxDownloadBytes
@@ -206,6 +208,7 @@ var videojobSettings = {
   FAILED_GROUP_RETENTION_SECONDS: string(failedGroupRetentionSeconds)
   SWEEP_SCHEDULE: sweepSchedule
   MAX_PARALLEL_JOBS: string(maxParallelJobs)
+  MAX_RUNNING_JOBS: string(maxRunningJobs)
   MAX_BATCH_URLS: string(maxBatchUrls)
   MAX_PLAYLIST_ITEMS: string(maxPlaylistItems)
   DEDUPLICATE: string(deduplicate)

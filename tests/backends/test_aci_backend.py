@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -141,6 +142,47 @@ def test_create_sends_a_locked_down_group_and_waits_for_the_operation():
     assert not any(s in v for s in secure.values() for v in plain_values)
 
 
+COOKIES = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t4102444800\tSID\tcookie-value-that-must-not-leak\n"
+PROXY = "http://proxyuser:proxy-pass-w0rd-that-must-not-leak@proxy.example:3128"
+
+
+def test_cookies_travel_in_a_read_only_secret_volume_and_the_proxy_as_a_secure_value(caplog):
+    spec = make_spec(YOUTUBE_COOKIES=COOKIES, WORKER_PROXY_URL=PROXY, YTDLP_EXTRACTOR_ARGS="youtube:player_client=mweb")
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    caplog.set_level(logging.DEBUG)
+    backend(t).create(spec)
+
+    put = next(r for r in t.requests if r.method == "PUT")
+    props = put.json()["properties"]
+    (volume,) = props["volumes"]
+    assert set(volume) == {"name", "secret"}
+    assert base64.b64decode(volume["secret"]["cookies.txt"]).decode() == COOKIES.strip()
+    (container,) = props["containers"]
+    (mount,) = container["properties"]["volumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": "/mnt/videojob-secrets", "readOnly": True}
+    env = {e["name"]: e for e in container["properties"]["environmentVariables"]}
+    assert env["COOKIES_FILE"] == {"name": "COOKIES_FILE", "value": "/mnt/videojob-secrets/cookies.txt"}
+    assert env["PROXY_URL"] == {"name": "PROXY_URL", "secureValue": PROXY}
+    assert env["YTDLP_EXTRACTOR_ARGS"] == {"name": "YTDLP_EXTRACTOR_ARGS", "value": "youtube:player_client=mweb"}
+    # Nothing secret in a plain value, nor anywhere in the logs; the cookies only in the volume.
+    plain = json.dumps([e.get("value") for e in env.values()])
+    body_without_volume = put.body.decode().replace(volume["secret"]["cookies.txt"], "")
+    for secret in ("cookie-value-that-must-not-leak", "proxy-pass-w0rd-that-must-not-leak"):
+        assert secret not in plain
+        assert secret not in caplog.text
+    assert "cookie-value-that-must-not-leak" not in body_without_volume
+    assert "cookie-value" not in repr(spec) and "proxy-pass" not in repr(spec)
+
+
+def test_a_group_without_cookies_has_no_volume():
+    spec = make_spec()
+    t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
+    backend(t).create(spec)
+    props = next(r for r in t.requests if r.method == "PUT").json()["properties"]
+    assert "volumes" not in props and "volumeMounts" not in props["containers"][0]["properties"]
+    assert "COOKIES_FILE" not in {e["name"] for e in props["containers"][0]["properties"]["environmentVariables"]}
+
+
 def test_registry_password_is_sent_only_when_configured():
     spec = make_spec(REGISTRY_USERNAME="puller", REGISTRY_PASSWORD=REGISTRY_PASSWORD)
     t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
@@ -205,8 +247,8 @@ def test_failed_async_operation_is_not_retryable_with_its_code():
     ("status", "code", "retryable"),
     [
         (400, "InvalidContainerGroupName", False),
-        (400, "ContainerGroupQuotaReached", False),
-        (409, "ContainerGroupQuotaReached", False),
+        (400, "ContainerGroupQuotaReached", True),  # not now: the job waits in the queue
+        (409, "ContainerGroupQuotaReached", True),
         (409, "ServiceUnavailable", True),
         (409, "ContainerGroupTransitioning", True),
         (403, "AuthorizationFailed", False),

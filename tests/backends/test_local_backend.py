@@ -141,6 +141,39 @@ def test_worker_gets_exactly_the_spec_env_plus_runtime_variables(state_dir, tmp_
     assert b.state(spec.name).state == SUCCEEDED and b.state(spec.name).exit_code == 0
 
 
+COOKIES = "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\tlocal-cookie-secret-value"
+
+
+def test_cookies_reach_the_worker_as_a_private_file_in_the_group_not_as_a_value(state_dir, tmp_path, cleanup):
+    out = tmp_path / "env.json"
+    b = LocalBackend(state_dir, command=fake("--env-out", str(out)))
+    cleanup(b)
+    settings = load_settings(
+        environ={
+            "CONTAINER_BACKEND": "local",
+            "OUTPUT_CONNECTION_STRING": CONNECTION_STRING,
+            "CALLBACK_BASE_URL": "http://127.0.0.1:7071",
+            "CALLBACK_SIGNING_KEY": "s" * 40,
+            "YOUTUBE_COOKIES": COOKIES,
+        }
+    )
+    now = datetime.now(UTC)
+    spec = build_container_spec(DownloadRequest(url="https://youtu.be/x"), settings, "cookie-job", now, now)
+    b.create(spec)
+    wait_until(lambda: b.state(spec.name).state != RUNNING)
+
+    env = json.loads(out.read_text())["env"]
+    cookies = Path(env["COOKIES_FILE"])
+    assert cookies.is_relative_to(state_dir / spec.name)
+    assert cookies.read_text() == COOKIES
+    assert cookies.stat().st_mode & 0o777 == 0o600
+    assert cookies.parent.stat().st_mode & 0o777 == 0o700
+    assert all("local-cookie-secret-value" not in v for v in env.values())
+    assert "local-cookie-secret-value" not in (state_dir / spec.name / "record.json").read_text()
+    b.delete(spec.name)
+    assert not cookies.exists()
+
+
 def test_runtime_python_can_import_the_repo_packages(state_dir, cleanup):
     b = LocalBackend(state_dir, command=[sys.executable, "-c", "import videojob.contract; print('imported ok')"])
     cleanup(b)

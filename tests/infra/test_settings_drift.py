@@ -11,7 +11,9 @@ import ast
 import json
 from pathlib import Path
 
-from videojob.settings import PLATFORM_VARIABLES, SETTING_NAMES, load_settings
+import pytest
+
+from videojob.settings import PLATFORM_VARIABLES, SECRET_SETTINGS, SETTING_NAMES, load_settings
 
 from .bicep_model import INFRA, MAIN, REPO, accessor_path, function_call, module_param, template
 
@@ -276,6 +278,9 @@ def test_the_bicep_defaults_load_as_valid_settings():
         "CALLBACK_BASE_URL": "https://func-test.azurewebsites.net",
         "CALLBACK_SIGNING_KEY": "k" * 64,  # what the Key Vault reference resolves to
         "NOTIFY_SIGNING_KEY": "n" * 64,
+        # azd creates both secrets empty: the references resolve to "" until an operator fills them.
+        "YOUTUBE_COOKIES": "",
+        "WORKER_PROXY_URL": "",
     }
     fa = template(FUNCTION_APP)
     _, ours = bicep_settings()
@@ -309,3 +314,49 @@ def test_the_bicep_defaults_load_as_valid_settings():
     assert settings.job_retry_backoff_seconds == 30
     assert (settings.price_per_vcpu_second, settings.price_per_gb_second) == (0.0000135, 0.0000015)
     assert settings.cost_currency == "USD"
+    assert settings.youtube_cookies is None and settings.worker_proxy_url is None
+    assert settings.extractor_args == () and settings.retry_bot_check is True
+
+
+@pytest.mark.parametrize(
+    ("setting", "uri_param", "secret", "value_param"),
+    [
+        ("YOUTUBE_COOKIES", "youtubeCookiesSecretUri", "youtubeCookiesSecret", "youtubeCookies"),
+        ("WORKER_PROXY_URL", "workerProxySecretUri", "workerProxySecret", "workerProxyUrl"),
+    ],
+)
+def test_worker_access_secrets_are_key_vault_references_to_secrets_azd_creates(
+    setting: str, uri_param: str, secret: str, value_param: str
+):
+    _, ours = bicep_settings()
+    assert ours[setting] == f"@Microsoft.KeyVault(SecretUri=${{{uri_param}}})"
+    assert accessor_path(module_param("functionApp", uri_param)) == ["keyVault", "outputs", uri_param]
+    kv = template(INFRA / "modules" / "keyvault.bicep")
+    assert accessor_path(kv.outputs[uri_param]["value"]) == [secret, "properties", "secretUriWithVersion"]
+    assert kv.resource(secret).type == "Microsoft.KeyVault/vaults/secrets"
+    assert kv.resource(secret).prop("properties/value") == value_param
+    # The value comes from the azd environment through a secure parameter that is empty by default
+    # (the secret exists, empty, so the reference always resolves) and never leaves as an output.
+    assert module_param("keyVault", value_param) == value_param
+    main = template(MAIN)
+    assert main.parameters[value_param].get("default") == ""
+    assert {"type": "secure"} in main.parameters[value_param]["decorators"]
+    assert {"type": "secure"} in kv.parameters[value_param]["decorators"]
+    assert all(o.get("value") != value_param for o in main.outputs.values())
+    assert setting in SECRET_SETTINGS
+
+
+def test_operator_access_settings_reach_the_app_from_main_parameters():
+    _, ours = bicep_settings()
+    assert ours["YTDLP_EXTRACTOR_ARGS"] == "ytdlpExtractorArgs"
+    assert module_param("functionApp", "ytdlpExtractorArgs") == "ytdlpExtractorArgs"
+    assert function_call(ours["RETRY_BOT_CHECK"]) == ("string", {"value_to_convert": "retryBotCheck"})
+    assert module_param("functionApp", "retryBotCheck") == "retryBotCheck"
+    assert template(MAIN).parameters["retryBotCheck"]["default"] is True
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    for param, variable in [
+        ("youtubeCookies", "YOUTUBE_COOKIES"),
+        ("workerProxyUrl", "WORKER_PROXY_URL"),
+        ("ytdlpExtractorArgs", "YTDLP_EXTRACTOR_ARGS"),
+    ]:
+        assert parameters[param]["value"] == f"${{{variable}}}"

@@ -41,6 +41,7 @@ from videojob.activity_wire import (
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     NOTIFY_COMPLETION,
+    READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
 from videojob.backends.base import ContainerState, GroupState
@@ -195,14 +196,15 @@ def test_a_lost_heartbeat_is_retried_in_a_fresh_group(host, backend):
     backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled")]
     h = host(retrying_plan())
     h.raise_event(10, started(1))
-    # 610 s: window passed; inspect 610-612: terminated; stop 612-614; backoff 30 s; create 644-646.
+    # 610 s: window passed; inspect 610-612: terminated; no result record 612-614; stop 614-616;
+    # backoff 30 s; create 646-648.
     h.raise_event(700, succeeded(2, 1))
     result = h.run()
 
     check_invariants(result)
     assert result.status == "Completed"
-    assert result.activity_names == [CREATE, INSPECT, STOP, CREATE, CHECK, DELETE]
-    assert result.calls(CREATE)[1].scheduled_at == at(644)
+    assert result.activity_names == [CREATE, INSPECT, READ_RESULT_RECORD, STOP, CREATE, CHECK, DELETE]
+    assert result.calls(CREATE)[1].scheduled_at == at(646)
     assert [(a["group"], a["outcome"], a["cleanup"]) for a in result.output["attempts"]] == [
         (GROUP, "heartbeat_lost", "stopped"), (GROUP2, "succeeded", "deleted")]
 
@@ -520,3 +522,29 @@ def test_no_webhook_without_a_notify_url(host, backend):
 
     assert NOTIFY not in result.activity_names
     assert "notification" not in result.custom_status
+
+
+def test_with_retry_bot_check_a_bot_check_is_tried_again_in_a_fresh_group(host, backend):
+    """RETRY_BOT_CHECK (issue 14): a new container group usually gets another egress address."""
+    h = host(retrying_plan(retry_bot_check=True))
+    h.raise_event(10, failed(1, 1, "bot_check", False, "the site asked this address to prove it is not a bot"))
+    h.raise_event(60, succeeded(2, 1))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Completed"
+    assert [a["outcome"] for a in result.output["attempts"]] == ["bot_check", "succeeded"]
+    assert backend.ops("create") == [GROUP, GROUP2]
+
+
+def test_a_bot_check_in_every_attempt_fails_the_job_with_the_worker_s_advice(host, backend):
+    advice = "the site asked this address to prove it is not a bot; the operator can set YOUTUBE_COOKIES, ..."
+    h = host(retrying_plan(retry_bot_check=True, max_attempts=2))
+    h.raise_event(10, failed(1, 1, "bot_check", False, advice))
+    h.raise_event(60, failed(2, 1, "bot_check", False, advice))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error == f"bot_check: {advice}"
+    assert [a["outcome"] for a in result.custom_status["attempts"]] == ["bot_check", "bot_check"]

@@ -8,6 +8,8 @@ Routes (all under the served directory):
 - `/redirect?to=<url>`: a 302 to `to`.
 - `/endless/<name>`: an HTML page that never ends (no Content-Length; until the client hangs up).
 - `/gzipbomb/<name>`: an HTML page of about 1 GiB sent gzip-encoded (about 1 MB on the wire).
+- `/cookie-gate/<path>`: the file only to a request carrying the cookie
+  `GATE_COOKIE_NAME=GATE_COOKIE_VALUE`; anything else gets 403 with YouTube's bot-check page.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ CONTENT_TYPES = {
     ".webm": "video/webm",
 }
 CHUNK = 256 * 1024
+GATE_COOKIE_NAME = "SID"
+GATE_COOKIE_VALUE = "gate-cookie-value-7f3a91c2e5"
+BOT_CHECK_PAGE = (
+    b"<!doctype html><html><head><title>YouTube</title></head><body>"
+    b"<p>Sign in to confirm you\xe2\x80\x99re not a bot</p></body></html>"
+)
 _GZIP_BOMB: list[bytes] = []
 _BOMB_LOCK = threading.Lock()
 
@@ -83,6 +91,16 @@ def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/gzipbomb/"):
                 self._gzip_bomb()
                 return
+            if path.startswith("/cookie-gate/"):
+                if f"{GATE_COOKIE_NAME}={GATE_COOKIE_VALUE}" not in (self.headers.get("Cookie") or ""):
+                    self.send_response(403)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(BOT_CHECK_PAGE)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(BOT_CHECK_PAGE)
+                    return
+                path = "/" + path[len("/cookie-gate/") :]
             mode = "plain"
             for prefix in ("/nolength/", "/slow/"):
                 if path.startswith(prefix):

@@ -4,7 +4,9 @@ For the devhost and tests. A group is a directory `<state_dir>/<name>/`:
 - `record.json`  what we launched (pid, process start time, tags, stopped?) — never the env;
 - `exit.json`    the worker's exit code, written by the runner (`local_runner`) when it ends;
 - `worker.log`   the worker's stdout and stderr;
-- `work/`        its working directory and HOME, `tmp/` its TMPDIR.
+- `work/`        its working directory and HOME, `tmp/` its TMPDIR;
+- `secrets/`     the spec's secret files (cookies.txt), mode 0600 in a 0700 directory (the worker
+                 reads them and works on its own copies); removed with the group.
 
 The runner leads its own process group (`start_new_session`), starts the worker inside it with
 the spec's memory as its hard memory limit, forwards SIGTERM/SIGINT and records the exit code,
@@ -54,6 +56,7 @@ RECORD_FILE = "record.json"
 LOG_FILE = "worker.log"
 WORK_DIR = "work"
 TMP_DIR = "tmp"
+SECRETS_DIR = "secrets"
 
 RUNTIME_VARIABLES: tuple[str, ...] = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED")
 """What the worker gets besides the spec's env: where programs are, a home, a locale, a temp dir,
@@ -156,6 +159,17 @@ def tail_lines(path: Path, lines: int, max_bytes: int = MAX_LOG_TAIL_BYTES) -> s
 def memory_mb(memory_gb: float) -> int:
     """The container's memory as the runner limits the worker to it (ACI's GB are GiB)."""
     return max(1, round(memory_gb * 1024))
+
+
+def write_secret_files(spec: ContainerSpec, directory: Path) -> Path:
+    """The spec's secret files in `directory` (0700), each 0600 from its creation on: as an ACI
+    secret volume holds them, never where another user of the machine could read them."""
+    directory.mkdir(mode=0o700)
+    for secret in spec.secret_files:
+        fd = os.open(directory / secret.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(secret.content)
+    return directory
 
 
 def utc_now() -> str:
@@ -337,8 +351,9 @@ class LocalBackend:
         work, tmp = gdir / WORK_DIR, gdir / TMP_DIR
         work.mkdir(parents=True)
         tmp.mkdir()
+        secrets = write_secret_files(spec, gdir / SECRETS_DIR)
         env = worker_environment(
-            spec.environment(), os.environ, home=str(work), tmpdir=str(tmp), pythonpath=self._pythonpath
+            spec.environment(str(secrets)), os.environ, home=str(work), tmpdir=str(tmp), pythonpath=self._pythonpath
         )
         memory = ["--memory-mb", str(memory_mb(spec.memory_gb))] if spec.memory_gb > 0 else []
         runner = [sys.executable, "-m", local_runner.__name__, str(gdir), *memory, "--", *self._command]

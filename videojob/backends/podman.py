@@ -13,6 +13,9 @@ and test servers on loopback as it would reach public endpoints from ACI.
   stopped group reads `Stopped` (as in ACI) rather than `Failed` with the SIGTERM/SIGKILL code.
 - Every container carries `SCOPE_LABEL=<state_dir>`: two devhosts on one machine (parallel test
   runs) each list, sweep and clean up only their own containers.
+- Secret files (the operator's cookies) are written 0600 into `<state_dir>/<name>.secrets/` and
+  mounted read-only at the spec's secrets path, owned by the image's user (`:ro,U`); removed
+  with the container.
 - An out-of-memory kill is `Failed` with exit code 137 and a detail that says so (podman's
   `OOMKilled` flag when the kernel reports it; this machine's cgroup layout does not).
 """
@@ -29,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..container_spec import TAG_MANAGED_BY, ContainerSpec
+from ..container_spec import SECRETS_MOUNT_PATH, TAG_MANAGED_BY, ContainerSpec
 from .base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError, GroupState, ManagedGroup
-from .local import is_valid_group_name
+from .local import is_valid_group_name, write_secret_files
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -66,8 +69,10 @@ def create_arguments(
     scope: str,
     run_args: Sequence[str] = DEFAULT_RUN_ARGS,
     entrypoint: Sequence[str] | None = None,
+    secrets_dir: str | None = None,
 ) -> list[str]:
-    """`podman create` arguments for a spec: names of variables only, never their values."""
+    """`podman create` arguments for a spec: names of variables only, never their values;
+    `secrets_dir` (the spec's secret files, written by the caller) mounted read-only."""
     mib = memory_mib(spec.memory_gb)
     args = [
         "create",
@@ -86,6 +91,8 @@ def create_arguments(
     args += ["--label", f"{SCOPE_LABEL}={scope}"]
     for name in sorted(spec.environment()):
         args += ["--env", name]
+    if spec.secret_files and secrets_dir:
+        args += ["--volume", f"{secrets_dir}:{SECRETS_MOUNT_PATH}:ro,U"]
     if entrypoint is not None:
         args += ["--entrypoint", json.dumps(list(entrypoint))]
     args.append(spec.image)
@@ -261,6 +268,9 @@ class PodmanBackend:
     def _stop_marker(self, name: str) -> Path:
         return self._state_dir / f"{name}.stopped"
 
+    def _secrets_dir(self, name: str) -> Path:
+        return self._state_dir / f"{name}.secrets"
+
     def _stopped_names(self) -> set[str]:
         if not self._state_dir.exists():
             return set()
@@ -276,8 +286,14 @@ class PodmanBackend:
             log.info("podman container %s exists already; not re-created", spec.name)
             return existing
         env = podman_environment(spec.environment(), os.environ)
-        args = create_arguments(spec, scope=self.scope, run_args=self._run_args, entrypoint=self._entrypoint)
         self._state_dir.mkdir(parents=True, exist_ok=True)  # marks a devhost that ran containers
+        secrets = None
+        if spec.secret_files:
+            shutil.rmtree(self._secrets_dir(spec.name), ignore_errors=True)  # a failed create's
+            secrets = str(write_secret_files(spec, self._secrets_dir(spec.name)))
+        args = create_arguments(
+            spec, scope=self.scope, run_args=self._run_args, entrypoint=self._entrypoint, secrets_dir=secrets
+        )
         log.info("creating podman container %s from %s", spec.name, spec.image)
         result = self._podman_cmd(args, timeout=CREATE_TIMEOUT_SECONDS, env=env)
         if result.returncode != 0:
@@ -334,6 +350,7 @@ class PodmanBackend:
         if result.returncode != 0:
             raise self._fail("delete", name, result)
         self._stop_marker(name).unlink(missing_ok=True)
+        shutil.rmtree(self._secrets_dir(name), ignore_errors=True)
 
     def list_managed(self, managed_by: str) -> list[ManagedGroup]:
         result = self._podman_cmd(
