@@ -61,6 +61,7 @@ def test_json_request_starts_download_job_with_the_plan(client_api: Api) -> None
         "shareLinkHours": 12,
         "costRates": {"vcpuSecond": 0.00002, "gbSecond": 0.000003, "currency": "EUR"},
         "outputContainer": "downloads",
+        "retryBotCheck": True,
     }
     # The start went to the extension's RPC endpoint for the orchestrator, with no instance id.
     [call] = client_api.standin.calls_of("start_new")
