@@ -16,25 +16,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-)
+from azure.core.exceptions import ResourceNotFoundError
 
-from videojob.activity_wire import CONFIGURATION, INVALID_INPUT, UNEXPECTED, BlobCheckResult
+from videojob.activity_wire import INVALID_INPUT, BlobCheckResult
 from videojob.output_blob import blob_url
 from videojob.settings import Settings
 
-from .share_link import (
-    default_credential,
-    failure_answer,
-    foreign_blob,
-    output_service,
-    parse_blob_ref,
-    storage_error_code,
-)
+from .share_link import default_credential, foreign_blob, output_service, parse_blob_ref
+from .storage_failures import failure_answer, storage_failure_answer
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +51,9 @@ def check_output_blob_activity(
             size = service.get_blob_client(container, name).get_blob_properties().size
         except ResourceNotFoundError:  # no such blob (or no such container)
             return BlobCheckResult(True, exists=False, url=url).to_wire()
-    except ClientAuthenticationError as e:
-        return failure_answer(CONFIGURATION, f"no identity to read the output with: {type(e).__name__}", False)
-    except HttpResponseError as e:
-        # 403: the identity lacks read on the output container; a retry will not grant it.
-        retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
-        message = f"blob properties refused ({e.status_code})"
-        return failure_answer(storage_error_code(e, CHECK_FAILED), message, retryable)
-    except ServiceRequestError as e:
-        return failure_answer(CHECK_FAILED, f"output storage not reachable: {type(e).__name__}", True)
-    except ValueError as e:
-        return failure_answer(CONFIGURATION, str(e), False)
     except Exception as e:  # noqa: BLE001 - answered, not raised (see activity_wire)
-        logger.exception("check_output_blob failed unexpectedly")
-        return failure_answer(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+        return storage_failure_answer(
+            e, activity="check_output_blob", failed_code=CHECK_FAILED,
+            identity_use="read the output with", refused="blob properties",
+        )
     return BlobCheckResult(True, exists=True, size_bytes=int(size), url=url).to_wire()

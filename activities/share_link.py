@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
-from videojob.activity_wire import CONFIGURATION, INVALID_INPUT, UNEXPECTED, format_utc
-from videojob.contract import ErrorCode, JobError
+from videojob.activity_wire import INVALID_INPUT, format_utc
+from videojob.contract import ErrorCode
 from videojob.instances import is_url_safe_instance_id
 from videojob.output_blob import blob_url, output_blob_problem
 from videojob.settings import Settings
+
+from .storage_failures import failure_answer, storage_failure_answer
 
 logger = logging.getLogger(__name__)
 
@@ -146,16 +147,6 @@ def default_credential() -> Any:
         return _credential
 
 
-def storage_error_code(error: HttpResponseError, default: str) -> str:
-    """The service's error code (`AuthorizationFailure`), not the SDK enum's repr."""
-    code = getattr(error, "error_code", None)
-    return str(getattr(code, "value", code) or default)[:64]
-
-
-def failure_answer(code: str, message: str, retryable: bool) -> dict[str, Any]:
-    return {"ok": False, "error": JobError(code, " ".join(str(message).split())[:300], retryable).to_wire()}
-
-
 def parse_blob_ref(payload: Any) -> tuple[str, str, str]:
     """`jobId`, `container` and `name` of an activity input about one job's blob (ValueError if unusable)."""
     if not isinstance(payload, dict):
@@ -203,19 +194,11 @@ def share_link_activity(
             return refused
         chosen = signer or signer_from_settings(current, credential_factory)
         link = create_share_link(chosen, container, name, hours, clock())
-    except ClientAuthenticationError as e:
-        return failure_answer(CONFIGURATION, f"no identity to sign with: {type(e).__name__}", False)
-    except HttpResponseError as e:
-        # 403: the identity lacks Storage Blob Delegator; a retry will not grant it.
-        code = storage_error_code(e, SHARE_LINK_FAILED)
-        retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429
-        return failure_answer(str(code), f"delegation key refused ({e.status_code})", retryable)
-    except ServiceRequestError as e:
-        return failure_answer(SHARE_LINK_FAILED, f"storage not reachable: {type(e).__name__}", True)
-    except ValueError as e:
-        return failure_answer(CONFIGURATION, str(e), False)
     except Exception as e:  # noqa: BLE001 - answered, not raised (see activity_wire)
-        logger.exception("create_share_link failed unexpectedly")
-        return failure_answer(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+        # A 403 here: the identity lacks Storage Blob Delegator.
+        return storage_failure_answer(
+            e, activity="create_share_link", failed_code=SHARE_LINK_FAILED,
+            identity_use="sign with", refused="delegation key",
+        )
     logger.info("share link created for %s/%s (%d h)", container, name, hours)
     return link.to_wire()
