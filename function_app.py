@@ -5,6 +5,7 @@ import azure.functions as func
 
 import activities
 import api
+import entities
 import orchestrators
 import sweeper
 
@@ -13,3 +14,4 @@ app.register_functions(api.bp)
 app.register_functions(orchestrators.bp)
 app.register_functions(activities.bp)
 app.register_functions(sweeper.bp)
+app.register_functions(entities.bp)

@@ -15,6 +15,8 @@ same). A replay that schedules fewer tasks than the history holds fails as well.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,12 +58,39 @@ class NewTimer:
     cancelled: bool = False
 
 
+@dataclass(frozen=True)
+class NewEntityMessage:
+    """A `call_entity` (answered by an `EventRaised` named `request_id`) or `signal_entity`."""
+
+    task_id: int
+    target: str
+    """The entity's scheduler id, `@name@key` (the SDK lowercases the name)."""
+    operation: str
+    input: str | None
+    request_id: str
+    signal: bool
+    parent: str = ""
+    """The sending orchestration's instance id (where a call's answer goes)."""
+
+    @property
+    def entity_name(self) -> str:
+        return self.target.split("@")[1]
+
+    @property
+    def entity_key(self) -> str:
+        return self.target.split("@", 2)[2]
+
+    def request(self) -> str:
+        return H.entity_request(self.operation, self.input, self.request_id, self.parent or None, None, self.signal)
+
+
 @dataclass
 class Plan:
     activities: list[NewActivity] = field(default_factory=list)
     timers: list[NewTimer] = field(default_factory=list)
     cancelled_timer_ids: set[int] = field(default_factory=set)
     sub_orchestrations: list[NewSubOrchestration] = field(default_factory=list)
+    entity_messages: list[NewEntityMessage] = field(default_factory=list)
     continues_as_new: bool = False
     next_input: str | None = None
     """The next execution's input (JSON text) when the orchestrator continues as new."""
@@ -73,6 +102,9 @@ class Plan:
             for c in self.sub_orchestrations
         ]
         events += [(t.timer_id, H.timer_created(at, t.timer_id, t.fire_at)) for t in self.timers]
+        events += [
+            (m.task_id, H.event_sent(at, m.task_id, m.target, m.request())) for m in self.entity_messages
+        ]
         return [e for _, e in sorted(events, key=lambda pair: pair[0])]
 
 
@@ -142,6 +174,28 @@ class _Walk:
             self._same(task_id, "input", known.get("Input"), value)
         return task_id
 
+    def entity(self, action: dict[str, Any], signal: bool) -> int:
+        """`call_entity` / `signal_entity`: one sequence id each, recorded as `EventSent`. The
+        request id is made here, like the extension's deterministic `NewGuid()` (uuid5 over the
+        instance, the episode's time and a counter), and read back from the history on replay."""
+        task_id = self.next_id()
+        target, operation, value = action.get("instanceId") or "", action.get("operation") or "", action.get("input")
+        if not target.startswith("@") or target.count("@") < 2:
+            raise ReplayError(f"not an entity id: {target!r}")
+        known = self._known(task_id, E.EVENT_SENT, "op", f"the entity operation {operation!r}")
+        if known is None:
+            request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.instance_id}_{self.now.isoformat()}_{task_id}"))
+            self.plan.entity_messages.append(NewEntityMessage(task_id, target, operation, value, request_id, signal,
+                                                                self.instance_id))
+            return task_id
+        recorded = json.loads(known.get("Input") or "{}")
+        self._same(task_id, "entity", known.get("InstanceId"), target)
+        if recorded.get("op") != operation or bool(recorded.get("signal")) != signal:
+            raise _differs(task_id, "entity operation", (recorded.get("op"), bool(recorded.get("signal"))),
+                           (operation, signal))
+        self._same(task_id, "input", recorded.get("input"), value)
+        return task_id
+
     def retrying(self, action: dict[str, Any], schedule: Callable[[], int]) -> None:
         """An activity or sub-orchestration with retry options: attempts with a timer after each failure."""
         options = action.get("retryOptions") or {}
@@ -168,6 +222,10 @@ class _Walk:
             self.retrying(action, lambda: self.sub_orchestration(name, action.get("instanceId"), value))
         elif kind == A.CREATE_TIMER:
             self.timer(H.parse_timestamp(action["fireAt"]), bool(action.get("isCanceled")))
+        elif kind == A.CALL_ENTITY:
+            self.entity(action, signal=False)
+        elif kind == A.SIGNAL_ENTITY:
+            self.entity(action, signal=True)
         elif kind == A.WAIT_FOR_EXTERNAL_EVENT:
             pass  # matched by name; takes no sequence id
         elif kind == A.CONTINUE_AS_NEW:
@@ -176,7 +234,7 @@ class _Walk:
         elif kind in (A.WHEN_ANY, A.WHEN_ALL):
             for child in action.get("compoundActions") or []:
                 self.visit(child)
-        else:  # entities and durable HTTP: one place to add them
+        else:  # durable HTTP and scheduled signals: one place to add them
             raise ReplayError(f"the devhost does not support action type {kind} yet")
 
     def check_nothing_missing(self) -> None:
@@ -196,10 +254,10 @@ def plan_actions(
     *,
     strict: bool = True,
 ) -> Plan:
-    """The new activities, timers and sub-orchestrations (and every cancelled timer) that `actions`
+    """The new activities, timers, sub-orchestrations and entity messages (and every cancelled timer) that `actions`
     asks for. `instance_id` (the orchestration's own) names children started without an id.
     Raises `NonDeterminismError` when the actions do not replay the history."""
-    kinds = (E.TASK_SCHEDULED, E.TIMER_CREATED, E.SUB_ORCHESTRATION_INSTANCE_CREATED)
+    kinds = (E.TASK_SCHEDULED, E.TIMER_CREATED, E.SUB_ORCHESTRATION_INSTANCE_CREATED, E.EVENT_SENT)
     scheduled = {e["EventId"]: e for e in history if e["EventType"] in kinds}
     failures = (E.TASK_FAILED, E.SUB_ORCHESTRATION_INSTANCE_FAILED)
     failed = {e["TaskScheduledId"] for e in history if e["EventType"] in failures}

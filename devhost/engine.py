@@ -12,12 +12,20 @@ then runs an episode. Like the Durable extension, terminating (or purging) a par
 touch its children: they run to their own end, and their outcome is dropped because the parent
 no longer waits. Whoever terminates a parent terminates or cancels its children by their ids;
 the sweeper removes the container groups of whatever ended.
+
+Entities (the extension's entity scheduler, out of process): an orchestration's `call_entity` /
+`signal_entity` and a client's signal queue a RequestMessage for `@name@key`; operations of one
+entity run in batches, one batch at a time, in arrival order, through the SDK's entity handle;
+the state after the batch is stored and each call's answer is raised (an `EventRaised` named by
+the request id) in its caller's inbox, in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +35,7 @@ from typing import Any
 
 from . import history as H
 from .episode import CONTINUED_AS_NEW, Decision, decide
-from .functions import FunctionIndex, run_activity, run_orchestrator
+from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
 from .store import (
     RUNNING,
     EpisodeResult,
@@ -35,11 +43,16 @@ from .store import (
     InstanceQuery,
     PendingActivity,
     PendingChild,
+    PendingEntityOp,
     PendingTimer,
     Store,
+    entity_id,
 )
 
 log = logging.getLogger("devhost.engine")
+
+ENTITY_BATCH_LIMIT = 50
+"""Operations of one entity run in one batch at most (the extension batches too)."""
 
 
 def utcnow() -> datetime:
@@ -63,6 +76,8 @@ class Engine:
         self._pool = ThreadPoolExecutor(max_workers=max_activity_threads, thread_name_prefix="activity")
         self._running: set[str] = set()
         self._dirty: set[str] = set()
+        self._entities_running: set[str] = set()
+        self._entities_dirty: set[str] = set()
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,6 +93,8 @@ class Engine:
             self._start_activity(a)
         for instance_id in self.store.instances_with_inbox():
             self.kick(instance_id)
+        for target in self.store.entities_with_ops():
+            self.kick_entity(target)
 
     async def stop(self) -> None:
         for handle in self._timers.values():
@@ -141,6 +158,20 @@ class Engine:
         for instance_id in purged:
             self._disarm_instance(instance_id)
         return Answer(200, {"instancesDeleted": len(purged)}) if purged else Answer(404)
+
+    def signal_entity(self, name: str, key: str, operation: str, value_text: str | None) -> Answer:
+        """A client's signal: queued, answered 202 (as the extension's entity HTTP API)."""
+        target = entity_id(name, key)
+        self.store.signal_entity(target, H.entity_request(operation, value_text, str(uuid.uuid4()), None, None, True))
+        self.kick_entity(target)
+        return Answer(202)
+
+    def entity_state(self, name: str, key: str) -> Answer:
+        """200 with the state, or 404 when the entity does not exist."""
+        found = self.store.entity(entity_id(name, key))
+        if found is None or not found[0]:
+            return Answer(404)
+        return Answer(200, json.loads(found[1]) if found[1] is not None else None)
 
     def status(self, instance_id: str, *, show_history: bool = False, show_history_output: bool = False,
                show_input: bool = True) -> dict[str, Any] | None:
@@ -228,9 +259,12 @@ class Engine:
             children=tuple(
                 PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input) for c in decision.children
             ),
+            entity_messages=_entity_ops(decision),
         )
         if not self.store.commit_episode(instance_id, result, now):
             return
+        for op in result.entity_messages:
+            self.kick_entity(op.entity_id)
         if result.status != RUNNING:
             log.info("instance %s %s", instance_id, result.status.lower())
             self._disarm_instance(instance_id)
@@ -253,9 +287,12 @@ class Engine:
         assert decision.next_execution is not None
         if decision.activities or decision.timers or decision.children:
             log.warning("instance %s continued as new: the work its last episode scheduled is dropped", instance_id)
+        ops = _entity_ops(decision)
         if not self.store.continue_as_new(instance_id, consumed, decision.next_execution,
-                                          decision.custom_status, now):
+                                          decision.custom_status, now, ops):
             return
+        for op in ops:
+            self.kick_entity(op.entity_id)
         log.info("instance %s continued as new", instance_id)
         self._disarm_instance(instance_id)
         self.kick(instance_id)
@@ -264,6 +301,63 @@ class Engine:
         parent = self.store.parent_of(instance_id)
         if parent is not None:
             self.kick(parent)
+
+    # -- entities -----------------------------------------------------------------------------
+
+    def kick_entity(self, target: str) -> None:
+        """Run the entity's queued operations (one batch at a time per entity)."""
+        if target in self._entities_running:
+            self._entities_dirty.add(target)
+            return
+        self._entities_running.add(target)
+        self._spawn(self._drain_entity(target))
+
+    async def _drain_entity(self, target: str) -> None:
+        try:
+            while True:
+                self._entities_dirty.discard(target)
+                try:
+                    more = await self._entity_batch(target)
+                except Exception:
+                    log.exception("entity %s: a batch failed in the devhost", target)
+                    return
+                if not more and target not in self._entities_dirty:
+                    return
+        finally:
+            self._entities_running.discard(target)
+
+    async def _entity_batch(self, target: str) -> bool:
+        """Run up to `ENTITY_BATCH_LIMIT` operations; True while more wait."""
+        ops = self.store.entity_ops(target, ENTITY_BATCH_LIMIT)
+        if not ops:
+            return False
+        _, name, key = target.split("@", 2)
+        exists, state = self.store.entity(target) or (False, None)
+        entity = self.index.entities.get(name)
+        if entity is None:
+            log.warning("entity %s: no entity function named %r; its operations fail", target, name)
+            outcome_results: list[dict[str, Any]] = [
+                {"isError": True, "result": json.dumps(f"no entity function named '{name}'")} for _ in ops]
+        else:
+            batch = entity_batch_json(name, key, exists, state,
+                                      [(r.get("op") or "", r.get("input"), bool(r.get("signal"))) for _, r in ops])
+            outcome = await asyncio.to_thread(run_entity, entity, batch)
+            if outcome.error is not None:
+                log.error("entity %s: the batch failed: %s", target, outcome.error)
+                outcome_results = [{"isError": True, "result": json.dumps(outcome.error)} for _ in ops]
+            else:
+                exists, state = outcome.exists, outcome.state
+                outcome_results = list(outcome.results)
+        now = self.clock()
+        responses = []
+        for (_, request), result in zip(ops, outcome_results, strict=False):
+            if request.get("signal") or not request.get("parent"):
+                continue
+            answer = H.entity_response(result.get("result"), bool(result.get("isError")))
+            responses.append((request["parent"], H.event_raised_text(now, request["id"], answer)))
+        for parent in self.store.commit_entity_batch(target, [seq for seq, _ in ops], exists, state, responses, now):
+            self.kick(parent)
+        return len(ops) == ENTITY_BATCH_LIMIT
 
     # -- activities ---------------------------------------------------------------------------
 
@@ -305,3 +399,7 @@ class Engine:
     def _disarm_instance(self, instance_id: str) -> None:
         for key in [k for k in self._timers if k[0] == instance_id]:
             self._timers.pop(key).cancel()
+
+
+def _entity_ops(decision: Decision) -> tuple[PendingEntityOp, ...]:
+    return tuple(PendingEntityOp(m.target, m.request()) for m in decision.entity_messages)

@@ -33,7 +33,15 @@ from azure.durable_functions.models.history import HistoryEventType as E
 from azure.durable_functions.models.ReplaySchema import ReplaySchema
 
 from . import history as H
-from .actions import NewActivity, NewSubOrchestration, NewTimer, NonDeterminismError, ReplayError, plan_actions
+from .actions import (
+    NewActivity,
+    NewEntityMessage,
+    NewSubOrchestration,
+    NewTimer,
+    NonDeterminismError,
+    ReplayError,
+    plan_actions,
+)
 from .functions import OrchestratorOutcome
 
 Invoke = Callable[[str], OrchestratorOutcome]
@@ -61,6 +69,10 @@ class Decision:
     `TimerFired`), at the cost of one more episode, as in Azure."""
     cancelled_timer_ids: frozenset[int] = frozenset()
     children: tuple[NewSubOrchestration, ...] = ()
+    entity_messages: tuple[NewEntityMessage, ...] = ()
+    """Calls and signals to entities: sent however the episode ends. A failing orchestrator's last
+    signal goes out (the extension's shim replays the actions before failing), and so does one
+    made before ContinueAsNew (DTFx sends `orchestratorMessages`, SendEvent among them, with it)."""
     next_execution: dict[str, Any] | None = None
     """The next execution's `ExecutionStarted` (ContinuedAsNew only)."""
     nondeterminism: str | None = None
@@ -139,6 +151,7 @@ def decide(
         "timers": tuple(plan.timers),
         "cancelled_timer_ids": frozenset(plan.cancelled_timer_ids),
         "children": tuple(plan.sub_orchestrations),
+        "entity_messages": tuple(plan.entity_messages),
     }
     if outcome.error is not None:
         return failed(outcome.error, state, custom, scheduled, **work)

@@ -14,15 +14,19 @@ import json
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from azure.durable_functions.constants import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
+from azure.durable_functions.constants import ACTIVITY_TRIGGER, ENTITY_TRIGGER, ORCHESTRATION_TRIGGER
 from azure.durable_functions.models.utils import http_utils
 from azure.functions import meta
-from azure.functions.durable_functions import ActivityTriggerConverter, OrchestrationTriggerConverter
+from azure.functions.durable_functions import (
+    ActivityTriggerConverter,
+    EnitityTriggerConverter,
+    OrchestrationTriggerConverter,
+)
 from azure.functions.timer import TimerRequest
 
 OUT_OF_PROC_MARKER = "$OutOfProcData$:"
@@ -63,11 +67,20 @@ class Orchestrator:
 
 
 @dataclass(frozen=True)
+class EntityFunction:
+    name: str
+    """Lowercase, as the SDK writes it in entity ids (`@name@key`)."""
+    trigger_name: str
+    user_function: Callable[..., Any]
+
+
+@dataclass(frozen=True)
 class FunctionIndex:
     http: tuple[HttpFunction, ...]
     timers: tuple[TimerFunction, ...]
     activities: dict[str, Activity]
     orchestrators: dict[str, Orchestrator]
+    entities: dict[str, EntityFunction] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ def load_index(module_name: str = "function_app", route_prefix: str = "api") -> 
     timers: list[TimerFunction] = []
     activities: dict[str, Activity] = {}
     orchestrators: dict[str, Orchestrator] = {}
+    entities: dict[str, EntityFunction] = {}
     for fn in app.get_functions():  # once: a second call raises "does not have a unique function name"
         name = fn.get_function_name()
         bindings = [json.loads(b) for b in fn.get_raw_bindings()]
@@ -116,7 +130,10 @@ def load_index(module_name: str = "function_app", route_prefix: str = "api") -> 
             activities[name] = Activity(name, trigger["name"], user)
         elif kind == ORCHESTRATION_TRIGGER:
             orchestrators[name] = Orchestrator(name, trigger["name"], user)
-    return FunctionIndex(tuple(http), tuple(timers), activities, orchestrators)
+        elif kind == ENTITY_TRIGGER:
+            entity_name = (trigger.get("entityName") or name).lower()
+            entities[entity_name] = EntityFunction(entity_name, trigger["name"], user)
+    return FunctionIndex(tuple(http), tuple(timers), activities, orchestrators, entities)
 
 
 def _context_kwargs(fn: Callable[..., Any], name: str, bound: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +187,47 @@ def activity_from_builder(builder: Any) -> Activity:
     function = builder.build()
     return Activity(function.get_function_name(), _trigger_name(function, ACTIVITY_TRIGGER),
                     function.get_user_function())
+
+
+def entity_from_builder(builder: Any) -> EntityFunction:
+    """An entity declared with a decorator (`FunctionBuilder`), outside an indexed app."""
+    function = builder.build()
+    trigger = next(b for b in function.get_bindings() if b.type == ENTITY_TRIGGER)
+    name = (getattr(trigger, "entity_name", None) or function.get_function_name()).lower()
+    return EntityFunction(name, trigger.name, function.get_user_function())
+
+
+def entity_batch_json(name: str, key: str, exists: bool, state: str | None,
+                      operations: list[tuple[str, str | None, bool]]) -> str:
+    """The entity trigger's payload (the extension's `EntityContextToString`): exactly these four
+    keys (the SDK builds its context from them). An operation's input is its JSON text encoded
+    once more (the extension serializes the request's input string; `get_input` decodes twice)."""
+    batch = [{"name": op, "input": json.dumps(value) if value is not None else "null", "isSignal": signal}
+             for op, value, signal in operations]
+    return json.dumps({"self": {"name": name, "key": key}, "exists": exists, "state": state, "batch": batch})
+
+
+@dataclass(frozen=True)
+class EntityOutcome:
+    exists: bool = False
+    state: str | None = None
+    """JSON text."""
+    results: tuple[dict[str, Any], ...] = ()
+    """One per operation, in order: `isError`, `result` (JSON text)."""
+    error: str | None = None
+    """The whole batch failed (the function raised outside an operation)."""
+
+
+def run_entity(e: EntityFunction, batch_json: str) -> EntityOutcome:
+    """One batch through the SDK's entity handle (blocking: call it from a worker thread)."""
+    context = EnitityTriggerConverter.decode(meta.Datum(type="string", value=batch_json), trigger_metadata=None)
+    try:
+        encoded = EnitityTriggerConverter.encode(e.user_function(**{e.trigger_name: context}), expected_type=None)
+        answer = json.loads(encoded.value)
+        return EntityOutcome(bool(answer.get("entityExists")), answer.get("entityState"),
+                             tuple(answer.get("results") or ()))
+    except Exception as exc:
+        return EntityOutcome(error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 @dataclass(frozen=True)

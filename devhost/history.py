@@ -128,6 +128,34 @@ def event_raised_text(at: datetime, name: str, text: str | None) -> dict[str, An
     return _event(E.EVENT_RAISED, at, Name=name, Input=text)
 
 
+def event_sent(at: datetime, event_id: int, target_instance_id: str, request_text: str) -> dict[str, Any]:
+    """An orchestration's message to an entity (`call_entity` / `signal_entity`): the extension's
+    `SendEvent(target, "op", RequestMessage)`, recorded under the task's sequence id."""
+    return _event(E.EVENT_SENT, at, event_id, InstanceId=target_instance_id, Name="op", Input=request_text)
+
+
+def entity_request(operation: str, input_text: str | None, request_id: str, parent: str | None,
+                   parent_execution: str | None, signal: bool) -> str:
+    """The extension's `RequestMessage` JSON (EntityScheduler/RequestMessage.cs)."""
+    message: dict[str, Any] = {"op": operation, "id": request_id}
+    if signal:
+        message["signal"] = True
+    if input_text is not None:
+        message["input"] = input_text
+    if parent is not None:
+        message["parent"] = parent
+        message["parentExecution"] = parent_execution
+    return json.dumps(message)
+
+
+def entity_response(result_text: str | None, is_error: bool) -> str:
+    """The extension's `ResponseMessage` JSON: `exceptionType` only on error."""
+    message: dict[str, Any] = {"result": result_text}
+    if is_error:
+        message["exceptionType"] = "Error"
+    return json.dumps(message)
+
+
 def new_events(now: datetime, delivered: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """An episode's new events: `OrchestratorStarted`, then an `ExecutionStarted` if one is
     delivered (it must come first, as DTFx assumes; the SDK reads it at index 1), then the rest
@@ -188,6 +216,9 @@ def history_for_status(history: list[dict[str, Any]], show_output: bool) -> list
                 item["Input"] = _maybe_json(e.get("Input"))
         elif kind in (E.TIMER_CREATED, E.TIMER_FIRED):
             item["FireAt"] = e.get("FireAt")
+        elif kind == E.EVENT_SENT:
+            item["InstanceId"] = e.get("InstanceId")
+            item["Name"] = e.get("Name")
         elif kind in (E.EXECUTION_COMPLETED, E.CONTINUE_AS_NEW):
             item["OrchestrationStatus"] = e.get("OrchestrationStatus")
             if show_output:

@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS activities (
 CREATE TABLE IF NOT EXISTS parents (
   child_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, task_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS instances_newest_first ON instances (created DESC, id DESC);
+CREATE TABLE IF NOT EXISTS entities (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL,
+  present INTEGER NOT NULL, state TEXT, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entity_ops (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, entity_id TEXT NOT NULL, request TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entity_ops_by_entity ON entity_ops (entity_id, seq);
 """
 _INSTANCE_COLUMNS = "id,name,status,input,output,custom_status,created,updated"
 
@@ -159,6 +165,19 @@ class PendingChild:
 
 
 @dataclass(frozen=True)
+class PendingEntityOp:
+    """A message for an entity: its scheduler id (`@name@key`) and the RequestMessage JSON."""
+
+    entity_id: str
+    request: str
+
+
+def entity_id(name: str, key: str) -> str:
+    """The scheduler id the SDK writes (`@name@key`, the name lowercased)."""
+    return f"@{name.lower()}@{key}"
+
+
+@dataclass(frozen=True)
 class EpisodeResult:
     """What one orchestrator episode changes, written in one transaction."""
 
@@ -170,6 +189,7 @@ class EpisodeResult:
     activities: tuple[PendingActivity, ...] = ()
     timers: tuple[PendingTimer, ...] = ()
     children: tuple[PendingChild, ...] = ()
+    entity_messages: tuple[PendingEntityOp, ...] = ()
 
 
 def _dump(value: Any) -> str | None:
@@ -396,6 +416,7 @@ class Store:
                 "DELETE FROM inbox WHERE seq=?", [(seq,) for seq in result.consumed]
             )
             self._append(db, instance_id, result.appended)
+            self._queue_entity_ops(db, result.entity_messages)
             db.execute(
                 "UPDATE instances SET status=?, output=?, custom_status=?, updated=? WHERE id=?",
                 (result.status, _dump(result.output), _dump(result.custom_status), H.format_timestamp(now),
@@ -420,7 +441,7 @@ class Store:
         return True
 
     def continue_as_new(self, instance_id: str, consumed: Iterable[int], started: dict[str, Any],
-                        custom_status: Any, now: datetime) -> bool:
+                        custom_status: Any, now: datetime, entity_messages: Iterable[PendingEntityOp] = ()) -> bool:
         """Start the instance's next execution (ContinueAsNew), unless it was terminated or purged
         meanwhile: a fresh history whose first event is `started`; the custom status carries over.
         Events the old execution consumed go with its history; of the ones that arrived during
@@ -439,6 +460,7 @@ class Store:
             for table in ("history", "timers", "activities"):
                 db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
             db.execute("DELETE FROM parents WHERE parent_id=?", (instance_id,))
+            self._queue_entity_ops(db, entity_messages)
             db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(started)))
             db.execute(
                 "UPDATE instances SET status=?, input=?, output=NULL, custom_status=?, updated=? WHERE id=?",
@@ -472,3 +494,50 @@ class Store:
             if n:
                 db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(event)))
         return bool(n)
+
+    # -- entities ----------------------------------------------------------------------------
+    # An entity's operations wait in `entity_ops` in arrival order; the engine runs them in
+    # batches, and each batch's new state, consumed operations and answers to callers are one
+    # transaction. The extension keeps entity state when instances are purged; so does this.
+
+    @staticmethod
+    def _queue_entity_ops(db: sqlite3.Connection, ops: Iterable[PendingEntityOp]) -> None:
+        db.executemany("INSERT INTO entity_ops (entity_id, request) VALUES (?,?)",
+                       [(op.entity_id, op.request) for op in ops])
+
+    def signal_entity(self, target: str, request: str) -> None:
+        """A client's signal (the entity HTTP API)."""
+        with self._tx() as db:
+            self._queue_entity_ops(db, [PendingEntityOp(target, request)])
+
+    def entity(self, target: str) -> tuple[bool, str | None] | None:
+        """(exists, state JSON text), or None when the entity never ran."""
+        rows = self._query("SELECT present, state FROM entities WHERE id=?", (target,))
+        return (bool(rows[0][0]), rows[0][1]) if rows else None
+
+    def entity_ops(self, target: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._query("SELECT seq, request FROM entity_ops WHERE entity_id=? ORDER BY seq LIMIT ?",
+                           (target, limit))
+        return [(seq, json.loads(r)) for seq, r in rows]
+
+    def entities_with_ops(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT entity_id FROM entity_ops")]
+
+    def commit_entity_batch(self, target: str, consumed: Iterable[int], present: bool, state: str | None,
+                            responses: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> list[str]:
+        """Store the state after a batch, drop its operations and queue each answer (an
+        `EventRaised`) for its caller, unless the caller has ended or is gone (the extension drops
+        an answer to a finished execution). Returns the callers to run."""
+        _, name, key = target.split("@", 2)
+        kicked: list[str] = []
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO entities VALUES (?,?,?,?,?,?)",
+                       (target, name, key, int(present), state if present else None, H.format_timestamp(now)))
+            db.executemany("DELETE FROM entity_ops WHERE seq=?", [(seq,) for seq in consumed])
+            for parent, event in responses:
+                row = db.execute("SELECT status FROM instances WHERE id=?", (parent,)).fetchone()
+                if row is None or row[0] in TERMINAL_STATUSES:
+                    continue
+                db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (parent, json.dumps(event)))
+                kicked.append(parent)
+        return kicked

@@ -94,6 +94,8 @@ class DurableApi:
                 web.delete(f"{base}/instances/{{id}}", self.purge),
                 web.post(f"{base}/instances/{{id}}/raiseEvent/{{event}}", self.raise_event),
                 web.post(f"{base}/instances/{{id}}/{{operation}}", self.operation),
+                web.get(f"{base}/entities/{{name}}/{{key}}", self.entity_state),
+                web.post(f"{base}/entities/{{name}}/{{key}}", self.signal_entity),
             ]
         return out
 
@@ -196,6 +198,28 @@ class DurableApi:
         if not ok:
             return web.json_response({"Message": "Invalid JSON content"}, status=400)
         return self._answer(self.engine.raise_event(instance_id, request.match_info["event"], value))
+
+    async def entity_state(self, request: web.Request) -> web.Response:
+        """`GET entities/{name}/{key}`: 200 with the state, 404 when the entity does not exist."""
+        answer = self.engine.entity_state(request.match_info["name"], request.match_info["key"])
+        if answer.status != 200:
+            return web.Response(status=answer.status)
+        return web.json_response(answer.body)
+
+    async def signal_entity(self, request: web.Request) -> web.Response:
+        """`POST entities/{name}/{key}?op=...` with an optional JSON body: a signal, 202."""
+        operation = request.query.get("op")
+        if not operation:
+            return web.json_response({"Message": "The 'op' query parameter is required."}, status=400)
+        text = await request.text()
+        if text.strip():
+            try:
+                json.loads(text)
+            except ValueError:
+                return web.json_response({"Message": "Invalid JSON content"}, status=400)
+        answer = self.engine.signal_entity(request.match_info["name"], request.match_info["key"], operation,
+                                           text if text.strip() else None)
+        return self._answer(answer)
 
     async def operation(self, request: web.Request) -> web.Response:
         """`POST instances/{id}/{operation}`: names match case-insensitively; an unknown one is 404."""

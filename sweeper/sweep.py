@@ -1,6 +1,9 @@
-"""One sweep: list our container groups, look up each job, delete what the policy says.
+"""One sweep: list our container groups, look up each job, delete what the policy says; then
+reconcile the global cap's slots (`job_slots` entity) with the jobs that really run.
 
-One group's failure (a lookup or a delete) is counted and logged, never stops the sweep.
+One group's failure (a lookup or a delete) is counted and logged, never stops the sweep. The
+terminate webhook and purge run no orchestrator code, so their jobs never give their slot back:
+the sweep frees it (`evict`) within one `SWEEP_SCHEDULE` period.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from datetime import datetime
 
 import azure.durable_functions as df
 
+from videojob import job_slots as slots
 from videojob.backends.base import ContainerBackend, ManagedGroup
 from videojob.instances import JobLookupFailed, find_job
 from videojob.settings import Settings
-from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide
+from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +32,13 @@ class SweepSummary:
     kept: int = 0
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    slots_freed: int = 0
 
     def line(self) -> str:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"
         return (
             f"sweep: {self.listed} groups, {self.deleted} deleted, {self.kept} kept, "
-            f"{self.failed} failed ({reasons})"
+            f"{self.failed} failed ({reasons}); {self.slots_freed} slots freed"
         )
 
 
@@ -75,7 +80,41 @@ async def sweep(
             continue
         summary.deleted += 1
         log.info("sweep: deleted %s (%s)", group.name, decision.reason)
+    try:
+        summary.slots_freed = await reconcile_slots(client, now)
+    except Exception as e:
+        summary.failed += 1
+        log.warning("sweep: reconciling the job slots failed: %s", _describe(e))
     return summary
+
+
+SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
+LOOKUP_CONCURRENCY = 8
+
+
+async def reconcile_slots(client: df.DurableOrchestrationClient, now: datetime) -> int:
+    """Free the slots (and queue places) of jobs that ended without giving them back; how many."""
+    answer = await client.read_entity_state(SLOTS)
+    if not answer.entity_exists:
+        return 0
+    state = slots.SlotState.from_wire(answer.entity_state)
+    gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+    async def lookup(job_id: str) -> tuple[str, JobSnapshot | None] | None:
+        async with gate:
+            try:
+                job = await find_job(client, job_id)
+            except JobLookupFailed as e:
+                log.warning("sweep: cannot look up slot holder %s: %s", job_id, e)
+                return None
+        return job_id, (JobSnapshot(job.runtime_status, job.last_updated) if job else None)
+
+    found = await asyncio.gather(*(lookup(i) for i in state.member_ids()))
+    stale = stale_slot_members(state, dict(f for f in found if f is not None), now)
+    if stale:
+        await client.signal_entity(SLOTS, slots.EVICT, {"ids": list(stale), "before": slots.format_utc(now)})
+        log.info("sweep: freed the job slots of %s", ", ".join(stale))
+    return len(stale)
 
 
 def _describe(e: Exception) -> str:

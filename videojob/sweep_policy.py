@@ -7,13 +7,15 @@ that outlived their deadline. Stopped groups of failed jobs are kept for a while
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from .backends.base import ACTIVE_CONTAINER_STATES
 from .container_spec import TAG_CREATED_AT, TAG_DEADLINE
-from .instances import RuntimeStatus
+from .instances import FINISHED_RUNTIME_STATUSES, RuntimeStatus
+from .job_slots import SlotState
 
 DEFAULT_GRACE_SECONDS = 30 * 60
 """Time past a group's deadline tag before it is swept even if its job still looks alive: the
@@ -104,3 +106,25 @@ def decide(
     if deadline is not None and now >= deadline + timedelta(seconds=policy.grace_seconds):
         return _delete("deadline_passed")
     return _keep("job_active")
+
+
+# --- the global cap's slots (`videojob.job_slots`) -------------------------------------------------
+
+
+def stale_slot_members(
+    state: SlotState, jobs: Mapping[str, JobSnapshot | None], now: datetime, grace_seconds: int = 0
+) -> tuple[str, ...]:
+    """Holders and queued jobs whose orchestration is gone (purged: None) or finished (terminated
+    through the webhook, failed outside our code, completed without its release arriving), and whose
+    entry is at least `grace_seconds` old. Ids absent from `jobs` (their lookup failed) are never
+    stale: a host error must not free a live job's slot. The entity's `evict` drops only entries
+    older than the sweep's read of the state, so a job restarted under the same id since keeps its own."""
+    cutoff = now - timedelta(seconds=max(0, grace_seconds))
+    stale = []
+    for member in (*state.holders, *state.queue):
+        if member.id not in jobs or member.since > cutoff:
+            continue
+        job = jobs[member.id]
+        if job is None or job.runtime_status in FINISHED_RUNTIME_STATUSES:
+            stale.append(member.id)
+    return tuple(stale)

@@ -6,6 +6,7 @@ from videojob.backends.arm_errors import (
     AUTHORIZATION_PROPAGATION_SECONDS,
     AUTHORIZATION_RETRY_AFTER_SECONDS,
     MAX_MESSAGE_CHARS,
+    QUOTA_RETRY_AFTER_SECONDS,
     classify_arm_error,
 )
 
@@ -25,16 +26,19 @@ from videojob.backends.arm_errors import (
         (408, None, "", True),
         (None, None, "connection reset", True),
         (200, "RetryableError", "", True),
-        # Permanent: image, quota, names, auth, bad requests.
+        # Not now: a quota other groups hold (the job waits in the queue, issue 13).
+        (400, "ContainerGroupQuotaReached", "", True),
+        (409, "ContainerGroupQuotaReached", "", True),
+        (400, "QuotaExceeded", "Operation could not be completed as it results in exceeding approved"
+         " StandardCores quota. Limit: '10', Usage: '10' Requested: '1'.", True),
+        (409, "ServiceUnavailable", "container group quota 'ContainerGroups' exceeded in region", True),
+        # Permanent: image, a quota of 0, names, auth, bad requests.
         (200, "InaccessibleImage", "image not accessible", False),
         (400, "InaccessibleImage", "", False),
-        (400, "ContainerGroupQuotaReached", "", False),
-        (409, "ContainerGroupQuotaReached", "", False),
-        # ACI's own quota message (Microsoft Learn, ACI Spot container troubleshooting).
+        # ACI's own quota message (Microsoft Learn, ACI Spot container troubleshooting): none granted.
         (400, "ContainerGroupQuotaReached", "Resource type 'Microsoft.ContainerInstance/containerGroups' container"
          " group quota 'StandardSpotCores' exceeded in region 'westeurope'. Limit: '0', Usage: '0' Requested: '1'.",
          False),
-        (409, "ServiceUnavailable", "container group quota 'ContainerGroups' exceeded in region", False),
         (400, "InvalidContainerGroupName", "", False),
         (403, "AuthorizationFailed", "", False),  # with no age known: permanent
         (400, "InvalidImageRegistryIdentity", "", False),
@@ -91,3 +95,20 @@ def test_a_missing_resource_group_says_it_is_configuration():
     f = classify_arm_error(404, "ResourceGroupNotFound", "Resource group 'rg-test' could not be found.")
     assert (f.code, f.retryable) == ("ResourceGroupNotFound", False)
     assert f.message == "configuration: Resource group 'rg-test' could not be found. (check ACI_RESOURCE_GROUP)"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("ContainerGroupQuotaReached", ""), ("QuotaExceeded", "Limit: '10', Usage: '10'"),
+     ("ServiceUnavailable", "container group quota 'ContainerGroups' exceeded")],
+)
+def test_a_quota_refusal_means_not_now(code, message):
+    failure = classify_arm_error(409, code, message)
+    assert failure.retryable is True
+    assert failure.retry_after_seconds == QUOTA_RETRY_AFTER_SECONDS
+
+
+def test_a_quota_of_zero_is_configuration():
+    failure = classify_arm_error(400, "ContainerGroupQuotaReached", "quota 'StandardSpotCores' Limit: '0', Usage: '0'")
+    assert failure.retryable is False
+    assert failure.retry_after_seconds is None

@@ -125,6 +125,52 @@ def drifting(context: df.DurableOrchestrationContext):
     return second
 
 
+@app.entity_trigger(context_name="context", entity_name="Counter")
+def counter(context: df.DurableEntityContext) -> None:
+    """`add` (answers the new value), `get`, `boom` (raises), `reset`."""
+    value = context.get_state(lambda: 0)
+    operation = context.operation_name
+    if operation == "add":
+        value += context.get_input()
+        context.set_result(value)
+    elif operation == "get":
+        context.set_result(value)
+    elif operation == "boom":
+        context.set_result(None)
+        raise ValueError("counter refused: boom")
+    elif operation == "reset":
+        value = 0
+        context.set_result(None)
+    context.set_state(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def counting(context: df.DurableOrchestrationContext):
+    """Signals `add` (fire and forget), then calls `add` and `get` on the counter named by `key`;
+    `boom` calls the failing operation and reports the error."""
+    args = context.get_input() or {}
+    entity = df.EntityId("counter", args.get("key", "main"))
+    if args.get("boom"):
+        try:
+            yield context.call_entity(entity, "boom")
+        except Exception as e:
+            return {"error": str(e)}
+    if args.get("signal"):
+        context.signal_entity(entity, "add", args["signal"])
+    added = yield context.call_entity(entity, "add", args.get("add", 1))
+    seen = yield context.call_entity(entity, "get")
+    return {"added": added, "seen": seen}
+
+
+@app.orchestration_trigger(context_name="context")
+def signal_then_fail(context: df.DurableOrchestrationContext):
+    """Sends a signal and fails in the same episode: the signal still goes out."""
+    args = context.get_input() or {}
+    yield context.call_activity("echo", {"step": 1})
+    context.signal_entity(df.EntityId("counter", args["key"]), "add", 5)
+    raise RuntimeError("failing after the signal")
+
+
 @app.activity_trigger(input_name="payload")
 def echo(payload: dict) -> dict:
     return {"echo": payload, "pid": os.getpid()}

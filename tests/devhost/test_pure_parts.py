@@ -173,3 +173,37 @@ def test_a_sub_orchestration_is_new_work_once_and_gets_a_deterministic_id_when_n
     assert again.sub_orchestrations == []
     with pytest.raises(ReplayError, match="non-deterministic"):
         plan_actions([[activity("create")]], created, T0, "parent-1")
+
+
+def entity_action(kind: int, operation: str, value: str | None = None, target: str = "@job_slots@global") -> dict:
+    return {"actionType": kind, "instanceId": target, "operation": operation, "input": value}
+
+
+def test_call_and_signal_entity_become_event_sent_with_sequence_ids():
+    call, signal = entity_action(7, "acquire", '{"id": "a"}'), entity_action(9, "release", '{"id": "a"}')
+    plan = plan_actions([[activity("create"), call, signal]], [], T0, "job-1")
+
+    assert [(m.task_id, m.operation, m.signal) for m in plan.entity_messages] == [(1, "acquire", False),
+                                                                                   (2, "release", True)]
+    sent = [e for e in plan.history_events(T0) if e["EventType"] == 14]  # EventSent
+    assert [(e["EventId"], e["InstanceId"], e["Name"]) for e in sent] == [(1, "@job_slots@global", "op"),
+                                                                          (2, "@job_slots@global", "op")]
+    request = json.loads(sent[0]["Input"])
+    assert request["op"] == "acquire" and request["parent"] == "job-1" and "signal" not in request
+    assert request["id"] == plan.entity_messages[0].request_id
+    assert json.loads(sent[1]["Input"])["signal"] is True
+    # Replayed against its own history: nothing new, the same request id kept by the history.
+    assert plan_actions([[activity("create"), call, signal]], plan.history_events(T0),
+                        T0 + timedelta(seconds=5), "job-1").entity_messages == []
+
+
+@pytest.mark.parametrize("replayed", [
+    entity_action(7, "release", '{"id": "a"}'),
+    entity_action(9, "acquire", '{"id": "a"}'),
+    entity_action(7, "acquire", '{"id": "b"}'),
+    entity_action(7, "acquire", '{"id": "a"}', target="@other@global"),
+])
+def test_replay_with_another_entity_operation_is_non_deterministic(replayed):
+    recorded = plan_actions([[entity_action(7, "acquire", '{"id": "a"}')]], [], T0, "job-1").history_events(T0)
+    with pytest.raises(NonDeterminismError):
+        plan_actions([[replayed]], recorded, T0, "job-1")

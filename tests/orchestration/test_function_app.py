@@ -26,3 +26,7 @@ def test_orchestrator_and_activities_are_registered(functions):
 def test_sweeper_and_http_api_are_registered(functions):
     assert functions["sweep_container_groups"] == "timerTrigger"
     assert sum(1 for kind in functions.values() if kind == "httpTrigger") >= 3
+
+
+def test_the_job_slots_entity_is_registered(functions):
+    assert functions["job_slots"] == "entityTrigger"

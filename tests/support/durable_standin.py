@@ -33,9 +33,10 @@ from aiohttp import web
 from azure.functions import meta
 from azure.functions.durable_functions import DurableClientConverter
 
+import entities
 import orchestrators
 from devhost.engine import Engine
-from devhost.functions import FunctionIndex, close_sdk_session, orchestrator_from_builder
+from devhost.functions import FunctionIndex, close_sdk_session, entity_from_builder, orchestrator_from_builder
 from devhost.store import Instance, InstanceQuery, Store
 from devhost.webhooks import DurableApi
 
@@ -99,9 +100,11 @@ class _Paused(Engine):
 
 @cache
 def _orchestrators() -> FunctionIndex:
-    """The app's orchestrators (so a start names one, as the extension requires); never run."""
+    """The app's orchestrators (so a start names one, as the extension requires; never run) and its
+    entities (run: the sweeper reads and signals `job_slots`)."""
     found = (orchestrator_from_builder(b) for b in (orchestrators.download_job, orchestrators.download_batch))
-    return FunctionIndex((), (), {}, {o.name: o for o in found})
+    slots = entity_from_builder(entities.job_slots)
+    return FunctionIndex((), (), {}, {o.name: o for o in found}, {slots.name: slots})
 
 
 @cache

@@ -156,3 +156,32 @@ def test_policy_reads_the_tags_the_spec_builder_writes() -> None:
     assert decide("Running", spec.tag_map(), JobSnapshot("Running"), NOW, POLICY).reason == "deadline_passed"
     later = SweepPolicy(failed_group_retention_seconds=0, grace_seconds=2 * 3600)
     assert not decide("Running", spec.tag_map(), JobSnapshot("Running"), NOW, later).delete
+
+
+def _slot_state(now):
+    from videojob import job_slots as slots
+
+    state = slots.SlotState()
+    for job in ["running", "terminated", "purged", "completed", "failed-lookup", "fresh"]:
+        since = now - timedelta(seconds=600) if job != "fresh" else now
+        state, _ = slots.acquire(state, job, since, 2, since)
+    return state
+
+
+def test_stale_slot_members_are_finished_or_missing_jobs_past_grace():
+    from videojob.sweep_policy import stale_slot_members
+
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    jobs = {"running": JobSnapshot("Running"), "terminated": JobSnapshot("Terminated"), "purged": None,
+            "completed": JobSnapshot("Completed"), "fresh": JobSnapshot("Terminated")}
+    state = _slot_state(now)
+
+    assert set(stale_slot_members(state, jobs, now, grace_seconds=60)) == {"terminated", "purged", "completed"}
+    assert "fresh" in stale_slot_members(state, jobs, now, grace_seconds=0)
+
+
+def test_lookup_failure_never_frees_a_slot():
+    from videojob.sweep_policy import stale_slot_members
+
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert "failed-lookup" not in stale_slot_members(_slot_state(now), {}, now)

@@ -225,3 +225,31 @@ def test_timer_binding_uses_the_schedule_setting() -> None:
     assert set(functions.functions) == {"sweep_container_groups"}
     assert bindings["timerTrigger"]["schedule"] == "%SWEEP_SCHEDULE%"
     assert bindings["durableClient"]["name"] == "client"
+
+
+def test_sweep_frees_the_slots_of_jobs_that_ended_without_giving_them_back(sweep_function, standin, settings):
+    """Terminated and purged jobs run no orchestrator code: the sweep evicts them from `job_slots`,
+    which hands their slots to the queue; live jobs and jobs whose lookup fails keep theirs."""
+    from devhost.stack import wait_until
+    from devhost.store import entity_id
+    from videojob import job_slots as slots
+
+    now = datetime.now(UTC)
+    running = standin.add_instance(runtime_status="Running")
+    terminated = standin.add_instance(runtime_status="Terminated")
+    queued = standin.add_instance(runtime_status="Running")
+    state = slots.SlotState()
+    for i, job in enumerate([running.instance_id, terminated.instance_id, "0123456789abcdef0123456789abcdef",
+                             queued.instance_id]):
+        state, _ = slots.acquire(state, job, now - timedelta(minutes=10 - i), 3, now - timedelta(minutes=5))
+    target = entity_id(slots.ENTITY_NAME, slots.ENTITY_KEY)
+    standin.store.commit_entity_batch(target, [], True, json.dumps(state.to_wire()), [], now)
+    bootstrap.override(settings=settings, backend=FakeBackend([]))
+
+    invoke(sweep_function, standin)
+
+    def holders() -> list[str]:
+        found = standin.store.entity(target)
+        return [m["id"] for m in json.loads(found[1])["holders"]] if found else []
+
+    wait_until(lambda: holders() == [running.instance_id, queued.instance_id], 30, "the slots freed")

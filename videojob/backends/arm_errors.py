@@ -8,7 +8,12 @@ Choices worth knowing:
 - A code decides before the status: ARM answers quota exhaustion with 400 or 409
   (`ContainerGroupQuotaReached`), and a failed asynchronous operation arrives on a 200 poll.
 - `ServiceUnavailable` is usually a capacity shortage in the region (409, "retry later"), but ACI
-  also uses it for "container group quota ... exceeded": that variant is a quota, not retryable.
+  also uses it for "container group quota ... exceeded": that variant is a quota.
+- A quota refusal (`ContainerGroupQuotaReached`, `QuotaExceeded`, the `ServiceUnavailable`
+  variant) means "not now": other groups hold the quota and will give it back. It is retryable
+  with `retry_after_seconds`; the orchestrator gives its `MAX_RUNNING_JOBS` slot back and waits
+  in the queue with a backoff, within its deadline (issue 13). Except a quota whose limit is 0
+  ("Limit: '0'", e.g. no Spot cores on the subscription): that is configuration, permanent.
 - 409 without a known code is retryable: it is a state conflict (a group still being deleted or
   mid-operation, `ContainerGroupTransitioning`), which resolves by itself; the orchestrator's
   attempts are bounded, so a permanent conflict still fails after a few tries.
@@ -44,6 +49,8 @@ AUTHORIZATION_PROPAGATION_SECONDS = 300
 """How long after an attempt began a refused authorization is still taken for a role assignment
 that has not propagated yet (ARM documents minutes; Azure's own ARO installer retries for ten)."""
 AUTHORIZATION_RETRY_AFTER_SECONDS = 30
+QUOTA_RETRY_AFTER_SECONDS = 30
+"""The first pause after a quota refusal (the orchestrator backs off from it, doubling)."""
 """The pause before asking again while a refused authorization may still be propagating."""
 
 PERMANENT_CODES: frozenset[str] = frozenset(
@@ -113,6 +120,17 @@ def is_quota(code: str, message: str) -> bool:
     return code == "ServiceUnavailable" and "quota" in message.lower()
 
 
+def is_zero_quota(message: str) -> bool:
+    """ACI's quota message names the limit (`Limit: '0', Usage: '0' Requested: '1'`): a limit of 0
+    never frees up."""
+    return "limit: '0'" in message.lower()
+
+
+def is_capacity_refusal(code: str, message: str) -> bool:
+    """A quota that other groups hold now and will give back: wait, do not fail."""
+    return is_quota(code, message) and not is_zero_quota(message)
+
+
 def fallback_code(status: int | None) -> str:
     if status is None:
         return "ConnectionError"
@@ -137,7 +155,9 @@ def is_retryable(status: int | None, code: str | None, message: str = "", age_se
     if code:
         if code in AUTHORIZATION_PROPAGATION_CODES:
             return age_seconds is not None and age_seconds < AUTHORIZATION_PROPAGATION_SECONDS
-        if is_quota(code, message) or code in PERMANENT_CODES:
+        if is_quota(code, message):
+            return not is_zero_quota(message)
+        if code in PERMANENT_CODES:
             return False
         if code in TRANSIENT_CODES:
             return True
@@ -147,6 +167,14 @@ def is_retryable(status: int | None, code: str | None, message: str = "", age_se
     if status in RETRYABLE_STATUSES or status >= 500:
         return True
     return False
+
+
+def _retry_after(code: str, message: str) -> float | None:
+    if code in AUTHORIZATION_PROPAGATION_CODES:
+        return AUTHORIZATION_RETRY_AFTER_SECONDS
+    if is_capacity_refusal(code, message):
+        return QUOTA_RETRY_AFTER_SECONDS
+    return None
 
 
 def classify_arm_error(
@@ -162,7 +190,5 @@ def classify_arm_error(
         code=code or fallback_code(status),
         message=text or "no message",
         retryable=retryable,
-        retry_after_seconds=(
-            AUTHORIZATION_RETRY_AFTER_SECONDS if retryable and code in AUTHORIZATION_PROPAGATION_CODES else None
-        ),
+        retry_after_seconds=_retry_after(code or "", text) if retryable else None,
     )

@@ -1,0 +1,156 @@
+"""A job's place under the global cap (`MAX_RUNNING_JOBS`): the `job_slots` entity's client side.
+
+Why a waiting job asks again on a durable timer rather than being told (docs/design.md, "Global
+cap and queue"): a Python entity cannot send anything (azure-functions-durable 1.7:
+`DurableEntityContext` has no signal, `Entity.handle` sends none), entities never raise events to
+orchestrations, and the SDK has no critical section (`lock`). So the entity decides FIFO under
+its own serialization, and the job learns its grant (or its place) by calling `acquire` again
+after `job_slots.queue_recheck_seconds(position)`. The price: two episodes, one entity
+operation and ~8 history events per re-check while queued (history that issue 12's generations
+do not bound while queued, as they hand over only while watching a worker).
+
+Every exit releases what it holds (`release`, a fire-and-forget signal that goes out even with
+the episode that fails the orchestration); endings that run no orchestrator code (terminate,
+purge, a crash) are the sweeper's (`sweeper.sweep.reconcile_slots`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any
+
+import azure.durable_functions as df
+
+from videojob import job_slots as slots
+from videojob import orchestration as policy
+from videojob.activity_wire import parse_utc
+from videojob.backends.arm_errors import is_capacity_refusal
+from videojob.contract import PHASE_QUEUED, ErrorCode, JobError, JobPlan
+
+from .kernel import Mailbox, Steps
+
+SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
+CARRY_MEMBER = "queue"
+"""The member of a generation's carry extensions (`videojob.generation.JobCarry.extensions`)."""
+
+
+class JobSlot:
+    """The job's slot: not asked for, queued, held, or given back. A plan without
+    `max_running_jobs` (made before the cap) takes no slot: every method is then a no-op."""
+
+    def __init__(self, context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, arrived: datetime,
+                 deadline: datetime, extensions: MutableMapping[str, Any]):
+        """`extensions`: the carry's extensions, shared with the hand-over (a new generation
+        resumes holding the slot, with the same record)."""
+        self._context = context
+        self._mailbox = mailbox
+        self._plan = plan
+        self._job_id = job_id
+        self._arrived = arrived
+        self._deadline = deadline
+        self.extensions = extensions
+        self.active = plan.max_running_jobs is not None
+        carried = extensions.get(CARRY_MEMBER)
+        carried = carried if isinstance(carried, dict) else {}
+        self.held = carried.get("held") is True
+        self._member = self.held
+        self.granted_at: datetime | None = _time(carried.get("grantedAt"))
+        self.waited_seconds = float(carried.get("waitedSeconds") or 0.0)
+        self.quota_waits = int(carried.get("quotaWaits") or 0)
+
+    def _save(self) -> None:
+        if self.active:
+            self.extensions[CARRY_MEMBER] = {
+                "held": self.held,
+                "grantedAt": slots.format_utc(self.granted_at) if self.granted_at else None,
+                "waitedSeconds": round(self.waited_seconds, 3),
+                "quotaWaits": self.quota_waits,
+            }
+
+    def record(self) -> dict[str, Any] | None:
+        """`output.queue`: its place (`arrivedAt`), how long it waited for its slot, when it got it
+        (last), quota refusals."""
+        if not self.active:
+            return None
+        return {"arrivedAt": slots.format_utc(self._arrived), "waitedSeconds": round(self.waited_seconds, 3),
+                "grantedAt": slots.format_utc(self.granted_at) if self.granted_at else None,
+                "quotaWaits": self.quota_waits}
+
+    def acquire(self, group: str, reason: str | None = None) -> Steps:
+        """Wait for a slot. Returns None once held, or the `JobError` that ends the job in the queue
+        (cancelled, deadline_exceeded with phase queued, internal); the place is given up then."""
+        if not self.active or self.held:
+            return None
+        context, mailbox = self._context, self._mailbox
+        began: datetime = context.current_utc_datetime
+        shown: tuple[int | None, int] | None = None
+        while True:
+            now: datetime = context.current_utc_datetime
+            if mailbox.holds(policy.is_cancel):
+                return self._leave(began, policy.cancelled_error())
+            if now >= self._deadline:
+                return self._leave(began, policy.deadline_error(self._plan.deadline_seconds, PHASE_QUEUED))
+            request = {"id": self._job_id, "arrived": slots.format_utc(self._arrived),
+                       "capacity": self._plan.max_running_jobs}
+            self._member = True
+            task = yield from mailbox.until_done(context.call_entity(SLOTS, slots.ACQUIRE, request))
+            try:
+                if isinstance(task.result, Exception):
+                    raise slots.SlotError(str(task.result))
+                grant = slots.Grant.from_wire(task.result)
+            except slots.SlotError as e:
+                return self._leave(began, JobError(ErrorCode.INTERNAL, f"job slots: {e}"[:300]))
+            now = context.current_utc_datetime
+            if grant.granted:
+                self.held, self.granted_at = True, now
+                self.waited_seconds += policy.seconds_between(began, now)
+                self._save()
+                return None
+            if shown != (grant.position, grant.running):
+                context.set_custom_status(slots.queued_status(grant, group, now, began, reason))
+                shown = (grant.position, grant.running)
+            fire_at = policy.wake_at(now, slots.queue_recheck_seconds(grant.position), self._deadline)
+            yield from mailbox.sleep_unless(fire_at, policy.is_cancel)
+
+    def _leave(self, began: datetime, error: JobError) -> JobError:
+        self.waited_seconds += policy.seconds_between(began, self._context.current_utc_datetime)
+        self.release()
+        return error
+
+    def release(self) -> None:
+        """Give the slot (or the place in the queue) back. Not a generator: a signal is never
+        yielded (it takes its sequence id when made; a yield would take a second one)."""
+        if not self.active or not self._member:
+            return
+        self._context.signal_entity(SLOTS, slots.RELEASE, {"id": self._job_id})
+        self._member = self.held = False
+        self._save()
+
+    def waits_out(self, error: JobError) -> bool:
+        """Whether a create refusal is the slot's business: a quota other groups hold now."""
+        return self.active and is_capacity_refusal(error.code, error.message)
+
+    def wait_out_quota(self, error: JobError, group: str) -> Steps:
+        """A quota refusal: give the slot back (the quota is someone else's), back off, and queue
+        again at the old place (`arrived` unchanged). Returns None once a slot is held again, or the
+        `JobError` that ends the job (cancel, deadline in the queue)."""
+        self.quota_waits += 1
+        self.release()
+        now: datetime = self._context.current_utc_datetime
+        pause = slots.quota_backoff_seconds(error.retry_after_seconds or self._plan.provision_backoff_seconds,
+                                            self.quota_waits)
+        self._context.set_custom_status(slots.queued_status(None, group, now, now, "quota"))
+        began = now
+        if (yield from self._mailbox.sleep_unless(policy.wake_at(now, pause, self._deadline), policy.is_cancel)):
+            self.waited_seconds += policy.seconds_between(began, self._context.current_utc_datetime)
+            return policy.cancelled_error()
+        self.waited_seconds += policy.seconds_between(began, self._context.current_utc_datetime)
+        return (yield from self.acquire(group, "quota"))
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_utc(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

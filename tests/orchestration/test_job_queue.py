@@ -1,0 +1,255 @@
+"""`download_job` under the global cap (`MAX_RUNNING_JOBS`), replayed: it waits in the `job_slots`
+queue before its first group, shows its place, gives its slot back on every ending it runs code
+for, and a quota refusal sends it back to the queue instead of failing it. The entity is the real
+semaphore (`videojob.job_slots.apply`) over an in-memory state, with other jobs scripted around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tests.orchestration.conftest import (
+    CANCEL,
+    JOB_ID,
+    T0,
+    at,
+    check_invariants,
+    failed,
+    plan,
+    started,
+    succeeded,
+)
+from tests.support.replay import EntityCall
+from videojob import job_slots as slots
+from videojob.activity_wire import CREATE_CONTAINER_GROUP as CREATE
+from videojob.backends.base import BackendError
+
+TARGET = f"@{slots.ENTITY_NAME}@{slots.ENTITY_KEY}"
+
+
+@dataclass
+class SlotsScript:
+    """The entity, with other jobs in it: each `(id, arrived seconds, release seconds)` joins at
+    the start (as if it had asked before us) and gives its slot or place back at its time."""
+
+    capacity: int
+    others: list[tuple[str, float, float]] = field(default_factory=list)
+    state: slots.SlotState = field(default_factory=slots.SlotState)
+    released: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for other, arrived, _ in self.others:
+            self.state, _ = slots.acquire(self.state, other, T0 + timedelta(seconds=arrived), self.capacity, T0)
+
+    def _release_due(self, now: datetime) -> None:
+        for other, _, release_at in self.others:
+            if other not in self.released and now >= T0 + timedelta(seconds=release_at):
+                self.released.add(other)
+                self.state = slots.release(self.state, other, now)
+
+    def __call__(self, call: EntityCall) -> Any:
+        assert call.target == TARGET
+        self._release_due(call.at)
+        self.state, result = slots.apply(self.state, call.operation, call.input, call.at)
+        return result
+
+    def holds(self, job_id: str = JOB_ID) -> bool:
+        return job_id in self.state.member_ids()
+
+
+def ops(result, operation: str) -> list[EntityCall]:
+    return [c for c in result.entity_calls if c.operation == operation]
+
+
+def queued_positions(result) -> list[int]:
+    seen = [s.get("queuePosition") for s in result.custom_statuses if s and s.get("phase") == "queued"]
+    return [p for i, p in enumerate(seen) if i == 0 or seen[i - 1] != p]
+
+
+def capped(**changes: Any):
+    return plan(max_running_jobs=1, **changes)
+
+
+def test_waits_queued_with_position_then_runs_when_granted(host, backend):
+    script = SlotsScript(1, [("a-job", -20, 30), ("b-job", -10, 60)])
+    h = host(capped(), entities=script)
+    h.raise_event(90, succeeded(0))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Completed", result.error
+    assert queued_positions(result) == [2, 1]  # behind a-job (holding) and b-job (queued), then b-job only
+    create = result.calls(CREATE)[0]
+    assert create.scheduled_at >= at(60)  # not before b-job gave its slot back
+    assert create.scheduled_at <= at(60 + slots.QUEUE_RECHECK_MIN_SECONDS + 1)  # ...and soon after
+    assert result.output["queue"]["waitedSeconds"] >= 60
+    assert [c.signal for c in ops(result, "release")] == [True]
+    assert not script.holds()
+    # Re-checks came closer together as the job moved up (position 2 and 1: every 2 s).
+    acquires = [c.at for c in ops(result, "acquire")]
+    assert all((b - a).total_seconds() <= slots.QUEUE_RECHECK_MIN_SECONDS + 0.2
+               for a, b in zip(acquires, acquires[1:], strict=False))
+
+
+def test_releases_after_success_before_the_webhook_and_share_link(host, backend):
+    script = SlotsScript(2)
+    h = host(capped(share_link_hours=1), entities=script)
+    h.raise_event(30, succeeded(0))
+    result = h.run()
+
+    assert result.status == "Completed"
+    released = ops(result, "release")[0].at
+    assert released <= min(c.scheduled_at for c in result.activity_calls if c.name == "create_share_link")
+    assert not script.holds()
+
+
+def test_releases_after_a_failure(host, backend):
+    script = SlotsScript(1)
+    h = host(capped(), entities=script)
+    h.raise_event(20, failed(1, "unavailable", "Video unavailable"))
+    result = h.run()
+
+    assert result.status == "Failed"
+    assert len(ops(result, "release")) == 1
+    assert not script.holds()
+
+
+def test_releases_after_cancel_while_running(host, backend):
+    script = SlotsScript(1)
+    h = host(capped(), entities=script)
+    h.raise_event(10, started(0))
+    h.raise_event(20, CANCEL)
+    result = h.run()
+
+    assert result.status == "Failed" and result.error.startswith("cancelled")
+    assert not script.holds()
+
+
+def test_releases_after_the_deadline_while_running(host, backend):
+    script = SlotsScript(1)
+    h = host(capped(deadline_seconds=120), entities=script)
+    h.raise_event(10, started(0))
+    result = h.run()
+
+    assert result.status == "Failed" and result.error.startswith("deadline_exceeded")
+    assert not script.holds()
+
+
+def test_cancel_while_queued_fails_cancelled_without_a_container_and_leaves_the_queue(host, backend):
+    script = SlotsScript(1, [("a-job", -10, 10_000)])
+    h = host(capped(), entities=script)
+    h.raise_event(15, CANCEL)
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error.startswith("cancelled")
+    assert result.calls(CREATE) == []
+    assert result.custom_status["cleanup"] == "none"
+    assert result.finished_at <= at(16)  # at once, not at the next re-check
+    assert not script.holds() and script.state.holds("a-job")
+
+
+def test_deadline_in_the_queue_is_deadline_exceeded_with_phase_queued(host, backend):
+    script = SlotsScript(1, [("a-job", -10, 10_000)])
+    h = host(capped(deadline_seconds=60), entities=script)
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error.startswith("deadline_exceeded") and "phase: queued" in result.error
+    assert result.calls(CREATE) == []
+    assert not script.holds()
+
+
+def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backend):
+    backend.create_errors = [
+        BackendError("ContainerGroupQuotaReached", "container group quota exceeded", retryable=True,
+                     retry_after_seconds=30)
+    ] * 2
+    script = SlotsScript(2)
+    h = host(capped(provision_max_attempts=1), entities=script)
+    h.raise_event(300, succeeded(0))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Completed", result.error  # one provisioning try allowed: quota spent none
+    kinds = [c.operation for c in result.entity_calls]
+    assert kinds == ["acquire", "release", "acquire", "release", "acquire", "release"]
+    creates = [c.scheduled_at for c in result.calls(CREATE)]
+    assert len(creates) == 3
+    assert (creates[1] - creates[0]).total_seconds() >= 30 and (creates[2] - creates[1]).total_seconds() >= 60
+    assert any(s.get("reason") == "quota" for s in result.custom_statuses if s)
+    assert result.output["queue"]["quotaWaits"] == 2
+    # The same arrival time each time: its old place.
+    assert len({c.input["arrived"] for c in ops(result, "acquire")}) == 1
+    assert not script.holds()
+
+
+def test_permanent_configuration_error_still_fails_provisioning(host, backend):
+    backend.create_errors = [BackendError("InaccessibleImage", "image not accessible", retryable=False)]
+    script = SlotsScript(1)
+    h = host(capped(), entities=script)
+    result = h.run()
+
+    assert result.status == "Failed"
+    assert result.error.startswith("provisioning_failed: InaccessibleImage")
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release"]
+    assert not script.holds()
+
+
+def test_an_entity_error_fails_the_job_and_gives_the_place_up(host, backend):
+    def broken(call: EntityCall) -> Any:
+        if call.operation == "acquire":
+            raise slots.SlotError("the queue is full")
+        return None
+
+    result = host(capped(), entities=broken).run()
+
+    assert result.status == "Failed" and result.error.startswith("internal: job slots")
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release"]
+
+
+def test_plan_without_max_running_jobs_takes_no_slot(host, backend):
+    h = host(plan(), entities=SlotsScript(1))
+    h.raise_event(30, succeeded(0))
+    result = h.run()
+
+    assert result.status == "Completed"
+    assert result.entity_calls == []
+    assert "queue" not in result.output
+
+
+def test_event_arriving_during_an_entity_call_is_kept(host, backend):
+    """A cancel that arrives while `acquire` is in flight is not lost: the job ends at once."""
+    script = SlotsScript(1, [("a-job", -10, 10_000)])
+    h = host(capped(), entities=script, entity_seconds=5)
+    h.raise_event(2, CANCEL)
+    result = h.run()
+
+    assert result.status == "Failed" and result.error.startswith("cancelled")
+    assert result.finished_at <= at(6)
+    assert not script.holds()
+
+
+def test_a_new_generation_keeps_the_slot_it_holds(host, backend):
+    """Issue 12's hand-overs happen while the worker runs: the next generation must not queue again
+    (it holds the slot: the carry's `extensions["queue"]`), and the slot is given back once, at the end."""
+    from tests.orchestration.test_generations import handover_times, reports
+
+    script = SlotsScript(1, [("a-job", -10, 20)])
+    h = host(capped(deadline_seconds=3 * 3600), entities=script)
+    h.raise_event(30, started(1))
+    last_seq = reports(h, 32, 400, 2)
+    h.raise_event(402, succeeded(last_seq))
+    result = h.run(max_episodes=5_000)
+
+    check_invariants(result)
+    assert result.status == "Completed", result.error
+    assert len(handover_times(result)) >= 3
+    granted = [c for c in ops(result, "acquire") if c.result["granted"]]
+    assert len(granted) == 1 and all(c.at <= at(30) for c in ops(result, "acquire"))
+    assert len(ops(result, "release")) == 1
+    assert result.output["queue"]["waitedSeconds"] >= 20 and result.output["queue"]["quotaWaits"] == 0
+    assert not script.holds()
