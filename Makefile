@@ -6,13 +6,14 @@ SYSTEM_PYTHON ?= python3
 # With podman installed, `make test` builds the worker image (when its sources changed) and tests it.
 PODMAN_BIN := $(shell command -v podman 2>/dev/null)
 
-.PHONY: help deps ffmpeg chromium test lint bench demo serve clean image image-base image-if-changed
+.PHONY: help deps ffmpeg chromium test lint bench load demo serve clean image image-base image-if-changed
 
 help:
 	@echo "make demo   - run the whole pipeline offline (devhost + Azurite + local worker)"
 	@echo "make test   - lint and run every test (offline)"
 	@echo "make serve  - keep the local stack running for curl"
-	@echo "make bench  - worker throughput and memory benchmark"
+	@echo "make bench  - worker throughput and memory benchmark; orchestration cost of long jobs"
+	@echo "make load   - 40 jobs at once under MAX_RUNNING_JOBS=3 (the load: line)"
 	@echo "make image  - build the worker image with podman (localhost/video-worker:dev)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
@@ -62,6 +63,11 @@ test: deps chromium lint infra-check $(if $(PODMAN_BIN),image-if-changed)
 
 bench: deps
 	$(PY) -m bench.worker_bench
+	$(PY) -m bench.replay_bench
+
+# 40 jobs at once under MAX_RUNNING_JOBS=3 on the devhost (issue 13): the `load:` line.
+load: deps
+	$(PY) -m bench.load_bench
 
 demo: deps $(if $(filter podman,$(CONTAINER_BACKEND)),image-if-changed)
 	$(PY) -m devhost.demo $(if $(URL),--url "$(URL)")

@@ -16,6 +16,8 @@ Payloads (the one definition is `videojob.activity_wire`, which the orchestrator
   job's prefix (`invalid_result`)
 - `notify_completion`: `{"url", "payload"}` -> `{"ok": true, "status"}` or
   `{"ok": false, "status"?, "error"}` (`notify.py`)
+- `read_result_record`: `{"jobId", "attempt", "run"}` -> `{"ok": true, "found", "event"?, "refused"?}`
+  or `{"ok": false, "error"}` (`result_record.py`): the worker's recorded outcome
 
 `error` is `{"code", "message", "retryable"}` (a backend's own code, e.g. the ARM
 `InaccessibleImage`, or `invalid_input` / `configuration` / `unexpected_error`). `logTail` is
@@ -33,6 +35,7 @@ from videojob import bootstrap
 from .container_activities import create_group, delete_group, inspect_group, stop_group
 from .notify import notify_completion_activity
 from .output_blob import check_output_blob_activity
+from .result_record import read_result_record_activity
 from .share_link import share_link_activity
 
 bp = df.Blueprint()
@@ -74,3 +77,9 @@ def create_share_link(payload: dict) -> dict:
 def notify_completion(payload: dict) -> dict:
     """`{"url", "payload"}` -> `{"ok", "status"}`: one signed POST of a job's output."""
     return notify_completion_activity(payload, bootstrap.settings)
+
+
+@bp.activity_trigger(input_name="payload")
+def read_result_record(payload: dict) -> dict:
+    """`{"jobId", "attempt", "run"}` -> `{"ok", "found", "event"?}`: the worker's recorded outcome."""
+    return read_result_record_activity(payload, bootstrap.settings)

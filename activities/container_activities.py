@@ -93,7 +93,8 @@ def inspect_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict
             tail = b.logs(group, tail=MAX_LOG_TAIL_LINES)[-MAX_LOG_TAIL_CHARS:]
         except Exception as e:  # noqa: BLE001 - a missing log tail must not hide the state
             logger.warning("no log tail for %s: %s", group, _classify(e).code)
-    return InspectResult(True, found.state, found.exit_code, found.detail, tail).to_wire()
+    answer = InspectResult(True, found.state, found.exit_code, found.detail, tail, finished_at=found.finished_at)
+    return answer.to_wire()
 
 
 def _cleanup(payload: Any, verb: str, backend: Callable[[], ContainerBackend]) -> dict:

@@ -7,13 +7,15 @@ HMAC of the job id, checked before anything looks at the instance or the body.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import ContractError, ErrorCode, EventState, JobStatus
-from videojob.instances import is_url_safe_instance_id
+from videojob.contract import MAX_EVENT_BYTES, ContractError, ErrorCode, EventState, JobStatus
+from videojob.instances import JobInfo, is_url_safe_instance_id
+from videojob.orchestration import admit_report, progress_event_limit
 from videojob.tokens import bearer_token, verify_job_token
 
 from .blueprint import bp
@@ -21,8 +23,6 @@ from .events import Delivery, deliver_event
 from .responses import DurableUnavailable, error_response, json_response, not_found, unavailable_response
 
 log = logging.getLogger(__name__)
-
-MAX_EVENT_BYTES = 64 * 1024
 
 
 def _unauthorized() -> func.HttpResponse:
@@ -63,13 +63,22 @@ async def job_status_callback(req: func.HttpRequest, client: df.DurableOrchestra
         event = parse_event(body, instance_id)
     except ContractError as e:
         return _invalid(str(e))
+    limit = progress_event_limit(settings.progress_event_min_seconds, settings.heartbeat_timeout_seconds)
+
+    def admit(job: JobInfo) -> bool:  # PROGRESS_EVENT_MIN_SECONDS, on the status read anyway
+        return admit_report(event, job.custom_status, datetime.now(UTC), limit)
+
     try:
-        delivery = await deliver_event(client, instance_id, event.to_wire())
+        delivery = await deliver_event(client, instance_id, event.to_wire(), admit)
     except DurableUnavailable:
         return unavailable_response()
     if delivery is Delivery.NOT_FOUND:
         return not_found(instance_id)
     if delivery is Delivery.FINISHED:
         return error_response(410, ErrorCode.ALREADY_FINISHED, f"job {instance_id} has already finished")
+    if delivery is Delivery.COALESCED:
+        # Accepted (the worker sends a newer one soon); not raised, so the job's history stays small.
+        log.debug("job %s: progress seq %s coalesced", instance_id, event.seq)
+        return json_response(202, {"id": instance_id, "state": event.state, "seq": event.seq, "coalesced": True})
     log.info("job %s reported %s (seq %s)", instance_id, event.state, event.seq)
     return json_response(202, {"id": instance_id, "state": event.state, "seq": event.seq})

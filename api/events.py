@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import azure.durable_functions as df
 
 from videojob.contract import EVENT_NAME
-from videojob.instances import JobLookupFailed, find_job
+from videojob.instances import JobInfo, JobLookupFailed, find_job
 
 from .responses import DurableUnavailable
 
@@ -20,10 +21,12 @@ class Delivery(enum.Enum):
     RAISED = "raised"
     NOT_FOUND = "not_found"
     FINISHED = "finished"
+    COALESCED = "coalesced"
+    """Not raised: the job took a report too recently (`admit`)."""
 
 
-async def job_state(client: df.DurableOrchestrationClient, instance_id: str) -> Delivery | None:
-    """NOT_FOUND, FINISHED, or None while the job still runs (the id must be URL-safe)."""
+async def job_state(client: df.DurableOrchestrationClient, instance_id: str) -> Delivery | JobInfo:
+    """NOT_FOUND, FINISHED, or the job's status while it runs (the id must be URL-safe)."""
     try:
         job = await find_job(client, instance_id)
     except JobLookupFailed as e:
@@ -31,21 +34,29 @@ async def job_state(client: df.DurableOrchestrationClient, instance_id: str) -> 
         raise DurableUnavailable("get_status") from e
     if job is None:
         return Delivery.NOT_FOUND
-    return Delivery.FINISHED if job.is_finished else None
+    return Delivery.FINISHED if job.is_finished else job
 
 
-async def deliver_event(client: df.DurableOrchestrationClient, instance_id: str, payload: Any) -> Delivery:
-    """Raise `EVENT_NAME` on a running job. Raises `DurableUnavailable` when the host fails."""
+async def deliver_event(
+    client: df.DurableOrchestrationClient,
+    instance_id: str,
+    payload: Any,
+    admit: Callable[[JobInfo], bool] | None = None,
+) -> Delivery:
+    """Raise `EVENT_NAME` on a running job, if `admit` (given the status read anyway) lets it
+    through. Raises `DurableUnavailable` when the host fails."""
     state = await job_state(client, instance_id)
-    if state is not None:
+    if isinstance(state, Delivery):
         return state
+    if admit is not None and not admit(state):
+        return Delivery.COALESCED
     try:
         await client.raise_event(instance_id, EVENT_NAME, payload)
     except Exception as e:
         # The job may have finished (410) or been purged (404) since we looked; the 1.x client
         # reports both as a bare Exception, so ask again instead of parsing its message.
         state = await job_state(client, instance_id)
-        if state is not None:
+        if isinstance(state, Delivery):
             return state
         log.warning("raise_event failed for a running job: %s", type(e).__name__)
         raise DurableUnavailable("raise_event") from e

@@ -5,6 +5,9 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
 `attempt_group_name(id, n, run)`
 (`run`: a replay-safe token of this orchestration run, so a job restarted under the same id, as an
 `Idempotency-Key` resubmit after a failure does, never meets its earlier run's groups):
+0. queue (`orchestrators/job_queue.py`): with `plan.max_running_jobs`, wait for one of the global
+   slots of the `job_slots` entity (phase `queued`), held until the last group is gone; a quota
+   refusal gives it back and queues again.
 1. provision: `create_container_group`, up to `plan.provision_max_attempts` failed tries, with
    durable timers between them (`provision_backoff_seconds * 2**n`, capped); a non-retryable error
    fails at once with `provisioning_failed: <backend code>: ...`.
@@ -27,11 +30,19 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
    `attempts` and `cost`, the webhook, then raises `"<code>: <message>"`.
 
 Every yield goes through the `kernel.Mailbox`, so no `JobStatus` event is lost or seen twice.
+
+Generations (README, "Long jobs"): while it watches a worker, the orchestration hands over to a new
+execution of the same instance (`continue_as_new`) every `policy.GENERATION_MAX_WEIGHT` steps, when
+no event is left unread (`Mailbox.settled`), carrying `videojob.generation.JobCarry`; the new one
+resumes the watch (no provisioning, same group, run token and deadline). A terminal report lost
+anyway (the worker gave up, the app was down) is read back from the worker's result record when
+the heartbeat finds the container ended (`_recover`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -43,21 +54,26 @@ from videojob.activity_wire import (
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
+    READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
     BlobCheckResult,
     CleanupResult,
     CreateInput,
     CreateResult,
     InspectResult,
+    RecordResult,
     ShareLinkResult,
     check_blob_input,
     group_input,
+    record_input,
     share_link_input,
 )
 from videojob.backends.base import ACTIVE_CONTAINER_STATES
 from videojob.container_spec import attempt_group_name, run_token
 from videojob.contract import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
+from videojob.generation import JobCarry, WatchCarry, carry_of, next_input
 
+from .job_queue import JobSlot
 from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log
 from .notification import deliver_notification
 
@@ -72,6 +88,20 @@ def _log(context: Any, level: int, message: str, *args: Any) -> None:
     replay_safe_log(context, logger, level, message, *args)
 
 
+HANDED_OVER = object()
+"""What `_watch` and `_run_attempt` return once `continue_as_new` was called: the execution ends."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What a hand-over carries from `run_job` besides the current attempt."""
+
+    started_at: datetime
+    attempts: tuple[policy.AttemptRecord, ...]
+    generation: int
+    extensions: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class _AttemptRun:
     outcome: policy.Outcome
@@ -81,12 +111,34 @@ class _AttemptRun:
 
 
 def run_job(context: Any) -> Steps:
-    job_id: str = context.instance_id
-    started_at: datetime = context.current_utc_datetime
-    run_key = run_token(context.new_uuid())  # first: the same on every replay of this run, new in the next
-    group = attempt_group_name(job_id, 1, run_key)
+    """The job (`_run_job`). An exception nobody planned for still gives the job's `MAX_RUNNING_JOBS`
+    slot back: the release signal goes out with the episode that fails the orchestration."""
+    slots: list[JobSlot] = []
     try:
-        plan = JobPlan.from_wire(context.get_input())
+        return (yield from _run_job(context, slots))
+    except Exception:
+        for slot in slots:
+            slot.release()
+        raise
+
+
+def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
+    job_id: str = context.instance_id
+    raw_input = context.get_input()
+    carry_problem: ContractError | None = None
+    try:
+        carry = carry_of(raw_input)
+    except ContractError as e:
+        carry, carry_problem = None, e
+    started_at: datetime = carry.started_at if carry else context.current_utc_datetime
+    # First `new_uuid()` of generation 1: the same on every replay of this run, new in the next;
+    # later generations carry it (their `new_uuid()` differs).
+    run_key = carry.run if carry else run_token(context.new_uuid())
+    group = attempt_group_name(job_id, carry.attempt if carry else 1, run_key)
+    try:
+        if carry_problem is not None:
+            raise carry_problem
+        plan = JobPlan.from_wire(raw_input)
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at))
@@ -94,12 +146,30 @@ def run_job(context: Any) -> Steps:
 
     deadline = policy.deadline_for(started_at, plan)
     mailbox = Mailbox(context)
-    context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
+    if carry is None:
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
+    else:
+        _log(context, logging.INFO, "job %s: generation %d", job_id, carry.generation)
+    # The global cap: wait for a slot before the first group (a later generation holds it already).
+    slot = JobSlot(context, mailbox, plan, job_id, started_at, deadline, dict(carry.extensions) if carry else {})
+    slots.append(slot)
+    if carry is None and slot.active:
+        refused = yield from slot.acquire(group)
+        if refused is not None:
+            return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime))
 
-    records: list[policy.AttemptRecord] = []
-    attempt = 1
+    records: list[policy.AttemptRecord] = list(carry.attempts) if carry else []
+    attempt = carry.attempt if carry else 1
+    resume = carry
     while True:
-        run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline)
+        frame = _Frame(started_at, tuple(records), carry.generation if carry else 1,
+                       slot.extensions)  # shared: a hand-over carries the slot as it is then
+        run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline,
+                                      frame=frame, resume=resume, slot=slot)
+        if run is HANDED_OVER:
+            return None  # the SDK ends this execution with its `continue_as_new`
+        resume = None
         records.append(run.record)
         outcome = run.outcome
         if outcome.succeeded or outcome.error is None or not policy.is_retryable(outcome.error, plan.retry_bot_check):
@@ -118,6 +188,7 @@ def run_job(context: Any) -> Steps:
             outcome = policy.Outcome(error=policy.cancelled_error())
             break
 
+    slot.release()  # the last group is gone (or stopped): the next job in the queue may start
     attempts = tuple(records)
     last = attempts[-1]
     ended_at: datetime = context.current_utc_datetime
@@ -128,6 +199,8 @@ def run_job(context: Any) -> Steps:
         context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt))
         _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
         output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
+        if (queue := slot.record()) is not None:
+            output["queue"] = queue
         if plan.share_link_hours > 0 and result.blob is not None:
             linked = yield from mailbox.call(
                 CREATE_SHARE_LINK,
@@ -155,23 +228,88 @@ def run_job(context: Any) -> Steps:
     raise JobFailed(failure_message(error))
 
 
+def _failed_in_queue(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str,
+                     error: JobError) -> Steps:
+    """A job that never left the queue (cancelled, out of time): no attempt, no group, no cost."""
+    cost = policy.cost_summary((), plan)
+    context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group,
+                                                   context.current_utc_datetime, (), cost))
+    _log(context, logging.WARNING, "job %s failed in the queue: %s", job_id, error.code)
+    if plan.request.notify_url:
+        payload = policy.failure_payload(job_id, plan, error, (), cost)
+        notification = yield from deliver_notification(context, mailbox, plan.request.notify_url, payload)
+        context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group,
+                                                       context.current_utc_datetime, (), cost, notification))
+    raise JobFailed(failure_message(error))
+
+
 def _run_attempt(
-    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int, deadline: datetime
+    context: Any,
+    mailbox: Mailbox,
+    plan: JobPlan,
+    job_id: str,
+    run_key: str,
+    attempt: int,
+    deadline: datetime,
+    *,
+    frame: _Frame,
+    resume: JobCarry | None = None,
+    slot: JobSlot | None = None,
 ) -> Steps:
-    """One attempt in its own group: provision, watch, clean up. Returns an `_AttemptRun`."""
+    """One attempt in its own group: provision, watch, clean up. Returns an `_AttemptRun`, or
+    `HANDED_OVER`. With `resume` (a new generation), the watch goes on where the last one was."""
     group = attempt_group_name(job_id, attempt, run_key)
+    if resume is not None:
+        return (yield from _resumed_attempt(context, mailbox, plan, job_id, run_key, deadline, frame, resume))
     began: datetime = context.current_utc_datetime
     if attempt > 1:
         context.set_custom_status(policy.progress_status(policy.ProgressView(), group, began, attempt))
-    outcome = yield from _provision(context, mailbox, plan, job_id, run_key, attempt, group, began, deadline)
+    outcome = yield from _provision(context, mailbox, plan, job_id, run_key, attempt, group, began, deadline,
+                                    slot=slot)
     provisioned_at: datetime = context.current_utc_datetime
     if outcome is None:
-        outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline)
+        hand_over = _carry_maker(run_key, attempt, began, provisioned_at, frame)
+        outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline, run=run_key, hand_over=hand_over)
+        if outcome is HANDED_OVER:
+            return HANDED_OVER
+    return (yield from _finish_attempt(context, mailbox, plan, job_id, group, attempt, outcome, began, provisioned_at))
+
+
+def _resumed_attempt(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, deadline: datetime,
+    frame: _Frame, carry: JobCarry,
+) -> Steps:
+    """The attempt a previous generation was watching: its group runs; the watch goes on."""
+    attempt, began, provisioned_at = carry.attempt, carry.attempt_began, carry.provisioned_at
+    group = attempt_group_name(job_id, attempt, run_key)
+    hand_over = _carry_maker(run_key, attempt, began, provisioned_at, frame)
+    outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline, run=run_key, hand_over=hand_over,
+                                state=carry.watch.state(attempt), status_floor=carry.status_updated_at)
+    if outcome is HANDED_OVER:
+        return HANDED_OVER
+    return (yield from _finish_attempt(context, mailbox, plan, job_id, group, attempt, outcome, began, provisioned_at))
+
+
+def _carry_maker(
+    run_key: str, attempt: int, began: datetime, provisioned_at: datetime, frame: _Frame
+) -> Callable[[policy.WatchState, datetime], JobCarry]:
+    def carry(state: policy.WatchState, status_updated_at: datetime) -> JobCarry:
+        return JobCarry(run_key, frame.started_at, frame.attempts, attempt, began, provisioned_at,
+                        WatchCarry.of(state), frame.generation + 1, status_updated_at, frame.extensions)
+    return carry
+
+
+def _finish_attempt(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str, attempt: int,
+    outcome: policy.Outcome, began: datetime, provisioned_at: datetime,
+) -> Steps:
+    """Check a reported success, clean up, record the attempt."""
     finished_at: datetime = context.current_utc_datetime
+    recovered = outcome.recovered
     if outcome.succeeded:
         outcome = yield from _checked(context, mailbox, plan, job_id, outcome)
     cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
-    record = policy.attempt_record(attempt, group, outcome, began, context.current_utc_datetime, cleanup)
+    record = policy.attempt_record(attempt, group, outcome, began, context.current_utc_datetime, cleanup, recovered)
     return _AttemptRun(outcome, record, provisioned_at, finished_at)
 
 
@@ -214,11 +352,14 @@ def _provision(
     group: str,
     started_at: datetime,
     deadline: datetime,
+    *,
+    slot: JobSlot | None = None,
 ) -> Steps:
     """Create the group. Returns None once it exists, or the failing `Outcome`.
 
     A failure that means "not now" (`retry_after_seconds`: roles still propagating) is waited out
-    without counting a failed try; the backend bounds how long it says so, the deadline bounds all."""
+    without counting a failed try; the backend bounds how long it says so, the deadline bounds all.
+    A quota refusal under the global cap gives the slot back and queues again (`JobSlot.wait_out_quota`)."""
     max_failures = max(1, plan.provision_max_attempts)
     request = CreateInput(
         job_id, plan.request, started_at, deadline, job_attempt, mode=plan.mode, max_items=plan.max_items, run=run_key
@@ -233,6 +374,15 @@ def _provision(
         if result.ok:
             return None
         error = result.error or JobError("unknown", "no error given", retryable=True)
+        if error.retryable and slot is not None and slot.waits_out(error):
+            _log(context, logging.WARNING, "job %s: create refused by quota (%s); back to the queue",
+                 job_id, error.code)
+            refused = yield from slot.wait_out_quota(error, group)
+            if refused is not None:
+                return policy.Outcome(error=refused)
+            context.set_custom_status(policy.progress_status(policy.ProgressView(), group,
+                                                             context.current_utc_datetime, job_attempt))
+            continue
         if error.retryable and error.retry_after_seconds is not None:
             _log(context, logging.WARNING, "job %s: create refused for now (%s); asking again in %.0f s",
                  job_id, error.code, error.retry_after_seconds)
@@ -246,14 +396,42 @@ def _provision(
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause, deadline))
 
 
-def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: int, deadline: datetime) -> Steps:
+def _watch(
+    context: Any,
+    mailbox: Mailbox,
+    plan: JobPlan,
+    group: str,
+    attempt: int,
+    deadline: datetime,
+    *,
+    run: str | None = None,
+    hand_over: Callable[[policy.WatchState, datetime], JobCarry] | None = None,
+    state: policy.WatchState | None = None,
+    status_floor: datetime | None = None,
+) -> Steps:
     """Follow the worker's reports until one ends the attempt, the heartbeat is lost or time runs out.
-    Reports of other attempts are ignored; `seq` de-duplication starts afresh with each attempt."""
+    Reports of other attempts are ignored; `seq` de-duplication starts afresh with each attempt.
+    Returns the `Outcome`, or `HANDED_OVER` (a new generation goes on watching: `hand_over` makes
+    its carry). `state`, `status_floor`: where the last generation left the watch."""
     heartbeat = plan.heartbeat_timeout_seconds
-    state = policy.WatchState(last_heard=context.current_utc_datetime, attempt=attempt)
-    context.set_custom_status(policy.progress_status(state.view, group, context.current_utc_datetime, attempt))
+    now = context.current_utc_datetime
+    state = state or policy.WatchState(last_heard=now, attempt=attempt)
+    shown_at = max(now, status_floor) if status_floor is not None else now
+    context.set_custom_status(policy.progress_status(state.view, group, shown_at, attempt, state.last_report_at))
     timer = None
     while True:
+        # Only with no fired timer and no event unread: an event the old history holds unread
+        # would be discarded with it.
+        if (hand_over is not None and (timer is None or not timer.is_completed)
+                and policy.hand_over_due(mailbox.weight) and mailbox.settled()):
+            now = context.current_utc_datetime
+            carry = hand_over(state, max(now, status_floor) if status_floor is not None else now)
+            _log(context, logging.INFO, "job %s: generation %d after %d steps",
+                 context.instance_id, carry.generation, mailbox.weight)
+            if timer is not None:
+                timer.cancel()  # the next generation arms its own, for the same instant
+            context.continue_as_new(next_input(plan, carry))
+            return HANDED_OVER
         if timer is None:
             timer = context.create_timer(policy.next_heartbeat_wake(state, heartbeat, deadline))
         payload = yield from mailbox.next_event(timer)
@@ -281,7 +459,13 @@ def _watch(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, attempt: i
         if not policy.heartbeat_due(state, now, heartbeat):
             continue
         if inspected.ok and inspected.state not in ACTIVE_CONTAINER_STATES:
-            return policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
+            # The worker ended without a terminal report we got: what it recorded, if anything.
+            recovered = yield from _recover(context, mailbox, plan, attempt, run)
+            while (payload := mailbox.take()) is not NOTHING:  # a report that came meanwhile wins
+                state, outcome = _apply(context, state, payload, group, now)
+                if outcome is not None:
+                    return outcome
+            return recovered or policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
         state = replace(state, last_heard=now)
@@ -292,8 +476,31 @@ def _apply(
 ) -> tuple[policy.WatchState, policy.Outcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
     if changed:
-        context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt))
+        context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at))
     return state, outcome
+
+
+def _recover(context: Any, mailbox: Mailbox, plan: JobPlan, attempt: int, run: str | None) -> Steps:
+    """The outcome the worker of this attempt recorded before its terminal report (the activity
+    reads only this job's, attempt's and run's record, and checks its MAC), marked `recovered`;
+    None when there is none or it cannot be read. A recovered success still goes through
+    `_checked`. Retryable read errors are retried like `check_output_blob`."""
+    request = record_input(context.instance_id, attempt, run)
+    tries = max(1, plan.cleanup_max_attempts)
+    for read_try in range(tries):
+        answer = RecordResult.from_wire((yield from mailbox.call(READ_RESULT_RECORD, request)))
+        if answer.ok or (answer.error is not None and not answer.error.retryable) or read_try + 1 >= tries:
+            break
+        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, read_try)
+        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
+    if answer.event is None:
+        reason = answer.refused or (answer.error.code if answer.error else "no record")
+        _log(context, logging.WARNING, "job %s: attempt %d left no usable result record (%s)",
+             context.instance_id, attempt, reason)
+        return None
+    _log(context, logging.WARNING, "job %s: attempt %d's %s taken from its result record",
+         context.instance_id, attempt, answer.event.state)
+    return replace(policy.outcome_of(answer.event), recovered=True)
 
 
 def _clean_up(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, succeeded: bool) -> Steps:

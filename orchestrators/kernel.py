@@ -17,6 +17,8 @@ from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any
 
+from azure.durable_functions.models.history import HistoryEventType
+
 from videojob.activity_wire import failed_activity_error
 from videojob.contract import EVENT_NAME
 
@@ -35,17 +37,47 @@ def replay_safe_log(context: Any, logger: logging.Logger, level: int, message: s
         logger.log(level, message, *args)
 
 
+def raised_events_in_history(context: Any) -> int:
+    """How many `JobStatus` events this execution's history holds, those of the episode being
+    played included (the SDK replays the history one event at a time, so the orchestrator may
+    run while later events of the same batch are still unread).
+
+    The SDK 1.7 has no other way to ask: `context.histories` is a public property of
+    `DurableOrchestrationContext`, but not a documented API, hence this one function, and
+    tests/orchestration/test_generations.py::test_sdk_still_shows_raised_events fails if the SDK
+    stops showing the history there."""
+    return sum(
+        1 for e in context.histories
+        if e.event_type == HistoryEventType.EVENT_RAISED and getattr(e, "Name", None) == EVENT_NAME
+    )
+
+
 class Mailbox:
     """Every yield of an orchestration goes through here, with a `JobStatus` waiter beside it.
-    Events `keep` refuses are dropped when they arrive."""
+    Events `keep` refuses are dropped when they arrive.
+
+    `weight` counts the yields that returned (each one a completed task: an event, an activity's
+    result, a timer) and `received` the events taken, both in this execution, so both replay
+    alike: what a generation's hand-over is decided on (`settled`)."""
 
     def __init__(self, context: Any, keep: Callable[[Any], bool] = lambda _: True):
         self._context = context
         self._keep = keep
         self._waiter = context.wait_for_external_event(EVENT_NAME)
         self._inbox: list[Any] = []
+        self.weight = 0
+        self.received = 0
+
+    def settled(self) -> bool:
+        """No event held, and every `JobStatus` event in the history taken: a `continue_as_new`
+        now discards no event (the extension drops the unread ones with the old history).
+        O(history): ask only once a hand-over is due. Replay-safe: a replay's history holds at
+        least the events the first play saw, so an unsettled answer stays unsettled, and a
+        settled one ended the execution."""
+        return not self._inbox and raised_events_in_history(self._context) == self.received
 
     def _receive(self) -> None:
+        self.received += 1
         if self._keep(self._waiter.result):
             self._inbox.append(self._waiter.result)
         self._waiter = self._context.wait_for_external_event(EVENT_NAME)
@@ -64,6 +96,7 @@ class Mailbox:
         if work.is_completed:
             return NOTHING
         winner = yield self._context.task_any([self._waiter, work])
+        self.weight += 1
         if winner is self._waiter:
             self._receive()
             return self.take()
@@ -73,6 +106,7 @@ class Mailbox:
         """Wait for the first of `tasks` or an event: returns the winning task, or `NOTHING` when an
         event came first (it is in the inbox if kept)."""
         winner = yield self._context.task_any([*tasks, self._waiter])
+        self.weight += 1
         if winner is self._waiter:
             self._receive()
             return NOTHING
@@ -82,6 +116,7 @@ class Mailbox:
         """Wait for `work`, keeping every event that arrives meanwhile."""
         while not work.is_completed:
             winner = yield self._context.task_any([self._waiter, work])
+            self.weight += 1
             if winner is self._waiter:
                 self._receive()
         return work
@@ -105,6 +140,7 @@ class Mailbox:
                 timer.cancel()
                 return True
             winner = yield self._context.task_any([self._waiter, timer])
+            self.weight += 1
             if winner is self._waiter:
                 self._receive()
         return self.holds(stop)

@@ -22,6 +22,9 @@ use this module). JSON is camelCase, like every other wire shape in the project.
 - `notify_completion`: `{"url", "payload"}`
   -> `{"ok": true, "status"}` or `{"ok": false, "status"?, "error"}` (one signed POST; the
   orchestrator retries with `orchestrators.notification.deliver_notification`)
+- `read_result_record`: `{"jobId", "attempt", "run"}`
+  -> `{"ok": true, "found": true, "event"}` | `{"ok": true, "found": false, "refused"?}` |
+  `{"ok": false, "error"}` (the worker's result record of that attempt, `videojob.result_record`)
 
 - Times are UTC ISO 8601 with a `Z` suffix (second precision).
 - `error` is `{"code", "message", "retryable"}`. For a backend failure `code` is the backend's
@@ -40,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from .container_spec import RUN_TOKEN_RE, attempt_group_name, format_time
-from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, DownloadRequest, JobError
+from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, ContractError, DownloadRequest, JobError, JobStatus
 
 CREATE_CONTAINER_GROUP = "create_container_group"
 INSPECT_CONTAINER_GROUP = "inspect_container_group"
@@ -49,6 +52,7 @@ DELETE_CONTAINER_GROUP = "delete_container_group"
 CHECK_OUTPUT_BLOB = "check_output_blob"
 CREATE_SHARE_LINK = "create_share_link"
 NOTIFY_COMPLETION = "notify_completion"
+READ_RESULT_RECORD = "read_result_record"
 
 MAX_JOB_ATTEMPTS = 10
 """At most this many worker attempts (container groups) per job (`JOB_MAX_ATTEMPTS` allows 1-10)."""
@@ -197,6 +201,8 @@ class InspectResult:
     detail: str | None = None
     log_tail: str = ""
     error: JobError | None = None
+    finished_at: str | None = None
+    """When the worker ended (`finishedAt`, optional)."""
 
     def to_wire(self) -> dict[str, Any]:
         if not self.ok:
@@ -207,6 +213,7 @@ class InspectResult:
             "exitCode": self.exit_code,
             "detail": (self.detail or "")[:MAX_DETAIL_CHARS] or None,
             "logTail": self.log_tail[-MAX_LOG_TAIL_CHARS:],
+            **({"finishedAt": self.finished_at[:40]} if self.finished_at else {}),
         }
 
     @classmethod
@@ -222,6 +229,7 @@ class InspectResult:
             exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
             detail=str(d["detail"])[:MAX_DETAIL_CHARS] if d.get("detail") else None,
             log_tail=str(d.get("logTail") or "")[-MAX_LOG_TAIL_CHARS:],
+            finished_at=str(d["finishedAt"])[:40] if isinstance(d.get("finishedAt"), str) else None,
         )
 
 
@@ -287,6 +295,51 @@ class BlobCheckResult:
             size = d.get("sizeBytes")
             exists = d.get("exists") is True and isinstance(size, int) and not isinstance(size, bool)
             return cls(True, exists, size if exists else None, d["url"])
+        err = _error_or_none(d) if isinstance(d, dict) else None
+        return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no answer", retryable=True))
+
+
+def record_input(job_id: str, attempt: int, run: str | None) -> dict[str, Any]:
+    """The input of `read_result_record`: whose record (the activity derives the blob name)."""
+    return {"jobId": job_id, "attempt": attempt, "run": run}
+
+
+def parse_record_input(d: Any) -> tuple[str, int, str | None]:
+    """(job id, attempt, run) of a `read_result_record` input; ValueError when malformed."""
+    if not isinstance(d, dict) or not isinstance(d.get("jobId"), str):
+        raise ValueError("'jobId' is required")
+    attempt = d.get("attempt")
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_JOB_ATTEMPTS:
+        raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_JOB_ATTEMPTS}")
+    return d["jobId"], attempt, _run(d.get("run"))
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What `read_result_record` found: the recorded terminal event, nothing, or why a record was refused."""
+
+    ok: bool
+    event: JobStatus | None = None
+    refused: str | None = None
+    error: JobError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"ok": False, "error": _error_wire(self.error)}
+        if self.event is not None:
+            return {"ok": True, "found": True, "event": self.event.to_wire()}
+        return {"ok": True, "found": False, **({"refused": self.refused[:300]} if self.refused else {})}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> RecordResult:
+        if isinstance(d, dict) and d.get("ok") is True:
+            if d.get("found") is True:
+                try:
+                    return cls(True, event=JobStatus.from_wire(d.get("event")))
+                except (ContractError, KeyError, TypeError, ValueError):
+                    return cls(True, refused="the activity returned an invalid event")
+            refused = d.get("refused")
+            return cls(True, refused=str(refused)[:300] if refused else None)
         err = _error_or_none(d) if isinstance(d, dict) else None
         return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no answer", retryable=True))
 

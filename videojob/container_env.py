@@ -14,6 +14,7 @@ from .settings import SettingsError, parse_allowed_hosts, parse_extractor_args, 
 
 JOB_ID = "JOB_ID"
 JOB_ATTEMPT = "JOB_ATTEMPT"
+JOB_RUN = "JOB_RUN"  # the orchestration run's token (in the group name too): names the result record
 JOB_URL = "JOB_URL"
 JOB_FORMAT = "JOB_FORMAT"
 JOB_AUDIO_FORMAT = "JOB_AUDIO_FORMAT"
@@ -81,6 +82,8 @@ class WorkerEnv:
     """A cookies.txt the worker copies before yt-dlp sees it (yt-dlp rewrites its cookie file)."""
     proxy_url: str | None = None
     extractor_args: tuple[str, ...] = ()
+    run: str | None = None
+    """The orchestration run's token: with `attempt`, where the worker records its outcome."""
 
     def __repr__(self) -> str:
         return f"WorkerEnv(job_id={self.job_id!r}, url={self.url!r}, format={self.format!r}, ...)"
@@ -156,7 +159,17 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         cookies_file=(env.get(COOKIES_FILE) or "").strip() or None,
         proxy_url=_checked(parse_proxy_url, env, PROXY_URL),
         extractor_args=_checked(parse_extractor_args, env, YTDLP_EXTRACTOR_ARGS),
+        run=_run_token(env),
     )
+
+
+def _run_token(env: Mapping[str, str]) -> str | None:
+    from .container_spec import RUN_TOKEN_RE  # container_spec imports this module
+
+    raw = (env.get(JOB_RUN) or "").strip()
+    if raw and not RUN_TOKEN_RE.fullmatch(raw):
+        raise WorkerEnvError(f"{JOB_RUN} must be a run token")
+    return raw or None
 
 
 def _checked(parse: Callable[[str | None], T], env: Mapping[str, str], name: str) -> T:

@@ -164,6 +164,7 @@ def build_container_spec(
     env: dict[str, str] = {
         E.JOB_ID: job_id,
         E.JOB_ATTEMPT: str(max(1, attempt)),
+        **({E.JOB_RUN: run} if run else {}),
         E.JOB_URL: request.url,
         E.JOB_FORMAT: request.format,
         E.JOB_MAX_BYTES: str(settings.max_download_bytes),

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 EVENT_NAME = "JobStatus"
 """Name of the external event the worker (through the callback) and the cancel endpoint raise."""
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest `JobStatus` event the callback takes (and a result record holds, `videojob.result_record`)."""
 
 Format = Literal["video", "audio"]
 AudioFormat = Literal["m4a", "mp3"]
@@ -41,6 +43,7 @@ STARTED, PROGRESS, SUCCEEDED, FAILED, CANCELLED = EventState
 
 # Worker phases (in events) and the orchestration's own phases (in customStatus).
 WORKER_PHASES: tuple[str, ...] = ("downloading", "processing", "uploading")
+PHASE_QUEUED = "queued"  # waiting for one of the MAX_RUNNING_JOBS slots
 PHASE_PROVISIONING = "provisioning"
 PHASE_RUNNING = "running"
 PHASE_RETRYING = "retrying"
@@ -263,6 +266,9 @@ class JobPlan:
     """`OUTPUT_CONTAINER`: a reported blob elsewhere is refused (None in plans made before this check)."""
     retry_bot_check: bool = False
     """`RETRY_BOT_CHECK`: a `bot_check` failure is tried again in a fresh group (another egress IP)."""
+    max_running_jobs: int | None = None
+    """`MAX_RUNNING_JOBS`: the job takes one of that many global slots before it creates a group
+    (None in plans made before the cap: such a job takes no slot, so it replays unchanged)."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -285,6 +291,7 @@ class JobPlan:
                 "costRates": self.cost_rates.to_wire(),
                 "outputContainer": self.output_container,
                 "retryBotCheck": self.retry_bot_check,
+                "maxRunningJobs": self.max_running_jobs,
             }
         )
 
@@ -311,7 +318,16 @@ class JobPlan:
             cost_rates=CostRates.from_wire(d.get("costRates") or {}),
             output_container=d.get("outputContainer"),
             retry_bot_check=d.get("retryBotCheck") is True,
+            max_running_jobs=_slots(d.get("maxRunningJobs")),
         )
+
+
+def _slots(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ContractError("maxRunningJobs must be a positive integer")
+    return value
 
 
 @dataclass(frozen=True)

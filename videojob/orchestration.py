@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc
+from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc, parse_utc
 from .contract import (
     CUSTOM_STATUS_MAX_BYTES,
     MAX_ERROR_MESSAGE,
@@ -97,8 +97,8 @@ def is_retryable(error: JobError, retry_bot_check: bool = False) -> bool:
     The code list is the contract (docs/design.md, "Orchestration", step 4): `network`,
     `upload_failed` and `heartbeat_lost` always; `http_error` only when the worker marked it
     retryable (5xx and 429; it alone knows the status); `bot_check` when the plan says so
-    (`RETRY_BOT_CHECK`: a new ACI group usually gets another egress address). The worker's `retryable` flag is not
-    honoured for other codes: a video that is `unavailable` or `too_large` will be so in any
+    (`RETRY_BOT_CHECK`: a new ACI group usually gets another egress address). The worker's
+    `retryable` flag is not honoured for other codes: a video that is `unavailable` or `too_large` will be so in any
     container, and the orchestrator's own
     `deadline_exceeded`, `cancelled` and `provisioning_failed` end the job (provisioning has its
     own retries)."""
@@ -155,6 +155,13 @@ def triage(ledger: EventLedger, event: JobStatus) -> tuple[EventLedger, Verdict]
     if event.seq < ledger.highest:
         return updated, "stale"
     return updated, "progress"
+
+
+def carried_ledger(highest: int) -> EventLedger:
+    """The ledger a new generation starts from (`videojob.generation`): only the highest `seq`.
+    Judged the same for progress (anything at or below it is a duplicate or stale); a terminal
+    event never preceded a hand-over, so no terminal `seq` is forgotten."""
+    return EventLedger(seen=frozenset({highest}) if highest >= 0 else frozenset(), highest=highest)
 
 
 def belongs_to_attempt(event: JobStatus, attempt: int) -> bool:
@@ -218,8 +225,12 @@ def view_after_event(view: ProgressView, event: JobStatus) -> ProgressView:
     )
 
 
-def progress_status(view: ProgressView, group: str, now: datetime, attempt: int = 1) -> dict[str, Any]:
-    return {
+def progress_status(
+    view: ProgressView, group: str, now: datetime, attempt: int = 1, last_report_at: datetime | None = None
+) -> dict[str, Any]:
+    """customStatus while the job runs. `lastReportAt`: when the orchestration last took a worker's
+    report of this attempt (the callback's rate limit reads it, `admit_report`)."""
+    status = {
         "phase": view.phase,
         "percent": view.percent,
         "downloadedBytes": view.downloaded_bytes,
@@ -230,6 +241,9 @@ def progress_status(view: ProgressView, group: str, now: datetime, attempt: int 
         "attempt": attempt,
         "updatedAt": format_utc(now),
     }
+    if last_report_at is not None:
+        status["lastReportAt"] = format_utc(last_report_at)
+    return status
 
 
 def failed_status(
@@ -289,6 +303,8 @@ class Outcome:
 
     result: JobResult | None = None
     error: JobError | None = None
+    recovered: bool = False
+    """Taken from the worker's result record: its terminal report never arrived."""
 
     @property
     def succeeded(self) -> bool:
@@ -302,6 +318,7 @@ class WatchState:
     ledger: EventLedger = field(default_factory=EventLedger)
     view: ProgressView = field(default_factory=lambda: ProgressView(phase=PHASE_RUNNING))
     ignored: int = 0
+    last_report_at: datetime | None = None
 
 
 def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState, Outcome | None, bool]:
@@ -315,7 +332,7 @@ def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState
         return replace(state, ledger=ledger, ignored=state.ignored + 1), None, False
     state = replace(state, ledger=ledger, last_heard=now)
     if verdict == "progress":
-        return replace(state, view=view_after_event(state.view, event)), None, True
+        return replace(state, view=view_after_event(state.view, event), last_report_at=now), None, True
     return state, outcome_of(event), False
 
 
@@ -339,6 +356,57 @@ def heartbeat_due(state: WatchState, now: datetime, heartbeat_seconds: int) -> b
 
 def next_heartbeat_wake(state: WatchState, heartbeat_seconds: int, deadline: datetime) -> datetime:
     return wake_at(state.last_heard, heartbeat_seconds, deadline)
+
+
+# --- generations and the callback's rate limit (issue 12) ---------------------------------------
+
+GENERATION_MAX_WEIGHT = 8
+"""Steps (events taken, activity results, timers fired) one execution of `download_job` takes in
+its watch before it hands over to a new one (`continue_as_new`). An execution's history then
+stays under about 3 x this + one batch of events + the first generation's provisioning rows.
+Chosen by `python -m bench.replay_bench --sweep` (README, "Long jobs"): per-report cost is about
+e0 + k*3W/2 + H/W (k: replay cost per history row, H: a hand-over's two episodes). Measured
+2026-11 on the shared 2-core machine, 2 h job at a report every 2 s, limit 10 s (721 raised),
+median of 3: W=8 1.66 s, 16 2.55 s, 32 5.89 s, 64 8.50 s of orchestration CPU. The SDK parses
+every history event's timestamp with dateutil (~0.2 ms each) on every replay, so a short
+history wins; 8 is the smallest tried and the only one under the 2 s target."""
+
+
+def hand_over_due(weight: int, max_weight: int | None = None) -> bool:
+    return weight >= (GENERATION_MAX_WEIGHT if max_weight is None else max_weight)
+
+
+def progress_event_limit(min_seconds: int, heartbeat_seconds: int) -> int:
+    """The callback's effective limit: never more than a third of the heartbeat, since only the
+    reports it raises tell the orchestration the worker is alive (a lapse costs an inspect)."""
+    return max(0, min(min_seconds, heartbeat_seconds // 3))
+
+
+_PHASE_ORDER = {PHASE_PROVISIONING: 0, PHASE_RUNNING: 1, "downloading": 2, "processing": 3, "uploading": 4}
+
+
+def admit_report(event: JobStatus, status: Any, now: datetime, min_seconds: int) -> bool:
+    """Whether the callback raises a worker's event into a running job, from the customStatus it
+    read anyway: `started`, `succeeded`, `failed` and a move to a later phase always pass; a
+    `progress` of the job's current attempt passes once `min_seconds` passed since the last report
+    the orchestration took (`lastReportAt`), or when that time is missing, unreadable or further
+    ahead than `min_seconds` (clock skew must not silence a worker). A progress of another attempt
+    is ignored by the orchestration anyway. 0 turns the limit off."""
+    if event.state != EventState.PROGRESS or min_seconds <= 0:
+        return True
+    if not isinstance(status, dict) or status.get("phase") not in _PHASE_ORDER:
+        return True  # not a watching job's status (a batch, a retry pause, an unknown shape)
+    current = status.get("attempt")
+    if isinstance(current, int) and not isinstance(current, bool) and (event.attempt or 1) != current:
+        return False
+    if event.phase is not None and _PHASE_ORDER.get(event.phase, -1) > _PHASE_ORDER[status["phase"]]:
+        return True
+    try:
+        last = parse_utc(status["lastReportAt"])
+        elapsed = (now - last).total_seconds()
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return True
+    return elapsed >= min_seconds or elapsed < -min_seconds
 
 
 # --- the reported result: the job's own blob, as stored (issue 9) -------------------------------
@@ -412,7 +480,8 @@ def heartbeat_error(group: str, inspected: InspectResult, heartbeat_seconds: int
     """`heartbeat_lost` with what is known of the container: state, exit code, detail, log tail."""
     parts = [f"no report from the worker for {heartbeat_seconds} s; container group {group} is {inspected.state}"]
     if inspected.exit_code is not None:
-        parts.append(f"exit code {inspected.exit_code}")
+        ended = f" at {inspected.finished_at}" if inspected.finished_at else ""
+        parts.append(f"exit code {inspected.exit_code}{ended}")
     if inspected.detail:
         parts.append(inspected.detail[:200])
     head = "; ".join(parts)
@@ -456,6 +525,8 @@ class AttemptRecord:
     started_at: datetime
     ended_at: datetime
     cleanup: Cleanup
+    recovered: bool = False
+    """The outcome came from the worker's result record (its terminal report never arrived)."""
 
     @property
     def seconds(self) -> float:
@@ -469,14 +540,21 @@ class AttemptRecord:
             "startedAt": format_utc(self.started_at),
             "endedAt": format_utc(self.ended_at),
             "cleanup": self.cleanup,
+            **({"recovered": True} if self.recovered else {}),
         }
 
 
 def attempt_record(
-    attempt: int, group: str, outcome: Outcome, started_at: datetime, ended_at: datetime, cleanup: Cleanup
+    attempt: int,
+    group: str,
+    outcome: Outcome,
+    started_at: datetime,
+    ended_at: datetime,
+    cleanup: Cleanup,
+    recovered: bool = False,
 ) -> AttemptRecord:
     label = EventState.SUCCEEDED if outcome.succeeded else (outcome.error.code if outcome.error else ErrorCode.INTERNAL)
-    return AttemptRecord(attempt, group, label, started_at, ended_at, cleanup)
+    return AttemptRecord(attempt, group, label, started_at, ended_at, cleanup, recovered)
 
 
 COST_DIGITS = 6

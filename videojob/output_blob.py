@@ -12,6 +12,8 @@ The rule (issue 9). A job's blobs are in the operator's `OUTPUT_CONTAINER`, unde
   proxy would resolve them in a URL), no `\\`, no control or format characters; the whole name
   at most 1024 characters (Blob Storage's limit). The worker's names (`<job id>/<sanitized title>.<ext>`)
   always pass.
+- The first segment below the prefix may not start with `.`: `<job id>/.results/` holds the job's
+  own result records (`result_record_name`), never a reported media blob.
 
 Anything else a worker reports is refused as `invalid_result` before any storage call or link:
 a worker processes hostile content and holds a token for its own job only.
@@ -25,6 +27,7 @@ from urllib.parse import quote
 from .instances import is_url_safe_instance_id
 
 MAX_BLOB_NAME_CHARS = 1024
+RECORDS_SEGMENT = ".results"
 
 
 def job_blob_prefix(job_id: str) -> str:
@@ -49,7 +52,16 @@ def blob_name_problem(job_id: str, name: str) -> str | None:
         return f"blob name {_shown(name)} holds a backslash or a control character"
     if any(segment in ("", ".", "..") for segment in name[len(prefix):].split("/")):
         return f"blob name {_shown(name)} has an empty, '.' or '..' segment"
+    if name[len(prefix):].startswith("."):
+        return f"blob name {_shown(name)} is in the job's reserved '.' names"
     return None
+
+
+def result_record_name(job_id: str, attempt: int, run: str | None) -> str:
+    """Where the worker of attempt `attempt` of run `run` records its outcome (`videojob.result_record`):
+    `<job id>/.results/a<attempt>-r<run>.json` (`a<attempt>.json` for a run without a token)."""
+    tail = f"a{attempt}-r{run}" if run else f"a{attempt}"
+    return f"{job_blob_prefix(job_id)}{RECORDS_SEGMENT}/{tail}.json"
 
 
 def output_blob_problem(

@@ -35,6 +35,7 @@ def plan_job(request: DownloadRequest, settings: Settings) -> JobPlan:
         cost_rates=cost_rates(settings),
         output_container=settings.output_container,
         retry_bot_check=settings.retry_bot_check,
+        max_running_jobs=settings.max_running_jobs,
     )
 
 

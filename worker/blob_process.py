@@ -11,6 +11,7 @@ then only does what the job process asks over a pipe (pickled tuples):
     ("stage", path, name)            ->  ("progress", sent, total)* then ("staged", StagedBlob) | ("failed", JobError)
     ("abort", JobError)              ->  (ends a stage in progress: its reply is ("failed", ...); otherwise ignored)
     ("commit", StagedBlob, props)    ->  ("committed", BlobResult) | ("failed", JobError)
+    ("record", name, bytes)          ->  ("recorded",) | ("failed", JobError)   (the result record)
     ("exit",)                        ->  ("exited", peak RSS KiB), then the process exits
 
 It is told nothing but a local file to read, a blob name and properties: it connects only to
@@ -181,6 +182,9 @@ class ProcessBlobSink:
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult:
         return _reply_or_raise(self._process.request(("commit", staged, properties)), "committed")[1]  # type: ignore[no-any-return]
 
+    def put_record(self, name: str, data: bytes) -> None:
+        _reply_or_raise(self._process.request(("record", name, data)), "recorded")
+
     def _abort(self, reason: JobError) -> None:
         """Stop the stage in progress and wait until the child no longer reads the file."""
         try:
@@ -249,6 +253,9 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
             return ("staged", sink.stage(path, name, progress, checkpoint))
         if kind == "commit":
             return ("committed", sink.commit(message[1], message[2]))
+        if kind == "record":
+            sink.put_record(message[1], message[2])
+            return ("recorded",)
         raise JobFailed(JobError(ErrorCode.INTERNAL, f"the upload process got an unknown request {kind!r}"))
 
     while True:

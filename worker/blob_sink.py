@@ -68,6 +68,10 @@ class BlobSink(Protocol):
 
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult: ...
 
+    def put_record(self, name: str, data: bytes) -> None:
+        """Write a small JSON blob (the job's result record, `videojob.result_record`) at once."""
+        ...
+
 
 def block_size_for(size: int, preferred: int) -> int:
     """`preferred`, or more when the file would need more than `MAX_BLOCKS` blocks."""
@@ -182,6 +186,20 @@ class AzureBlobSink:
             sha256=staged.sha256,
             content_type=properties.content_type,
         )
+
+    def put_record(self, name: str, data: bytes) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.blob import ContentSettings
+
+        blob = self._service.get_blob_client(self._container, name)
+        with _classified_errors():
+            try:
+                blob.upload_blob(data, overwrite=True, content_settings=ContentSettings("application/json"))
+            except ResourceNotFoundError as e:
+                if getattr(e, "error_code", None) != "ContainerNotFound":
+                    raise
+                self._create_container()
+                blob.upload_blob(data, overwrite=True, content_settings=ContentSettings("application/json"))
 
     def _create_container(self) -> None:
         from azure.core.exceptions import HttpResponseError

@@ -35,6 +35,8 @@ class Tuning:
     callback_max_attempts: int = 6
     callback_backoff_seconds: float = 1.0
     callback_backoff_max_seconds: float = 8.0
+    callback_final_give_up_seconds: float = 120.0
+    """How long a terminal report is retried (the outcome is recorded before: `videojob.result_record`)."""
     cancel_grace_seconds: float = 5.0
     """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
     in_memory_bytes: int = 32 * MiB

@@ -20,7 +20,9 @@ from typing import Any
 
 from yt_dlp.version import __version__ as YTDLP_VERSION
 
-from videojob.contract import ErrorCode, JobError, JobResult, MediaInfo, Progress
+from videojob.contract import ErrorCode, EventState, JobError, JobResult, JobStatus, MediaInfo, Progress
+from videojob.output_blob import result_record_name
+from videojob.result_record import ResultRecord
 from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
 
 from . import address_guard, logs
@@ -41,6 +43,8 @@ log = logging.getLogger("worker.job")
 _background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="background")
 
 DOWNLOADING, PROCESSING, UPLOADING = "downloading", "processing", "uploading"
+RECORD_SINK_WAIT_SECONDS = 10.0
+"""A failed job records its outcome only if the upload side is ready within this."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,36 @@ def blob_properties(config: WorkerConfig, media: DownloadedMedia, info: MediaInf
     )
 
 
+def record_outcome(config: WorkerConfig, sink: BlobSink, event: JobStatus) -> bool:
+    """Store the terminal event as this attempt's result record before reporting it, so the
+    orchestrator learns the outcome even if the report never arrives. Best effort: a failed
+    write is logged and changes nothing."""
+    env = config.env
+    name = result_record_name(env.job_id, env.attempt, env.run)
+    try:
+        sink.put_record(name, ResultRecord(event, env.run).to_bytes(env.callback_token))
+    except Exception as e:  # noqa: BLE001 - the report still goes out
+        log.warning("result record not written: %s", getattr(getattr(e, "error", None), "code", type(e).__name__))
+        return False
+    log.info("outcome %s recorded at %s", event.state, name)
+    return True
+
+
+def record_outcome_when_ready(
+    config: WorkerConfig, sink: Future[BlobSink] | None, sink_factory: Callable[[], BlobSink], event: JobStatus
+) -> bool:
+    """`record_outcome` through the upload side `sink` (asked for now when None), if it is ready
+    within `RECORD_SINK_WAIT_SECONDS`; otherwise the report alone tells."""
+    if sink is None:
+        sink = _background.submit(sink_factory)
+    try:
+        ready = sink.result(timeout=RECORD_SINK_WAIT_SECONDS)
+    except Exception as e:  # noqa: BLE001 - no upload side: the report alone tells
+        log.warning("result record not written: no upload side (%s)", type(e).__name__)
+        return False
+    return record_outcome(config, ready, event)
+
+
 class _Steps:
     """The job's callbacks into reporting and cancellation, shared by download and upload."""
 
@@ -211,6 +245,7 @@ def run_job(
     env = config.env
     guard_state: address_guard.GuardState | None = None
     staging: Future[StagedBlob] | None = None
+    sink_future: Future[BlobSink] | None = None
     secrets = proxy_secrets(env.proxy_url)
     logs.hide(secrets)
     try:
@@ -256,6 +291,7 @@ def run_job(
         steps.checkpoint()
         result = JobResult(blob=blob, media=info)
         log.info("uploaded %s (%d bytes, sha256 %s)", blob.name, blob.size_bytes, blob.sha256)
+        record_outcome(config, sink, reporter.outcome_event(EventState.SUCCEEDED, result=result))
         reported = reporter.succeeded(result)
         return Outcome(result=result, reported=reported)
     except (JobFailed, DownloadAborted) as e:
@@ -280,5 +316,6 @@ def run_job(
         error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
     error = hidden_error(error, secrets)
     log.warning("job failed: %s: %s", error.code, error.message)
+    record_outcome_when_ready(config, sink_future, sink_factory, reporter.outcome_event(EventState.FAILED, error=error))
     reported = reporter.failed(error)
     return Outcome(error=error, reported=reported)

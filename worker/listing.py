@@ -3,7 +3,8 @@
 The batch orchestrator needs a playlist's entries but the function app never fetches user URLs:
 this runs inside the container like a download, under the same URL policy and connection-time
 address guard, and reports `started` then `succeeded` with `result.entries` (+ `title`), or
-`failed` with a classified error. Nothing is uploaded.
+`failed` with a classified error. Nothing is uploaded but the outcome's result record, written
+before the terminal report as a download writes it (`job.record_outcome`).
 
 Flat extraction (`extract_flat="in_playlist"`) reads the playlist page or feed only, not each
 entry; `playlistend` stops it after `max_items`. A URL that is a single video lists as one entry.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,14 +22,15 @@ from urllib.parse import urlsplit
 
 from yt_dlp.utils import unsmuggle_url
 
-from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, JobError, JobResult, PlaylistEntry
+from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, EventState, JobError, JobResult, PlaylistEntry
 
 from . import address_guard, logs, traffic
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import BoundedYoutubeDL, DownloadTuning, YtDlpLogger
 from .errors import JobFailed, classify, clean_message
-from .job import DOWNLOADING, Outcome, check_job_url, guard_policy, hidden_error
+from .blob_sink import BlobSink
+from .job import DOWNLOADING, Outcome, check_job_url, guard_policy, hidden_error, record_outcome_when_ready
 from .reporter import Reporter
 from .site_access import NO_SITE_ACCESS, SiteAccess, private_cookie_copy, proxy_secrets
 from .traffic import TrafficBudget, limits_for
@@ -124,8 +126,16 @@ class YtDlpLister:
         return entries_of(info, max_items)
 
 
-def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, cancel: CancelToken) -> Outcome:
-    """List the playlist at `JOB_URL` and report the entries; every path ends in one terminal event."""
+def run_listing(
+    config: WorkerConfig,
+    *,
+    lister: Lister,
+    reporter: Reporter,
+    cancel: CancelToken,
+    sink_factory: Callable[[], BlobSink],
+) -> Outcome:
+    """List the playlist at `JOB_URL` and report the entries; every path ends in one terminal
+    event, recorded first through `sink_factory`'s upload side."""
     env = config.env
     max_items = env.max_items or MAX_PLAYLIST_ENTRIES
     guard_state: address_guard.GuardState | None = None
@@ -150,6 +160,7 @@ def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, can
             raise JobFailed(cancel.reason)
         result = JobResult(entries=listing.entries, title=listing.title)
         log.info("listed %d entries", len(listing.entries))
+        record_outcome_when_ready(config, None, sink_factory, reporter.outcome_event(EventState.SUCCEEDED, result=result))
         return Outcome(result=result, reported=reporter.succeeded(result))
     except JobFailed as e:
         error = e.error
@@ -163,4 +174,5 @@ def run_listing(config: WorkerConfig, *, lister: Lister, reporter: Reporter, can
         error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
     error = hidden_error(error, secrets)
     log.warning("listing failed: %s: %s", error.code, error.message)
+    record_outcome_when_ready(config, None, sink_factory, reporter.outcome_event(EventState.FAILED, error=error))
     return Outcome(error=error, reported=reporter.failed(error))

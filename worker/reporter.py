@@ -3,7 +3,10 @@
 Events are sent by one background thread so a slow callback never stalls the download.
 - `seq` starts at 1 and increases with every event made; a progress event still waiting
   when a newer one arrives is replaced by it (the orchestrator only needs the latest).
-- Connection errors, 5xx and 429 are retried with exponential backoff (bounded attempts).
+- Connection errors, 5xx and 429 are retried with exponential backoff: progress for
+  `max_attempts` tries, a terminal event for at least that and until `final_give_up_seconds`
+  (2 minutes) have passed since its first try (the function app may be restarting); the job
+  recorded its outcome before (`videojob.result_record`), so the orchestrator still learns it.
 - 401/404/410 stop all reporting: the token is wrong or the orchestration is gone or done,
   so nobody is listening; the job reads `rejected_status` and stops working.
 - The first terminal event (`succeeded`/`failed`) wins; `finish` waits for its delivery.
@@ -85,11 +88,13 @@ class Reporter:
         backoff_max_seconds: float = 8.0,
         clock: Callable[[], float] = time.monotonic,
         attempt: int | None = None,
+        final_give_up_seconds: float = 120.0,
     ):
         self._job_id = job_id
         self._attempt = attempt  # the orchestrator ignores events of an attempt it has moved past
         self._transport = transport
         self._max_attempts = max(1, max_attempts)
+        self._final_give_up = max(0.0, final_give_up_seconds)
         self._backoff = backoff_seconds
         self._backoff_max = backoff_max_seconds
         self._clock = clock
@@ -136,6 +141,15 @@ class Reporter:
         self._emit(FAILED, error=error)
         return self.wait_delivered(timeout)
 
+    def outcome_event(self, state: str, **fields: object) -> JobStatus:
+        """The terminal event `succeeded`/`failed` would send now (same `seq`, job and attempt),
+        for the result record the job writes first."""
+        with self._cond:
+            return JobStatus(
+                state=state, job_id=self._job_id, seq=self._seq + 1, sent_at=utc_now_text(), attempt=self._attempt,
+                **fields,  # type: ignore[arg-type]
+            )
+
     def wait_delivered(self, timeout: float | None = None) -> bool:
         """Wait until the terminal event is delivered or given up; True when delivered."""
         self._thread.join(timeout)
@@ -179,7 +193,10 @@ class Reporter:
 
     def _deliver(self, event: JobStatus) -> bool:
         body = json.dumps(event.to_wire(), separators=(",", ":")).encode("utf-8")
-        for attempt in range(1, self._max_attempts + 1):
+        first_try = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 status = self._transport.post(body)
                 problem = f"HTTP {status}"
@@ -197,13 +214,17 @@ class Reporter:
             if status is not None and status < 500 and status != 429:
                 log.warning("callback refused %s seq=%s (%s): not retried", event.state, event.seq, problem)
                 return False
-            if attempt == self._max_attempts:
+            if attempt >= self._max_attempts and (
+                not event.is_terminal or self._clock() - first_try >= self._final_give_up
+            ):
                 break
-            delay = min(self._backoff * 2 ** (attempt - 1), self._backoff_max)
+            delay = min(self._backoff * 2 ** min(attempt - 1, 30), self._backoff_max)
             log.info("callback failed (%s), retrying %s seq=%s in %.1fs", problem, event.state, event.seq, delay)
             with self._cond:
                 # A newer progress event makes this one pointless; stop retrying it.
                 if self._cond.wait_for(lambda: self._superseded(event), timeout=delay):
                     return False
-        log.warning("giving up on %s seq=%s after %d attempts", event.state, event.seq, self._max_attempts)
+        recorded = "; the outcome is in the job's result record" if event.is_terminal else ""
+        log.warning("giving up on %s seq=%s after %d attempts in %.0f s%s",
+                    event.state, event.seq, attempt, self._clock() - first_try, recorded)
         return False

@@ -135,6 +135,7 @@ def main(
         backoff_seconds=t.callback_backoff_seconds,
         backoff_max_seconds=t.callback_backoff_max_seconds,
         attempt=env.attempt,
+        final_give_up_seconds=t.callback_final_give_up_seconds,
     )
     work = WorkArea()
     outcome: list[Outcome] = []
@@ -145,20 +146,23 @@ def main(
         f", extractor args {' '.join(env.extractor_args)}" if env.extractor_args else "",
     )  # fmt: skip
 
+    sinks = sink_factory or (
+        process_sink_factory(config, blob_process) if blob_process else default_sink_factory(config)
+    )
+
     def job() -> None:
         if env.mode == "list":  # a playlist's entries only (see `listing`)
             from .listing import YtDlpLister, run_listing
 
-            outcome.append(
-                run_listing(config, lister=YtDlpLister(t.download_tuning()), reporter=reporter, cancel=cancel)
-            )
+            outcome.append(run_listing(
+                config, lister=YtDlpLister(t.download_tuning()), reporter=reporter, cancel=cancel, sink_factory=sinks
+            ))
             return
         outcome.append(
             run_job(
                 config,
                 downloader=downloader or YtDlpDownloader(t.download_tuning()),
-                sink_factory=sink_factory
-                or (process_sink_factory(config, blob_process) if blob_process else default_sink_factory(config)),
+                sink_factory=sinks,
                 reporter=reporter,
                 cancel=cancel,
                 work=work,

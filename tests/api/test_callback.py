@@ -237,3 +237,74 @@ def test_status_endpoint_error_is_confirmed_through_the_list_endpoint(client_api
 
     assert answer.status == 202
     assert len(client_api.standin.raised_events) == 1
+
+
+# --- PROGRESS_EVENT_MIN_SECONDS (issue 12): at most one progress per job per interval -------------
+
+
+def _watching(client_api: Api, seconds_ago: float, phase: str = "downloading", attempt: int = 1):
+    from datetime import UTC, datetime, timedelta
+
+    from videojob.activity_wire import format_utc
+
+    last = format_utc(datetime.now(UTC) - timedelta(seconds=seconds_ago))
+    status = {"phase": phase, "percent": 10.0, "containerGroup": "dl-x", "attempt": attempt,
+              "updatedAt": last, "lastReportAt": last}
+    return client_api.standin.add_instance(runtime_status="Running", custom_status=status)
+
+
+def test_fast_progress_coalesced_202(client_api: Api) -> None:
+    job = _watching(client_api, seconds_ago=1)
+    answer = client_api.report(job.instance_id, PROGRESS)
+
+    assert answer.status == 202
+    assert answer.json == {"id": job.instance_id, "state": "progress", "seq": 3, "coalesced": True}
+    assert client_api.standin.raised_events == []
+    assert [c.kind for c in client_api.standin.calls] == ["get_status"]  # no extra Durable call
+
+
+def test_progress_after_the_interval_is_raised(client_api: Api) -> None:
+    job = _watching(client_api, seconds_ago=30)
+    answer = client_api.report(job.instance_id, PROGRESS)
+
+    assert answer.status == 202 and "coalesced" not in answer.json
+    assert len(client_api.standin.raised_events) == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**PROGRESS, "phase": "uploading"},
+        {"seq": 1, "state": "started", "phase": "downloading"},
+        SUCCEEDED,
+        {"seq": 9, "state": "failed", "error": {"code": "network", "message": "x", "retryable": True}},
+    ],
+    ids=["later phase", "started", "succeeded", "failed"],
+)
+def test_started_terminal_and_phase_change_always_raised(client_api: Api, event) -> None:
+    job = _watching(client_api, seconds_ago=1)
+    answer = client_api.report(job.instance_id, event)
+
+    assert answer.status == 202 and "coalesced" not in answer.json
+    assert len(client_api.standin.raised_events) == 1
+
+
+def test_other_attempt_progress_coalesced(client_api: Api) -> None:
+    job = _watching(client_api, seconds_ago=60, attempt=2)
+    answer = client_api.report(job.instance_id, {**PROGRESS, "attempt": 1})
+
+    assert answer.json["coalesced"] is True
+    assert client_api.standin.raised_events == []
+
+
+def test_coalescing_off_with_zero(functions, standin, settings) -> None:
+    from dataclasses import replace
+
+    from videojob import bootstrap
+
+    bootstrap.override(settings=replace(settings, progress_event_min_seconds=0))
+    api = Api(functions, standin, standin.binding_json())
+    job = _watching(api, seconds_ago=0)
+    for seq in range(3, 6):
+        assert "coalesced" not in api.report(job.instance_id, {**PROGRESS, "seq": seq}).json
+    assert len(standin.raised_events) == 3

@@ -62,6 +62,7 @@ def test_json_request_starts_download_job_with_the_plan(client_api: Api) -> None
         "costRates": {"vcpuSecond": 0.00002, "gbSecond": 0.000003, "currency": "EUR"},
         "outputContainer": "downloads",
         "retryBotCheck": True,
+        "maxRunningJobs": 20,  # MAX_RUNNING_JOBS's default: the job queues for a global slot (issue 13)
     }
     # The start went to the extension's RPC endpoint for the orchestrator, with no instance id.
     [call] = client_api.standin.calls_of("start_new")

@@ -379,3 +379,18 @@ def test_tail_lines(tmp_path):
     assert tail_lines(p, 0) == ""
     p.write_bytes(b"one\ntwo\n")
     assert tail_lines(p, 50) == "one\ntwo\n"
+
+
+def test_exit_reported_like_aci(state_dir, cleanup):
+    """A worker that exits without reporting (issue 12): the group reads as ACI shows a terminated
+    container (restart policy Never): Succeeded/Failed by exit code, `Completed`/`Error`, when it ended."""
+    for code, state, detail in ((0, SUCCEEDED, "Completed"), (4, FAILED, "Error")):
+        b = LocalBackend(state_dir, command=fake("--exit", str(code)))
+        cleanup(b)
+        spec = spec_for(f"exit-{code}")
+        b.create(spec)
+        wait_until(lambda: b.state(spec.name).state != RUNNING)  # noqa: B023 - waited on at once
+        s = b.state(spec.name)
+        assert (s.state, s.exit_code, s.detail) == (state, code, detail)
+        finished = datetime.fromisoformat(s.finished_at.replace("Z", "+00:00"))
+        assert abs((datetime.now(UTC) - finished).total_seconds()) < 3600

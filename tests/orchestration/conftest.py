@@ -20,6 +20,7 @@ from videojob.activity_wire import (
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     NOTIFY_COMPLETION,
+    READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
 from videojob.container_spec import attempt_group_name, run_token
@@ -57,7 +58,7 @@ OUTPUT_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"  # UseDevelopmentSto
 
 
 def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
-    """Blob checks, share links and webhooks, answered as their activities would when all goes
+    """Blob checks, share links, webhooks and result records, answered as their activities would when all goes
     well: the worker's blob is stored as reported (`BLOB`'s size); a user-delegation SAS cannot be
     signed here (no Entra ID; Azurite refuses it); the webhook activity has its own tests. Tests
     that need other answers wrap `run_activity` or run the real check on Azurite
@@ -70,6 +71,8 @@ def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
                 "expiresAt": SHARE_LINK_EXPIRES}
     if name == NOTIFY_COMPLETION:
         return {"ok": True, "status": 204}
+    if name == READ_RESULT_RECORD:  # the worker recorded nothing (tests/orchestration/test_generations.py: a record)
+        return {"ok": True, "found": False}
     raise AssertionError(f"unexpected activity {name}")
 
 

@@ -109,6 +109,7 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "containerGroup": GROUP,
         "attempt": 1,
         "updatedAt": "2026-01-01T00:00:30Z",
+        "lastReportAt": "2026-01-01T00:00:30Z",  # what the callback's rate limit reads
     }
     assert status_at(result, 45)["phase"] == "uploading"
     assert result.custom_status["phase"] == "succeeded"

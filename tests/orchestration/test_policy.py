@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.orchestration.conftest import T0, plan
 from videojob.activity_wire import InspectResult
@@ -82,3 +84,62 @@ def test_heartbeat_error_keeps_the_end_of_a_long_log_under_the_limit():
 def test_failure_message_starts_with_the_code_and_stays_short():
     message = failure_message(JobError("network", "z" * 5000))
     assert message.startswith("network: zzz") and len(message) <= 1000
+
+
+# --- the callback's rate limit (issue 12) ---------------------------------------------------------
+
+from videojob.orchestration import admit_report, progress_event_limit  # noqa: E402
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _status(seconds_ago: float | None, phase: str = "downloading", attempt: int = 1) -> dict:
+    status = {"phase": phase, "attempt": attempt, "updatedAt": "2026-01-01T11:00:00Z"}
+    if seconds_ago is not None:
+        status["lastReportAt"] = (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return status
+
+
+def _event(state: str = "progress", phase: str | None = "downloading", attempt: int | None = 1) -> JobStatus:
+    extra = {"error": {"code": "network", "message": "x"}} if state == "failed" else {}
+    return JobStatus.from_wire({"seq": 5, "state": state, "phase": phase, "attempt": attempt, **extra})
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "admitted"),
+    [
+        (_event(), _status(3), False),  # too soon
+        (_event(), _status(10), True),  # interval elapsed
+        (_event(), _status(None), True),  # the attempt's first report
+        (_event(phase="uploading"), _status(1), True),  # a later phase
+        (_event(phase="downloading"), _status(1, phase="uploading"), False),  # an earlier one
+        (_event("started"), _status(1), True),
+        (_event("failed", phase=None), _status(1), True),
+        (_event(attempt=1), _status(60, attempt=2), False),  # another attempt's worker
+        (_event(attempt=None), _status(60, attempt=1), True),
+        (_event(), _status(-60), True),  # lastReportAt far in the future: clock skew never silences
+        (_event(), {**_status(3), "lastReportAt": "garbled"}, True),
+        (_event(), {"phase": "listing", "containerGroup": None}, True),  # a batch's status
+        (_event(), None, True),
+        (_event(), _status(3, phase="running"), True),  # first worker phase after provisioning
+    ],
+)
+def test_admit_report(event, status, admitted):
+    assert admit_report(event, status, NOW, 10) is admitted
+
+
+def test_admit_report_limit_zero_passes_everything():
+    assert admit_report(_event(), _status(0), NOW, 0)
+
+
+def test_limit_never_starves_the_heartbeat():
+    assert progress_event_limit(10, 600) == 10
+    assert progress_event_limit(100, 60) == 20
+
+
+def test_progress_status_has_last_report_at():
+    from videojob.orchestration import ProgressView, progress_status
+
+    status = progress_status(ProgressView(), "g", NOW, 1, NOW - timedelta(seconds=4))
+    assert status["lastReportAt"] == "2026-01-01T11:59:56Z"
+    assert "lastReportAt" not in progress_status(ProgressView(), "g", NOW)

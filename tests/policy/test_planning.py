@@ -31,6 +31,7 @@ SETTINGS_ENV = {
     "ACI_PRICE_PER_GB_SECOND": "0.000002",
     "COST_CURRENCY": "eur",
     "MAX_PARALLEL_JOBS": "5",
+    "MAX_RUNNING_JOBS": "7",
     "ALLOWED_HOSTS": "youtube.com,.youtube.com,youtu.be",
     "ALLOW_PRIVATE_ADDRESSES": "true",
 }
@@ -55,6 +56,7 @@ def test_a_job_plan_takes_every_policy_value_from_settings():
         cost_rates=CostRates(0.00001, 0.000002, "EUR"),
         output_container="downloads",  # a reported blob anywhere else is refused (issue 9)
         retry_bot_check=True,  # RETRY_BOT_CHECK's default: a bot check is worth a fresh group (issue 14)
+        max_running_jobs=7,  # the global cap: the job queues for one of 7 slots (issue 13)
     )
     assert JobPlan.from_wire(plan.to_wire()) == plan
 

@@ -9,7 +9,9 @@ too, as in Azure); events raised with `raise_event` arrive at their time; a sub-
 as the `sub_orchestrations` callable says (a `ChildOutcome`). Everything due at the same instant
 is delivered in one episode, in the order it was scheduled. A ContinueAsNew starts a new
 execution at the same instant, with a fresh history; what the old execution was still waiting for
-is dropped, events raised later reach the new one.
+is dropped, events raised later reach the new one. An entity operation (`call_entity`,
+`signal_entity`) goes to the `entities` callable (an `EntityCall`), in the order sent; a call's
+answer (what it returns, or an error for what it raises) comes back `entity_seconds` later.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from azure.durable_functions.models.history import HistoryEventType
 
 from devhost import history as H
-from devhost.actions import NewActivity, NewSubOrchestration, NewTimer, NonDeterminismError
+from devhost.actions import NewActivity, NewEntityMessage, NewSubOrchestration, NewTimer, NonDeterminismError
 from devhost.episode import COMPLETED, CONTINUED_AS_NEW, FAILED, Decision, decide, failure_output
 from devhost.functions import (
     activity_failure,
@@ -89,6 +91,19 @@ class SubOrchestrationCall:
 
 
 @dataclass
+class EntityCall:
+    seq: int
+    target: str
+    """`@name@key`."""
+    operation: str
+    input: Any
+    signal: bool
+    at: datetime
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
 class TimerRecord:
     seq: int
     created_at: datetime
@@ -117,6 +132,9 @@ class RunResult:
     """The last execution's."""
     finished_at: datetime
     sub_orchestration_calls: list[SubOrchestrationCall] = field(default_factory=list)
+    execution_history_sizes: list[int] = field(default_factory=list)
+    """How many history events each execution ended with (one per ContinueAsNew, then the last)."""
+    entity_calls: list[EntityCall] = field(default_factory=list)
 
     def calls(self, name: str) -> list[ActivityCall]:
         return [c for c in self.activity_calls if c.name == name]
@@ -164,6 +182,8 @@ class ReplayHost:
         activity_seconds: float = 2.0,
         name: str | None = None,
         sub_orchestrations: Callable[[SubOrchestrationCall], ChildOutcome] | None = None,
+        entities: Callable[[EntityCall], Any] | None = None,
+        entity_seconds: float = 0.05,
     ):
         self._orchestrator = orchestrator_from_builder(orchestrator)
         self.name = name or self._orchestrator.name
@@ -173,8 +193,12 @@ class ReplayHost:
         self.activities = activities
         self.activity_seconds = activity_seconds
         self.sub_orchestrations = sub_orchestrations
+        self.entities = entities
+        self.entity_seconds = entity_seconds
+        self.entity_calls: list[EntityCall] = []
         self.history: list[dict[str, Any]] = []
         self.execution = 0
+        self.execution_history_sizes: list[int] = []
         self._queue: list[_Due] = []
         self._order = itertools.count()
         self.activity_calls: list[ActivityCall] = []
@@ -221,9 +245,12 @@ class ReplayHost:
         for timer_id in decision.cancelled_timer_ids:
             if (self.execution, timer_id) in self.timers:
                 self.timers[self.execution, timer_id].cancelled = True
+        for message in decision.entity_messages:  # sent however the episode ends (devhost/episode.py)
+            self._send_to_entity(message)
         if decision.status == CONTINUED_AS_NEW:
             # DTFx sends none of the last episode's activities and timers.
             assert decision.next_execution is not None
+            self.execution_history_sizes.append(len(self.history))
             self.history, self.execution = [], self.execution + 1
             started = decision.next_execution
             self._push(self.now, lambda: started)
@@ -260,6 +287,27 @@ class ReplayHost:
             return H.timer_fired(self.now, record.seq, record.fire_at)
 
         self._push(max(timer.fire_at, self.now), fire, self.execution)
+
+    def _send_to_entity(self, message: NewEntityMessage) -> None:
+        call = EntityCall(message.task_id, message.target, message.operation, _loaded(message.input), message.signal,
+                          self.now)
+        self.entity_calls.append(call)
+        if self.entities is None:
+            raise AssertionError(f"an entity operation {message.operation!r} was sent, but the host simulates none")
+        try:
+            call.result = self.entities(call)
+        except Exception as e:
+            call.error = str(e)
+        if message.signal:
+            return
+        answer = H.entity_response(json.dumps(call.error if call.error is not None else call.result),
+                                   call.error is not None)
+        request_id = message.request_id
+
+        def respond() -> dict[str, Any]:
+            return H.event_raised_text(self.now, request_id, answer)
+
+        self._push(self.now + timedelta(seconds=self.entity_seconds), respond, self.execution)
 
     def _start_child(self, child: NewSubOrchestration) -> None:
         call = SubOrchestrationCall(child.task_id, child.name, child.instance_id, _loaded(child.input), self.now)
@@ -308,4 +356,6 @@ class ReplayHost:
             history=self.history,
             finished_at=self.now,
             sub_orchestration_calls=self.sub_orchestration_calls,
+            entity_calls=self.entity_calls,
+            execution_history_sizes=[*self.execution_history_sizes, len(self.history)],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiv
 from tests.worker.conftest import FAST, TOKEN, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
-from videojob.contract import JobError, JobStatus, Progress
+from videojob.contract import JobError, JobResult, JobStatus, Progress
 from worker.reporter import HttpCallbackTransport, Reporter
 from worker.runner import main
 
@@ -73,7 +75,7 @@ def test_the_reporter_gives_up_after_its_attempts() -> None:
     with run_callback_receiver(answers=[500] * 10) as receiver:
         reporter = Reporter(
             "job-3", HttpCallbackTransport(receiver.url("job-3"), TOKEN), progress_interval_seconds=0,
-            max_attempts=3, backoff_seconds=0.01,
+            max_attempts=3, backoff_seconds=0.01, final_give_up_seconds=0,
         )  # fmt: skip
         assert not reporter.failed(JobError("internal", "boom"), timeout=10)
     assert [r.status for r in receiver.received] == [500, 500, 500]
@@ -103,3 +105,57 @@ def test_a_job_whose_callback_answers_410_stops_and_sends_nothing_more(
         assert main(env, tuning=FAST) != 0
     assert len(receiver.received) == 1
     assert list(workspace.iterdir()) == []
+
+
+class _Unreachable:
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+
+    def post(self, body: bytes) -> int:
+        self.bodies.append(json.loads(body))
+        raise ConnectionError("callback unreachable")
+
+
+class _StepClock:
+    """Every reading is `step` seconds after the last: the reporter's time passes without waiting."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_final_report_given_up_after_bounded_time() -> None:
+    """A terminal report is retried past `max_attempts`, until `final_give_up_seconds` passed
+    since its first try (issue 12: the outcome is recorded, the container must end)."""
+    transport = _Unreachable()
+    reporter = Reporter("job-4", transport, progress_interval_seconds=0, max_attempts=3, backoff_seconds=0.001,
+                        backoff_max_seconds=0.001, clock=_StepClock(5.0), final_give_up_seconds=120)
+    assert not reporter.succeeded(JobResult(entries=()), timeout=30)
+    tries = [b for b in transport.bodies if b["state"] == "succeeded"]
+    assert 3 < len(tries) < 30  # more than the attempts, bounded by the time
+
+
+def test_progress_still_bounded_by_attempts() -> None:
+    transport = _Unreachable()
+    reporter = Reporter("job-5", transport, progress_interval_seconds=0, max_attempts=3, backoff_seconds=0.001,
+                        backoff_max_seconds=0.001, clock=_StepClock(0.001), final_give_up_seconds=120)
+    reporter.started()
+    deadline = time.monotonic() + 30
+    while len(transport.bodies) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert [b["state"] for b in transport.bodies] == ["started"] * 3
+
+
+def test_outcome_event_is_the_report_to_come() -> None:
+    with run_callback_receiver(answers=[202]) as receiver:
+        reporter = Reporter("job-6", HttpCallbackTransport(receiver.url("job-6"), TOKEN),
+                            progress_interval_seconds=0, attempt=2)
+        recorded = reporter.outcome_event("failed", error=JobError("network", "down", True))
+        assert reporter.failed(JobError("network", "down", True), timeout=10)
+    [sent] = [r.body for r in receiver.received]
+    assert (recorded.seq, recorded.job_id, recorded.attempt, recorded.state) == (
+        sent["seq"], sent["jobId"], sent["attempt"], sent["state"])

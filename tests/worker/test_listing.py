@@ -1,5 +1,6 @@
 """List mode (`JOB_MODE=list`): a playlist's entries by flat extraction, in-process with real
-yt-dlp against an RSS feed served on loopback; no upload, the URL policy and guard on."""
+yt-dlp against an RSS feed served on loopback; no upload but the result record, the URL policy
+and guard on."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from devhost.media import write_feed
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import FAST, worker_env
+from tests.worker.conftest import FAST, TOKEN, worker_env
 from tests.worker.media_server import MediaServer, refused_port
 from videojob import container_env as E
 from videojob.contract import JobStatus, PlaylistEntry
+from videojob.output_blob import result_record_name
+from videojob.result_record import parse_record
 from worker.listing import entries_of
 from worker.runner import main
 
@@ -28,9 +32,7 @@ def feed(media_server: MediaServer, n: int) -> str:
 
 
 def list_env(url: str, callbacks: CallbackReceiver, azurite: Azurite, **overrides: str) -> dict[str, str]:
-    # Blob storage on a port nobody listens on: list mode must never touch it.
     env = worker_env(job_id=uuid.uuid4().hex, url=url, callbacks=callbacks, azurite=azurite, **overrides)
-    env[E.OUTPUT_CONNECTION_STRING] = f"UseDevelopmentStorage=true;BlobEndpoint=http://127.0.0.1:{refused_port()}/x"
     env[E.JOB_MODE] = "list"
     return env
 
@@ -60,6 +62,50 @@ def test_a_feed_is_listed_with_urls_and_titles_and_nothing_is_downloaded(
     ]
     assert "blob" not in result
     assert [r for r in media_server.requests[before:] if "clip.mp4" in r] == []  # entries are not fetched
+
+
+def job_blobs(blob_service: BlobServiceClient, job_id: str) -> list[str]:
+    return [b.name for b in blob_service.get_container_client("downloads").list_blobs(name_starts_with=f"{job_id}/")]
+
+
+def recorded(blob_service: BlobServiceClient, job_id: str) -> JobStatus:
+    data = blob_service.get_blob_client("downloads", result_record_name(job_id, 1, None)).download_blob().readall()
+    return parse_record(data, job_id=job_id, attempt=1, run=None, mac_key=TOKEN)
+
+
+def test_a_listing_records_its_outcome_before_reporting_it_and_stores_nothing_else(
+    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient
+):
+    env = list_env(media_server.url(feed(media_server, 2)), callbacks, azurite)
+
+    assert main(env, tuning=FAST) == 0
+
+    job_id = env[E.JOB_ID]
+    reported = events(callbacks)[-1]
+    record = recorded(blob_service, job_id)
+    assert (record.state, record.seq, record.result.to_wire()) == ("succeeded", reported["seq"], reported["result"])
+    assert job_blobs(blob_service, job_id) == [result_record_name(job_id, 1, None)]
+
+
+def test_a_failed_listing_records_its_error(
+    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient
+):
+    env = list_env(media_server.url("status/404"), callbacks, azurite)
+
+    assert main(env, tuning=FAST) == 1
+
+    record = recorded(blob_service, env[E.JOB_ID])
+    assert (record.state, record.error.code, record.seq) == ("failed", "http_error", events(callbacks)[-1]["seq"])
+
+
+def test_a_listing_whose_storage_is_unreachable_still_reports(
+    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite
+):
+    env = list_env(media_server.url(feed(media_server, 1)), callbacks, azurite)
+    env[E.OUTPUT_CONNECTION_STRING] = f"UseDevelopmentStorage=true;BlobEndpoint=http://127.0.0.1:{refused_port()}/x"
+
+    assert main(env, tuning=FAST) == 0
+    assert [e["state"] for e in events(callbacks)] == ["started", "succeeded"]
 
 
 def test_max_items_stops_the_listing(media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite):

@@ -202,7 +202,13 @@ def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> 
         state=state,
         exit_code=current.exit_code if current else None,
         detail=short_message(detail) or None,
+        finished_at=format_finish(current.finish_time) if current and current.finish_time else None,
     )
+
+
+def format_finish(t: Any) -> str:
+    """ARM's `finishTime` (a datetime from the SDK) as UTC ISO 8601 text."""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(t, "strftime") else str(t)[:40]
 
 
 # ---------------------------------------------------------------------------------------------

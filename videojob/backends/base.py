@@ -51,6 +51,8 @@ class GroupState:
     state: str
     exit_code: int | None = None
     detail: str | None = None
+    finished_at: str | None = None
+    """When the worker ended (ISO 8601 UTC), once it has: ACI's `finishTime`, the local runner's `exit.json`."""
 
     @property
     def is_active(self) -> bool:

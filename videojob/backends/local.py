@@ -131,8 +131,11 @@ def derive_local_state(record: LocalRecord, exit_doc: Mapping[str, Any] | None, 
     if record.stopped:
         return GroupState(record.name, STOPPED, exit_code, record.stop_detail)
     if exit_doc is not None:
+        # As ACI shows a terminated container: Succeeded/Failed by exit code, `Completed`/`Error`, its finish time.
         state = SUCCEEDED if exit_code == 0 else FAILED
-        return GroupState(record.name, state, exit_code, exit_doc.get("detail"))
+        detail = exit_doc.get("detail") or ("Completed" if exit_code == 0 else "Error")
+        finished = exit_doc.get("finishedAt")
+        return GroupState(record.name, state, exit_code, detail, finished if isinstance(finished, str) else None)
     if leader_alive:
         return GroupState(record.name, RUNNING)
     return GroupState(record.name, FAILED, None, "the worker's process ended without recording an exit code")
