@@ -329,13 +329,7 @@ def _checked(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, outcome
     if result.blob is None:  # a listing: nothing stored
         return outcome
     request = check_blob_input(job_id, result.blob.container, result.blob.name)
-    tries = max(1, plan.cleanup_max_attempts)
-    for check_try in range(tries):
-        checked = BlobCheckResult.from_wire((yield from mailbox.call(CHECK_OUTPUT_BLOB, request)))
-        if checked.ok or (checked.error is not None and not checked.error.retryable) or check_try + 1 >= tries:
-            break
-        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, check_try)
-        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
+    checked = yield from _call_retried(context, mailbox, plan, CHECK_OUTPUT_BLOB, request, BlobCheckResult.from_wire)
     checked_outcome = policy.checked_outcome(result, checked)
     if checked_outcome.error is not None:
         _log(context, logging.WARNING, "job %s: %s", job_id, checked_outcome.error.message)
@@ -486,13 +480,7 @@ def _recover(context: Any, mailbox: Mailbox, plan: JobPlan, attempt: int, run: s
     None when there is none or it cannot be read. A recovered success still goes through
     `_checked`. Retryable read errors are retried like `check_output_blob`."""
     request = record_input(context.instance_id, attempt, run)
-    tries = max(1, plan.cleanup_max_attempts)
-    for read_try in range(tries):
-        answer = RecordResult.from_wire((yield from mailbox.call(READ_RESULT_RECORD, request)))
-        if answer.ok or (answer.error is not None and not answer.error.retryable) or read_try + 1 >= tries:
-            break
-        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, read_try)
-        yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
+    answer = yield from _call_retried(context, mailbox, plan, READ_RESULT_RECORD, request, RecordResult.from_wire)
     if answer.event is None:
         reason = answer.refused or (answer.error.code if answer.error else "no record")
         _log(context, logging.WARNING, "job %s: attempt %d left no usable result record (%s)",
@@ -509,15 +497,25 @@ def _clean_up(context: Any, mailbox: Mailbox, plan: JobPlan, group: str, succeed
         activity, done = DELETE_CONTAINER_GROUP, policy.CLEANUP_DELETED
     else:
         activity, done = STOP_CONTAINER_GROUP, policy.CLEANUP_STOPPED
+    result = yield from _call_retried(context, mailbox, plan, activity, group_input(group), CleanupResult.from_wire)
+    return done if result.ok else policy.CLEANUP_FAILED
+
+
+def _call_retried(
+    context: Any, mailbox: Mailbox, plan: JobPlan, activity: str, payload: dict[str, Any], parse: Callable[[Any], Any]
+) -> Steps:
+    """Call a storage or cleanup activity until it answers `ok` or a failure a retry will not mend:
+    `plan.cleanup_max_attempts` tries, `cleanup_backoff_seconds * 2**n` apart. Returns the last
+    answer, parsed (it has `ok` and `error`)."""
     tries = max(1, plan.cleanup_max_attempts)
-    for cleanup_try in range(tries):
-        result = CleanupResult.from_wire((yield from mailbox.call(activity, group_input(group))))
-        if result.ok:
-            return done
-        code = result.error.code if result.error else "unknown"
-        _log(context, logging.WARNING, "%s %s try %d failed: %s", activity, group, cleanup_try + 1, code)
-        if (result.error is not None and not result.error.retryable) or cleanup_try + 1 >= tries:
+    for n in range(tries):
+        answer = parse((yield from mailbox.call(activity, payload)))
+        if answer.ok:
             break
-        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, cleanup_try)
+        code = answer.error.code if answer.error else "unknown"
+        _log(context, logging.WARNING, "%s try %d for %s failed: %s", activity, n + 1, context.instance_id, code)
+        if (answer.error is not None and not answer.error.retryable) or n + 1 >= tries:
+            break
+        pause = policy.backoff_seconds(plan.cleanup_backoff_seconds, n)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause))
-    return policy.CLEANUP_FAILED
+    return answer
