@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.durable_functions.models.actions import ActionType
+from azure.durable_functions.models.history import HistoryEventType
 
 from devhost import config
 from devhost import history as H
@@ -44,17 +46,17 @@ def test_a_schedule_can_name_an_app_setting():
 
 
 def activity(name: str, value: object = None) -> dict:
-    return {"actionType": 0, "functionName": name, "input": json.dumps(value)}
+    return {"actionType": ActionType.CALL_ACTIVITY, "functionName": name, "input": json.dumps(value)}
 
 
 def timer(at: datetime, cancelled: bool = False) -> dict:
-    return {"actionType": 5, "fireAt": H.format_timestamp(at), "isCanceled": cancelled}
+    return {"actionType": ActionType.CREATE_TIMER, "fireAt": H.format_timestamp(at), "isCanceled": cancelled}
 
 
 def test_only_actions_without_a_history_entry_are_new_work():
     history = [H.task_scheduled(T0, 0, "create", "{}"), H.task_completed(T0, 0, '"ok"')]
-    waiter = {"actionType": 6, "externalEventName": "JobStatus", "reason": "ExternalEvent"}
-    actions = [[activity("create", {}), {"actionType": 11, "compoundActions": [waiter, timer(T0 + timedelta(5))]}]]
+    waiter = {"actionType": ActionType.WAIT_FOR_EXTERNAL_EVENT, "externalEventName": "JobStatus", "reason": "ExternalEvent"}
+    actions = [[activity("create", {}), {"actionType": ActionType.WHEN_ANY, "compoundActions": [waiter, timer(T0 + timedelta(5))]}]]
 
     plan = plan_actions(actions, history, T0)
 
@@ -72,7 +74,7 @@ def test_a_cancelled_timer_is_recorded_and_reported():
 
 
 def test_a_retried_activity_gets_a_retry_timer_then_a_new_attempt():
-    retry = {"actionType": 1, "functionName": "flaky", "input": "null",
+    retry = {"actionType": ActionType.CALL_ACTIVITY_WITH_RETRY, "functionName": "flaky", "input": "null",
              "retryOptions": {"firstRetryIntervalInMilliseconds": 2000, "maxNumberOfAttempts": 2}}
     failed = [H.task_scheduled(T0, 0, "flaky", "null"), H.task_failed(T0, 0, "boom", None)]
 
@@ -95,7 +97,7 @@ def test_a_history_that_does_not_match_the_code_is_a_replay_error():
         ([H.task_scheduled(T0, 0, "create", '{"n": 1}')], activity("create", {"n": 2}), "input"),
         ([H.timer_created(T0, 0, T0 + timedelta(seconds=5))], timer(T0 + timedelta(seconds=6)), "fireAt"),
         ([H.sub_orchestration_created(T0, 0, "child", "kid-1", "null")],
-         {"actionType": 2, "functionName": "child", "input": "null", "instanceId": "kid-2"}, "instance id"),
+         {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": "null", "instanceId": "kid-2"}, "instance id"),
     ],
 )
 def test_a_replay_with_another_input_fire_time_or_child_id_is_non_deterministic(recorded, replayed, differs):
@@ -113,7 +115,7 @@ def test_a_replay_that_schedules_fewer_tasks_than_the_history_holds_is_non_deter
 
 
 def test_continue_as_new_is_reported_with_the_next_input():
-    plan = plan_actions([[activity("create"), {"actionType": 4, "input": '{"n": 2}'}]], [], T0)
+    plan = plan_actions([[activity("create"), {"actionType": ActionType.CONTINUE_AS_NEW, "input": '{"n": 2}'}]], [], T0)
 
     assert plan.continues_as_new and plan.next_input == '{"n": 2}'
     assert [a.name for a in plan.activities] == ["create"]
@@ -160,8 +162,8 @@ def test_route_templates_bind_parameters():
 
 
 def test_a_sub_orchestration_is_new_work_once_and_gets_a_deterministic_id_when_none_is_given():
-    named = {"actionType": 2, "functionName": "child", "input": '{"a": 1}', "instanceId": "kid-1"}
-    unnamed = {"actionType": 2, "functionName": "child", "input": "null"}
+    named = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": '{"a": 1}', "instanceId": "kid-1"}
+    unnamed = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": "null"}
 
     first = plan_actions([[named, unnamed]], [], T0, "parent-1")
     created = first.history_events(T0)
@@ -169,7 +171,9 @@ def test_a_sub_orchestration_is_new_work_once_and_gets_a_deterministic_id_when_n
 
     assert [(c.task_id, c.instance_id, c.input) for c in first.sub_orchestrations] == [
         (0, "kid-1", '{"a": 1}'), (1, "parent-1:1", "null")]
-    assert [(e["EventType"], e["EventId"], e["InstanceId"]) for e in created] == [(7, 0, "kid-1"), (7, 1, "parent-1:1")]
+    created_type = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED
+    assert [(e["EventType"], e["EventId"], e["InstanceId"]) for e in created] == [
+        (created_type, 0, "kid-1"), (created_type, 1, "parent-1:1")]
     assert again.sub_orchestrations == []
     with pytest.raises(ReplayError, match="non-deterministic"):
         plan_actions([[activity("create")]], created, T0, "parent-1")
@@ -180,12 +184,13 @@ def entity_action(kind: int, operation: str, value: str | None = None, target: s
 
 
 def test_call_and_signal_entity_become_event_sent_with_sequence_ids():
-    call, signal = entity_action(7, "acquire", '{"id": "a"}'), entity_action(9, "release", '{"id": "a"}')
+    call = entity_action(ActionType.CALL_ENTITY, "acquire", '{"id": "a"}')
+    signal = entity_action(ActionType.SIGNAL_ENTITY, "release", '{"id": "a"}')
     plan = plan_actions([[activity("create"), call, signal]], [], T0, "job-1")
 
     assert [(m.task_id, m.operation, m.signal) for m in plan.entity_messages] == [(1, "acquire", False),
                                                                                    (2, "release", True)]
-    sent = [e for e in plan.history_events(T0) if e["EventType"] == 14]  # EventSent
+    sent = [e for e in plan.history_events(T0) if e["EventType"] == HistoryEventType.EVENT_SENT]
     assert [(e["EventId"], e["InstanceId"], e["Name"]) for e in sent] == [(1, "@job_slots@global", "op"),
                                                                           (2, "@job_slots@global", "op")]
     request = json.loads(sent[0]["Input"])
