@@ -55,8 +55,10 @@ def timer(at: datetime, cancelled: bool = False) -> dict:
 
 def test_only_actions_without_a_history_entry_are_new_work():
     history = [H.task_scheduled(T0, 0, "create", "{}"), H.task_completed(T0, 0, '"ok"')]
-    waiter = {"actionType": ActionType.WAIT_FOR_EXTERNAL_EVENT, "externalEventName": "JobStatus", "reason": "ExternalEvent"}
-    actions = [[activity("create", {}), {"actionType": ActionType.WHEN_ANY, "compoundActions": [waiter, timer(T0 + timedelta(5))]}]]
+    waiter = {"actionType": ActionType.WAIT_FOR_EXTERNAL_EVENT, "externalEventName": "JobStatus",
+              "reason": "ExternalEvent"}
+    any_of = {"actionType": ActionType.WHEN_ANY, "compoundActions": [waiter, timer(T0 + timedelta(5))]}
+    actions = [[activity("create", {}), any_of]]
 
     plan = plan_actions(actions, history, T0)
 
@@ -97,7 +99,9 @@ def test_a_history_that_does_not_match_the_code_is_a_replay_error():
         ([H.task_scheduled(T0, 0, "create", '{"n": 1}')], activity("create", {"n": 2}), "input"),
         ([H.timer_created(T0, 0, T0 + timedelta(seconds=5))], timer(T0 + timedelta(seconds=6)), "fireAt"),
         ([H.sub_orchestration_created(T0, 0, "child", "kid-1", "null")],
-         {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": "null", "instanceId": "kid-2"}, "instance id"),
+         {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": "null",
+          "instanceId": "kid-2"},
+         "instance id"),
     ],
 )
 def test_a_replay_with_another_input_fire_time_or_child_id_is_non_deterministic(recorded, replayed, differs):
@@ -162,7 +166,8 @@ def test_route_templates_bind_parameters():
 
 
 def test_a_sub_orchestration_is_new_work_once_and_gets_a_deterministic_id_when_none_is_given():
-    named = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": '{"a": 1}', "instanceId": "kid-1"}
+    named = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": '{"a": 1}',
+             "instanceId": "kid-1"}
     unnamed = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "child", "input": "null"}
 
     first = plan_actions([[named, unnamed]], [], T0, "parent-1")
