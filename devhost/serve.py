@@ -71,6 +71,7 @@ def _serve(argv: list[str] | None) -> int:
                 print(f"""
 devhost  {base}   (log: {devhost.log_path})
 Azurite  {azurite.blob_endpoint}
+web page {base}/api/app
 
   curl -s -X POST {base}/api/downloads -H 'content-type: application/json' -d '{{"url": "https://youtu.be/<id>"}}'
   python -m videojob.cli --base-url {base} submit <url> --wait
