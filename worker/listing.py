@@ -25,11 +25,11 @@ from yt_dlp.utils import unsmuggle_url
 from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, EventState, JobError, JobResult, PlaylistEntry
 
 from . import address_guard, logs, traffic
+from .blob_sink import BlobSink
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import BoundedYoutubeDL, DownloadTuning, YtDlpLogger
 from .errors import JobFailed, classify, clean_message
-from .blob_sink import BlobSink
 from .job import DOWNLOADING, Outcome, check_job_url, guard_policy, hidden_error, record_outcome_when_ready
 from .reporter import Reporter
 from .site_access import NO_SITE_ACCESS, SiteAccess, private_cookie_copy, proxy_secrets
@@ -160,7 +160,8 @@ def run_listing(
             raise JobFailed(cancel.reason)
         result = JobResult(entries=listing.entries, title=listing.title)
         log.info("listed %d entries", len(listing.entries))
-        record_outcome_when_ready(config, None, sink_factory, reporter.outcome_event(EventState.SUCCEEDED, result=result))
+        recorded = reporter.outcome_event(EventState.SUCCEEDED, result=result)
+        record_outcome_when_ready(config, None, sink_factory, recorded)
         return Outcome(result=result, reported=reporter.succeeded(result))
     except JobFailed as e:
         error = e.error

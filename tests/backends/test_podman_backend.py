@@ -116,6 +116,32 @@ def test_podman_states_map_to_aci_states(
         assert got.detail and detail in got.detail
 
 
+ZERO_TIME = "0001-01-01T00:00:00Z"  # podman's FinishedAt before the container ended (Go's zero time)
+
+
+@pytest.mark.parametrize(
+    ("state", "stopped", "finished_at"),
+    [
+        ({"Status": "exited", "ExitCode": 0, "FinishedAt": "2026-11-29T21:30:28.553594044Z"}, False,
+         "2026-11-29T21:30:28Z"),
+        ({"Status": "exited", "ExitCode": 3, "FinishedAt": "2026-11-29T22:30:28.5+01:00"}, False,
+         "2026-11-29T21:30:28Z"),
+        ({"Status": "exited", "ExitCode": 137, "FinishedAt": "2026-11-29T21:30:28Z"}, False, "2026-11-29T21:30:28Z"),
+        ({"Status": "exited", "ExitCode": 143, "FinishedAt": "2026-11-29T21:30:28Z"}, True, "2026-11-29T21:30:28Z"),
+        ({"Status": "running", "FinishedAt": ZERO_TIME}, False, None),
+        ({"Status": "created", "FinishedAt": ZERO_TIME}, True, None),
+        ({"Status": "exited", "ExitCode": 0, "FinishedAt": ZERO_TIME}, False, None),
+        ({"Status": "exited", "ExitCode": 0, "FinishedAt": "yesterday"}, False, None),
+        ({"Status": "exited", "ExitCode": 0, "FinishedAt": "2026-11-29T21:30:28"}, False, None),  # no offset
+        ({"Status": "exited", "ExitCode": 0}, False, None),
+    ],
+)
+def test_an_ended_container_reports_when_it_ended_in_utc_like_aci(
+    state: dict[str, Any], stopped: bool, finished_at: str | None
+) -> None:
+    assert derive_podman_state("dl-x", state, stopped=stopped).finished_at == finished_at
+
+
 # --- real containers -----------------------------------------------------------------------------
 
 PRINT_ENV = ["python3", "-c", "import json, os; print(json.dumps(dict(os.environ)))"]
@@ -170,7 +196,10 @@ def test_the_worker_container_sees_exactly_the_specs_environment_and_no_secret_l
     backend.create(spec)
     finished(backend, spec.name)
 
-    assert backend.state(spec.name).state == SUCCEEDED
+    ended = backend.state(spec.name)
+    assert ended.state == SUCCEEDED
+    assert ended.finished_at is not None
+    assert abs(datetime.now(UTC) - datetime.fromisoformat(ended.finished_at)) < timedelta(hours=1)
     seen = json.loads(backend.logs(spec.name, tail=5).strip().splitlines()[-1])
     assert {k: seen.get(k) for k in spec.environment()} == spec.environment()
     secrets = [v for _, v in spec.secure_env]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -115,6 +116,43 @@ def generations(context: df.DurableOrchestrationContext):
         return None
     later = yield context.wait_for_external_event("Later")
     return {"go": args["go"], "later": later}
+
+
+@app.orchestration_trigger(context_name="context")
+def gated_generations(context: df.DurableOrchestrationContext):
+    """`generations`, but the episode that continues as new holds until the test lets it go: it
+    writes `<gate>.held` once Go is in, then waits for `<gate>.open` (first run only, not in replay)."""
+    args = context.get_input()
+    if args["generation"] == 1:
+        go = yield context.wait_for_external_event("Go")
+        if not context.is_replaying:
+            gate = Path(args["gate"])
+            gate.with_suffix(".held").touch()
+            for _ in range(600):
+                if gate.with_suffix(".open").exists():
+                    break
+                time.sleep(0.1)
+        context.continue_as_new({"generation": 2, "go": go})
+        return None
+    later = yield context.wait_for_external_event("Later")
+    return {"go": args["go"], "later": later}
+
+
+@app.orchestration_trigger(context_name="context")
+def renewing_child(context: df.DurableOrchestrationContext):
+    """Sleeps a moment and continues as new until `left` reaches 0, then returns its last input."""
+    args = context.get_input() or {}
+    yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=100))
+    if args.get("left", 0) > 0:
+        context.continue_as_new({"left": args["left"] - 1, "generation": args.get("generation", 1) + 1})
+        return None
+    return {"me": context.instance_id, "parent": context.parent_instance_id, "generation": args.get("generation", 1)}
+
+
+@app.orchestration_trigger(context_name="context")
+def renewing_parent(context: df.DurableOrchestrationContext):
+    result = yield context.call_sub_orchestrator("renewing_child", context.get_input())
+    return {"child": result}
 
 
 @app.orchestration_trigger(context_name="context")

@@ -275,6 +275,29 @@ def test_continue_as_new_keeps_the_instance_and_its_custom_status_and_starts_a_f
     assert full["historyEvents"][0]["Input"] == {"generation": 2, "go": {"n": 1}}
 
 
+def test_an_event_raised_while_the_continue_as_new_episode_runs_reaches_the_next_generation(
+    sample: SampleHost, tmp_path
+):
+    # The extension raises to an instance, not to one of its executions (ExecutionId cleared), so
+    # an event that arrives while the handing-over episode runs is the new execution's; only the
+    # unconsumed events of the episode's own batch go with the old history (test above).
+    gate = tmp_path / "gate"
+    job = start(sample, "gated_generations", {"generation": 1, "gate": str(gate)})
+    raise_url = job.links["sendEventPostUri"]
+
+    assert http("POST", raise_url.replace("{eventName}", "Go"), {"n": 1})[0] == 202
+    end = time.monotonic() + 60
+    while not gate.with_suffix(".held").exists():
+        assert time.monotonic() < end, "the episode that continues as new never ran"
+        time.sleep(0.05)
+    assert http("POST", raise_url.replace("{eventName}", "Later"), {"n": 2})[0] == 202
+    gate.with_suffix(".open").touch()
+    done = job.wait_done(timeout=60)
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == {"go": {"n": 1}, "later": {"n": 2}}
+
+
 def test_a_replay_that_schedules_an_activity_with_another_input_fails_the_instance(sample: SampleHost):
     job = start(sample, "drifting")
 

@@ -125,3 +125,14 @@ def test_a_crash_mid_batch_resumes_parent_and_children(sample: SampleHost):
 
     assert done["runtimeStatus"] == "Completed", done
     assert [r["ok"]["echo"] for r in done["output"]] == [0, 1, 2]
+
+
+def test_a_child_that_continues_as_new_reports_its_last_generations_outcome_to_the_parent(sample: SampleHost):
+    job = start(sample, "renewing_parent", {"left": 2})
+
+    done = job.wait_done(timeout=60)
+
+    assert done["runtimeStatus"] == "Completed", done
+    child = done["output"]["child"]
+    assert child["parent"] == job.id and child["generation"] == 3, child
+    assert instance(sample, child["me"]).status()["runtimeStatus"] == "Completed"

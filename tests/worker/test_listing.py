@@ -15,7 +15,7 @@ from devhost.media import write_feed
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, TOKEN, worker_env
-from tests.worker.media_server import MediaServer, refused_port
+from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.contract import JobStatus, PlaylistEntry
 from videojob.output_blob import result_record_name
@@ -97,15 +97,6 @@ def test_a_failed_listing_records_its_error(
     record = recorded(blob_service, env[E.JOB_ID])
     assert (record.state, record.error.code, record.seq) == ("failed", "http_error", events(callbacks)[-1]["seq"])
 
-
-def test_a_listing_whose_storage_is_unreachable_still_reports(
-    media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite
-):
-    env = list_env(media_server.url(feed(media_server, 1)), callbacks, azurite)
-    env[E.OUTPUT_CONNECTION_STRING] = f"UseDevelopmentStorage=true;BlobEndpoint=http://127.0.0.1:{refused_port()}/x"
-
-    assert main(env, tuning=FAST) == 0
-    assert [e["state"] for e in events(callbacks)] == ["started", "succeeded"]
 
 
 def test_max_items_stops_the_listing(media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite):

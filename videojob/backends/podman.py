@@ -18,6 +18,8 @@ and test servers on loopback as it would reach public endpoints from ACI.
   with the container.
 - An out-of-memory kill is `Failed` with exit code 137 and a detail that says so (podman's
   `OOMKilled` flag when the kernel reports it; this machine's cgroup layout does not).
+- An ended container reports when it ended (`finished_at`, from podman's `FinishedAt`), as ACI
+  and the local backend do.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +115,7 @@ def podman_environment(spec_env: Mapping[str, str], parent_env: Mapping[str, str
 def derive_podman_state(
     name: str, state: Mapping[str, Any], *, stopped: bool, memory_limit_bytes: int | None = None
 ) -> GroupState:
-    """ACI's group states from podman's `State` (`Status`, `ExitCode`, `OOMKilled`, `Error`)."""
+    """ACI's group states from podman's `State` (`Status`, `ExitCode`, `OOMKilled`, `Error`, `FinishedAt`)."""
     status = str(state.get("Status") or "").lower()
     exit_code = state.get("ExitCode")
     exit_code = exit_code if isinstance(exit_code, int) else None
@@ -120,21 +123,37 @@ def derive_podman_state(
         return GroupState(name, STOPPED if stopped else PENDING)
     if status in ("running", "paused", "stopping", "restarting"):
         return GroupState(name, RUNNING)
+    ended = finish_time(state.get("FinishedAt"))
     if stopped:
-        return GroupState(name, STOPPED, exit_code, "stopped")
+        return GroupState(name, STOPPED, exit_code, "stopped", ended)
     if status not in ("exited", "stopped", "removing", "dead"):
-        return GroupState(name, FAILED, exit_code, f"unknown container status {status!r}")
+        return GroupState(name, FAILED, exit_code, f"unknown container status {status!r}", ended)
     if exit_code == 0:
-        return GroupState(name, SUCCEEDED, 0)
+        return GroupState(name, SUCCEEDED, 0, None, ended)
     limit = f" (limit {memory_limit_bytes // (1024 * 1024)} MiB)" if memory_limit_bytes else ""
     if state.get("OOMKilled"):
-        return GroupState(name, FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}")
+        return GroupState(name, FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}", ended)
     if exit_code == SIGKILL_EXIT:
         return GroupState(
-            name, FAILED, exit_code, f"Killed (SIGKILL): most likely out of memory{limit}, or killed from outside"
+            name, FAILED, exit_code, f"Killed (SIGKILL): most likely out of memory{limit}, or killed from outside",
+            ended,
         )
     error = str(state.get("Error") or "").strip()
-    return GroupState(name, FAILED, exit_code, error[:300] or None)
+    return GroupState(name, FAILED, exit_code, error[:300] or None, ended)
+
+
+def finish_time(raw: Any) -> str | None:
+    """podman's `FinishedAt` (RFC 3339 with nanoseconds and the host's offset) as UTC ISO 8601 text,
+    the form ACI's `finishTime` takes; None for Go's zero time (not ended) or anything else."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        t = datetime.fromisoformat(raw[:64])
+    except ValueError:
+        return None
+    if t.tzinfo is None or t.year <= 1:
+        return None
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def managed_from_listing(rows: Any, stopped_names: set[str]) -> list[ManagedGroup]:
