@@ -192,14 +192,17 @@ class AzureBlobSink:
         from azure.storage.blob import ContentSettings
 
         blob = self._service.get_blob_client(self._container, name)
+        # One retry, not the SDK's three with long backoffs: the final report waits for this write,
+        # and an unreachable storage would otherwise hold it back for well over a minute.
+        options = {"overwrite": True, "content_settings": ContentSettings("application/json"), "retry_total": 1}
         with _classified_errors():
             try:
-                blob.upload_blob(data, overwrite=True, content_settings=ContentSettings("application/json"))
+                blob.upload_blob(data, **options)
             except ResourceNotFoundError as e:
                 if getattr(e, "error_code", None) != "ContainerNotFound":
                     raise
                 self._create_container()
-                blob.upload_blob(data, overwrite=True, content_settings=ContentSettings("application/json"))
+                blob.upload_blob(data, **options)
 
     def _create_container(self) -> None:
         from azure.core.exceptions import HttpResponseError
