@@ -64,6 +64,11 @@ def result_record_name(job_id: str, attempt: int, run: str | None) -> str:
     return f"{job_blob_prefix(job_id)}{RECORDS_SEGMENT}/{tail}.json"
 
 
+def is_result_record(job_id: str, name: str) -> bool:
+    """Whether `name` is one of the job's result records rather than its media."""
+    return name.startswith(f"{job_blob_prefix(job_id)}{RECORDS_SEGMENT}/")
+
+
 def output_blob_problem(
     job_id: str, output_container: str, container: str, name: str, size_bytes: int
 ) -> str | None:

@@ -249,17 +249,23 @@ def test_a_playlist_shows_a_row_per_item_each_with_its_download(
     assert all(r.find_element(By.CSS_SELECTOR, ".item-download").is_displayed() for r in rows)
 
 
-def test_recent_jobs_are_listed_when_the_page_opens(local: LocalStack, stuck_job: Job, page: Page):
-    # The session's stuck job (submitted through the API, not this page) runs or has hit its deadline.
-    card = page.wait(lambda: stuck_job.id in page.job_ids() and page.card(stuck_job.id), 30, "the listed job")
+@pytest.fixture
+def listed_job(local: LocalStack, fast_media: media.MediaServer) -> Job:
+    """A job submitted through the API (not the page) just before the page opens, so it is among
+    the recent jobs however many the session made before; it fails fast (the file is missing)."""
+    return local.submit(fast_media.url(f"missing-{uuid.uuid4().hex}.mp4"))
+
+
+def test_recent_jobs_are_listed_when_the_page_opens(local: LocalStack, listed_job: Job, page: Page):
+    card = page.wait(lambda: listed_job.id in page.job_ids() and page.card(listed_job.id), 30, "the listed job")
 
     def label_matches_status() -> bool:
-        status = status_of(local, stuck_job.id)
+        status = status_of(local, listed_job.id)
         custom = status.get("customStatus") or {}
         expected = "failed" if status["runtimeStatus"] == "Failed" else custom.get("phase", "pending")
         return Page.text(card, ".job-state") == expected
     page.wait(label_matches_status, 30, "the job's state on its card")
 
-    plan = status_of(local, stuck_job.id)["input"]
+    plan = status_of(local, listed_job.id)["input"]
     plan = json.loads(plan) if isinstance(plan, str) else plan  # the host may give the input as JSON text
     assert Page.text(card, ".job-url") == plan["request"]["url"]
