@@ -5,6 +5,7 @@ alone (the extension's behaviour). Driven through HTTP only, with the tiny sampl
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -32,10 +33,16 @@ def start(sample: SampleHost, name: str, body: object = None) -> Job:
     return Job(links["id"], links)
 
 
-def instance(sample: SampleHost, instance_id: str) -> Job:
+def instance(sample: SampleHost, instance_id: str, *, appears_within: float = 30) -> Job:
+    """A child instance, once it exists: the parent starts it in an episode of its own, so right
+    after the parent's start it may not be there yet (404)."""
     base = f"{sample.base}{WEBHOOK}/instances/{instance_id}"
-    return Job(instance_id, {"statusQueryGetUri": f"{base}?taskHub=x",
-                             "terminatePostUri": f"{base}/terminate?reason={{text}}"})
+    status_url = f"{base}?taskHub=x"
+    end = time.monotonic() + appears_within
+    while http("GET", status_url)[0] == 404:
+        assert time.monotonic() < end, f"instance {instance_id} did not appear within {appears_within}s"
+        time.sleep(0.2)
+    return Job(instance_id, {"statusQueryGetUri": status_url, "terminatePostUri": f"{base}/terminate?reason={{text}}"})
 
 
 def test_children_run_as_instances_and_report_success_and_failure_to_the_parent(sample: SampleHost):
