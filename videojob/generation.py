@@ -101,7 +101,7 @@ class JobCarry:
             "watch": {
                 "lastHeard": _time(w.last_heard),
                 "highestSeq": w.highest_seq,
-                "view": _view_wire(w.view),
+                "view": w.view.to_wire(),
                 "ignored": w.ignored,
                 "lastReportAt": _time(w.last_report_at) if w.last_report_at else None,
             },
@@ -189,15 +189,6 @@ def _number(value: Any, hi: float) -> float | int | None:
     return value
 
 
-def _view_wire(view: ProgressView) -> dict[str, Any]:
-    return {
-        "phase": view.phase,
-        "percent": view.percent,
-        "downloadedBytes": view.downloaded_bytes,
-        "totalBytes": view.total_bytes,
-        "speedBps": view.speed_bps,
-        "etaSeconds": view.eta_seconds,
-    }
 
 
 def _view(d: Any) -> ProgressView:

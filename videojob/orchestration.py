@@ -208,6 +208,16 @@ class ProgressView:
     speed_bps: float | None = None
     eta_seconds: float | None = None
 
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "percent": self.percent,
+            "downloadedBytes": self.downloaded_bytes,
+            "totalBytes": self.total_bytes,
+            "speedBps": self.speed_bps,
+            "etaSeconds": self.eta_seconds,
+        }
+
 
 def view_after_event(view: ProgressView, event: JobStatus) -> ProgressView:
     """Progress after a non-terminal event; an event without numbers keeps the last ones."""
@@ -231,12 +241,7 @@ def progress_status(
     """customStatus while the job runs. `lastReportAt`: when the orchestration last took a worker's
     report of this attempt (the callback's rate limit reads it, `admit_report`)."""
     status = {
-        "phase": view.phase,
-        "percent": view.percent,
-        "downloadedBytes": view.downloaded_bytes,
-        "totalBytes": view.total_bytes,
-        "speedBps": view.speed_bps,
-        "etaSeconds": view.eta_seconds,
+        **view.to_wire(),
         "containerGroup": group,
         "attempt": attempt,
         "updatedAt": format_utc(now),
