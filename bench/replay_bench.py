@@ -179,9 +179,15 @@ def main() -> int:
         return 0
     if not args.no_devhost:
         print(devhost_line(), flush=True)
+    # A warm process, as a Functions worker is: the first replay in a process also pays for
+    # first-use costs (lazy imports, caches) that a long-lived host pays once.
+    harness_run(10, hours=0.1)
     for limit in (10, 0):
-        raised, cpu, executions = harness_run(limit)
-        print(f"replay: 2h_at_2s raised={raised} cpu_s={cpu:.2f} limit={limit}s executions={executions}", flush=True)
+        runs = [harness_run(limit) for _ in range(3)]
+        raised, executions = runs[0][0], runs[0][2]
+        cpu = statistics.median(r[1] for r in runs)
+        print(f"replay: 2h_at_2s raised={raised} cpu_s={cpu:.2f} limit={limit}s executions={executions} "
+              f"(median of 3)", flush=True)
     return 0
 
 
