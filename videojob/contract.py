@@ -91,6 +91,7 @@ class ErrorCode:
     CANCELLED = "cancelled"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HEARTBEAT_LOST = "heartbeat_lost"
+    OUT_OF_MEMORY = "out_of_memory"  # the container was killed at its memory limit (exit 137)
     PROVISIONING_FAILED = "provisioning_failed"
     INVALID_RESULT = "invalid_result"  # a success naming a blob that is not the job's own, or not as stored
     RESULT_UNVERIFIED = "result_unverified"  # the output storage could not be asked about the blob

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc, parse_utc
+from .backends.base import ContainerState
 from .contract import (
     CUSTOM_STATUS_MAX_BYTES,
     MAX_ERROR_MESSAGE,
@@ -484,8 +485,20 @@ def cancelled_error() -> JobError:
     return JobError(ErrorCode.CANCELLED, "the job was cancelled", retryable=False)
 
 
+OOM_KILL_EXIT_CODE = 137
+"""SIGKILL: a container that *failed* with it was killed by the kernel at its memory limit (a
+stop, ours or an operator's, leaves the group `Stopped`)."""
+
+
 def heartbeat_error(group: str, inspected: InspectResult, heartbeat_seconds: int) -> JobError:
-    """`heartbeat_lost` with what is known of the container: state, exit code, detail, log tail."""
+    """`heartbeat_lost` with what is known of the container: state, exit code, detail, log tail;
+    `out_of_memory` (not retried: a fresh container of the same size meets the same limit) when it
+    failed with exit code 137."""
+    if inspected.state == ContainerState.FAILED and inspected.exit_code == OOM_KILL_EXIT_CODE:
+        detail = f" ({inspected.detail[:200]})" if inspected.detail else ""
+        return JobError(ErrorCode.OUT_OF_MEMORY,
+                        f"the worker in container group {group} was killed at its memory limit: exit code 137"
+                        f"{detail}; raise WORKER_MEMORY_GB if the media needs more", retryable=False)
     parts = [f"no report from the worker for {heartbeat_seconds} s; container group {group} is {inspected.state}"]
     if inspected.exit_code is not None:
         ended = f" at {inspected.finished_at}" if inspected.finished_at else ""

@@ -122,6 +122,6 @@ def test_a_worker_killed_for_memory_fails_the_job_with_a_clear_error_and_its_con
 
         assert done["runtimeStatus"] == "Failed", done
         error = done["customStatus"]["error"]
-        assert error["code"] == "heartbeat_lost", error
-        assert "exit code 137" in error["message"] and "out of memory" in error["message"], error
+        assert (error["code"], error["retryable"]) == ("out_of_memory", False), error
+        assert "exit code 137" in error["message"] and "WORKER_MEMORY_GB" in error["message"], error
         wait_for(lambda: not container_exists(job.group), 30, f"container {job.group} is deleted")

@@ -173,7 +173,7 @@ def test_deadline_fails_the_job_even_while_the_worker_keeps_reporting(host, back
 
 
 def test_heartbeat_lost_when_the_container_has_terminated(host, backend):
-    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="Killed")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=1, detail="Error")]
     backend.log_text = "\n".join(f"log line {i}" for i in range(100)) + "\nMemoryError: out of memory"
     h = host()
     h.raise_event(10, started(0))
@@ -184,12 +184,36 @@ def test_heartbeat_lost_when_the_container_has_terminated(host, backend):
     assert result.error.startswith("heartbeat_lost: no report from the worker for 600 s")
     error = result.custom_status["error"]
     assert error["code"] == "heartbeat_lost"
-    assert "Failed" in error["message"] and "exit code 137" in error["message"] and "Killed" in error["message"]
+    assert "Failed" in error["message"] and "exit code 1" in error["message"] and "Error" in error["message"]
     assert "MemoryError: out of memory" in error["message"]  # the end of the log tail
     assert "log line 0 " not in error["message"]  # only the tail
     assert len(error["message"]) <= 1000
     assert result.calls(INSPECT)[0].scheduled_at == at(610)
     assert result.custom_status["cleanup"] == "stopped"
+
+
+def test_a_container_killed_at_its_memory_limit_fails_out_of_memory_and_is_not_retried(host, backend):
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled")]
+    h = host(plan(max_attempts=3))
+    h.raise_event(10, started(0))
+    result = h.run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    error = result.custom_status["error"]
+    assert (error["code"], error["retryable"]) == ("out_of_memory", False)
+    assert "exit code 137" in error["message"] and "OOMKilled" in error["message"]
+    assert "WORKER_MEMORY_GB" in error["message"]
+    assert len(result.calls(CREATE)) == 1  # a container of the same size would meet the same limit
+
+
+def test_a_container_stopped_from_outside_is_a_lost_heartbeat_not_memory(host, backend):
+    backend.states = [GroupState(GROUP, ContainerState.STOPPED, exit_code=137, detail="Killed")]
+    h = host()
+    h.raise_event(10, started(0))
+    result = h.run()
+
+    assert result.custom_status["error"]["code"] == "heartbeat_lost"
 
 
 def test_heartbeat_window_passed_but_container_running_keeps_waiting(host, backend):

@@ -194,7 +194,7 @@ def test_permanent_worker_failures_end_the_job_after_one_attempt(host, backend, 
 
 
 def test_a_lost_heartbeat_is_retried_in_a_fresh_group(host, backend):
-    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=1, detail="Error")]
     h = host(retrying_plan())
     h.raise_event(10, started(1))
     # 610 s: window passed; inspect 610-612: terminated; no result record 612-614; stop 614-616;
