@@ -31,10 +31,11 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
 
 Every yield goes through the `kernel.Mailbox`, so no `JobStatus` event is lost or seen twice.
 
-Generations (README, "Long jobs"): while it watches a worker, the orchestration hands over to a new
-execution of the same instance (`continue_as_new`) every `policy.GENERATION_MAX_WEIGHT` steps, when
-no event is left unread (`Mailbox.settled`), carrying `videojob.generation.JobCarry`; the new one
-resumes the watch (no provisioning, same group, run token and deadline). A terminal report lost
+Generations (README, "Long jobs"): while it waits for its slot or watches a worker, the orchestration
+hands over to a new execution of the same instance (`continue_as_new`, `_hand_over`) every
+`policy.GENERATION_MAX_WEIGHT` steps, when no event is left unread (`Mailbox.settled`), carrying
+`videojob.generation.JobCarry`; the new one resumes the queue wait (same place) or the watch (no
+provisioning, same group, run token and deadline). A terminal report lost
 anyway (the worker gave up, the app was down) is read back from the worker's result record when
 the heartbeat finds the container ended (`_recover`).
 """
@@ -134,7 +135,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     # First `new_uuid()` of generation 1: the same on every replay of this run, new in the next;
     # later generations carry it (their `new_uuid()` differs).
     run_key = carry.run if carry else run_token(context.new_uuid())
-    group = attempt_group_name(job_id, carry.attempt if carry else 1, run_key)
+    resume = carry if carry is not None and not carry.queued else None  # the attempt it was watching
+    group = attempt_group_name(job_id, resume.attempt if resume else 1, run_key)
     try:
         if carry_problem is not None:
             raise carry_problem
@@ -150,20 +152,27 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
     else:
         _log(context, logging.INFO, "job %s: generation %d", job_id, carry.generation)
-    # The global cap: wait for a slot before the first group (a later generation holds it already).
+    generation = carry.generation if carry else 1
+    # The global cap: wait for a slot before the first group (a generation past the queue holds it).
     slot = JobSlot(context, mailbox, plan, job_id, started_at, deadline, dict(carry.extensions) if carry else {})
     slots.append(slot)
-    if carry is None and slot.active:
-        refused = yield from slot.acquire(group)
+    if resume is None and slot.active:
+        def hand_over(status_updated_at: datetime) -> object:
+            still_queued = JobCarry.in_queue(run_key, started_at, generation + 1, status_updated_at, slot.extensions)
+            return _hand_over(context, mailbox, plan, still_queued)
+
+        refused = yield from slot.acquire(group, hand_over=hand_over,
+                                          status_floor=carry.status_updated_at if carry else None)
+        if refused is HANDED_OVER:
+            return None
         if refused is not None:
             return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
         context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime))
 
-    records: list[policy.AttemptRecord] = list(carry.attempts) if carry else []
-    attempt = carry.attempt if carry else 1
-    resume = carry
+    records: list[policy.AttemptRecord] = list(resume.attempts) if resume else []
+    attempt = resume.attempt if resume else 1
     while True:
-        frame = _Frame(started_at, tuple(records), carry.generation if carry else 1,
+        frame = _Frame(started_at, tuple(records), generation,
                        slot.extensions)  # shared: a hand-over carries the slot as it is then
         run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline,
                                       frame=frame, resume=resume, slot=slot)
@@ -281,6 +290,7 @@ def _resumed_attempt(
 ) -> Steps:
     """The attempt a previous generation was watching: its group runs; the watch goes on."""
     attempt, began, provisioned_at = carry.attempt, carry.attempt_began, carry.provisioned_at
+    assert carry.watch is not None and began is not None and provisioned_at is not None  # not `queued`
     group = attempt_group_name(job_id, attempt, run_key)
     hand_over = _carry_maker(run_key, attempt, began, provisioned_at, frame)
     outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline, run=run_key, hand_over=hand_over,
@@ -419,13 +429,10 @@ def _watch(
         if (hand_over is not None and (timer is None or not timer.is_completed)
                 and policy.hand_over_due(mailbox.weight) and mailbox.settled()):
             now = context.current_utc_datetime
-            carry = hand_over(state, max(now, status_floor) if status_floor is not None else now)
-            _log(context, logging.INFO, "job %s: generation %d after %d steps",
-                 context.instance_id, carry.generation, mailbox.weight)
             if timer is not None:
                 timer.cancel()  # the next generation arms its own, for the same instant
-            context.continue_as_new(next_input(plan, carry))
-            return HANDED_OVER
+            return _hand_over(context, mailbox, plan,
+                              hand_over(state, max(now, status_floor) if status_floor is not None else now))
         if timer is None:
             timer = context.create_timer(policy.next_heartbeat_wake(state, heartbeat, deadline))
         payload = yield from mailbox.next_event(timer)
@@ -463,6 +470,15 @@ def _watch(
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
         state = replace(state, last_heard=now)
+
+
+def _hand_over(context: Any, mailbox: Mailbox, plan: JobPlan, carry: JobCarry) -> object:
+    """End this execution with a new one of the same instance that goes on from `carry`: call only
+    with nothing in flight it would lose (a timer: cancel it) and `mailbox.settled()`."""
+    _log(context, logging.INFO, "job %s: generation %d after %d steps%s",
+         context.instance_id, carry.generation, mailbox.weight, " (queued)" if carry.queued else "")
+    context.continue_as_new(next_input(plan, carry))
+    return HANDED_OVER
 
 
 def _apply(

@@ -6,8 +6,9 @@ cap and queue"): a Python entity cannot send anything (azure-functions-durable 1
 orchestrations, and the SDK has no critical section (`lock`). So the entity decides FIFO under
 its own serialization, and the job learns its grant (or its place) by calling `acquire` again
 after `job_slots.queue_recheck_seconds(position)`. The price: two episodes, one entity
-operation and ~8 history events per re-check while queued (history that issue 12's generations
-do not bound while queued, as they hand over only while watching a worker).
+operation and ~8 history events per re-check while queued; so the wait hands over to a new
+generation like the watch does (`acquire`'s `hand_over`, between re-checks), and the next one
+asks again with the same `arrived`: its place is kept.
 
 Every exit releases what it holds (`release`, a fire-and-forget signal that goes out even with
 the episode that fails the orchestration); endings that run no orchestrator code (terminate,
@@ -16,7 +17,7 @@ purge, a crash) are the sweeper's (`sweeper.sweep.reconcile_slots`).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,9 @@ class JobSlot:
         carried = extensions.get(CARRY_MEMBER)
         carried = carried if isinstance(carried, dict) else {}
         self.held = carried.get("held") is True
-        self._member = self.held
+        self.queued_since = _time(carried.get("queuedSince"))
+        """Set while a previous generation was queued (its place is ours): when that wait began."""
+        self._member = self.held or self.queued_since is not None
         self.granted_at: datetime | None = _time(carried.get("grantedAt"))
         self.waited_seconds = float(carried.get("waitedSeconds") or 0.0)
         self.quota_waits = int(carried.get("quotaWaits") or 0)
@@ -66,6 +69,7 @@ class JobSlot:
                 "grantedAt": slots.format_utc(self.granted_at) if self.granted_at else None,
                 "waitedSeconds": round(self.waited_seconds, 3),
                 "quotaWaits": self.quota_waits,
+                "queuedSince": slots.format_utc(self.queued_since) if self.queued_since else None,
             }
 
     def record(self) -> dict[str, Any] | None:
@@ -77,13 +81,19 @@ class JobSlot:
                 "grantedAt": slots.format_utc(self.granted_at) if self.granted_at else None,
                 "quotaWaits": self.quota_waits}
 
-    def acquire(self, group: str, reason: str | None = None) -> Steps:
+    def acquire(self, group: str, reason: str | None = None, *, hand_over: Callable[[datetime], Any] | None = None,
+                status_floor: datetime | None = None) -> Steps:
         """Wait for a slot. Returns None once held, or the `JobError` that ends the job in the queue
-        (cancelled, deadline_exceeded with phase queued, internal); the place is given up then."""
+        (cancelled, deadline_exceeded with phase queued, internal); the place is given up then.
+        With `hand_over` (it calls `continue_as_new`; given the floor of customStatus `updatedAt`), the
+        wait hands over between re-checks once `policy.hand_over_due`, nothing in flight and no event
+        unread, and returns what it returns; the next generation calls `acquire` again (with the
+        carried `status_floor`) and keeps the place and the time waited (`queued_since`)."""
         if not self.active or self.held:
             return None
         context, mailbox = self._context, self._mailbox
-        began: datetime = context.current_utc_datetime
+        began: datetime = self.queued_since or context.current_utc_datetime
+        self.queued_since = None
         shown: tuple[int | None, int] | None = None
         while True:
             now: datetime = context.current_utc_datetime
@@ -91,6 +101,10 @@ class JobSlot:
                 return self._leave(began, policy.cancelled_error())
             if now >= self._deadline:
                 return self._leave(began, policy.deadline_error(self._plan.deadline_seconds, PHASE_QUEUED))
+            if hand_over is not None and policy.hand_over_due(mailbox.weight) and mailbox.settled():
+                self.queued_since = began
+                self._save()
+                return hand_over(max(now, status_floor) if status_floor else now)
             request = {"id": self._job_id, "arrived": slots.format_utc(self._arrived),
                        "capacity": self._plan.max_running_jobs}
             self._member = True
@@ -108,7 +122,8 @@ class JobSlot:
                 self._save()
                 return None
             if shown != (grant.position, grant.running):
-                context.set_custom_status(slots.queued_status(grant, group, now, began, reason))
+                shown_at = max(now, status_floor) if status_floor else now
+                context.set_custom_status(slots.queued_status(grant, group, shown_at, began, reason))
                 shown = (grant.position, grant.running)
             fire_at = policy.wake_at(now, slots.queue_recheck_seconds(grant.position), self._deadline)
             yield from mailbox.sleep_unless(fire_at, policy.is_cancel)

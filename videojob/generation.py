@@ -3,9 +3,11 @@
 Every raised report is a history event, and every episode replays the whole history (the Python
 worker gets no extended sessions), so a job's cost grows with the square of its length. While it
 watches a worker, `download_job` therefore starts a new execution of the same instance once this
-one has done `GENERATION_MAX_WEIGHT` steps (`orchestrators/download_flow.py`, `_watch`), carrying
-the compact state below as a member `"carry"` of the plan's own wire (so the status API's
-`input.request.url`, the job list and idempotency read the input as before).
+one has done `GENERATION_MAX_WEIGHT` steps (`orchestrators/download_flow.py`, `_watch`), and so
+does a job waiting for its slot (`orchestrators/job_queue.py`, `JobSlot.acquire`: a carry with
+`attempt` 0, "still queued"), carrying the compact state below as a member `"carry"` of the
+plan's own wire (so the status API's `input.request.url`, the job list and idempotency read the
+input as before).
 
 What is derived again rather than carried (one owner per fact): the container group
 (`attempt_group_name(job, attempt, run)`), the deadline (`deadline_for(started_at, plan)`).
@@ -76,9 +78,10 @@ class JobCarry:
     attempts: tuple[AttemptRecord, ...]
     """Finished attempts."""
     attempt: int
-    attempt_began: datetime
-    provisioned_at: datetime
-    watch: WatchCarry
+    """The attempt being watched; 0: still queued for a slot (no attempt yet, nor the three below)."""
+    attempt_began: datetime | None
+    provisioned_at: datetime | None
+    watch: WatchCarry | None
     generation: int
     """This carry starts generation `generation` (2, 3, ...)."""
     status_updated_at: datetime
@@ -87,27 +90,43 @@ class JobCarry:
     """Members this version does not read (another stage's state, e.g. a queue slot): kept
     verbatim on the next hand-over, within `MAX_CARRY_BYTES`. A newer writer adds, never renames."""
 
+    @classmethod
+    def in_queue(cls, run: str, started_at: datetime, generation: int, status_updated_at: datetime,
+                 extensions: Mapping[str, Any]) -> JobCarry:
+        """A job still waiting for its slot (its place and wait are the queue's, in `extensions`)."""
+        return cls(run, started_at, (), 0, None, None, None, generation, status_updated_at, extensions)
+
+    @property
+    def queued(self) -> bool:
+        return self.attempt == 0
+
     def to_wire(self) -> dict[str, Any]:
-        w = self.watch
-        wire = {
+        wire: dict[str, Any] = {
             **self.extensions,
             "version": CARRY_VERSION,
             "run": self.run,
             "startedAt": _time(self.started_at),
             "attempts": [_attempt_wire(a) for a in self.attempts],
             "attempt": self.attempt,
-            "attemptBegan": _time(self.attempt_began),
-            "provisionedAt": _time(self.provisioned_at),
-            "watch": {
+            "generation": self.generation,
+            "statusUpdatedAt": _time(self.status_updated_at),
+        }
+        w = self.watch
+        if self.queued:
+            if w is not None or self.attempts:
+                raise ValueError("a queued carry has no attempts and no watch")
+        elif w is None or self.attempt_began is None or self.provisioned_at is None:
+            raise ValueError("a carry of a watched attempt needs its watch")
+        else:
+            wire["attemptBegan"] = _time(self.attempt_began)
+            wire["provisionedAt"] = _time(self.provisioned_at)
+            wire["watch"] = {
                 "lastHeard": _time(w.last_heard),
                 "highestSeq": w.highest_seq,
                 "view": w.view.to_wire(),
                 "ignored": w.ignored,
                 "lastReportAt": _time(w.last_report_at) if w.last_report_at else None,
-            },
-            "generation": self.generation,
-            "statusUpdatedAt": _time(self.status_updated_at),
-        }
+            }
         if len(json.dumps(wire, separators=(",", ":"))) > MAX_CARRY_BYTES:
             raise ValueError(f"a carry may not exceed {MAX_CARRY_BYTES} bytes")
         return wire
@@ -126,15 +145,23 @@ class JobCarry:
             attempts = d.get("attempts")
             if not isinstance(attempts, list) or len(attempts) >= MAX_JOB_ATTEMPTS:
                 raise ValueError("'attempts' must list the finished attempts")
+            started_at, status_updated_at = parse_utc(d["startedAt"]), parse_utc(d["statusUpdatedAt"])
+            generation = _whole(d.get("generation"), 2, MAX_GENERATION, "generation")
+            extensions = {k: v for k, v in d.items() if k not in _KNOWN}
+            attempt = _whole(d.get("attempt"), 0, MAX_JOB_ATTEMPTS, "attempt")
+            if attempt == 0:
+                if attempts or any(d.get(k) is not None for k in _WATCHED):
+                    raise ValueError("a queued carry has no attempts and no watch")
+                return cls.in_queue(run, started_at, generation, status_updated_at, extensions)
             w = d["watch"]
             if not isinstance(w, dict):
                 raise ValueError("'watch' must be an object")
             last_report = w.get("lastReportAt")
             return cls(
                 run=run,
-                started_at=parse_utc(d["startedAt"]),
+                started_at=started_at,
                 attempts=tuple(_attempt_record(a) for a in attempts),
-                attempt=_whole(d.get("attempt"), 1, MAX_JOB_ATTEMPTS, "attempt"),
+                attempt=attempt,
                 attempt_began=parse_utc(d["attemptBegan"]),
                 provisioned_at=parse_utc(d["provisionedAt"]),
                 watch=WatchCarry(
@@ -144,18 +171,16 @@ class JobCarry:
                     ignored=_whole(w.get("ignored"), 0, MAX_SAFE_INTEGER, "ignored"),
                     last_report_at=parse_utc(last_report) if last_report is not None else None,
                 ),
-                generation=_whole(d.get("generation"), 2, MAX_GENERATION, "generation"),
-                status_updated_at=parse_utc(d["statusUpdatedAt"]),
-                extensions={k: v for k, v in d.items() if k not in _KNOWN},
+                generation=generation,
+                status_updated_at=status_updated_at,
+                extensions=extensions,
             )
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ContractError(f"invalid carry: {e}"[:300]) from None
 
 
-_KNOWN = frozenset(
-    {"version", "run", "startedAt", "attempts", "attempt", "attemptBegan", "provisionedAt", "watch", "generation",
-     "statusUpdatedAt"}
-)
+_WATCHED = ("attemptBegan", "provisionedAt", "watch")
+_KNOWN = frozenset({"version", "run", "startedAt", "attempts", "attempt", *_WATCHED, "generation", "statusUpdatedAt"})
 
 
 def next_input(plan: JobPlan, carry: JobCarry) -> dict[str, Any]:

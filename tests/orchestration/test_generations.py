@@ -119,6 +119,8 @@ def test_carry_round_trips():
         {"startedAt": "yesterday"},
         {"attempts": [{"attempt": 1}]},
         {"padding": "x" * MAX_CARRY_BYTES},
+        {"attempt": 0},  # "still queued", yet with a watch and a finished attempt
+        {"attempt": -1},
     ],
 )
 def test_carry_refuses_oversized_and_malformed(change):
@@ -127,6 +129,20 @@ def test_carry_refuses_oversized_and_malformed(change):
         JobCarry.from_wire(wire)
     with pytest.raises(ContractError):
         carry_of({**plan().to_wire(), CARRY_KEY: wire})
+
+
+def test_queued_carry_round_trips_without_an_attempt():
+    """A job still waiting for its slot hands over with no attempt; a carry of a watched attempt
+    (as every earlier version wrote) still reads as one."""
+    carry = JobCarry.in_queue("0a1b2c3d", T, 3, T + timedelta(seconds=30), {"queue": {"held": False}})
+    wire = json.loads(json.dumps(carry.to_wire()))
+    assert {"watch", "attemptBegan", "provisionedAt"}.isdisjoint(wire)
+    assert JobCarry.from_wire(wire) == carry and carry.queued
+    assert not JobCarry.from_wire(a_carry().to_wire()).queued
+    with pytest.raises(ContractError):
+        JobCarry.from_wire({**wire, "watch": a_carry().to_wire()["watch"]})
+    with pytest.raises(ValueError):
+        a_carry(watch=None).to_wire()
 
 
 def test_carry_keeps_unknown_extensions():

@@ -20,10 +20,13 @@ from tests.orchestration.conftest import (
     started,
     succeeded,
 )
+from tests.orchestration.test_generations import handover_times
 from tests.support.replay import EntityCall
 from videojob import job_slots as slots
 from videojob.activity_wire import CREATE_CONTAINER_GROUP as CREATE
+from videojob.activity_wire import parse_utc
 from videojob.backends.base import BackendError
+from videojob.orchestration import GENERATION_MAX_WEIGHT
 
 TARGET = f"@{slots.ENTITY_NAME}@{slots.ENTITY_KEY}"
 
@@ -236,7 +239,7 @@ def test_event_arriving_during_an_entity_call_is_kept(host, backend):
 def test_a_new_generation_keeps_the_slot_it_holds(host, backend):
     """Issue 12's hand-overs happen while the worker runs: the next generation must not queue again
     (it holds the slot: the carry's `extensions["queue"]`), and the slot is given back once, at the end."""
-    from tests.orchestration.test_generations import handover_times, reports
+    from tests.orchestration.test_generations import reports
 
     script = SlotsScript(1, [("a-job", -10, 20)])
     h = host(capped(deadline_seconds=3 * 3600), entities=script)
@@ -252,4 +255,73 @@ def test_a_new_generation_keeps_the_slot_it_holds(host, backend):
     assert len(granted) == 1 and all(c.at <= at(30) for c in ops(result, "acquire"))
     assert len(ops(result, "release")) == 1
     assert result.output["queue"]["waitedSeconds"] >= 20 and result.output["queue"]["quotaWaits"] == 0
+    assert not script.holds()
+
+
+# --- generations while queued (a wait that hands over like the watch does) ----------------------
+
+HOUR = 3600
+
+
+def an_hour_behind_a_full_cap() -> SlotsScript:
+    """a-job runs for an hour; b-job and c-job wait ahead of us for half of it (we are 3rd), then leave."""
+    return SlotsScript(1, [("a-job", -30, HOUR), ("b-job", -20, HOUR / 2), ("c-job", -10, HOUR / 2)])
+
+
+def test_an_hour_in_the_queue_hands_over_with_a_bounded_history(host, backend):
+    script = an_hour_behind_a_full_cap()
+    h = host(capped(deadline_seconds=3 * HOUR), entities=script)
+    h.raise_event(HOUR + 60, succeeded(0))
+    result = h.run(max_episodes=20_000)
+
+    check_invariants(result)
+    assert result.status == "Completed", result.error
+    assert len(result.calls(CREATE)) == 1 and result.calls(CREATE)[0].scheduled_at >= at(HOUR)
+    # Bounded like the watch: every execution ends small, however long the wait.
+    handovers = handover_times(result)
+    assert len(handovers) >= HOUR // (slots.QUEUE_RECHECK_MAX_SECONDS * GENERATION_MAX_WEIGHT)
+    assert max(result.execution_history_sizes) <= 5 * GENERATION_MAX_WEIGHT, result.execution_history_sizes
+    # What the user sees: queued, its place (3rd, then 1st), since when; never older, never another phase.
+    statuses = [s for s in result.custom_statuses if s]
+    updated = [parse_utc(s["updatedAt"]) for s in statuses]
+    assert updated == sorted(updated)
+    first = next(i for i, s in enumerate(statuses) if s["phase"] == "queued")
+    queued = [s for s in statuses[first:] if s["phase"] == "queued"]
+    assert statuses[first:len(queued) + first] == queued  # no other phase until the grant
+    assert queued_positions(result) == [3, 1]
+    assert {s["queuedSince"] for s in queued} == {slots.format_utc(at(0))}
+    # Its place: the first generation's arrival, asked with by every generation.
+    assert {c.input["arrived"] for c in ops(result, "acquire")} == {slots.format_utc(at(0))}
+    assert result.output["queue"]["arrivedAt"] == slots.format_utc(at(0))
+    assert HOUR <= result.output["queue"]["waitedSeconds"] <= HOUR + slots.QUEUE_RECHECK_MIN_SECONDS + 1
+    assert [c.operation for c in result.entity_calls if c.signal] == ["release"]
+    assert not script.holds()
+
+
+def test_cancel_while_queued_after_hand_overs(host, backend):
+    script = an_hour_behind_a_full_cap()
+    h = host(capped(deadline_seconds=3 * HOUR), entities=script)
+    h.raise_event(600, CANCEL)
+    result = h.run(max_episodes=20_000)
+
+    check_invariants(result)
+    assert len([t for t in handover_times(result) if t < 600]) >= 3
+    assert result.status == "Failed" and result.error.startswith("cancelled")
+    assert result.calls(CREATE) == []
+    assert result.finished_at <= at(601)
+    assert len(ops(result, "release")) == 1
+    assert not script.holds() and script.state.holds("a-job")
+
+
+def test_deadline_while_queued_after_hand_overs(host, backend):
+    script = an_hour_behind_a_full_cap()
+    h = host(capped(deadline_seconds=600), entities=script)
+    result = h.run(max_episodes=20_000)
+
+    check_invariants(result)
+    assert len(handover_times(result)) >= 3
+    assert result.status == "Failed"
+    assert result.error.startswith("deadline_exceeded") and "phase: queued" in result.error
+    assert result.finished_at <= at(601)
+    assert result.calls(CREATE) == []
     assert not script.holds()
