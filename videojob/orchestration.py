@@ -486,15 +486,22 @@ def cancelled_error() -> JobError:
 
 
 OOM_KILL_EXIT_CODE = 137
-"""SIGKILL: a container that *failed* with it was killed by the kernel at its memory limit (a
-stop, ours or an operator's, leaves the group `Stopped`)."""
+
+
+def is_memory_kill(inspected: InspectResult) -> bool:
+    """The group failed with SIGKILL's exit code and its backend says memory (podman: "out of
+    memory", Kubernetes-style `OOMKilled`). Exit 137 alone is not enough: a worker killed from
+    outside (a crash, `kill -9`) exits the same way, and another container may well succeed."""
+    detail = (inspected.detail or "").lower()
+    return (inspected.state == ContainerState.FAILED and inspected.exit_code == OOM_KILL_EXIT_CODE
+            and ("oomkilled" in detail or "out of memory" in detail))
 
 
 def heartbeat_error(group: str, inspected: InspectResult, heartbeat_seconds: int) -> JobError:
     """`heartbeat_lost` with what is known of the container: state, exit code, detail, log tail;
-    `out_of_memory` (not retried: a fresh container of the same size meets the same limit) when it
-    failed with exit code 137."""
-    if inspected.state == ContainerState.FAILED and inspected.exit_code == OOM_KILL_EXIT_CODE:
+    `out_of_memory` (not retried: a fresh container of the same size meets the same limit) when the
+    backend says it was killed at its memory limit (`is_memory_kill`)."""
+    if is_memory_kill(inspected):
         detail = f" ({inspected.detail[:200]})" if inspected.detail else ""
         return JobError(ErrorCode.OUT_OF_MEMORY,
                         f"the worker in container group {group} was killed at its memory limit: exit code 137"

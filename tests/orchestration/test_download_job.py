@@ -207,8 +207,13 @@ def test_a_container_killed_at_its_memory_limit_fails_out_of_memory_and_is_not_r
     assert len(result.calls(CREATE)) == 1  # a container of the same size would meet the same limit
 
 
-def test_a_container_stopped_from_outside_is_a_lost_heartbeat_not_memory(host, backend):
-    backend.states = [GroupState(GROUP, ContainerState.STOPPED, exit_code=137, detail="Killed")]
+@pytest.mark.parametrize(
+    ("state", "detail"),
+    [(ContainerState.STOPPED, "Killed"), (ContainerState.FAILED, "Error"), (ContainerState.FAILED, None)],
+    ids=["stopped", "killed-from-outside", "no-detail"],
+)
+def test_a_sigkill_the_backend_does_not_put_down_to_memory_is_a_lost_heartbeat(host, backend, state, detail):
+    backend.states = [GroupState(GROUP, state, exit_code=137, detail=detail)]
     h = host()
     h.raise_event(10, started(0))
     result = h.run()
