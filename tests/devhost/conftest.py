@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devhost import stack
+from tests.e2e.harness import Job, http
 
 
 class SampleHost:
@@ -40,3 +41,10 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleHost]:
         yield host
     finally:
         host.devhost.stop()
+
+
+def start(sample: SampleHost, name: str, body: object = None) -> Job:
+    """Start orchestration `name` of the sample app through its HTTP starter."""
+    code, links = http("POST", f"{sample.base}/api/start/{name}", body)
+    assert code == 202, links
+    return Job(links["id"], links)

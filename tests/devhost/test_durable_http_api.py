@@ -14,18 +14,12 @@ import pytest
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 
 from devhost.store import Store
-from tests.devhost.conftest import SampleHost
+from tests.devhost.conftest import SampleHost, start
 from tests.e2e.harness import Job, http
 
 WEBHOOK = "/runtime/webhooks/durabletask"
 RPC = "/durabletask"
 SDK_TIME_FORMAT = DATETIME_STRING_FORMAT  # how the Python client writes createdTimeFrom/To
-
-
-def start(sample: SampleHost, name: str, body: object = None) -> Job:
-    code, links = http("POST", f"{sample.base}/api/start/{name}", body)
-    assert code == 202, links
-    return Job(links["id"], links)
 
 
 def ping(sample: SampleHost, job: Job, payload: object) -> int:

@@ -7,32 +7,15 @@ the sample app's `counter` entity."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.devhost.conftest import SampleHost
-from tests.e2e.harness import Job, http
+from tests.devhost.conftest import SampleHost, start
+from tests.e2e.harness import http
 
 WEBHOOK = "/runtime/webhooks/durabletask"
 RPC = "/durabletask"
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleHost]:
-    host = SampleHost(tmp_path_factory.mktemp("entity-devhost"))
-    host.start()
-    try:
-        yield host
-    finally:
-        host.devhost.stop()
-
-
-def start(sample: SampleHost, name: str, body: object = None) -> Job:
-    code, links = http("POST", f"{sample.base}/api/start/{name}", body)
-    assert code == 202, links
-    return Job(links["id"], links)
 
 
 def entity_url(sample: SampleHost, key: str, base: str = WEBHOOK, name: str = "counter") -> str:

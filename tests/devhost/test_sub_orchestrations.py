@@ -7,30 +7,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from tests.devhost.conftest import SampleHost
+from tests.devhost.conftest import SampleHost, start
 from tests.e2e.harness import Job, http
 
 WEBHOOK = "/runtime/webhooks/durabletask"
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleHost]:
-    host = SampleHost(tmp_path_factory.mktemp("sub-devhost"))
-    host.start()
-    try:
-        yield host
-    finally:
-        host.devhost.stop()
-
-
-def start(sample: SampleHost, name: str, body: object = None) -> Job:
-    code, links = http("POST", f"{sample.base}/api/start/{name}", body)
-    assert code == 202, links
-    return Job(links["id"], links)
 
 
 def instance(sample: SampleHost, instance_id: str, *, appears_within: float = 30) -> Job:
