@@ -72,6 +72,11 @@ param workerMemoryGb string = '1.5'
 @minValue(60)
 param jobDeadlineSeconds int = 7200
 
+@description('JOB_RETENTION_DAYS: days a finished job is kept (history, outputs, result record), then removed.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int = 30
+
 @minValue(5)
 param heartbeatTimeoutSeconds int = 600
 
@@ -154,6 +159,10 @@ var tags = {
   'azd-env-name': environmentName
 }
 var outputContainerName = 'downloads'
+// Workers write here only (per-blob SAS); verified blobs are copied into outputContainerName.
+var stagingContainerName = 'staging'
+// A staged blob is deleted once no attempt can still be writing it: more days than the deadline.
+var stagingRetentionDays = 1 + jobDeadlineSeconds / 86400
 var deploymentContainerName = 'app-package'
 var signingKeySecretName = 'callback-signing-key'
 var notifyKeySecretName = 'notify-signing-key'
@@ -197,7 +206,10 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: 'st${resourceToken}'
     outputStorageAccountName: 'stout${resourceToken}'
     outputContainerName: outputContainerName
+    stagingContainerName: stagingContainerName
     deploymentContainerName: deploymentContainerName
+    jobRetentionDays: jobRetentionDays
+    stagingRetentionDays: stagingRetentionDays
   }
 }
 
@@ -238,6 +250,7 @@ module access 'modules/access.bicep' = {
     storageAccountName: storage.outputs.storageAccountName
     outputStorageAccountName: storage.outputs.outputStorageAccountName
     outputContainerName: outputContainerName
+    stagingContainerName: stagingContainerName
     registryName: registry.outputs.registryName
     keyVaultName: keyVault.outputs.keyVaultName
     appInsightsName: monitoring.outputs.appInsightsName
@@ -258,6 +271,7 @@ module functionApp 'modules/functionapp.bicep' = {
     storageAccountName: storage.outputs.storageAccountName
     outputStorageAccountName: storage.outputs.outputStorageAccountName
     outputContainerName: outputContainerName
+    stagingContainerName: stagingContainerName
     deploymentContainerName: deploymentContainerName
     registryName: registry.outputs.registryName
     appInsightsName: monitoring.outputs.appInsightsName
@@ -272,6 +286,7 @@ module functionApp 'modules/functionapp.bicep' = {
     workerCpu: workerCpu
     workerMemoryGb: workerMemoryGb
     jobDeadlineSeconds: jobDeadlineSeconds
+    jobRetentionDays: jobRetentionDays
     heartbeatTimeoutSeconds: heartbeatTimeoutSeconds
     progressIntervalSeconds: progressIntervalSeconds
     provisionMaxAttempts: provisionMaxAttempts

@@ -38,11 +38,13 @@ SETTING_NAMES: tuple[str, ...] = (
     "OUTPUT_ACCOUNT_URL",
     "OUTPUT_CONNECTION_STRING",
     "OUTPUT_CONTAINER",
+    "STAGING_CONTAINER",
     "CALLBACK_BASE_URL",
     "CALLBACK_SIGNING_KEY",
     "ALLOWED_HOSTS",
     "ALLOW_PRIVATE_ADDRESSES",
     "JOB_DEADLINE_SECONDS",
+    "JOB_RETENTION_DAYS",
     "HEARTBEAT_TIMEOUT_SECONDS",
     "PROGRESS_INTERVAL_SECONDS",
     "PROGRESS_EVENT_MIN_SECONDS",
@@ -156,6 +158,9 @@ class Settings:
     extractor_args: tuple[str, ...]
     """yt-dlp `--extractor-args` groups (`IE_KEY:ARGS`), as `YTDLP_EXTRACTOR_ARGS` lists them."""
     retry_bot_check: bool
+    # Where workers write (per-blob SAS) and how long finished jobs are kept (issues 18, 19)
+    staging_container: str = "staging"
+    job_retention_days: int = 30
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -368,6 +373,8 @@ def load_settings(
         worker_proxy_url=parse_proxy_url(r.str("WORKER_PROXY_URL")),
         extractor_args=parse_extractor_args(r.str("YTDLP_EXTRACTOR_ARGS")),
         retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
+        staging_container=r.str("STAGING_CONTAINER", "staging"),  # type: ignore[arg-type]
+        job_retention_days=r.int("JOB_RETENTION_DAYS", 30, 1, 3650),
     )
 
 

@@ -1,21 +1,30 @@
 // Every role definition and role assignment of the system, in one place to review.
-// tests/infra/test_access.py checks the rules stated here; keep each assignment's role GUID or
-// custom-role symbol, principal and scope literal so the test (and a reviewer) can read them.
+// tests/infra/test_access.py checks the rules stated here; keep each assignment's built-in role
+// name (a key of roles.json), custom-role symbol, principal and scope literal so the test (and a
+// reviewer) can read them. Built-in role GUIDs live in roles.json only: tests/infra checks each one
+// against the published list of Azure built-in roles (tests/infra/data/builtin_roles.json).
 //
 // Function app identity: manage container groups in this resource group (custom role), assign the
 // worker identity and nothing else (custom role on that identity), plus what the Functions runtime
 // and Durable task hub need on the HOST storage account, the signing-key secrets and telemetry, and
-// what share links need on the OUTPUT account: a user-delegation key (Storage Blob Delegator) and
-// read on the output container. No data role of the app covers both accounts (storage.bicep says why).
-// Worker identity: write blobs to the output container, pull from the registry. No ARM rights.
+// on the OUTPUT account: a user-delegation key (Storage Blob Delegator) and read/write/delete on the
+// output and staging containers (Storage Blob Data Contributor), to sign per-blob SAS for workers,
+// copy verified blobs from staging to output and sign read-only share links. No data role of the
+// app covers both accounts (storage.bicep says why).
+// Worker identity: pull from the registry, nothing else. It has no role on any storage account: a
+// worker writes only through the per-blob SAS its job's orchestration hands it (issue 19).
 param functionIdentityName string
 param workerIdentityName string
 param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
+param stagingContainerName string
 param registryName string
 param keyVaultName string
 param appInsightsName string
+
+// Built-in role name -> role definition GUID, the one place these GUIDs are written.
+var builtInRoles = loadJsonContent('roles.json')
 
 resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: functionIdentityName
@@ -43,6 +52,11 @@ resource outputBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-
 resource outputContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: outputBlobService
   name: outputContainerName
+}
+
+resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: outputBlobService
+  name: stagingContainerName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -125,106 +139,106 @@ resource funcAssignWorkerIdentity 'Microsoft.Authorization/roleAssignments@2022-
 // on the host's account only. Its blob containers (azure-webjobs-hosts/-secrets, the task hub's
 // leases and large messages) are created by the host at run time, so the grant is account-wide there.
 resource funcStorageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionIdentity.id, 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
+  name: guid(storage.id, functionIdentity.id, builtInRoles['Storage Blob Data Owner'])
   scope: storage
   properties: {
-    // Storage Blob Data Owner
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Blob Data Owner'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource funcStorageQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionIdentity.id, '974c5e8b-45b9-4653-ba55-5f855dd0fb88')
+  name: guid(storage.id, functionIdentity.id, builtInRoles['Storage Queue Data Contributor'])
   scope: storage
   properties: {
-    // Storage Queue Data Contributor
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '974c5e8b-45b9-4653-ba55-5f855dd0fb88')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Queue Data Contributor'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource funcStorageTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionIdentity.id, '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
+  name: guid(storage.id, functionIdentity.id, builtInRoles['Storage Table Data Contributor'])
   scope: storage
   properties: {
-    // Storage Table Data Contributor
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Table Data Contributor'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource funcSigningKeyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, functionIdentity.id, '4633458b-17de-408a-b874-0445c86b69e6')
+  name: guid(vault.id, functionIdentity.id, builtInRoles['Key Vault Secrets User'])
   scope: vault
   properties: {
-    // Key Vault Secrets User
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Key Vault Secrets User'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource funcTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, functionIdentity.id, '3913510d-42f4-4e42-8a64-420c390055eb')
+  name: guid(appInsights.id, functionIdentity.id, builtInRoles['Monitoring Metrics Publisher'])
   scope: appInsights
   properties: {
-    // Monitoring Metrics Publisher (Entra-authenticated telemetry ingestion)
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '3913510d-42f4-4e42-8a64-420c390055eb')
+    // Entra-authenticated telemetry ingestion
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Monitoring Metrics Publisher'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-// Share links: user-delegation SAS, signed with a key this identity asks the OUTPUT account for. A
-// SAS grants at most what its signer may do there: read, on the output container, and nothing else
-// in that account. The delegator role can only be granted on an account (the key is account-wide);
-// the separate account is what keeps it away from the host's blobs. The blob check before a job
-// succeeds (check_output_blob: Get Blob Properties) needs the same read.
-resource funcShareLinkDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(outputStorage.id, functionIdentity.id, 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+// The output account. User-delegation SAS are signed with a key this identity asks the OUTPUT
+// account for, and a SAS grants at most what its signer may do there (and what its own permissions
+// say): the share links the app signs say read, the per-blob SAS it signs for a worker say create
+// and write on one staging blob name the orchestration chose. The delegator role can only be
+// granted on an account (the key is account-wide); the separate account is what keeps every SAS
+// away from the host's blobs.
+resource funcOutputDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(outputStorage.id, functionIdentity.id, builtInRoles['Storage Blob Delegator'])
   scope: outputStorage
   properties: {
-    // Storage Blob Delegator (generateUserDelegationKey only, no data access)
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a')
+    // generateUserDelegationKey only, no data access
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Blob Delegator'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-resource funcShareLinkReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(outputContainer.id, functionIdentity.id, '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+// Read, write and delete on the two containers of the output account, each granted on its
+// container: the app checks and hashes what a worker staged, copies verified blobs into the output
+// container (workers cannot reach it), deletes staging leftovers, and signs SAS within these rights.
+// Contributor includes read, so no separate reader assignment is needed.
+resource funcOutputContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(outputContainer.id, functionIdentity.id, builtInRoles['Storage Blob Data Contributor'])
   scope: outputContainer
   properties: {
-    // Storage Blob Data Reader
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Blob Data Contributor'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-// ---- Worker identity: data plane only, each on one resource ----
-
-resource workerOutputWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(outputContainer.id, workerIdentity.id, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
-  scope: outputContainer
+resource funcStagingContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stagingContainer.id, functionIdentity.id, builtInRoles['Storage Blob Data Contributor'])
+  scope: stagingContainer
   properties: {
-    // Storage Blob Data Contributor
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
-    principalId: workerIdentity.properties.principalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Blob Data Contributor'])
+    principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
+
+// ---- Worker identity: image pull only ----
+// No storage role: a hostile worker with a standing write right on the output container could
+// overwrite another job's finished blob (issue 19). It gets a per-blob SAS instead.
 
 resource workerImagePull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(registry.id, workerIdentity.id, '7f951dda-4ed3-4680-a7ca-43d2bd2b4d5a')
+  name: guid(registry.id, workerIdentity.id, builtInRoles['AcrPull'])
   scope: registry
   properties: {
-    // AcrPull
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '7f951dda-4ed3-4680-a7ca-43d2bd2b4d5a')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['AcrPull'])
     principalId: workerIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }

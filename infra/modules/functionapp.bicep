@@ -10,6 +10,7 @@ param workerIdentityName string
 param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
+param stagingContainerName string
 param deploymentContainerName string
 param registryName string
 param appInsightsName string
@@ -24,6 +25,7 @@ param allowedHosts string
 param workerCpu string
 param workerMemoryGb string
 param jobDeadlineSeconds int
+param jobRetentionDays int
 param heartbeatTimeoutSeconds int
 param progressIntervalSeconds int
 param provisionMaxAttempts int
@@ -154,8 +156,8 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 // would need Key Vault Secrets Officer on the vault, and with it could rewrite or delete the callback
 // and webhook signing keys it only reads today (the host names its secrets at run time, so the role
 // cannot be narrowed to them); a second vault would add a resource for no gain. The container is
-// out of the share-link path's reach: links are signed with the output account's key, and the app's
-// only data role there is read on the output container (storage.bicep, access.bicep).
+// out of every SAS's reach: share links and worker SAS are signed with the output account's key, and
+// the app's data roles there are on the output and staging containers only (storage.bicep, access.bicep).
 var hostKeyStorage = 'blob'
 
 // Functions runtime settings (not read by our code). Flex Consumption takes the runtime from
@@ -190,14 +192,18 @@ var videojobSettings = {
   REGISTRY_PASSWORD: ''
   // The outputs' own account, never the host's: share links are signed with a key from this one.
   OUTPUT_ACCOUNT_URL: outputStorage.properties.primaryEndpoints.blob
-  // Empty: Azurite only. In Azure the worker writes with its identity, no account key exists.
+  // Empty: Azurite only. In Azure no account key exists (shared-key access is off).
   OUTPUT_CONNECTION_STRING: ''
   OUTPUT_CONTAINER: outputContainerName
+  // Workers write only here, through per-blob SAS the app signs; verified blobs are copied out.
+  STAGING_CONTAINER: stagingContainerName
   CALLBACK_BASE_URL: 'https://${site.properties.defaultHostName}'
   CALLBACK_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecretUri})'
   ALLOWED_HOSTS: allowedHosts
   ALLOW_PRIVATE_ADDRESSES: 'false'
   JOB_DEADLINE_SECONDS: string(jobDeadlineSeconds)
+  // The same number drives the output account's lifecycle policy (storage.bicep).
+  JOB_RETENTION_DAYS: string(jobRetentionDays)
   HEARTBEAT_TIMEOUT_SECONDS: string(heartbeatTimeoutSeconds)
   PROGRESS_INTERVAL_SECONDS: string(progressIntervalSeconds)
   PROGRESS_EVENT_MIN_SECONDS: '10'

@@ -1,15 +1,30 @@
 // Two storage accounts, shared-key access off in both (everything authenticates with Entra identities):
 // - the host's (`storage`): the Functions runtime and its keys (azure-webjobs-secrets), the Durable task
 //   hub, the Flex deployment package. The app identity owns its blobs, as the Functions host needs.
-// - the outputs' (`outputStorage`): the download outputs only. Share links are user-delegation SAS
-//   signed with a key from THIS account, and a SAS grants at most its signer's rights here: read on
-//   the output container (access.bicep). So no share link can ever reach the host's keys, the task
-//   hub's messages or the deployment package, whatever blob a worker names (issue 9).
+// - the outputs' (`outputStorage`): the download outputs only, in two containers. Workers write into
+//   `staging`, each only through a per-blob SAS for names its orchestration chose; the app verifies
+//   what was staged (size, sha256) and copies it into the output container, which no worker can
+//   reach, so a share link serves exactly the verified bytes (issue 19). Every SAS (share links and
+//   worker SAS alike) is a user-delegation SAS signed with a key from THIS account, and a SAS grants
+//   at most its signer's rights here: the app's, on these two containers (access.bicep). So no SAS
+//   can ever reach the host's keys, the task hub's messages or the deployment package (issue 9).
+// Nothing is kept forever: the lifecycle policy below deletes outputs `jobRetentionDays` after they
+// were written and staging leftovers once no job can still be writing them (issue 18).
 param location string
 param tags object
 param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
+param stagingContainerName string
+
+@description('Days a finished job\'s blobs (outputs and result record) are kept in the output container.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int
+
+@description('Days after which a staged blob is deleted: longer than any job may still be writing it.')
+@minValue(1)
+param stagingRetentionDays int
 param deploymentContainerName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -101,6 +116,76 @@ resource outputContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
   name: outputContainerName
   properties: {
     publicAccess: 'None'
+  }
+}
+
+// Workers' only place to write (per-blob SAS); the app copies verified blobs out of it.
+resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: outputBlobService
+  name: stagingContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Retention, the way Azure does it: the platform runs the policy about once a day. Deleted blobs
+// stay soft-deleted for deleteRetentionPolicy.days (7) more. Age is counted from the last
+// modification, not the creation: a blob reaches the output container only when its job has
+// finished (the verified copy), so its last write is the finish of the run that produced it; a
+// later run that rewrites the same name restarts the clock instead of losing its output early.
+resource outputLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: outputStorage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-finished-jobs'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              // A prefix starts with the container name.
+              prefixMatch: [
+                '${outputContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: jobRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'expire-staging'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${stagingContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: stagingRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 

@@ -1,14 +1,22 @@
 """Least privilege, read from the Bicep: who gets which role where.
 
-The rules (docs/design.md, "Security model"): nobody gets Owner/Contributor/User Access
-Administrator anywhere; the function app's identity manages container groups in its resource group
-through a custom role and may assign the worker identity only; the worker's identity gets Storage
-Blob Data Contributor on the output container and AcrPull on the registry, nothing else.
+The rules (docs/design.md, "Security model"): nobody gets a role that manages access, everything,
+account keys or registry content; the function app's identity manages container groups in its
+resource group through a custom role and may assign the worker identity only; the worker's identity
+gets AcrPull on the registry and nothing else (no storage role anywhere: it writes through per-blob
+SAS, issue 19). Built-in roles are named and resolved through tests/infra/data/builtin_roles.json,
+an extract of the published list of Azure built-in roles (MicrosoftDocs/azure-docs), never through
+GUIDs written here.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,26 +27,53 @@ from .bicep_model import (
     accessor_path,
     all_resources,
     all_templates,
+    bicep_files,
     function_call,
     module_param,
     template,
 )
 
-OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
-CONTRIBUTOR = "b24988ac-6180-42a1-9fab-3a9e17e91e30"
-USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
-RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
-PRIVILEGED = {OWNER, CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR, RBAC_ADMINISTRATOR}
+EXTRACT = Path(__file__).parent / "data" / "builtin_roles.json"
+ROLE_IDS_FILE = INFRA / "modules" / "roles.json"
 
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
-STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
-STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
-STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-STORAGE_BLOB_DELEGATOR = "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
-ACR_PULL = "7f951dda-4ed3-4680-a7ca-43d2bd2b4d5a"
-KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+
+@cache
+def published_roles() -> dict[str, dict[str, Any]]:
+    """Role name -> {id, path, commit, actions, ...} as the published list has it."""
+    return json.loads(EXTRACT.read_text(encoding="utf-8"))["roles"]
+
+
+def published_name(guid: str) -> str | None:
+    return next((name for name, r in published_roles().items() if r["id"] == guid.lower()), None)
+
+
+# What makes a role privileged, by the actions the published definition grants: everything, access
+# management, a storage account's keys (full data access), or writing/deleting registry content.
+PRIVILEGED_ACTIONS = {
+    "*",
+    "Microsoft.Authorization/*",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Storage/storageAccounts/*",
+    "Microsoft.Storage/storageAccounts/listkeys/action",
+    "Microsoft.ContainerRegistry/registries/push/write",
+    "Microsoft.ContainerRegistry/registries/artifacts/delete",
+}
+KNOWN_PRIVILEGED = (
+    "Owner",
+    "Contributor",
+    "User Access Administrator",
+    "Role Based Access Control Administrator",
+    "Storage Account Contributor",
+    "Storage Account Key Operator Service Role",
+    "AcrPush",
+    "AcrDelete",
+)
+
+
+def is_privileged(role_name: str) -> bool:
+    actions = published_roles()[role_name]["actions"]
+    return any(a in PRIVILEGED_ACTIONS for a in actions)
+
 
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 ROLE_DEFINITION = "Microsoft.Authorization/roleDefinitions"
@@ -52,6 +87,7 @@ RESOURCE_GROUP = "resourceGroup"
 
 CONTAINER_GROUP_ACTIONS = ["Microsoft.ContainerInstance/containerGroups/*"]
 ASSIGN_IDENTITY_ACTIONS = ["Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"]
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,7 +96,8 @@ class Grant:
 
     symbol: str
     principal: str  # "function" | "worker"
-    role: str  # a built-in role GUID, or "custom:<actions>"
+    role: str  # a built-in role's published name, "unpublished:<guid>", or "custom:<actions>"
+    guid: str  # the built-in role definition GUID the Bicep resolves to ("" for a custom role)
     scope_type: str  # resource type of the scope, or "resourceGroup"
     scope_symbol: str
 
@@ -75,7 +112,22 @@ def _identity_of(assignment: Resource) -> str:
     return {"functionIdentityName": "function", "workerIdentityName": "worker"}[name_param]
 
 
-def _role_of(assignment: Resource) -> str:
+def _role_guid(t, expr: Any, symbol: str) -> tuple[str, str | None]:
+    """(GUID, the role name the Bicep says) for a roleDefinitionId's role name argument: a literal
+    GUID (no name), or `builtInRoles['Name']` where builtInRoles = loadJsonContent('roles.json')."""
+    if isinstance(expr, str):
+        return expr.lower(), None
+    op = expr.get("operator") if isinstance(expr, dict) else None
+    assert op and op["type"] == "index_accessor", f"{symbol}: role is neither a GUID nor builtInRoles['Name']"
+    table, name = op["operands"]["operand_1"], op["operands"]["operand_2"]
+    loaded = function_call(t.variable(table))
+    assert loaded and loaded[0] == "load_json_content", f"{symbol}: {table} is not loadJsonContent(...)"
+    ids = json.loads((t.path.parent / loaded[1]["file_path"]).read_text(encoding="utf-8"))
+    return ids[name].lower(), name
+
+
+def _role_of(assignment: Resource) -> tuple[str, str, str | None]:
+    """(role, GUID, the name the Bicep gives it): see Grant.role."""
     t = template(assignment.file)
     expr = assignment.prop("properties/roleDefinitionId")
     call = function_call(expr)
@@ -83,12 +135,13 @@ def _role_of(assignment: Resource) -> str:
         name, params = call
         assert name == "subscription_resource_id", f"{assignment.symbol}: unexpected roleDefinitionId {name}"
         assert params["resource_type"] == "Microsoft.Authorization/roleDefinitions"
-        return str(params["resource_name_1"]).lower()
+        guid, said = _role_guid(t, params["resource_name_1"], assignment.symbol)
+        return published_name(guid) or f"unpublished:{guid}", guid, said
     path = accessor_path(expr)
     assert len(path) == 2 and path[1] == "id", f"{assignment.symbol}: roleDefinitionId is not a GUID or <role>.id"
     definition = t.resource(path[0])
     assert definition.type == ROLE_DEFINITION
-    return "custom:" + ",".join(_actions(definition))
+    return "custom:" + ",".join(_actions(definition)), "", None
 
 
 def _scope_of(assignment: Resource) -> tuple[str, str]:
@@ -114,7 +167,8 @@ def grants() -> list[Grant]:
     out = []
     for a in all_resources(ROLE_ASSIGNMENT):
         scope_type, scope_symbol = _scope_of(a)
-        out.append(Grant(a.symbol, _identity_of(a), _role_of(a), scope_type, scope_symbol))
+        role, guid, _ = _role_of(a)
+        out.append(Grant(a.symbol, _identity_of(a), role, guid, scope_type, scope_symbol))
     return out
 
 
@@ -134,34 +188,85 @@ def test_no_role_assignment_at_subscription_scope():
         assert module["config"].get("scope") == "rg", "every module deploys into the one resource group"
 
 
-def test_nobody_gets_owner_contributor_or_access_administration():
+def test_every_built_in_role_is_in_the_published_list_under_the_name_the_bicep_gives_it():
+    # A GUID that is not a built-in role fails `azd provision` (RoleDefinitionDoesNotExist); a GUID
+    # of another role grants the wrong rights without an error.
+    for a in all_resources(ROLE_ASSIGNMENT):
+        role, guid, said = _role_of(a)
+        if role.startswith("custom:"):
+            continue
+        assert not role.startswith("unpublished:"), f"{a.symbol}: {guid} is not an Azure built-in role"
+        assert said == role, f"{a.symbol}: the Bicep calls {guid} {said!r}, the published list {role!r}"
+
+
+def test_the_role_ids_file_matches_the_published_list():
+    ids = json.loads(ROLE_IDS_FILE.read_text(encoding="utf-8"))
+    for name, guid in ids.items():
+        assert name in published_roles(), f"roles.json: {name!r} is not a published built-in role name"
+        assert published_roles()[name]["id"] == guid.lower(), f"roles.json: {name} is {published_roles()[name]['id']}"
+
+
+def test_built_in_role_ids_are_written_in_one_place():
+    # roles.json, loaded with loadJsonContent: no GUID literal anywhere in the Bicep.
+    for path in bicep_files():
+        found = GUID.findall(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name} writes role GUIDs {found}: use builtInRoles['<name>'] (roles.json)"
+
+
+def test_the_privileged_rule_recognises_the_known_privileged_roles():
+    # Guards the next test from passing because the rule (or the extract) lost its teeth.
+    for name in KNOWN_PRIVILEGED:
+        assert is_privileged(name), name
+    assert published_roles()["Contributor"]["id"] == "b24988ac-6180-42a0-ab88-20f7382dd24c".lower()
+
+
+def test_nobody_gets_a_privileged_role():
     for g in grants():
-        assert g.role not in PRIVILEGED, f"{g.symbol} grants a privileged built-in role"
-    text = "\n".join(t.text.lower() for t in all_templates())
-    for guid in PRIVILEGED:
+        assert not g.role.startswith("unpublished:"), f"{g.symbol}: {g.guid} is not a built-in role"
+        if not g.role.startswith("custom:"):
+            assert not is_privileged(g.role), f"{g.symbol} grants {g.role}"
+    privileged = {published_roles()[name]["id"] for name in published_roles() if is_privileged(name)}
+    text = "\n".join([t.text.lower() for t in all_templates()] + [ROLE_IDS_FILE.read_text(encoding="utf-8").lower()])
+    for guid in privileged:
         assert guid not in text
 
 
-def test_worker_gets_blob_write_on_the_output_container_and_acr_pull_only():
+def test_worker_gets_acr_pull_on_the_registry_and_nothing_else():
     worker = sorted((g.role, g.scope_type, g.scope_symbol) for g in grants() if g.principal == "worker")
-    assert worker == sorted(
-        [
-            (STORAGE_BLOB_DATA_CONTRIBUTOR, CONTAINERS, "outputContainer"),
-            (ACR_PULL, REGISTRY, "registry"),
-        ]
-    )
+    assert worker == [("AcrPull", REGISTRY, "registry")]
 
 
-def test_worker_scopes_are_the_output_container_and_this_registry():
+def test_worker_has_no_role_on_any_storage_account():
+    # A standing right on the output container let a hostile worker overwrite another job's
+    # finished blob (issue 19): a worker writes only through its job's per-blob SAS.
+    for g in grants():
+        if g.principal != "worker":
+            continue
+        assert g.scope_type not in (STORAGE, CONTAINERS), f"{g.symbol}: worker role on storage"
+        data = published_roles()[g.role]["dataActions"] if not g.role.startswith("custom:") else []
+        assert not [d for d in data if d.startswith("Microsoft.Storage/")], f"{g.symbol}: storage data actions"
+
+
+def test_worker_scope_is_this_registry():
     access = template(next(g for g in all_resources(ROLE_ASSIGNMENT)).file)
-    container = access.resource("outputContainer")
-    assert container.prop("name") == "outputContainerName"
-    assert container.existing
-    assert module_param("access", "outputContainerName") == "outputContainerName"
-    assert template(MAIN).variables["outputContainerName"]["value"] == "downloads"
-    registry = access.resource("registry")
     assert accessor_path(module_param("access", "registryName")) == ["registry", "outputs", "registryName"]
-    assert registry.existing
+    assert access.resource("registry").existing
+
+
+def test_the_output_and_staging_containers_are_the_ones_main_names():
+    access = template(next(g for g in all_resources(ROLE_ASSIGNMENT)).file)
+    main = template(MAIN)
+    for symbol, param, value in (
+        ("outputContainer", "outputContainerName", "downloads"),
+        ("stagingContainer", "stagingContainerName", "staging"),
+    ):
+        container = access.resource(symbol)
+        assert container.prop("name") == param
+        assert container.existing
+        assert module_param("access", param) == param
+        assert module_param("storage", param) == param
+        assert module_param("functionApp", param) == param
+        assert main.variables[param]["value"] == value
 
 
 HOST_ACCOUNT, OUTPUT_ACCOUNT = "storageAccountName", "outputStorageAccountName"
@@ -191,37 +296,51 @@ def test_function_app_grants_are_exactly_the_reviewed_list():
             ("custom:" + ",".join(CONTAINER_GROUP_ACTIONS), RESOURCE_GROUP, ""),
             ("custom:" + ",".join(ASSIGN_IDENTITY_ACTIONS), IDENTITY, ""),
             # The Functions host and the Durable task hub, on the host's account only.
-            (STORAGE_BLOB_DATA_OWNER, STORAGE, HOST_ACCOUNT),
-            (STORAGE_QUEUE_DATA_CONTRIBUTOR, STORAGE, HOST_ACCOUNT),
-            (STORAGE_TABLE_DATA_CONTRIBUTOR, STORAGE, HOST_ACCOUNT),
-            (KEY_VAULT_SECRETS_USER, VAULT, ""),
-            (MONITORING_METRICS_PUBLISHER, APP_INSIGHTS, ""),
-            # Share links: a user-delegation key, and read (what the SAS may grant) on the output.
-            (STORAGE_BLOB_DELEGATOR, STORAGE, OUTPUT_ACCOUNT),
-            (STORAGE_BLOB_DATA_READER, CONTAINERS, OUTPUT_ACCOUNT),
+            ("Storage Blob Data Owner", STORAGE, HOST_ACCOUNT),
+            ("Storage Queue Data Contributor", STORAGE, HOST_ACCOUNT),
+            ("Storage Table Data Contributor", STORAGE, HOST_ACCOUNT),
+            ("Key Vault Secrets User", VAULT, ""),
+            ("Monitoring Metrics Publisher", APP_INSIGHTS, ""),
+            # Every SAS: a user-delegation key; verify, copy, clean up: read/write/delete on the
+            # output and staging containers, each granted on its container.
+            ("Storage Blob Delegator", STORAGE, OUTPUT_ACCOUNT),
+            ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
+            ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
         ]
     )
 
 
-def test_share_links_can_only_read_the_output_container():
+def test_the_apps_storage_data_roles_in_the_output_account_are_scoped_to_its_two_containers():
     # A user-delegation SAS grants at most its signer's rights in the account whose key signed it.
     # The delegator role is account-wide by nature, so that account must hold nothing but the
-    # output container, and the app's only data right there is read on that container: no link
-    # can reach the host's keys (azure-webjobs-secrets), the task hub or the deployment package.
-    reader = [g for g in grants() if g.principal == "function" and g.role == STORAGE_BLOB_DATA_READER]
-    assert [(g.scope_type, g.scope_symbol) for g in reader] == [(CONTAINERS, "outputContainer")]
-    delegator = [g for g in grants() if g.role == STORAGE_BLOB_DELEGATOR]
+    # output and staging containers, and the app's data rights there are on those containers only:
+    # no SAS can reach the host's keys (azure-webjobs-secrets), the task hub or the deployment package.
+    contributor = [g for g in grants() if g.principal == "function" and g.role == "Storage Blob Data Contributor"]
+    assert sorted((g.scope_type, g.scope_symbol) for g in contributor) == [
+        (CONTAINERS, "outputContainer"),
+        (CONTAINERS, "stagingContainer"),
+    ]
+    delegator = [g for g in grants() if g.role == "Storage Blob Delegator"]
     assert [(g.principal, g.scope_type, _account_of(g)) for g in delegator] == [("function", STORAGE, OUTPUT_ACCOUNT)]
-    in_output_account = [g.role for g in grants() if g.principal == "function" and _account_of(g) == OUTPUT_ACCOUNT]
-    assert sorted(in_output_account) == sorted([STORAGE_BLOB_DELEGATOR, STORAGE_BLOB_DATA_READER])
-    assert [c.symbol for c in all_resources(CONTAINERS) if _parent_account(c) == OUTPUT_ACCOUNT] == ["outputContainer"]
+    in_output_account = [g for g in grants() if _account_of(g) == OUTPUT_ACCOUNT]
+    for g in in_output_account:
+        data = published_roles()[g.role]["dataActions"]
+        assert not data or g.scope_type == CONTAINERS, f"{g.symbol}: data role {g.role} on the whole account"
+    assert sorted(c.symbol for c in all_resources(CONTAINERS) if _parent_account(c) == OUTPUT_ACCOUNT) == [
+        "outputContainer",
+        "stagingContainer",
+    ]
 
 
 def test_the_host_and_the_outputs_live_in_separate_accounts():
     storage = template(MAIN).modules["storage"]["config"]["params"]
     assert storage["storageAccountName"] != storage["outputStorageAccountName"]
     containers = {c.symbol: _parent_account(c) for c in all_resources(CONTAINERS)}
-    assert containers == {"outputContainer": "outputStorageAccountName", "deploymentContainer": "storageAccountName"}
+    assert containers == {
+        "outputContainer": "outputStorageAccountName",
+        "stagingContainer": "outputStorageAccountName",
+        "deploymentContainer": "storageAccountName",
+    }
     for module in ("access", "functionApp"):
         assert accessor_path(module_param(module, "storageAccountName")) == ["storage", "outputs", "storageAccountName"]
         assert accessor_path(module_param(module, "outputStorageAccountName")) == [

@@ -22,7 +22,7 @@ def test_storage_accounts_are_private_tls12_and_keyless():
 
 def test_blob_containers_are_private():
     containers = list(all_resources("Microsoft.Storage/storageAccounts/blobServices/containers"))
-    assert {c.symbol for c in containers} == {"outputContainer", "deploymentContainer"}
+    assert {c.symbol for c in containers} == {"outputContainer", "stagingContainer", "deploymentContainer"}
     for c in containers:
         assert c.prop("properties/publicAccess") == "None", c.symbol
 

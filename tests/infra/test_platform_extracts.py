@@ -1,0 +1,61 @@
+"""The extracts of primary sources (tests/infra/data) and the scripts that regenerate them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from .bicep_model import INFRA
+
+DATA = Path(__file__).parent / "data"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, INFRA / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_extract_roles_reads_the_published_page_format(tmp_path):
+    # A checkout holding one published section (AcrPull, containers.md): the script finds the
+    # role in the page's JSON block and names the page and the commit it came from.
+    extract_roles = _load("extract_roles")
+    pages = tmp_path / extract_roles.PAGES
+    pages.mkdir(parents=True)
+    shutil.copy(DATA / "azure-docs-sample" / "containers-acrpull.md", pages / "containers.md")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "page")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+
+    out = extract_roles.extract(tmp_path, {"AcrPull"})
+
+    acr_pull = out["roles"]["AcrPull"]
+    assert acr_pull["id"] == "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+    assert acr_pull["path"] == f"{extract_roles.PAGES}/containers.md"
+    assert acr_pull["commit"] == head
+    assert acr_pull["actions"] == ["Microsoft.ContainerRegistry/registries/pull/read"]
+    # The kept extract agrees with what the script reads from the published format.
+    kept = json.loads((DATA / "builtin_roles.json").read_text(encoding="utf-8"))["roles"]["AcrPull"]
+    assert {k: kept[k] for k in ("id", "actions", "dataActions")} == {
+        k: acr_pull[k] for k in ("id", "actions", "dataActions")
+    }
+
+
+def test_the_roles_extract_names_its_source_for_every_role():
+    extract = json.loads((DATA / "builtin_roles.json").read_text(encoding="utf-8"))
+    assert extract["source"]["repository"] == "MicrosoftDocs/azure-docs"
+    for name, role in extract["roles"].items():
+        assert role["path"].startswith("articles/role-based-access-control/built-in-roles/"), name
+        assert len(role["commit"]) == 40 and int(role["commit"], 16) >= 0, name
