@@ -59,3 +59,11 @@ def test_the_roles_extract_names_its_source_for_every_role():
     for name, role in extract["roles"].items():
         assert role["path"].startswith("articles/role-based-access-control/built-in-roles/"), name
         assert len(role["commit"]) == 40 and int(role["commit"], 16) >= 0, name
+
+
+def test_the_types_extract_covers_exactly_what_the_bicep_uses():
+    # A type or version added to the Bicep without regenerating the extract fails here, with the
+    # command to run (infra/tools/extract_bicep_types.py) in the script's docstring.
+    extract_bicep_types = _load("extract_bicep_types")
+    kept = json.loads((DATA / "bicep_types.json").read_text(encoding="utf-8"))["types"]
+    assert set(kept) == extract_bicep_types.used_types(INFRA)
