@@ -128,11 +128,13 @@ resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }
 
-// Retention, the way Azure does it: the platform runs the policy about once a day. Deleted blobs
+// Retention, the way Azure does it: a lifecycle management policy, which the platform applies in
+// periodic runs (a new or changed policy can take up to 24 hours to go into effect). Deleted blobs
 // stay soft-deleted for deleteRetentionPolicy.days (7) more. Age is counted from the last
 // modification, not the creation: a blob reaches the output container only when its job has
 // finished (the verified copy), so its last write is the finish of the run that produced it; a
 // later run that rewrites the same name restarts the clock instead of losing its output early.
+// The delete action does not work in an immutable container: no immutability policy here.
 resource outputLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: outputStorage
   name: 'default'
