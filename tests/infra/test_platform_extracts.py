@@ -67,3 +67,25 @@ def test_the_types_extract_covers_exactly_what_the_bicep_uses():
     extract_bicep_types = _load("extract_bicep_types")
     kept = json.loads((DATA / "bicep_types.json").read_text(encoding="utf-8"))["types"]
     assert set(kept) == extract_bicep_types.used_types(INFRA)
+
+
+def test_extract_bicep_types_reads_the_published_types_format():
+    # generated/authorization/microsoft.authorization/2022-04-01/types.json as Azure/bicep-types-az
+    # publishes it (commit in bicep_types.json): the script finds the resource type and keeps the
+    # body's shape the kept extract has.
+    extract_bicep_types = _load("extract_bicep_types")
+    sample = DATA / "bicep-types-sample"
+    wanted = {
+        "Microsoft.Authorization/roleAssignments@2022-04-01",
+        "Microsoft.Authorization/roleDefinitions@2022-04-01",
+    }
+    kept = json.loads((DATA / "bicep_types.json").read_text(encoding="utf-8"))
+
+    out = extract_bicep_types.extract(sample, kept["source"]["commit"], wanted)
+
+    assert out["source"] == kept["source"]
+    for type_version in wanted:
+        assert out["types"][type_version] == kept["types"][type_version]
+    body = out["types"]["Microsoft.Authorization/roleAssignments@2022-04-01"]["body"]
+    assert "principalType" in body["properties"]["properties"]["properties"]
+    assert "id" in body["readOnly"]
