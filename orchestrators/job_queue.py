@@ -26,8 +26,8 @@ import azure.durable_functions as df
 from videojob import job_slots as slots
 from videojob import orchestration as policy
 from videojob.activity_wire import parse_utc
-from videojob.backends.arm_errors import is_capacity_refusal
 from videojob.contract import PHASE_QUEUED, ErrorCode, JobError, JobPlan
+from videojob.failure_reason import FailureReason
 
 from .kernel import Mailbox, Steps
 
@@ -142,9 +142,10 @@ class JobSlot:
         self._member = self.held = False
         self._save()
 
-    def waits_out(self, error: JobError) -> bool:
-        """Whether a create refusal is the slot's business: a quota other groups hold now."""
-        return self.active and is_capacity_refusal(error.code, error.message)
+    def waits_out(self, reason: FailureReason | None) -> bool:
+        """Whether a create refusal is the slot's business: a quota other groups hold now (the
+        backend's reason; a quota the request can never fit, `QUOTA_IMPOSSIBLE`, is not)."""
+        return self.active and reason == FailureReason.QUOTA_EXHAUSTED
 
     def wait_out_quota(self, error: JobError, group: str) -> Steps:
         """A quota refusal: give the slot back (the quota is someone else's), back off, and queue

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.backends.arm_recorded import COUNT_QUOTA_AT_LIMIT_MESSAGE, quota_refusal, quota_refusal_message
+from tests.backends.test_aci_backend import create_refused_with
 from tests.orchestration.conftest import (
     CANCEL,
     JOB_ID,
@@ -24,8 +26,9 @@ from tests.orchestration.test_generations import handover_times
 from tests.support.replay import EntityCall
 from videojob import job_slots as slots
 from videojob.activity_wire import CREATE_CONTAINER_GROUP as CREATE
-from videojob.activity_wire import parse_utc
+from videojob.activity_wire import CreateResult, parse_utc
 from videojob.backends.base import BackendError
+from videojob.failure_reason import FailureReason
 from videojob.orchestration import GENERATION_MAX_WEIGHT
 
 TARGET = f"@{slots.ENTITY_NAME}@{slots.ENTITY_KEY}"
@@ -167,10 +170,7 @@ def test_deadline_in_the_queue_is_deadline_exceeded_with_phase_queued(host, back
 
 
 def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backend):
-    backend.create_errors = [
-        BackendError("ContainerGroupQuotaReached", "container group quota exceeded", retryable=True,
-                     retry_after_seconds=30)
-    ] * 2
+    backend.create_errors = [create_refused_with(409, quota_refusal(COUNT_QUOTA_AT_LIMIT_MESSAGE))] * 2
     script = SlotsScript(2)
     h = host(capped(provision_max_attempts=1), entities=script)
     h.raise_event(300, succeeded(0))
@@ -188,6 +188,44 @@ def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backe
     # The same arrival time each time: its old place.
     assert len({c.input["arrived"] for c in ops(result, "acquire")}) == 1
     assert not script.holds()
+
+
+IMPOSSIBLE_QUOTA = quota_refusal(quota_refusal_message("StandardCores", "eastus", 1, 0, 2))
+
+
+def test_a_quota_the_worker_can_never_fit_fails_at_once_naming_quota_and_request(host, backend):
+    """Issue 18.5: a 2-core worker under a 1-core quota waited in the queue until its deadline."""
+    backend.create_errors = [create_refused_with(400, IMPOSSIBLE_QUOTA)] * 100
+    script = SlotsScript(2)
+    result = host(capped(provision_max_attempts=3), entities=script).run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error.startswith("provisioning_failed: ContainerGroupQuotaReached")
+    assert "quota 'StandardCores' in region 'eastus' allows 1 and one container group requests 2" in result.error
+    assert len(result.calls(CREATE)) == 1  # no retry, no wait: it can never fit
+    assert result.custom_status["error"]["retryable"] is False
+    assert not any(s.get("reason") == "quota" for s in result.custom_statuses if s)
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release"]
+    assert not script.holds()
+
+
+def test_a_quota_the_worker_can_never_fit_fails_at_once_without_the_cap_too(host, backend):
+    backend.create_errors = [create_refused_with(400, IMPOSSIBLE_QUOTA)] * 100
+    result = host(plan(provision_max_attempts=3)).run()
+
+    assert result.status == "Failed" and result.error.startswith("provisioning_failed: ContainerGroupQuotaReached")
+    assert "requests 2" in result.error
+    assert len(result.calls(CREATE)) == 1
+
+
+def test_a_quota_refusal_answered_before_reasons_existed_still_waits_in_the_queue():
+    """An in-flight history holds create answers without `reason`: they replay as they were decided."""
+    old = {"ok": False, "group": "g", "error": {"code": "ContainerGroupQuotaReached", "retryable": True,
+                                                 "message": COUNT_QUOTA_AT_LIMIT_MESSAGE, "retryAfterSeconds": 30}}
+    assert CreateResult.from_wire(old, "g").reason == FailureReason.QUOTA_EXHAUSTED
+    new = {**old, "error": {**old["error"], "reason": "transient"}}
+    assert CreateResult.from_wire(new, "g").reason == FailureReason.TRANSIENT
 
 
 def test_permanent_configuration_error_still_fails_provisioning(host, backend):
