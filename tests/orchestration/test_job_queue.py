@@ -44,20 +44,30 @@ class SlotsScript:
     state: slots.SlotState = field(default_factory=slots.SlotState)
     released: set[str] = field(default_factory=set)
 
+    tokens: dict[str, str] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+
+    def new_token(self) -> str:
+        self.issued.append(f"token-{len(self.issued)}")
+        return self.issued[-1]
+
     def __post_init__(self) -> None:
-        for other, arrived, _ in self.others:
-            self.state, _ = slots.acquire(self.state, other, T0 + timedelta(seconds=arrived), self.capacity, T0)
+        for other, _, _ in sorted(self.others, key=lambda o: o[1]):  # they asked in arrival order
+            self.state, grant = slots.acquire(self.state, other, T0, self.capacity, new_token=self.new_token)
+            self.tokens[other] = grant.token
 
     def _release_due(self, now: datetime) -> None:
         for other, _, release_at in self.others:
             if other not in self.released and now >= T0 + timedelta(seconds=release_at):
                 self.released.add(other)
-                self.state = slots.release(self.state, other, now)
+                self.state = slots.release(self.state, other, now, token=self.tokens[other])
 
     def __call__(self, call: EntityCall) -> Any:
         assert call.target == TARGET
         self._release_due(call.at)
-        self.state, result = slots.apply(self.state, call.operation, call.input, call.at)
+        self.state, result, refused = slots.apply(self.state, call.operation, call.input, call.at,
+                                                  capacity=self.capacity, new_token=self.new_token, signing_key="k")
+        assert refused is None, refused  # the job's own operations are never refused
         return result
 
     def holds(self, job_id: str = JOB_ID) -> bool:
@@ -179,14 +189,15 @@ def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backe
     check_invariants(result)
     assert result.status == "Completed", result.error  # one provisioning try allowed: quota spent none
     kinds = [c.operation for c in result.entity_calls]
-    assert kinds == ["acquire", "release", "acquire", "release", "acquire", "release"]
+    assert kinds == ["acquire", "step_aside", "acquire", "step_aside", "acquire", "release"]
     creates = [c.scheduled_at for c in result.calls(CREATE)]
     assert len(creates) == 3
     assert (creates[1] - creates[0]).total_seconds() >= 30 and (creates[2] - creates[1]).total_seconds() >= 60
     assert any(s.get("reason") == "quota" for s in result.custom_statuses if s)
     assert result.output["queue"]["quotaWaits"] == 2
-    # The same arrival time each time: its old place.
-    assert len({c.input["arrived"] for c in ops(result, "acquire")}) == 1
+    # The same token each time after the first answer: its old place.
+    assert [c.input["token"] for c in ops(result, "acquire")] == [None, "token-0", "token-0"]
+    assert {c.input["token"] for c in result.entity_calls if c.signal} == {"token-0"}
     assert not script.holds()
 
 
@@ -328,8 +339,9 @@ def test_an_hour_in_the_queue_hands_over_with_a_bounded_history(host, backend):
     assert statuses[first:len(queued) + first] == queued  # no other phase until the grant
     assert queued_positions(result) == [3, 1]
     assert {s["queuedSince"] for s in queued} == {slots.format_utc(at(0))}
-    # Its place: the first generation's arrival, asked with by every generation.
-    assert {c.input["arrived"] for c in ops(result, "acquire")} == {slots.format_utc(at(0))}
+    # Its place: the token of the first answer, asked with by every generation after it.
+    tokens = [c.input["token"] for c in ops(result, "acquire")]
+    assert tokens[0] is None and set(tokens[1:]) == {script.issued[-1]}
     assert result.output["queue"]["arrivedAt"] == slots.format_utc(at(0))
     assert HOUR <= result.output["queue"]["waitedSeconds"] <= HOUR + slots.QUEUE_RECHECK_MIN_SECONDS + 1
     assert [c.operation for c in result.entity_calls if c.signal] == ["release"]
