@@ -114,7 +114,7 @@ class JobSlot:
                 self.queued_since = began
                 self._save()
                 return hand_over(max(now, status_floor) if status_floor else now)
-            request = slots.acquire_request(self._job_id, self.token)
+            request = slots.acquire_request(self._job_id, self.token, self._arrived, self._plan.max_running_jobs)
             self._member = True
             task = yield from mailbox.until_done(context.call_entity(SLOTS, slots.ACQUIRE, request))
             try:
@@ -164,10 +164,15 @@ class JobSlot:
         place (`step_aside`), back off, and ask again. Returns None once a slot is held again, or
         the `JobError` that ends the job (cancel, deadline in the queue: the place is given up)."""
         self.quota_waits += 1
-        # A signal, never yielded (see `release`); the entity keeps the place, resting.
-        self._context.signal_entity(SLOTS, slots.STEP_ASIDE, slots.holder_request(self._job_id, self.token))
-        self.held = False
-        self._save()
+        if self.token is None:
+            # A job that queued before tokens: as it did then (its history may hold this very
+            # signal), it leaves and queues again; the entity no longer keeps an old place for it.
+            self.release()
+        else:
+            # A signal, never yielded (see `release`); the entity keeps the place, resting.
+            self._context.signal_entity(SLOTS, slots.STEP_ASIDE, slots.holder_request(self._job_id, self.token))
+            self.held = False
+            self._save()
         now: datetime = self._context.current_utc_datetime
         pause = slots.quota_backoff_seconds(error.retry_after_seconds or self._plan.provision_backoff_seconds,
                                             self.quota_waits)

@@ -184,14 +184,16 @@ class Grant:
                    token if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS else None)
 
 
-def acquire_request(job_id: str, token: str | None) -> dict[str, Any]:
-    """What a job sends to `acquire` (nothing that decides its place or the cap)."""
-    return {"id": job_id, "token": token}
+def acquire_request(job_id: str, token: str | None, arrived: datetime, capacity: int | None) -> dict[str, Any]:
+    """What a job sends to `acquire`. `arrived` and `capacity` are sent as before issue 19.5 and
+    ignored by the entity, and `token` only once the job has one: a history in flight across the
+    upgrade replays the very request it recorded (the devhost, like a strict replay, compares them)."""
+    return {"id": job_id, "arrived": format_utc(arrived), "capacity": capacity, **({"token": token} if token else {})}
 
 
 def holder_request(job_id: str, token: str | None) -> dict[str, Any]:
-    """What a job sends to `release` and `step_aside`."""
-    return {"id": job_id, "token": token}
+    """What a job sends to `release` and `step_aside` (no `token` key without one, as before tokens)."""
+    return {"id": job_id, **({"token": token} if token else {})}
 
 
 def evict_mac(signing_key: str, ids: Iterable[str], before: str) -> str:

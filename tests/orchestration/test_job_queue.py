@@ -195,9 +195,27 @@ def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backe
     assert (creates[1] - creates[0]).total_seconds() >= 30 and (creates[2] - creates[1]).total_seconds() >= 60
     assert any(s.get("reason") == "quota" for s in result.custom_statuses if s)
     assert result.output["queue"]["quotaWaits"] == 2
+    # The first ask is the request recorded before tokens (histories in flight replay it as is).
+    assert ops(result, "acquire")[0].input == {"id": JOB_ID, "arrived": slots.format_utc(at(0)), "capacity": 1}
     # The same token each time after the first answer: its old place.
-    assert [c.input["token"] for c in ops(result, "acquire")] == [None, "token-0", "token-0"]
+    assert [c.input.get("token") for c in ops(result, "acquire")] == [None, "token-0", "token-0"]
     assert {c.input["token"] for c in result.entity_calls if c.signal} == {"token-0"}
+    assert not script.holds()
+
+
+def test_a_job_that_joined_before_tokens_keeps_working_and_leaves_on_a_quota_refusal(host, backend):
+    """In flight across the upgrade: its entry has no key, it has no token; on a quota refusal it
+    releases as it did then (its history may hold that signal) and asks anew."""
+    backend.create_errors = [create_refused_with(409, quota_refusal(COUNT_QUOTA_AT_LIMIT_MESSAGE))]
+    script = SlotsScript(2)
+    script.state = slots.SlotState(2, (slots.Member(JOB_ID, T0, T0),), (), 1)
+    h = host(capped(provision_max_attempts=1), entities=script)
+    h.raise_event(300, succeeded(0))
+    result = h.run()
+
+    assert result.status == "Completed", result.error
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release", "acquire", "release"]
+    assert [c.input.get("token") for c in result.entity_calls] == [None, None, None, "token-0"]
     assert not script.holds()
 
 
@@ -340,7 +358,7 @@ def test_an_hour_in_the_queue_hands_over_with_a_bounded_history(host, backend):
     assert queued_positions(result) == [3, 1]
     assert {s["queuedSince"] for s in queued} == {slots.format_utc(at(0))}
     # Its place: the token of the first answer, asked with by every generation after it.
-    tokens = [c.input["token"] for c in ops(result, "acquire")]
+    tokens = [c.input.get("token") for c in ops(result, "acquire")]
     assert tokens[0] is None and set(tokens[1:]) == {script.issued[-1]}
     assert result.output["queue"]["arrivedAt"] == slots.format_utc(at(0))
     assert HOUR <= result.output["queue"]["waitedSeconds"] <= HOUR + slots.QUEUE_RECHECK_MIN_SECONDS + 1

@@ -37,7 +37,7 @@ class Entity:
         return result
 
     def ask(self, job: str, now: float = 0) -> slots.Grant:
-        grant = slots.Grant.from_wire(self.op("acquire", slots.acquire_request(job, self.tokens.get(job)), now))
+        grant = slots.Grant.from_wire(self.op("acquire", slots.acquire_request(job, self.tokens.get(job), T0, 1), now))
         if grant.token:
             self.tokens[job] = grant.token
         return grant
