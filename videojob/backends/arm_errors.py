@@ -17,7 +17,11 @@ Choices worth knowing:
   and waits in the queue with a backoff, within its deadline, issue 13). When the request is
   above the limit, or the limit is 0 (no Spot cores on the subscription), nothing that ends can
   free it: `QUOTA_IMPOSSIBLE`, permanent, and the message names the quota, its limit and the
-  request (issue 18.5). A refusal without figures is taken for "not now", as before.
+  request (issue 18.5). A refusal without figures is taken for "not now", as before. One page
+  (MicrosoftDocs/SupportArticles-docs, ACI "service-unavailable-container-group-quota-exceeded")
+  shows `ServiceUnavailable` with "Limit: '0'" for a different cause: the same group name
+  deployed to several regions at once trips ACI's fraud detection. This service deploys each
+  group name once, in one region, so a 0 limit is taken at its word.
 - 409 without a known code is retryable: it is a state conflict (a group still being deleted or
   mid-operation, `ContainerGroupTransitioning`), which resolves by itself; the orchestrator's
   attempts are bounded, so a permanent conflict still fails after a few tries.
