@@ -23,6 +23,7 @@ from videojob.activity_wire import (
 from videojob.backends.base import BackendError, ContainerBackend
 from videojob.container_spec import build_container_spec, group_name
 from videojob.contract import ContractError, JobError
+from videojob.failure_reason import FailureReason
 from videojob.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -32,14 +33,19 @@ def _error(code: str, message: str, retryable: bool, retry_after_seconds: float 
     return JobError(code, " ".join(str(message).split())[:300], retryable, retry_after_seconds)
 
 
-def _classify(e: Exception) -> JobError:
-    """Turn any failure into the wire error; unexpected ones are logged with their traceback."""
+def _classified(e: Exception) -> tuple[JobError, FailureReason]:
+    """Turn any failure into the wire error and its reason (the adapter's, for a `BackendError`);
+    unexpected ones are logged with their traceback."""
     if isinstance(e, BackendError):
-        return _error(e.code, e.message, e.retryable, e.retry_after_seconds)
+        return _error(e.code, e.message, e.retryable, e.retry_after_seconds), e.reason
     if isinstance(e, SettingsError):
-        return _error(CONFIGURATION, str(e), False)
+        return _error(CONFIGURATION, str(e), False), FailureReason.PERMANENT
     logger.exception("activity failed unexpectedly")
-    return _error(UNEXPECTED, f"{type(e).__name__}: {e}", True)
+    return _error(UNEXPECTED, f"{type(e).__name__}: {e}", True), FailureReason.TRANSIENT
+
+
+def _classify(e: Exception) -> JobError:
+    return _classified(e)[0]
 
 
 def _group_of(payload: Any) -> str:
@@ -63,7 +69,8 @@ def create_group(payload: Any, settings: Callable[[], Settings], backend: Callab
         job = CreateInput.from_wire(payload)
     except (ContractError, KeyError, TypeError, ValueError, AttributeError) as e:
         name = _group_named_in(payload)
-        return CreateResult(False, name, error=_error(INVALID_INPUT, f"create input: {e}", False)).to_wire()
+        return CreateResult(False, name, error=_error(INVALID_INPUT, f"create input: {e}", False),
+                            reason=FailureReason.PERMANENT).to_wire()
     name = job.group
     try:
         spec = build_container_spec(
@@ -73,7 +80,8 @@ def create_group(payload: Any, settings: Callable[[], Settings], backend: Callab
         logger.info("creating container group %s (image %s)", spec.name, spec.image)
         state = backend().create(spec)
     except Exception as e:  # noqa: BLE001 - every failure is answered, not raised (see module doc)
-        return CreateResult(False, name, error=_classify(e)).to_wire()
+        error, reason = _classified(e)
+        return CreateResult(False, name, error=error, reason=reason).to_wire()
     return CreateResult(True, state.name or spec.name, state=state.state).to_wire()
 
 
@@ -93,7 +101,8 @@ def inspect_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict
             tail = b.logs(group, tail=MAX_LOG_TAIL_LINES)[-MAX_LOG_TAIL_CHARS:]
         except Exception as e:  # noqa: BLE001 - a missing log tail must not hide the state
             logger.warning("no log tail for %s: %s", group, _classify(e).code)
-    answer = InspectResult(True, found.state, found.exit_code, found.detail, tail, finished_at=found.finished_at)
+    answer = InspectResult(True, found.state, found.exit_code, found.detail, tail, finished_at=found.finished_at,
+                           reason=found.reason)
     return answer.to_wire()
 
 

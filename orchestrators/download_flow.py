@@ -378,7 +378,7 @@ def _provision(
         if result.ok:
             return None
         error = result.error or JobError("unknown", "no error given", retryable=True)
-        if error.retryable and slot is not None and slot.waits_out(error):
+        if error.retryable and slot is not None and slot.waits_out(result.reason):
             _log(context, logging.WARNING, "job %s: create refused by quota (%s); back to the queue",
                  job_id, error.code)
             refused = yield from slot.wait_out_quota(error, group)

@@ -8,7 +8,11 @@ its own serialization, and the job learns its grant (or its place) by calling `a
 after `job_slots.queue_recheck_seconds(position)`. The price: two episodes, one entity
 operation and ~8 history events per re-check while queued; so the wait hands over to a new
 generation like the watch does (`acquire`'s `hand_over`, between re-checks), and the next one
-asks again with the same `arrived`: its place is kept.
+asks again with the same token: its place is kept.
+
+The entity decides the cap, the order and who holds what (issue 19.5): the job sends only its id
+and the token the entity gave it in the answer to its first ask (kept in the carry, so a new
+generation keeps the place); `release` and `step_aside` (a quota refusal) need that token.
 
 Every exit releases what it holds (`release`, a fire-and-forget signal that goes out even with
 the episode that fails the orchestration); endings that run no orchestrator code (terminate,
@@ -26,8 +30,8 @@ import azure.durable_functions as df
 from videojob import job_slots as slots
 from videojob import orchestration as policy
 from videojob.activity_wire import parse_utc
-from videojob.backends.arm_errors import is_capacity_refusal
 from videojob.contract import PHASE_QUEUED, ErrorCode, JobError, JobPlan
+from videojob.failure_reason import FailureReason
 
 from .kernel import Mailbox, Steps
 
@@ -61,6 +65,10 @@ class JobSlot:
         self.granted_at: datetime | None = _time(carried.get("grantedAt"))
         self.waited_seconds = float(carried.get("waitedSeconds") or 0.0)
         self.quota_waits = int(carried.get("quotaWaits") or 0)
+        token = carried.get("token")
+        self.token: str | None = token if isinstance(token, str) else None
+        """The entity's proof that the place is ours (None before the first answer, or for a job
+        that queued before tokens: the entity then knows it by its id alone)."""
 
     def _save(self) -> None:
         if self.active:
@@ -70,6 +78,7 @@ class JobSlot:
                 "waitedSeconds": round(self.waited_seconds, 3),
                 "quotaWaits": self.quota_waits,
                 "queuedSince": slots.format_utc(self.queued_since) if self.queued_since else None,
+                "token": self.token,
             }
 
     def record(self) -> dict[str, Any] | None:
@@ -105,8 +114,7 @@ class JobSlot:
                 self.queued_since = began
                 self._save()
                 return hand_over(max(now, status_floor) if status_floor else now)
-            request = {"id": self._job_id, "arrived": slots.format_utc(self._arrived),
-                       "capacity": self._plan.max_running_jobs}
+            request = slots.acquire_request(self._job_id, self.token, self._arrived, self._plan.max_running_jobs)
             self._member = True
             task = yield from mailbox.until_done(context.call_entity(SLOTS, slots.ACQUIRE, request))
             try:
@@ -115,6 +123,9 @@ class JobSlot:
                 grant = slots.Grant.from_wire(task.result)
             except slots.SlotError as e:
                 return self._leave(began, JobError(ErrorCode.INTERNAL, f"job slots: {e}"[:300]))
+            if grant.token is not None:
+                self.token = grant.token
+                self._save()
             now = context.current_utc_datetime
             if grant.granted:
                 self.held, self.granted_at = True, now
@@ -138,20 +149,30 @@ class JobSlot:
         yielded (it takes its sequence id when made; a yield would take a second one)."""
         if not self.active or not self._member:
             return
-        self._context.signal_entity(SLOTS, slots.RELEASE, {"id": self._job_id})
+        self._context.signal_entity(SLOTS, slots.RELEASE, slots.holder_request(self._job_id, self.token))
         self._member = self.held = False
+        self.token = None
         self._save()
 
-    def waits_out(self, error: JobError) -> bool:
-        """Whether a create refusal is the slot's business: a quota other groups hold now."""
-        return self.active and is_capacity_refusal(error.code, error.message)
+    def waits_out(self, reason: FailureReason | None) -> bool:
+        """Whether a create refusal is the slot's business: a quota other groups hold now (the
+        backend's reason; a quota the request can never fit, `QUOTA_IMPOSSIBLE`, is not)."""
+        return self.active and reason == FailureReason.QUOTA_EXHAUSTED
 
     def wait_out_quota(self, error: JobError, group: str) -> Steps:
-        """A quota refusal: give the slot back (the quota is someone else's), back off, and queue
-        again at the old place (`arrived` unchanged). Returns None once a slot is held again, or the
-        `JobError` that ends the job (cancel, deadline in the queue)."""
+        """A quota refusal: give the slot to the next job (the quota is someone else's) but keep the
+        place (`step_aside`), back off, and ask again. Returns None once a slot is held again, or
+        the `JobError` that ends the job (cancel, deadline in the queue: the place is given up)."""
         self.quota_waits += 1
-        self.release()
+        if self.token is None:
+            # A job that queued before tokens: as it did then (its history may hold this very
+            # signal), it leaves and queues again; the entity no longer keeps an old place for it.
+            self.release()
+        else:
+            # A signal, never yielded (see `release`); the entity keeps the place, resting.
+            self._context.signal_entity(SLOTS, slots.STEP_ASIDE, slots.holder_request(self._job_id, self.token))
+            self.held = False
+            self._save()
         now: datetime = self._context.current_utc_datetime
         pause = slots.quota_backoff_seconds(error.retry_after_seconds or self._plan.provision_backoff_seconds,
                                             self.quota_waits)
@@ -159,6 +180,7 @@ class JobSlot:
         began = now
         if (yield from self._mailbox.sleep_unless(policy.wake_at(now, pause, self._deadline), policy.is_cancel)):
             self.waited_seconds += policy.seconds_between(began, self._context.current_utc_datetime)
+            self.release()  # the place kept while resting
             return policy.cancelled_error()
         self.waited_seconds += policy.seconds_between(began, self._context.current_utc_datetime)
         return (yield from self.acquire(group, "quota"))

@@ -81,7 +81,7 @@ async def sweep(
         summary.deleted += 1
         log.info("sweep: deleted %s (%s)", group.name, decision.reason)
     try:
-        summary.slots_freed = await reconcile_slots(client, now)
+        summary.slots_freed = await reconcile_slots(client, now, settings.callback_signing_key)
     except Exception as e:
         summary.failed += 1
         log.warning("sweep: reconciling the job slots failed: %s", _describe(e))
@@ -92,8 +92,9 @@ SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
 LOOKUP_CONCURRENCY = 8
 
 
-async def reconcile_slots(client: df.DurableOrchestrationClient, now: datetime) -> int:
-    """Free the slots (and queue places) of jobs that ended without giving them back; how many."""
+async def reconcile_slots(client: df.DurableOrchestrationClient, now: datetime, signing_key: str) -> int:
+    """Free the slots (and queue places) of jobs that ended without giving them back; how many.
+    The `evict` carries a MAC under the signing key: the entity frees nobody's slot without it."""
     answer = await client.read_entity_state(SLOTS)
     if not answer.entity_exists:
         return 0
@@ -112,7 +113,7 @@ async def reconcile_slots(client: df.DurableOrchestrationClient, now: datetime) 
     found = await asyncio.gather(*(lookup(i) for i in state.member_ids()))
     stale = stale_slot_members(state, dict(f for f in found if f is not None), now)
     if stale:
-        await client.signal_entity(SLOTS, slots.EVICT, {"ids": list(stale), "before": slots.format_utc(now)})
+        await client.signal_entity(SLOTS, slots.EVICT, slots.evict_request(signing_key, stale, now))
         log.info("sweep: freed the job slots of %s", ", ".join(stale))
     return len(stale)
 

@@ -5,11 +5,13 @@ use this module). JSON is camelCase, like every other wire shape in the project.
 
 - `create_container_group`: `{"jobId", "request": DownloadRequest wire, "createdAt", "deadline",
   "attempt", "run", "group"}` -> `{"ok": true, "group", "state"}` or `{"ok": false, "group", "error"}`
+  (`error.reason`: see below)
   (`attempt` 1-based, default 1; `run` the orchestration run's token (`run_token`), absent in
   inputs from before runs were named; `group` is `attempt_group_name(jobId, attempt, run)`, checked;
   `"mode": "list", "maxItems"` only for a playlist listing, absent for downloads)
 - `inspect_container_group`: `{"group"}`
-  -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
+  -> `{"ok": true, "state", "exitCode", "detail", "logTail", "reason"}` or `{"ok": false, "error"}`
+  (`reason`: why the group ended when the backend knows (`out_of_memory`), else null)
 - `stop_container_group`, `delete_container_group`: `{"group"}`
   -> `{"ok": true}` or `{"ok": false, "error"}`
 - `check_output_blob`: `{"jobId", "container", "name"}`
@@ -27,8 +29,12 @@ use this module). JSON is camelCase, like every other wire shape in the project.
   `{"ok": false, "error"}` (the worker's result record of that attempt, `videojob.result_record`)
 
 - Times are UTC ISO 8601 with a `Z` suffix (second precision).
-- `error` is `{"code", "message", "retryable"}`. For a backend failure `code` is the backend's
-  (for ACI: the ARM error code, e.g. `InaccessibleImage`), `retryable` its classification.
+- `error` is `{"code", "message", "retryable", "retryAfterSeconds"?, "reason"?}`. For a backend
+  failure `code` is the backend's (for ACI: the ARM error code, e.g. `InaccessibleImage`),
+  `retryable` and `reason` its classification (`videojob.failure_reason.FailureReason`, decided
+  by the adapter): the orchestration matches `reason`, never `code` or `message` text.
+- Answers recorded before reasons existed (in-flight histories) have no `reason` key: they are
+  read as the orchestration read them then (`_reason_before_types`), so a replay decides the same.
 - `state` is a group state of `videojob.backends.base` (Pending, Running, Succeeded, Failed,
   Stopped, Missing). `logTail` is "" while the group is active; otherwise the last lines of the
   worker's output, at most `MAX_LOG_TAIL_CHARS`.
@@ -44,6 +50,7 @@ from typing import Any
 
 from .container_spec import RUN_TOKEN_RE, attempt_group_name, format_time
 from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, ContractError, DownloadRequest, JobError, JobStatus
+from .failure_reason import FailureReason, default_reason, parse_reason
 
 CREATE_CONTAINER_GROUP = "create_container_group"
 INSPECT_CONTAINER_GROUP = "inspect_container_group"
@@ -60,6 +67,7 @@ MAX_JOB_ATTEMPTS = 10
 MAX_LOG_TAIL_LINES = 20
 MAX_LOG_TAIL_CHARS = 2000
 MAX_DETAIL_CHARS = 300
+_SIGKILL_EXIT = 137
 
 # Codes the activities themselves use (backend codes pass through unchanged).
 ACTIVITY_FAILED = "activity_failed"  # the activity raised (seen by the orchestrator as TaskFailed)
@@ -168,28 +176,51 @@ def _max_items(value: Any) -> int | None:
     return value
 
 
+def _reason_before_types(error: JobError) -> FailureReason:
+    """How the orchestration read a create refusal before adapters named the reason (it matched
+    ARM's text then): kept only so that an in-flight history replays the same decisions."""
+    code, message = error.code, error.message.lower()
+    quota = code in ("ContainerGroupQuotaReached", "QuotaExceeded") or "quota" in code.lower() or (
+        code == "ServiceUnavailable" and "quota" in message)
+    if quota and error.retryable and "limit: '0'" not in message:
+        return FailureReason.QUOTA_EXHAUSTED
+    return default_reason(error.retryable)
+
+
+def _failure_reason(d: dict[str, Any], error: JobError) -> FailureReason:
+    raw = d.get("error")
+    if isinstance(raw, dict) and "reason" in raw:
+        return parse_reason(raw["reason"]) or default_reason(error.retryable)
+    return _reason_before_types(error)
+
+
 @dataclass(frozen=True)
 class CreateResult:
     ok: bool
     group: str
     state: str | None = None
     error: JobError | None = None
+    reason: FailureReason | None = None
+    """With an error: what kind of failure (the adapter's `BackendError.reason`)."""
 
     def to_wire(self) -> dict[str, Any]:
         if self.ok:
             return {"ok": True, "group": self.group, "state": self.state}
-        return {"ok": False, "group": self.group, "error": _error_wire(self.error)}
+        return {"ok": False, "group": self.group, "error": _error_wire(self.error, self.reason)}
 
     @classmethod
     def from_wire(cls, d: Any, group: str) -> CreateResult:
         if not isinstance(d, dict):
-            return cls(False, group, error=JobError(UNEXPECTED, "activity returned no object", retryable=True))
+            return cls(False, group, error=JobError(UNEXPECTED, "activity returned no object", retryable=True),
+                       reason=FailureReason.TRANSIENT)
         ok = d.get("ok") is True
+        error = None if ok else _error_or_none(d) or JobError(UNEXPECTED, "no error given", retryable=True)
         return cls(
             ok=ok,
             group=str(d.get("group") or group),
             state=d.get("state") if isinstance(d.get("state"), str) else None,
-            error=None if ok else _error_or_none(d) or JobError(UNEXPECTED, "no error given", retryable=True),
+            error=error,
+            reason=None if error is None else _failure_reason(d, error),
         )
 
 
@@ -203,6 +234,8 @@ class InspectResult:
     error: JobError | None = None
     finished_at: str | None = None
     """When the worker ended (`finishedAt`, optional)."""
+    reason: FailureReason | None = None
+    """Why the group ended, when the backend knows (`GroupState.reason`)."""
 
     def to_wire(self) -> dict[str, Any]:
         if not self.ok:
@@ -214,6 +247,7 @@ class InspectResult:
             "detail": (self.detail or "")[:MAX_DETAIL_CHARS] or None,
             "logTail": self.log_tail[-MAX_LOG_TAIL_CHARS:],
             **({"finishedAt": self.finished_at[:40]} if self.finished_at else {}),
+            "reason": self.reason.value if self.reason else None,
         }
 
     @classmethod
@@ -223,13 +257,23 @@ class InspectResult:
         if d.get("ok") is False or not isinstance(d.get("state"), str):
             return cls(False, error=_error_or_none(d) or JobError(UNEXPECTED, "no state given", retryable=True))
         exit_code = d.get("exitCode")
+        exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
+        detail = str(d["detail"])[:MAX_DETAIL_CHARS] if d.get("detail") else None
+        if "reason" in d:
+            reason = parse_reason(d["reason"])
+        else:  # recorded before reasons: the detail text the orchestration read then
+            words = (detail or "").lower()
+            memory = (d["state"] == "Failed" and exit_code == _SIGKILL_EXIT
+                      and ("oomkilled" in words or "out of memory" in words))
+            reason = FailureReason.OUT_OF_MEMORY if memory else None
         return cls(
             ok=True,
             state=d["state"],
-            exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
-            detail=str(d["detail"])[:MAX_DETAIL_CHARS] if d.get("detail") else None,
+            exit_code=exit_code,
+            detail=detail,
             log_tail=str(d.get("logTail") or "")[-MAX_LOG_TAIL_CHARS:],
             finished_at=str(d["finishedAt"])[:40] if isinstance(d.get("finishedAt"), str) else None,
+            reason=reason,
         )
 
 
@@ -254,8 +298,11 @@ def group_input(group: str) -> dict[str, Any]:
     return {"group": group}
 
 
-def _error_wire(error: JobError | None) -> dict[str, Any]:
-    return (error or JobError(UNEXPECTED, "unknown error", retryable=True)).to_wire()
+def _error_wire(error: JobError | None, reason: FailureReason | None = None) -> dict[str, Any]:
+    wire = (error or JobError(UNEXPECTED, "unknown error", retryable=True)).to_wire()
+    if reason is not None:
+        wire["reason"] = reason.value
+    return wire
 
 
 def failed_activity_error(reason: object) -> JobError:

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .activity_wire import MAX_JOB_ATTEMPTS, BlobCheckResult, InspectResult, ShareLinkResult, format_utc, parse_utc
-from .backends.base import ContainerState
 from .contract import (
     CUSTOM_STATUS_MAX_BYTES,
     MAX_ERROR_MESSAGE,
@@ -47,6 +46,7 @@ from .contract import (
     clip,
     custom_status_bytes,
 )
+from .failure_reason import FailureReason
 from .output_blob import output_blob_problem
 from .settings import MAX_TIMER_SECONDS
 
@@ -485,26 +485,16 @@ def cancelled_error() -> JobError:
     return JobError(ErrorCode.CANCELLED, "the job was cancelled", retryable=False)
 
 
-OOM_KILL_EXIT_CODE = 137
-
-
-def is_memory_kill(inspected: InspectResult) -> bool:
-    """The group failed with SIGKILL's exit code and its backend says memory (podman: "out of
-    memory", Kubernetes-style `OOMKilled`). Exit 137 alone is not enough: a worker killed from
-    outside (a crash, `kill -9`) exits the same way, and another container may well succeed."""
-    detail = (inspected.detail or "").lower()
-    return (inspected.state == ContainerState.FAILED and inspected.exit_code == OOM_KILL_EXIT_CODE
-            and ("oomkilled" in detail or "out of memory" in detail))
-
-
 def heartbeat_error(group: str, inspected: InspectResult, heartbeat_seconds: int) -> JobError:
     """`heartbeat_lost` with what is known of the container: state, exit code, detail, log tail;
     `out_of_memory` (not retried: a fresh container of the same size meets the same limit) when the
-    backend says it was killed at its memory limit (`is_memory_kill`)."""
-    if is_memory_kill(inspected):
+    backend says it was killed at its memory limit (its reason `OUT_OF_MEMORY`: the adapter
+    decides from what its platform says; the worker's own report is the first signal)."""
+    if inspected.reason == FailureReason.OUT_OF_MEMORY:
         detail = f" ({inspected.detail[:200]})" if inspected.detail else ""
+        code = f"exit code {inspected.exit_code}" if inspected.exit_code is not None else "no exit code"
         return JobError(ErrorCode.OUT_OF_MEMORY,
-                        f"the worker in container group {group} was killed at its memory limit: exit code 137"
+                        f"the worker in container group {group} was killed at its memory limit: {code}"
                         f"{detail}; raise WORKER_MEMORY_GB if the media needs more", retryable=False)
     parts = [f"no report from the worker for {heartbeat_seconds} s; container group {group} is {inspected.state}"]
     if inspected.exit_code is not None:

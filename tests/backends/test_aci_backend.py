@@ -10,11 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.backends.arm_recorded import (
+    COUNT_QUOTA_AT_LIMIT_MESSAGE,
     REGISTRY_CREDENTIAL_ERRORS,
     RESOURCE_GROUP_NOT_FOUND,
+    SPOT_QUOTA_MESSAGE,
     authorization_failed,
     failed_mount_group,
     group_without_instance_view,
+    quota_refusal,
+    quota_refusal_message,
 )
 from tests.backends.arm_transport import (
     GROUPS_PATH,
@@ -35,6 +39,7 @@ from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
 from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
 from videojob.container_spec import build_container_spec
 from videojob.contract import DownloadRequest
+from videojob.failure_reason import FailureReason
 from videojob.settings import load_settings
 
 IDENTITY = (
@@ -509,3 +514,36 @@ def test_the_sweeper_does_not_act_on_a_missing_resource_group():
 
     assert e.value.code == "ResourceGroupNotFound"
     assert [r.method for r in t.requests] == ["GET"]  # listed, nothing deleted
+
+
+def create_refused_with(status: int, body: dict) -> BackendError:
+    """The `BackendError` the ACI backend raises when ARM answers a create's PUT this way."""
+    spec = make_spec()
+    t = RecordingTransport(not_found(spec.name), Exchange("PUT", group_path(spec.name), status, body))
+    with pytest.raises(BackendError) as e:
+        backend(t).create(spec)
+    return e.value
+
+
+def test_a_create_above_the_quota_limit_is_refused_for_good_naming_quota_and_request():
+    """Issue 18.5: a 2-core worker under a 1-core quota never fits; it was taken for "not now"."""
+    error = create_refused_with(400, quota_refusal(quota_refusal_message("StandardCores", "eastus", 1, 0, 2)))
+
+    assert (error.code, error.retryable, error.retry_after_seconds) == ("ContainerGroupQuotaReached", False, None)
+    assert error.reason == FailureReason.QUOTA_IMPOSSIBLE
+    assert "quota 'StandardCores' in region 'eastus' allows 1 and one container group requests 2" in error.message
+
+
+@pytest.mark.parametrize("message", [SPOT_QUOTA_MESSAGE, COUNT_QUOTA_AT_LIMIT_MESSAGE], ids=["spot", "at-limit"])
+def test_a_create_refused_by_a_quota_that_may_free_is_not_now(message):
+    error = create_refused_with(400, quota_refusal(message))
+
+    assert (error.retryable, error.reason) == (True, FailureReason.QUOTA_EXHAUSTED)
+    assert error.retry_after_seconds and error.retry_after_seconds > 0
+
+
+@pytest.mark.parametrize(("detail", "reason"), [("OOMKilled", FailureReason.OUT_OF_MEMORY), ("Error", None)])
+def test_state_names_an_out_of_memory_kill_as_a_reason_only_when_acis_detail_says_memory(detail, reason):
+    body = group_json("dl-a", group_state="Failed", container_state="Terminated", exit_code=137, detail=detail)
+    s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
+    assert (s.state, s.exit_code, s.reason) == (FAILED, 137, reason)

@@ -2,13 +2,23 @@
 
 import pytest
 
+from tests.backends.arm_recorded import (
+    COUNT_QUOTA_AT_LIMIT_MESSAGE,
+    QUOTA_CODE,
+    SPOT_QUOTA_MESSAGE,
+    ZERO_QUOTA_SERVICE_UNAVAILABLE_MESSAGE,
+    quota_refusal_message,
+)
 from videojob.backends.arm_errors import (
     AUTHORIZATION_PROPAGATION_SECONDS,
     AUTHORIZATION_RETRY_AFTER_SECONDS,
     MAX_MESSAGE_CHARS,
     QUOTA_RETRY_AFTER_SECONDS,
+    QuotaFigures,
     classify_arm_error,
+    quota_figures,
 )
+from videojob.failure_reason import FailureReason
 
 
 @pytest.mark.parametrize(
@@ -112,3 +122,53 @@ def test_a_quota_of_zero_is_configuration():
     failure = classify_arm_error(400, "ContainerGroupQuotaReached", "quota 'StandardSpotCores' Limit: '0', Usage: '0'")
     assert failure.retryable is False
     assert failure.retry_after_seconds is None
+
+
+# --- quotas: may it free, or never (issue 18.5), from Azure's own quoted refusals -------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(QUOTA_CODE, SPOT_QUOTA_MESSAGE), (QUOTA_CODE, COUNT_QUOTA_AT_LIMIT_MESSAGE),
+     ("ServiceUnavailable", quota_refusal_message("ContainerGroups", "eastus", 100, 100, 1))],
+    ids=["spot-90-of-100-with-12-used", "cores-at-their-limit", "group-count-at-its-limit"],
+)
+def test_a_quota_the_request_fits_under_waits(code, message):
+    failure = classify_arm_error(400, code, message)
+    assert (failure.reason, failure.retryable) == (FailureReason.QUOTA_EXHAUSTED, True)
+    assert failure.retry_after_seconds == QUOTA_RETRY_AFTER_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("message", "quota", "limit", "requested"),
+    [(quota_refusal_message("StandardCores", "eastus", 1, 0, 2), "StandardCores", 1, 2),
+     (quota_refusal_message("StandardSpotCores", "westeurope", 10, 0, 16), "StandardSpotCores", 10, 16),
+     (ZERO_QUOTA_SERVICE_UNAVAILABLE_MESSAGE, "ContainerGroups", 0, 1)],
+    ids=["1-core-quota-2-core-worker", "spot-10-of-16", "limit-0"],
+)
+def test_a_request_above_the_quota_limit_fails_at_once_naming_quota_and_request(message, quota, limit, requested):
+    code = "ServiceUnavailable" if "ContainerGroups" in message else QUOTA_CODE
+    failure = classify_arm_error(400 if code == QUOTA_CODE else 409, code, message)
+    assert (failure.reason, failure.retryable, failure.retry_after_seconds) == (
+        FailureReason.QUOTA_IMPOSSIBLE, False, None)
+    assert f"quota '{quota}'" in failure.message
+    assert f"allows {limit} and one container group requests {requested}" in failure.message
+    assert "WORKER_CPU" in failure.message and len(failure.message) <= MAX_MESSAGE_CHARS
+
+
+def test_quota_figures_read_from_the_documented_sentence():
+    figures = quota_figures(SPOT_QUOTA_MESSAGE)
+    assert figures == QuotaFigures("StandardSpotCores", "westeurope", 100, 12, 90)
+    assert not figures.impossible
+    assert quota_figures("container group quota 'ContainerGroups' exceeded") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "reason"),
+    [(403, "AuthorizationFailed", FailureReason.AUTHORIZATION), (404, "ResourceGroupNotFound", FailureReason.NOT_FOUND),
+     (404, None, FailureReason.NOT_FOUND), (400, "InaccessibleImage", FailureReason.PERMANENT),
+     (409, "Conflict", FailureReason.TRANSIENT), (None, None, FailureReason.TRANSIENT),
+     (500, None, FailureReason.TRANSIENT), (400, "SomethingNew", FailureReason.PERMANENT)],
+)
+def test_every_failure_has_a_reason(status, code, reason):
+    assert classify_arm_error(status, code, "").reason == reason

@@ -21,6 +21,7 @@ from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, S
 from videojob.backends.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
 from videojob.container_spec import ContainerSpec, build_container_spec
 from videojob.contract import DownloadRequest
+from videojob.failure_reason import FailureReason
 from videojob.settings import PODMAN_DEFAULT_IMAGE, load_settings
 
 SECRET_CONNECTION = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LWtleQ==;" \
@@ -114,6 +115,9 @@ def test_podman_states_map_to_aci_states(
     assert got.state == expected
     if detail:
         assert got.detail and detail in got.detail
+    # The memory kill is a type on the wire, not the detail's words (issue 20.3).
+    oom = state.get("ExitCode") == 137 and not stopped
+    assert got.reason == (FailureReason.OUT_OF_MEMORY if oom else None)
 
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # podman's FinishedAt before the container ended (Go's zero time)

@@ -10,10 +10,12 @@ import pytest
 
 from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, RUN_KEY, VIDEO_URL
 from videojob import bootstrap
+from videojob.activity_wire import InspectResult
 from videojob.backends.base import BackendError, ContainerState, GroupState
 from videojob.container_env import CALLBACK_TOKEN, JOB_URL
 from videojob.container_env import JOB_ID as JOB_ID_VAR
 from videojob.container_spec import attempt_group_name, group_name
+from videojob.failure_reason import FailureReason
 from videojob.tokens import job_token
 
 
@@ -90,8 +92,15 @@ def test_create_answers_a_backend_error_instead_of_raising(backend):
     assert call("create_container_group", CREATE_INPUT) == {
         "ok": False,
         "group": GROUP,
-        "error": {"code": "InaccessibleImage", "message": "image not found", "retryable": False},
+        "error": {"code": "InaccessibleImage", "message": "image not found", "retryable": False,
+                  "reason": "permanent"},
     }
+
+
+def test_create_answers_the_backends_reason_for_a_refusal(backend):
+    backend.create_errors = [BackendError("ContainerGroupQuotaReached", "quota 'StandardCores' allows 1",
+                                          retryable=False, reason=FailureReason.QUOTA_IMPOSSIBLE)]
+    assert call("create_container_group", CREATE_INPUT)["error"]["reason"] == "quota_impossible"
 
 
 def test_create_answers_an_unexpected_exception_as_retryable(backend):
@@ -102,7 +111,7 @@ def test_create_answers_an_unexpected_exception_as_retryable(backend):
     result = call("create_container_group", CREATE_INPUT)
     assert result["ok"] is False
     assert result["error"] == {"code": "unexpected_error", "message": "RuntimeError: connection reset",
-                               "retryable": True}
+                               "retryable": True, "reason": "transient"}
 
 
 def test_create_rejects_a_malformed_input_without_calling_the_backend(backend):
@@ -131,7 +140,7 @@ def test_create_reports_missing_settings_as_a_configuration_error(monkeypatch, t
 def test_inspect_a_running_group_does_not_fetch_logs(backend):
     call("create_container_group", CREATE_INPUT)
     assert call("inspect_container_group", {"group": GROUP}) == {
-        "ok": True, "state": ContainerState.RUNNING, "exitCode": None, "detail": None, "logTail": ""
+        "ok": True, "state": ContainerState.RUNNING, "exitCode": None, "detail": None, "logTail": "", "reason": None
     }
     assert backend.ops("logs") == []
 
@@ -143,6 +152,21 @@ def test_inspect_a_terminated_group_returns_exit_code_and_a_short_log_tail(backe
     assert (result["state"], result["exitCode"], result["detail"]) == (ContainerState.FAILED, 1, "Error")
     assert result["logTail"].endswith(" line 99")
     assert len(result["logTail"]) <= 2000
+
+
+def test_inspect_carries_the_backends_out_of_memory_reason(backend):
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, reason=FailureReason.OUT_OF_MEMORY)]
+    result = call("inspect_container_group", {"group": GROUP})
+    assert result["reason"] == "out_of_memory"
+    assert InspectResult.from_wire(result).reason == FailureReason.OUT_OF_MEMORY
+
+
+@pytest.mark.parametrize(("detail", "reason"), [("OOMKilled", FailureReason.OUT_OF_MEMORY), ("Error", None)])
+def test_an_inspect_answer_from_before_reasons_is_read_as_it_was_then(detail, reason):
+    """In-flight histories: no `reason` key, the detail text the orchestration matched then."""
+    old = {"ok": True, "state": "Failed", "exitCode": 137, "detail": detail, "logTail": ""}
+    assert InspectResult.from_wire(old).reason == reason
+    assert InspectResult.from_wire({**old, "reason": None}).reason is None
 
 
 def test_inspect_a_missing_group(backend):

@@ -36,6 +36,7 @@ from videojob.activity_wire import (
     STOP_CONTAINER_GROUP,
 )
 from videojob.backends.base import BackendError, ContainerState, GroupState
+from videojob.failure_reason import FailureReason
 from videojob.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -193,7 +194,8 @@ def test_heartbeat_lost_when_the_container_has_terminated(host, backend):
 
 
 def test_a_container_killed_at_its_memory_limit_fails_out_of_memory_and_is_not_retried(host, backend):
-    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled")]
+    backend.states = [GroupState(GROUP, ContainerState.FAILED, exit_code=137, detail="OOMKilled",
+                                 reason=FailureReason.OUT_OF_MEMORY)]
     h = host(plan(max_attempts=3))
     h.raise_event(10, started(0))
     result = h.run()
@@ -209,8 +211,9 @@ def test_a_container_killed_at_its_memory_limit_fails_out_of_memory_and_is_not_r
 
 @pytest.mark.parametrize(
     ("state", "detail"),
-    [(ContainerState.STOPPED, "Killed"), (ContainerState.FAILED, "Error"), (ContainerState.FAILED, None)],
-    ids=["stopped", "killed-from-outside", "no-detail"],
+    [(ContainerState.STOPPED, "Killed"), (ContainerState.FAILED, "Error"), (ContainerState.FAILED, None),
+     (ContainerState.FAILED, "OOMKilled: out of memory")],
+    ids=["stopped", "killed-from-outside", "no-detail", "words-without-the-backends-reason"],
 )
 def test_a_sigkill_the_backend_does_not_put_down_to_memory_is_a_lost_heartbeat(host, backend, state, detail):
     backend.states = [GroupState(GROUP, state, exit_code=137, detail=detail)]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.backends.arm_recorded import COUNT_QUOTA_AT_LIMIT_MESSAGE, quota_refusal, quota_refusal_message
+from tests.backends.test_aci_backend import create_refused_with
 from tests.orchestration.conftest import (
     CANCEL,
     JOB_ID,
@@ -24,8 +26,9 @@ from tests.orchestration.test_generations import handover_times
 from tests.support.replay import EntityCall
 from videojob import job_slots as slots
 from videojob.activity_wire import CREATE_CONTAINER_GROUP as CREATE
-from videojob.activity_wire import parse_utc
+from videojob.activity_wire import CreateResult, parse_utc
 from videojob.backends.base import BackendError
+from videojob.failure_reason import FailureReason
 from videojob.orchestration import GENERATION_MAX_WEIGHT
 
 TARGET = f"@{slots.ENTITY_NAME}@{slots.ENTITY_KEY}"
@@ -41,20 +44,30 @@ class SlotsScript:
     state: slots.SlotState = field(default_factory=slots.SlotState)
     released: set[str] = field(default_factory=set)
 
+    tokens: dict[str, str] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+
+    def new_token(self) -> str:
+        self.issued.append(f"token-{len(self.issued)}")
+        return self.issued[-1]
+
     def __post_init__(self) -> None:
-        for other, arrived, _ in self.others:
-            self.state, _ = slots.acquire(self.state, other, T0 + timedelta(seconds=arrived), self.capacity, T0)
+        for other, _, _ in sorted(self.others, key=lambda o: o[1]):  # they asked in arrival order
+            self.state, grant = slots.acquire(self.state, other, T0, self.capacity, new_token=self.new_token)
+            self.tokens[other] = grant.token
 
     def _release_due(self, now: datetime) -> None:
         for other, _, release_at in self.others:
             if other not in self.released and now >= T0 + timedelta(seconds=release_at):
                 self.released.add(other)
-                self.state = slots.release(self.state, other, now)
+                self.state = slots.release(self.state, other, now, token=self.tokens[other])
 
     def __call__(self, call: EntityCall) -> Any:
         assert call.target == TARGET
         self._release_due(call.at)
-        self.state, result = slots.apply(self.state, call.operation, call.input, call.at)
+        self.state, result, refused = slots.apply(self.state, call.operation, call.input, call.at,
+                                                  capacity=self.capacity, new_token=self.new_token, signing_key="k")
+        assert refused is None, refused  # the job's own operations are never refused
         return result
 
     def holds(self, job_id: str = JOB_ID) -> bool:
@@ -167,10 +180,7 @@ def test_deadline_in_the_queue_is_deadline_exceeded_with_phase_queued(host, back
 
 
 def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backend):
-    backend.create_errors = [
-        BackendError("ContainerGroupQuotaReached", "container group quota exceeded", retryable=True,
-                     retry_after_seconds=30)
-    ] * 2
+    backend.create_errors = [create_refused_with(409, quota_refusal(COUNT_QUOTA_AT_LIMIT_MESSAGE))] * 2
     script = SlotsScript(2)
     h = host(capped(provision_max_attempts=1), entities=script)
     h.raise_event(300, succeeded(0))
@@ -179,15 +189,72 @@ def test_quota_refusal_releases_backs_off_and_requeues_then_succeeds(host, backe
     check_invariants(result)
     assert result.status == "Completed", result.error  # one provisioning try allowed: quota spent none
     kinds = [c.operation for c in result.entity_calls]
-    assert kinds == ["acquire", "release", "acquire", "release", "acquire", "release"]
+    assert kinds == ["acquire", "step_aside", "acquire", "step_aside", "acquire", "release"]
     creates = [c.scheduled_at for c in result.calls(CREATE)]
     assert len(creates) == 3
     assert (creates[1] - creates[0]).total_seconds() >= 30 and (creates[2] - creates[1]).total_seconds() >= 60
     assert any(s.get("reason") == "quota" for s in result.custom_statuses if s)
     assert result.output["queue"]["quotaWaits"] == 2
-    # The same arrival time each time: its old place.
-    assert len({c.input["arrived"] for c in ops(result, "acquire")}) == 1
+    # The first ask is the request recorded before tokens (histories in flight replay it as is).
+    assert ops(result, "acquire")[0].input == {"id": JOB_ID, "arrived": slots.format_utc(at(0)), "capacity": 1}
+    # The same token each time after the first answer: its old place.
+    assert [c.input.get("token") for c in ops(result, "acquire")] == [None, "token-0", "token-0"]
+    assert {c.input["token"] for c in result.entity_calls if c.signal} == {"token-0"}
     assert not script.holds()
+
+
+def test_a_job_that_joined_before_tokens_keeps_working_and_leaves_on_a_quota_refusal(host, backend):
+    """In flight across the upgrade: its entry has no key, it has no token; on a quota refusal it
+    releases as it did then (its history may hold that signal) and asks anew."""
+    backend.create_errors = [create_refused_with(409, quota_refusal(COUNT_QUOTA_AT_LIMIT_MESSAGE))]
+    script = SlotsScript(2)
+    script.state = slots.SlotState(2, (slots.Member(JOB_ID, T0, T0),), (), 1)
+    h = host(capped(provision_max_attempts=1), entities=script)
+    h.raise_event(300, succeeded(0))
+    result = h.run()
+
+    assert result.status == "Completed", result.error
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release", "acquire", "release"]
+    assert [c.input.get("token") for c in result.entity_calls] == [None, None, None, "token-0"]
+    assert not script.holds()
+
+
+IMPOSSIBLE_QUOTA = quota_refusal(quota_refusal_message("StandardCores", "eastus", 1, 0, 2))
+
+
+def test_a_quota_the_worker_can_never_fit_fails_at_once_naming_quota_and_request(host, backend):
+    """Issue 18.5: a 2-core worker under a 1-core quota waited in the queue until its deadline."""
+    backend.create_errors = [create_refused_with(400, IMPOSSIBLE_QUOTA)] * 100
+    script = SlotsScript(2)
+    result = host(capped(provision_max_attempts=3), entities=script).run()
+
+    check_invariants(result)
+    assert result.status == "Failed"
+    assert result.error.startswith("provisioning_failed: ContainerGroupQuotaReached")
+    assert "quota 'StandardCores' in region 'eastus' allows 1 and one container group requests 2" in result.error
+    assert len(result.calls(CREATE)) == 1  # no retry, no wait: it can never fit
+    assert result.custom_status["error"]["retryable"] is False
+    assert not any(s.get("reason") == "quota" for s in result.custom_statuses if s)
+    assert [c.operation for c in result.entity_calls] == ["acquire", "release"]
+    assert not script.holds()
+
+
+def test_a_quota_the_worker_can_never_fit_fails_at_once_without_the_cap_too(host, backend):
+    backend.create_errors = [create_refused_with(400, IMPOSSIBLE_QUOTA)] * 100
+    result = host(plan(provision_max_attempts=3)).run()
+
+    assert result.status == "Failed" and result.error.startswith("provisioning_failed: ContainerGroupQuotaReached")
+    assert "requests 2" in result.error
+    assert len(result.calls(CREATE)) == 1
+
+
+def test_a_quota_refusal_answered_before_reasons_existed_still_waits_in_the_queue():
+    """An in-flight history holds create answers without `reason`: they replay as they were decided."""
+    old = {"ok": False, "group": "g", "error": {"code": "ContainerGroupQuotaReached", "retryable": True,
+                                                 "message": COUNT_QUOTA_AT_LIMIT_MESSAGE, "retryAfterSeconds": 30}}
+    assert CreateResult.from_wire(old, "g").reason == FailureReason.QUOTA_EXHAUSTED
+    new = {**old, "error": {**old["error"], "reason": "transient"}}
+    assert CreateResult.from_wire(new, "g").reason == FailureReason.TRANSIENT
 
 
 def test_permanent_configuration_error_still_fails_provisioning(host, backend):
@@ -290,8 +357,9 @@ def test_an_hour_in_the_queue_hands_over_with_a_bounded_history(host, backend):
     assert statuses[first:len(queued) + first] == queued  # no other phase until the grant
     assert queued_positions(result) == [3, 1]
     assert {s["queuedSince"] for s in queued} == {slots.format_utc(at(0))}
-    # Its place: the first generation's arrival, asked with by every generation.
-    assert {c.input["arrived"] for c in ops(result, "acquire")} == {slots.format_utc(at(0))}
+    # Its place: the token of the first answer, asked with by every generation after it.
+    tokens = [c.input.get("token") for c in ops(result, "acquire")]
+    assert tokens[0] is None and set(tokens[1:]) == {script.issued[-1]}
     assert result.output["queue"]["arrivedAt"] == slots.format_utc(at(0))
     assert HOUR <= result.output["queue"]["waitedSeconds"] <= HOUR + slots.QUEUE_RECHECK_MIN_SECONDS + 1
     assert [c.operation for c in result.entity_calls if c.signal] == ["release"]

@@ -239,9 +239,8 @@ def test_sweep_frees_the_slots_of_jobs_that_ended_without_giving_them_back(sweep
     terminated = standin.add_instance(runtime_status="Terminated")
     queued = standin.add_instance(runtime_status="Running")
     state = slots.SlotState()
-    for i, job in enumerate([running.instance_id, terminated.instance_id, "0123456789abcdef0123456789abcdef",
-                             queued.instance_id]):
-        state, _ = slots.acquire(state, job, now - timedelta(minutes=10 - i), 3, now - timedelta(minutes=5))
+    for job in [running.instance_id, terminated.instance_id, "0123456789abcdef0123456789abcdef", queued.instance_id]:
+        state, _ = slots.acquire(state, job, now - timedelta(minutes=5), 3, new_token=lambda: "t")
     target = entity_id(slots.ENTITY_NAME, slots.ENTITY_KEY)
     standin.store.commit_entity_batch(target, [], True, json.dumps(state.to_wire()), [], now)
     bootstrap.override(settings=settings, backend=FakeBackend([]))

@@ -38,6 +38,7 @@ from azure.mgmt.containerinstance.models import (
 )
 
 from ..container_spec import CONTAINER_NAME, SECRETS_MOUNT_PATH, TAG_CREATED_AT, TAG_MANAGED_BY, ContainerSpec
+from ..failure_reason import FailureReason
 from ..settings import SettingsError
 from ..sweep_policy import parse_tag_time
 from .arm_errors import ArmFailure, classify_arm_error, short_message
@@ -197,13 +198,28 @@ def group_state(group: ContainerGroup, container_name: str = CONTAINER_NAME) -> 
         detail = last_event_message(group, container)
     if state == ContainerState.FAILED and not detail and group.provisioning_state:
         detail = f"provisioning {group.provisioning_state}"
+    exit_code = current.exit_code if current else None
     return GroupState(
         name=group.name or "",
         state=state,
-        exit_code=current.exit_code if current else None,
+        exit_code=exit_code,
         detail=short_message(detail) or None,
         finished_at=format_finish(current.finish_time) if current and current.finish_time else None,
+        reason=FailureReason.OUT_OF_MEMORY if is_memory_kill(state, exit_code, detail) else None,
     )
+
+
+OOM_KILL_EXIT_CODE = 137
+
+
+def is_memory_kill(state: str, exit_code: int | None, detail: str | None) -> bool:
+    """SIGKILL's exit code and a detail that says memory (Kubernetes-style `OOMKilled`). No
+    source says which words ACI uses for an out-of-memory kill (issue 18), so this is the second
+    signal; the worker reports `out_of_memory` itself before the kernel kills it. Exit 137 alone
+    is not enough: a worker killed from outside exits the same way."""
+    words = (detail or "").lower()
+    return (state == ContainerState.FAILED and exit_code == OOM_KILL_EXIT_CODE
+            and ("oomkilled" in words or "out of memory" in words))
 
 
 def format_finish(t: Any) -> str:
@@ -234,7 +250,8 @@ def failure_of(error: AzureError, age_seconds: float | None = None) -> ArmFailur
 def backend_error(error: AzureError, operation: str, name: str, age_seconds: float | None = None) -> BackendError:
     f = failure_of(error, age_seconds)
     return BackendError(
-        f.code, f"{operation} {name}: {f.message}", retryable=f.retryable, retry_after_seconds=f.retry_after_seconds
+        f.code, f"{operation} {name}: {f.message}", retryable=f.retryable, retry_after_seconds=f.retry_after_seconds,
+        reason=f.reason,
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ..failure_reason import FailureReason, default_reason
+
 if TYPE_CHECKING:
     from ..container_spec import ContainerSpec
 
@@ -33,16 +35,20 @@ PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = ContainerState
 
 
 class BackendError(Exception):
-    """A classified backend failure. `retryable` says whether trying again may help;
-    `retry_after_seconds`, when set, that the failure means "not now" (a role assignment still
-    propagating): wait that long and try again, without counting it as a failed try."""
+    """A classified backend failure. `reason` is what kind of failure it is, decided by the
+    adapter (the orchestration matches it, never `message`); `retryable` says whether trying
+    again may help; `retry_after_seconds`, when set, that the failure means "not now" (a role
+    assignment still propagating, a quota held by others): wait that long and try again,
+    without counting it as a failed try. Without a `reason`: transient or permanent by `retryable`."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None):
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None,
+                 reason: FailureReason | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after_seconds = retry_after_seconds if retryable else None
+        self.reason = reason or default_reason(retryable)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class GroupState:
     detail: str | None = None
     finished_at: str | None = None
     """When the worker ended (ISO 8601 UTC), once it has: ACI's `finishTime`, the local runner's `exit.json`."""
+    reason: FailureReason | None = None
+    """Why it ended, when the backend knows better than the exit code (`OUT_OF_MEMORY`); else None."""
 
     @property
     def is_active(self) -> bool:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..container_spec import TAG_MANAGED_BY, ContainerSpec
+from ..failure_reason import FailureReason
 from . import local_runner
 from .base import FAILED, MISSING, RUNNING, STOPPED, SUCCEEDED, BackendError, GroupState, ManagedGroup
 
@@ -338,7 +339,8 @@ class LocalBackend:
 
     def create(self, spec: ContainerSpec) -> GroupState:
         if not is_valid_group_name(spec.name):
-            raise BackendError("InvalidContainerGroupName", f"invalid group name {spec.name!r}", retryable=False)
+            raise BackendError("InvalidContainerGroupName", f"invalid group name {spec.name!r}", retryable=False,
+                               reason=FailureReason.PERMANENT)
         with self._lock(spec.name):
             existing = self._read_record(spec.name)
             if existing is not None:
@@ -375,7 +377,8 @@ class LocalBackend:
                 )
         except OSError as e:
             shutil.rmtree(gdir, ignore_errors=True)
-            raise BackendError("LaunchFailed", f"cannot start local group {spec.name}: {e}", retryable=False) from e
+            raise BackendError("LaunchFailed", f"cannot start local group {spec.name}: {e}", retryable=False,
+                               reason=FailureReason.PERMANENT) from e
         # Reap the runner when it ends, so no zombie is left behind while this process lives.
         threading.Thread(target=proc.wait, name=f"reap-{spec.name}", daemon=True).start()
         record = LocalRecord(
@@ -433,7 +436,8 @@ class LocalBackend:
         log.warning("local group %s did not stop within %ss; killing it", record.name, self._grace)
         signal_group(pgid, signal.SIGKILL)
         if not wait_group_gone(pgid, KILL_WAIT_SECONDS):
-            raise BackendError("StopFailed", f"processes of local group {record.name} survived SIGKILL", retryable=True)
+            raise BackendError("StopFailed", f"processes of local group {record.name} survived SIGKILL", retryable=True,
+                               reason=FailureReason.TRANSIENT)
         return f"killed after a grace period of {self._grace:g}s"
 
     def delete(self, name: str) -> None:

@@ -16,8 +16,10 @@ and test servers on loopback as it would reach public endpoints from ACI.
 - Secret files (the operator's cookies) are written 0600 into `<state_dir>/<name>.secrets/` and
   mounted read-only at the spec's secrets path, owned by the image's user (`:ro,U`); removed
   with the container.
-- An out-of-memory kill is `Failed` with exit code 137 and a detail that says so (podman's
-  `OOMKilled` flag when the kernel reports it; this machine's cgroup layout does not).
+- An out-of-memory kill is `Failed` with exit code 137, reason `OUT_OF_MEMORY` and a detail
+  that says so (podman's `OOMKilled` flag when the kernel reports it; this machine's cgroup
+  layout does not, so a SIGKILL this backend did not send, its stops being marked, is taken for
+  the memory limit).
 - An ended container reports when it ended (`finished_at`, from podman's `FinishedAt`), as ACI
   and the local backend do.
 """
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..container_spec import SECRETS_MOUNT_PATH, TAG_MANAGED_BY, ContainerSpec
+from ..failure_reason import FailureReason
 from .base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError, GroupState, ManagedGroup
 from .local import is_valid_group_name, write_secret_files
 
@@ -131,12 +134,14 @@ def derive_podman_state(
     if exit_code == 0:
         return GroupState(name, SUCCEEDED, 0, None, ended)
     limit = f" (limit {memory_limit_bytes // (1024 * 1024)} MiB)" if memory_limit_bytes else ""
+    oom = FailureReason.OUT_OF_MEMORY
     if state.get("OOMKilled"):
-        return GroupState(name, FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}", ended)
+        return GroupState(name, FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}", ended,
+                          reason=oom)
     if exit_code == SIGKILL_EXIT:
         return GroupState(
             name, FAILED, exit_code, f"Killed (SIGKILL): most likely out of memory{limit}, or killed from outside",
-            ended,
+            ended, reason=oom,
         )
     error = str(state.get("Error") or "").strip()
     return GroupState(name, FAILED, exit_code, error[:300] or None, ended)
@@ -189,15 +194,16 @@ def _missing(stderr: str) -> bool:
 class _Failure:
     code: str
     retryable: bool
+    reason: FailureReason
 
 
 def classify_podman_error(stderr: str) -> _Failure:
     text = stderr.lower()
     if "image not known" in text or "unable to find image" in text or "initializing source" in text:
-        return _Failure("InaccessibleImage", False)
+        return _Failure("InaccessibleImage", False, FailureReason.NOT_FOUND)
     if "already in use" in text:
-        return _Failure("Conflict", True)
-    return _Failure("PodmanFailed", True)
+        return _Failure("Conflict", True, FailureReason.TRANSIENT)
+    return _Failure("PodmanFailed", True, FailureReason.TRANSIENT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,15 +262,17 @@ class PodmanBackend:
                 check=False,
             )
         except FileNotFoundError as e:
-            raise BackendError("PodmanUnavailable", "podman is not installed", retryable=False) from e
+            raise BackendError("PodmanUnavailable", "podman is not installed", retryable=False,
+                               reason=FailureReason.PERMANENT) from e
         except subprocess.TimeoutExpired as e:
             message = f"podman {args[0]} did not answer in {timeout:g}s"
-            raise BackendError("PodmanTimeout", message, retryable=True) from e
+            raise BackendError("PodmanTimeout", message, retryable=True, reason=FailureReason.TRANSIENT) from e
 
     def _fail(self, operation: str, name: str, result: subprocess.CompletedProcess[bytes]) -> BackendError:
         stderr = (result.stderr or b"").decode("utf-8", errors="replace").strip()
         failure = classify_podman_error(stderr)
-        return BackendError(failure.code, f"{operation} {name}: {stderr[-500:]}", retryable=failure.retryable)
+        return BackendError(failure.code, f"{operation} {name}: {stderr[-500:]}", retryable=failure.retryable,
+                            reason=failure.reason)
 
     def _inspect(self, name: str) -> tuple[dict[str, Any], int | None] | None:
         """The container's `State` and memory limit, or None when it does not exist."""
@@ -299,7 +307,8 @@ class PodmanBackend:
 
     def create(self, spec: ContainerSpec) -> GroupState:
         if not is_valid_group_name(spec.name):
-            raise BackendError("InvalidContainerGroupName", f"invalid group name {spec.name!r}", retryable=False)
+            raise BackendError("InvalidContainerGroupName", f"invalid group name {spec.name!r}", retryable=False,
+                               reason=FailureReason.PERMANENT)
         existing = self.state(spec.name)
         if existing.state != MISSING:
             log.info("podman container %s exists already; not re-created", spec.name)
