@@ -59,7 +59,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def devhost_line() -> str:
     from devhost import stack
-    from videojob.tokens import job_token
+    from videojob.activity_wire import parse_utc
+    from videojob.tokens import worker_token
 
     signing_key = secrets.token_urlsafe(48)
     with stack.run_azurite() as azurite, tempfile.TemporaryDirectory(prefix="replay-bench-") as tmp:
@@ -82,9 +83,13 @@ def devhost_line() -> str:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 job = json.loads(response.read())
             job_id, status_url = job["id"], job["statusQueryGetUri"]
-            token = job_token(signing_key, job_id)
             callback = f"{base}/api/jobs/{job_id}/status"
             _wait(lambda: (_get(status_url).get("customStatus") or {}).get("phase") == "running", 120)
+            # The worker's token: its run and attempt from the status, its expiry the group's deadline tag.
+            shown = _get(status_url)["customStatus"]
+            record = json.loads((state / "containers" / shown["containerGroup"] / "record.json").read_text())
+            token = worker_token(signing_key, job_id, shown.get("run"), shown["attempt"],
+                                 parse_utc(record["tags"]["deadline"]))
             assert devhost.proc is not None
             per_report: list[float] = []
             seq = 1

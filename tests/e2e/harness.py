@@ -122,6 +122,18 @@ class LocalStack:
         record = json.loads((self.state_dir / "containers" / group / "record.json").read_text())
         return [pid for pid in group_members(record["pid"]) if pid != record["pid"]]
 
+    def worker_token(self, job_id: str, custom_status: Body) -> str:
+        """The callback token the worker of the attempt `custom_status` shows holds: derived as the
+        spec builder does, from the run and attempt in the status and the deadline tag of its group."""
+        from videojob.activity_wire import parse_utc
+        from videojob.tokens import worker_token
+
+        group_dir = self.state_dir / "containers" / custom_status["containerGroup"]
+        record = json.loads((group_dir / "record.json").read_text())
+        deadline = parse_utc(record["tags"]["deadline"])
+        return worker_token(self.env["CALLBACK_SIGNING_KEY"], job_id, custom_status.get("run"),
+                            custom_status["attempt"], deadline)
+
     def kill_worker(self, group: str) -> None:
         pids = self.worker_pids(group)
         assert pids, f"no worker process in {group}"

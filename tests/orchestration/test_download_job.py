@@ -108,6 +108,7 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "etaSeconds": 30.0,
         "containerGroup": GROUP,
         "attempt": 1,
+        "run": RUN_KEY,  # with `attempt`: whose worker's token the callback accepts
         "updatedAt": "2026-01-01T00:00:30Z",
         "lastReportAt": "2026-01-01T00:00:30Z",  # what the callback's rate limit reads
     }
@@ -138,6 +139,7 @@ def test_worker_failure_fails_with_its_code_and_applies_the_failed_group_policy(
         "error": {"code": "unavailable", "message": "Video unavailable: this video is private", "retryable": False},
         "cleanup": cleanup,
         "containerGroup": GROUP,
+        "run": RUN_KEY,
         "updatedAt": "2026-01-01T00:00:22Z",
         "attempts": [{"attempt": 1, "group": GROUP, "outcome": "unavailable", "startedAt": "2026-01-01T00:00:00Z",
                       "endedAt": "2026-01-01T00:00:22Z", "cleanup": cleanup}],
