@@ -20,7 +20,13 @@ from videojob import bootstrap
 from videojob.contract import MAX_EVENT_BYTES, ContractError, ErrorCode, EventState, JobStatus
 from videojob.instances import is_url_safe_instance_id
 from videojob.orchestration import admit_report, progress_event_limit
-from videojob.report_gate import ReportLedgers, attempt_check, report_spacing, started_already_taken
+from videojob.report_gate import (
+    ReportLedgers,
+    attempt_check,
+    report_spacing,
+    started_already_taken,
+    terminal_already_taken,
+)
 from videojob.tokens import TokenClaims, bearer_token, verified_claims
 
 from .blueprint import bp
@@ -100,6 +106,8 @@ async def job_status_callback(req: func.HttpRequest, client: df.DurableOrchestra
         log.warning("job %s: callback with a token of another run or attempt refused", instance_id)
         return _unauthorized()
     if check == "ended":
+        if terminal_already_taken(claims, event, status):
+            return _accepted(instance_id, event, "duplicate")
         return _attempt_ended(instance_id, claims.attempt)
     if check == "unknown":
         # No proof either way (the status names no run yet): the worker retries, nothing is raised.

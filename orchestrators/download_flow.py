@@ -491,9 +491,9 @@ def _apply(
     context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime, run: str | None
 ) -> tuple[policy.WatchState, policy.Outcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
-    if changed:
+    if changed or outcome is not None:  # a terminal report ends the attempt's token everywhere
         context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at,
-                                                         run=run))
+                                                         run=run, attempt_ended=outcome is not None))
     return state, outcome
 
 

@@ -238,11 +238,13 @@ def view_after_event(view: ProgressView, event: JobStatus) -> ProgressView:
 
 def progress_status(
     view: ProgressView, group: str, now: datetime, attempt: int = 1, last_report_at: datetime | None = None,
-    *, run: str | None = None,
+    *, run: str | None = None, attempt_ended: bool = False,
 ) -> dict[str, Any]:
     """customStatus while the job runs. `lastReportAt`: when the orchestration last took a worker's
     report of this attempt (the callback's rate limit reads it, `admit_report`). `run` (8 hex) and
-    `attempt` name the one attempt whose worker's token the callback accepts (`report_gate`)."""
+    `attempt` name the one attempt whose worker's token the callback accepts (`report_gate`);
+    `attemptEnded`: the orchestration took that attempt's terminal report (its check and cleanup
+    follow), so every app process refuses the attempt's token from then on."""
     status = {
         **view.to_wire(),
         "containerGroup": group,
@@ -251,6 +253,8 @@ def progress_status(
     }
     if run is not None:
         status["run"] = run
+    if attempt_ended:
+        status["attemptEnded"] = True
     if last_report_at is not None:
         status["lastReportAt"] = format_utc(last_report_at)
     return status

@@ -53,8 +53,9 @@ def attempt_check(claims: TokenClaims, status: Any) -> AttemptCheck:
     """Whether the token's attempt is the one the job runs, from its customStatus.
 
     `other_run`: the status names another run (a job restarted under its id), or an attempt the
-    token is ahead of; `ended`: the same run has moved on to a later attempt, or the job is
-    finishing (`succeeded`/`failed`); `unknown`: a status that names no run (not written yet, a
+    token is ahead of; `ended`: the same run has moved on to a later attempt, the orchestration
+    took this attempt's terminal report (`attemptEnded`), or the job is finishing
+    (`succeeded`/`failed`); `unknown`: a status that names no run (not written yet, a
     retry pause for this very attempt, another shape): not proof either way, so the worker is
     told to try again later rather than to stop."""
     if not isinstance(status, dict) or not isinstance(status.get("run"), str):
@@ -66,11 +67,19 @@ def attempt_check(claims: TokenClaims, status: Any) -> AttemptCheck:
         return "ended"
     if isinstance(attempt, bool) or not isinstance(attempt, int):
         return "unknown"
-    if attempt > claims.attempt:
-        return "ended"
+    if attempt > claims.attempt or status.get("attemptEnded") is True:
+        return "ended" if attempt >= claims.attempt else "other_run"
     if attempt < claims.attempt:
         return "other_run"
     return "current" if phase in _WATCHING else "unknown"
+
+
+def terminal_already_taken(claims: TokenClaims, event: JobStatus, status: Any) -> bool:
+    """A terminal report of an attempt whose end the status shows (`attempt_check` said `ended`
+    with the token's own attempt still named): a retry of the report the orchestration took (its
+    answer was lost), answered like any repeat rather than as a stranger."""
+    return (event.is_terminal and isinstance(status, dict) and status.get("run") == claims.run
+            and status.get("attempt") == claims.attempt)
 
 
 def started_already_taken(event: JobStatus, status: Any) -> bool:

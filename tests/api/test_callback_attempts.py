@@ -46,24 +46,43 @@ def test_a_token_of_the_first_run_changes_nothing_in_the_second(client_api: Api,
 
 
 @pytest.mark.parametrize(
-    "status",
+    ("status", "event"),
     [
-        watching_status(RUN_1, attempt=2),
-        watching_status(RUN_1, attempt=2, phase="retrying"),
-        {**watching_status(RUN_1, attempt=1), "phase": "succeeded", "cleanup": "deleted"},
-        {"phase": "failed", "error": {"code": "network", "message": "x", "retryable": True}, "run": RUN_1,
-         "cleanup": "stopped", "containerGroup": "dl-x", "updatedAt": "2026-01-01T00:00:00Z"},
+        (watching_status(RUN_1, attempt=2), PLANTED),
+        (watching_status(RUN_1, attempt=2, phase="retrying"), PLANTED),
+        (watching_status(RUN_1, attempt=1, phase="uploading", attemptEnded=True), {"seq": 70, "state": "started"}),
+        ({**watching_status(RUN_1, attempt=1), "phase": "succeeded", "cleanup": "deleted"},
+         {"seq": 70, "state": "progress"}),
+        ({"phase": "failed", "error": {"code": "network", "message": "x", "retryable": True}, "run": RUN_1,
+          "cleanup": "stopped", "containerGroup": "dl-x", "updatedAt": "2026-01-01T00:00:00Z"}, PLANTED),
     ],
-    ids=["attempt 2 runs", "retry pause before attempt 2", "finishing after success", "finishing after failure"],
+    ids=["attempt 2 runs", "retry pause before attempt 2", "terminal report taken", "finishing after success",
+         "finishing after failure"],
 )
-def test_a_token_stops_working_when_its_attempt_ends(client_api: Api, settings: Settings, status) -> None:
+def test_a_token_stops_working_when_its_attempt_ends(client_api: Api, settings: Settings, status, event) -> None:
     job = client_api.standin.add_instance(custom_status=status)
     attempt_1 = issued_token(settings, job.instance_id, RUN_1, attempt=1)
 
-    answer = client_api.report(job.instance_id, {**PLANTED, "attempt": 1}, token=attempt_1)
+    answer = client_api.report(job.instance_id, {**event, "attempt": 1}, token=attempt_1)
 
     assert answer.status == 410, answer.json
     assert answer.error_code == "already_finished"
+    assert client_api.standin.raised_events == []
+
+
+def test_once_the_orchestration_took_the_terminal_report_a_retry_of_it_is_a_duplicate_everywhere(
+    client_api: Api, settings: Settings
+) -> None:
+    # Another app process (no ledger of this job) sees the status the orchestrator wrote.
+    job = client_api.standin.add_instance(
+        custom_status=watching_status(RUN_1, attempt=1, phase="uploading", attemptEnded=True))
+    token = issued_token(settings, job.instance_id, RUN_1, attempt=1)
+
+    retry = client_api.report(job.instance_id, FAILED, token=token)
+    other = client_api.report(job.instance_id, PLANTED, token=token)
+
+    assert (retry.status, other.status) == (202, 202)
+    assert retry.json["duplicate"] is True and other.json["duplicate"] is True
     assert client_api.standin.raised_events == []
 
 

@@ -113,6 +113,10 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "lastReportAt": "2026-01-01T00:00:30Z",  # what the callback's rate limit reads
     }
     assert status_at(result, 45)["phase"] == "uploading"
+    # Taking the terminal report ends the attempt's token for every app process (issue 19).
+    assert "attemptEnded" not in status_at(result, 45)
+    assert status_at(result, 60)["attemptEnded"] is True
+    assert (status_at(result, 60)["run"], status_at(result, 60)["attempt"]) == (RUN_KEY, 1)
     assert result.custom_status["phase"] == "succeeded"
     assert result.custom_status["percent"] == 100.0
     assert result.custom_status["cleanup"] == "deleted"

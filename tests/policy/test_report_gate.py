@@ -16,6 +16,7 @@ from videojob.report_gate import (
     raised_per_minute_bound,
     report_spacing,
     started_already_taken,
+    terminal_already_taken,
 )
 from videojob.tokens import TokenClaims
 
@@ -46,6 +47,8 @@ def event(state: str, seq: int = 1, phase: str | None = None, attempt: int = 2) 
         (status(attempt=3), "ended"),
         (status("retrying", attempt=3), "ended"),
         (status(attempt=1), "other_run"),
+        (status("uploading", attemptEnded=True), "ended"),
+        (status(attempt=1, attemptEnded=True), "other_run"),
         (status("succeeded"), "ended"),
         ({"phase": "failed", "run": RUN, "error": {}}, "ended"),
         (status("retrying"), "unknown"),
@@ -59,6 +62,15 @@ def event(state: str, seq: int = 1, phase: str | None = None, attempt: int = 2) 
 )
 def test_attempt_check(shown, verdict) -> None:
     assert attempt_check(CLAIMS, shown) == verdict
+
+
+def test_a_terminal_report_of_the_attempt_the_status_ends_is_a_repeat() -> None:
+    ended = status("uploading", attemptEnded=True)
+    assert terminal_already_taken(CLAIMS, event("failed"), ended)
+    assert terminal_already_taken(CLAIMS, event("succeeded"), status("succeeded"))
+    assert not terminal_already_taken(CLAIMS, event("progress"), ended)
+    assert not terminal_already_taken(CLAIMS, event("failed"), status(attempt=3))
+    assert not terminal_already_taken(CLAIMS, event("failed"), status(run="ffffffff", attemptEnded=True))
 
 
 def test_started_is_a_repeat_once_the_orchestration_took_a_report() -> None:
