@@ -156,3 +156,36 @@ def test_a_repeated_terminal_report_is_answered_without_reaching_the_job(client_
     assert "duplicate" not in first.json
     assert again.json["duplicate"] is True and other.json["duplicate"] is True
     assert len(client_api.standin.raised_events) == 1
+
+
+def test_a_concurrent_burst_in_one_event_loop_raises_one_started_and_one_terminal(client_api: Api,
+                                                                                   settings: Settings) -> None:
+    # The Functions worker runs async functions concurrently on one loop: 300 reports in flight at
+    # once, each past its status read before any is raised, still pass the ledger one by one.
+    import asyncio
+
+    from tests.api.conftest import APP_ORIGIN
+    from tests.support.durable_standin import client_binding_value, http_request, run
+
+    job = client_api.standin.add_instance(custom_status=watching_status(RUN_1, attempt=1))
+    token = issued_token(settings, job.instance_id, RUN_1, attempt=1)
+    callback = client_api.functions.user_function("job_status_callback")
+    kinds = itertools.cycle(STATES)
+
+    def request(seq: int):
+        body = json.dumps({"seq": seq, "attempt": 1, **next(kinds)})
+        return http_request("POST", f"{APP_ORIGIN}/api/jobs/{job.instance_id}/status", body=body,
+                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                            route_params={"id": job.instance_id})
+
+    async def burst():
+        return await asyncio.gather(*(callback(req=request(seq), client=client_binding_value(client_api.binding_json))
+                                      for seq in range(1, 301)))
+
+    answers = run(burst())
+
+    raised = [e.payload["state"] for e in client_api.standin.raised_events]
+    assert len(answers) == 300 and {a.status_code for a in answers} <= {202, 410}
+    assert len(raised) <= BOUND_PER_MINUTE, raised
+    assert raised.count("started") == 1
+    assert sum(1 for state in raised if state in ("failed", "succeeded")) == 1
