@@ -1,8 +1,8 @@
 """The `read_result_record` activity: the outcome a worker recorded before its terminal report.
 
-Input `{"jobId", "attempt", "run"}`; the blob name is derived here (`result_record_name`), never
-taken from the input, in `OUTPUT_CONTAINER`. The record is checked against the job's callback
-token (derived from `CALLBACK_SIGNING_KEY`) and the asked attempt and run (`parse_record`).
+Input `{"jobId", "attempt", "run", "deadline"}`; the blob name is derived here (`result_record_name`), never
+taken from the input, in `OUTPUT_CONTAINER`. The record is checked against the attempt's callback
+token (`worker_token`, from `CALLBACK_SIGNING_KEY` and the deadline) and the asked attempt and run (`parse_record`).
 Errors are classified like `check_output_blob`'s (403 not retryable; 5xx, 429, unreachable retryable).
 """
 
@@ -18,7 +18,7 @@ from videojob.activity_wire import INVALID_INPUT, RecordResult, parse_record_inp
 from videojob.output_blob import result_record_name
 from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, parse_record
 from videojob.settings import Settings
-from videojob.tokens import job_token
+from videojob.tokens import worker_token
 
 from .share_link import default_credential, output_service
 from .storage_failures import failure_answer, storage_failure_answer
@@ -36,7 +36,7 @@ def read_result_record_activity(
     **client_options: Any,
 ) -> dict[str, Any]:
     try:
-        job_id, attempt, run = parse_record_input(payload)
+        job_id, attempt, run, deadline = parse_record_input(payload)
         name = result_record_name(job_id, attempt, run)
     except ValueError as e:
         return failure_answer(INVALID_INPUT, str(e), False)
@@ -51,7 +51,7 @@ def read_result_record_activity(
             data = blob.download_blob(offset=0, length=MAX_RECORD_BYTES + 1).readall()
         except ResourceNotFoundError:
             return RecordResult(True).to_wire()
-        key = job_token(current.callback_signing_key, job_id)
+        key = worker_token(current.callback_signing_key, job_id, run, attempt, deadline)  # what the worker held
         try:
             event = parse_record(data, job_id=job_id, attempt=attempt, run=run, mac_key=key)
         except RecordRefused as e:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import azure.durable_functions as df
@@ -21,8 +20,6 @@ class Delivery(enum.Enum):
     RAISED = "raised"
     NOT_FOUND = "not_found"
     FINISHED = "finished"
-    COALESCED = "coalesced"
-    """Not raised: the job took a report too recently (`admit`)."""
 
 
 async def job_state(client: df.DurableOrchestrationClient, instance_id: str) -> Delivery | JobInfo:
@@ -41,15 +38,17 @@ async def deliver_event(
     client: df.DurableOrchestrationClient,
     instance_id: str,
     payload: Any,
-    admit: Callable[[JobInfo], bool] | None = None,
 ) -> Delivery:
-    """Raise `EVENT_NAME` on a running job, if `admit` (given the status read anyway) lets it
-    through. Raises `DurableUnavailable` when the host fails."""
+    """Raise `EVENT_NAME` on a running job. Raises `DurableUnavailable` when the host fails."""
     state = await job_state(client, instance_id)
     if isinstance(state, Delivery):
         return state
-    if admit is not None and not admit(state):
-        return Delivery.COALESCED
+    return await raise_to_job(client, instance_id, payload)
+
+
+async def raise_to_job(client: df.DurableOrchestrationClient, instance_id: str, payload: Any) -> Delivery:
+    """Raise `EVENT_NAME` on a job found running: RAISED, or NOT_FOUND / FINISHED when it ended or
+    was purged meanwhile. Raises `DurableUnavailable` when the host fails."""
     try:
         await client.raise_event(instance_id, EVENT_NAME, payload)
     except Exception as e:

@@ -143,13 +143,13 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         plan = JobPlan.from_wire(raw_input)
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
-        context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at))
+        context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at, run=run_key))
         raise JobFailed(failure_message(error)) from None
 
     deadline = policy.deadline_for(started_at, plan)
     mailbox = Mailbox(context)
     if carry is None:
-        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at))
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, started_at, run=run_key))
     else:
         _log(context, logging.INFO, "job %s: generation %d", job_id, carry.generation)
     generation = carry.generation if carry else 1
@@ -167,7 +167,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
             return None
         if refused is not None:
             return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
-        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime))
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime,
+                                                         run=run_key))
 
     records: list[policy.AttemptRecord] = list(resume.attempts) if resume else []
     attempt = resume.attempt if resume else 1
@@ -190,7 +191,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         attempt += 1
         fire_at = policy.wake_at(now, pause, deadline)
         next_group = attempt_group_name(job_id, attempt, run_key)
-        context.set_custom_status(policy.retrying_status(outcome.error, next_group, attempt, now, fire_at))
+        context.set_custom_status(policy.retrying_status(outcome.error, next_group, attempt, now, fire_at,
+                                                         run=run_key))
         _log(context, logging.WARNING, "job %s: attempt %d failed (%s); attempt %d in %.0f s",
              job_id, attempt - 1, outcome.error.code, attempt, pause)
         if (yield from mailbox.sleep_unless(fire_at, policy.is_cancel)):
@@ -205,7 +207,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     if outcome.succeeded and outcome.result is not None:
         result = outcome.result
         timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
-        context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt))
+        context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt,
+                                                          run=run_key))
         _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
         output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
         if (queue := slot.record()) is not None:
@@ -223,7 +226,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
 
     error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
     cost = policy.cost_summary(attempts, plan)
-    context.set_custom_status(policy.failed_status(error, last.cleanup, last.group, ended_at, attempts, cost))
+    context.set_custom_status(policy.failed_status(error, last.cleanup, last.group, ended_at, attempts, cost,
+                                                   run=run_key))
     _log(context, logging.WARNING, "job %s failed: %s after %d attempt(s) (cleanup %s)",
          job_id, error.code, len(attempts), last.cleanup)
     if plan.request.notify_url:
@@ -231,7 +235,8 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         notification = yield from deliver_notification(context, mailbox, plan.request.notify_url, payload)
         context.set_custom_status(
             policy.failed_status(
-                error, last.cleanup, last.group, context.current_utc_datetime, attempts, cost, notification
+                error, last.cleanup, last.group, context.current_utc_datetime, attempts, cost, notification,
+                run=run_key,
             )
         )
     raise JobFailed(failure_message(error))
@@ -272,7 +277,7 @@ def _run_attempt(
         return (yield from _resumed_attempt(context, mailbox, plan, job_id, run_key, deadline, frame, resume))
     began: datetime = context.current_utc_datetime
     if attempt > 1:
-        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, began, attempt))
+        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, began, attempt, run=run_key))
     outcome = yield from _provision(context, mailbox, plan, job_id, run_key, attempt, group, began, deadline,
                                     slot=slot)
     provisioned_at: datetime = context.current_utc_datetime
@@ -385,7 +390,7 @@ def _provision(
             if refused is not None:
                 return policy.Outcome(error=refused)
             context.set_custom_status(policy.progress_status(policy.ProgressView(), group,
-                                                             context.current_utc_datetime, job_attempt))
+                                                             context.current_utc_datetime, job_attempt, run=run_key))
             continue
         if error.retryable and error.retry_after_seconds is not None:
             _log(context, logging.WARNING, "job %s: create refused for now (%s); asking again in %.0f s",
@@ -421,7 +426,8 @@ def _watch(
     now = context.current_utc_datetime
     state = state or policy.WatchState(last_heard=now, attempt=attempt)
     shown_at = max(now, status_floor) if status_floor is not None else now
-    context.set_custom_status(policy.progress_status(state.view, group, shown_at, attempt, state.last_report_at))
+    context.set_custom_status(policy.progress_status(state.view, group, shown_at, attempt, state.last_report_at,
+                                                     run=run))
     timer = None
     while True:
         # Only with no fired timer and no event unread: an event the old history holds unread
@@ -438,7 +444,7 @@ def _watch(
         payload = yield from mailbox.next_event(timer)
         now = context.current_utc_datetime
         if payload is not NOTHING:
-            state, outcome = _apply(context, state, payload, group, now)
+            state, outcome = _apply(context, state, payload, group, now, run)
             if outcome is not None:
                 if not timer.is_completed:
                     timer.cancel()
@@ -454,16 +460,16 @@ def _watch(
         now = context.current_utc_datetime
         # Reports that arrived while we asked come first: one of them may end the job.
         while (payload := mailbox.take()) is not NOTHING:
-            state, outcome = _apply(context, state, payload, group, now)
+            state, outcome = _apply(context, state, payload, group, now, run)
             if outcome is not None:
                 return outcome
         if not policy.heartbeat_due(state, now, heartbeat):
             continue
         if inspected.ok and inspected.state not in ACTIVE_CONTAINER_STATES:
             # The worker ended without a terminal report we got: what it recorded, if anything.
-            recovered = yield from _recover(context, mailbox, plan, attempt, run)
+            recovered = yield from _recover(context, mailbox, plan, attempt, run, deadline)
             while (payload := mailbox.take()) is not NOTHING:  # a report that came meanwhile wins
-                state, outcome = _apply(context, state, payload, group, now)
+                state, outcome = _apply(context, state, payload, group, now, run)
                 if outcome is not None:
                     return outcome
             return recovered or policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
@@ -482,20 +488,22 @@ def _hand_over(context: Any, mailbox: Mailbox, plan: JobPlan, carry: JobCarry) -
 
 
 def _apply(
-    context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime
+    context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime, run: str | None
 ) -> tuple[policy.WatchState, policy.Outcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
-    if changed:
-        context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at))
+    if changed or outcome is not None:  # a terminal report ends the attempt's token everywhere
+        context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at,
+                                                         run=run, attempt_ended=outcome is not None))
     return state, outcome
 
 
-def _recover(context: Any, mailbox: Mailbox, plan: JobPlan, attempt: int, run: str | None) -> Steps:
+def _recover(context: Any, mailbox: Mailbox, plan: JobPlan, attempt: int, run: str | None, deadline: datetime
+             ) -> Steps:
     """The outcome the worker of this attempt recorded before its terminal report (the activity
     reads only this job's, attempt's and run's record, and checks its MAC), marked `recovered`;
     None when there is none or it cannot be read. A recovered success still goes through
     `_checked`. Retryable read errors are retried like `check_output_blob`."""
-    request = record_input(context.instance_id, attempt, run)
+    request = record_input(context.instance_id, attempt, run, deadline)
     answer = yield from _call_retried(context, mailbox, plan, READ_RESULT_RECORD, request, RecordResult.from_wire)
     if answer.event is None:
         reason = answer.refused or (answer.error.code if answer.error else "no record")

@@ -346,19 +346,24 @@ class BlobCheckResult:
         return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no answer", retryable=True))
 
 
-def record_input(job_id: str, attempt: int, run: str | None) -> dict[str, Any]:
-    """The input of `read_result_record`: whose record (the activity derives the blob name)."""
-    return {"jobId": job_id, "attempt": attempt, "run": run}
+def record_input(job_id: str, attempt: int, run: str | None, deadline: datetime) -> dict[str, Any]:
+    """The input of `read_result_record`: whose record (the activity derives the blob name) and the
+    job's deadline (the expiry of the attempt's callback token, which keys the record's MAC)."""
+    return {"jobId": job_id, "attempt": attempt, "run": run, "deadline": format_utc(deadline)}
 
 
-def parse_record_input(d: Any) -> tuple[str, int, str | None]:
-    """(job id, attempt, run) of a `read_result_record` input; ValueError when malformed."""
+def parse_record_input(d: Any) -> tuple[str, int, str | None, datetime]:
+    """(job id, attempt, run, deadline) of a `read_result_record` input; ValueError when malformed."""
     if not isinstance(d, dict) or not isinstance(d.get("jobId"), str):
         raise ValueError("'jobId' is required")
     attempt = d.get("attempt")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_JOB_ATTEMPTS:
         raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_JOB_ATTEMPTS}")
-    return d["jobId"], attempt, _run(d.get("run"))
+    try:
+        deadline = parse_utc(d["deadline"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError("'deadline' must be a UTC time") from e
+    return d["jobId"], attempt, _run(d.get("run")), deadline
 
 
 @dataclass(frozen=True)

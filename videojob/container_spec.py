@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from . import container_env as E
 from .contract import DownloadRequest
 from .settings import Settings
-from .tokens import job_token
+from .tokens import worker_token
 
 GROUP_PREFIX = "dl-"
 MAX_GROUP_NAME = 63
@@ -193,7 +193,8 @@ def build_container_spec(
     if settings.extractor_args:
         env[E.YTDLP_EXTRACTOR_ARGS] = " ".join(settings.extractor_args)
 
-    env[E.CALLBACK_TOKEN] = job_token(settings.callback_signing_key, job_id)
+    # This attempt's token: it names the run and attempt and expires at the job's deadline.
+    env[E.CALLBACK_TOKEN] = worker_token(settings.callback_signing_key, job_id, run, max(1, attempt), deadline)
     if settings.output_connection_string and not settings.output_account_url:
         env[E.OUTPUT_CONNECTION_STRING] = settings.output_connection_string
     if settings.worker_proxy_url:

@@ -237,16 +237,24 @@ def view_after_event(view: ProgressView, event: JobStatus) -> ProgressView:
 
 
 def progress_status(
-    view: ProgressView, group: str, now: datetime, attempt: int = 1, last_report_at: datetime | None = None
+    view: ProgressView, group: str, now: datetime, attempt: int = 1, last_report_at: datetime | None = None,
+    *, run: str | None = None, attempt_ended: bool = False,
 ) -> dict[str, Any]:
     """customStatus while the job runs. `lastReportAt`: when the orchestration last took a worker's
-    report of this attempt (the callback's rate limit reads it, `admit_report`)."""
+    report of this attempt (the callback's rate limit reads it, `admit_report`). `run` (8 hex) and
+    `attempt` name the one attempt whose worker's token the callback accepts (`report_gate`);
+    `attemptEnded`: the orchestration took that attempt's terminal report (its check and cleanup
+    follow), so every app process refuses the attempt's token from then on."""
     status = {
         **view.to_wire(),
         "containerGroup": group,
         "attempt": attempt,
         "updatedAt": format_utc(now),
     }
+    if run is not None:
+        status["run"] = run
+    if attempt_ended:
+        status["attemptEnded"] = True
     if last_report_at is not None:
         status["lastReportAt"] = format_utc(last_report_at)
     return status
@@ -260,6 +268,8 @@ def failed_status(
     attempts: tuple[AttemptRecord, ...] = (),
     cost: dict[str, Any] | None = None,
     notification: dict[str, Any] | None = None,
+    *,
+    run: str | None = None,
 ) -> dict[str, Any]:
     status: dict[str, Any] = {
         "phase": PHASE_FAILED,
@@ -268,6 +278,8 @@ def failed_status(
         "containerGroup": group,
         "updatedAt": format_utc(now),
     }
+    if run is not None:
+        status["run"] = run  # the callback answers this run's workers 410 (`report_gate`)
     if attempts:
         status["attempts"] = [a.to_wire() for a in attempts[-MAX_JOB_ATTEMPTS:]]
     if cost is not None:
@@ -283,18 +295,20 @@ def failed_status(
 
 
 def succeeded_status(
-    result: JobResult, group: str, cleanup: Cleanup, now: datetime, attempt: int = 1
+    result: JobResult, group: str, cleanup: Cleanup, now: datetime, attempt: int = 1, *, run: str | None = None
 ) -> dict[str, Any]:
     size = _bounded(result.blob.size_bytes, MAX_SAFE_INTEGER, integer=True) if result.blob else None
     view = ProgressView(PHASE_SUCCEEDED, 100.0, size, size, None, 0.0)  # type: ignore[arg-type]
-    status = progress_status(view, group, now, attempt)
+    status = progress_status(view, group, now, attempt, run=run)
     status["cleanup"] = cleanup
     return status
 
 
-def retrying_status(failed: JobError, next_group: str, attempt: int, now: datetime, until: datetime) -> dict[str, Any]:
+def retrying_status(
+    failed: JobError, next_group: str, attempt: int, now: datetime, until: datetime, *, run: str | None = None
+) -> dict[str, Any]:
     """customStatus while waiting to start attempt `attempt` after a retryable failure."""
-    status = progress_status(ProgressView(phase=PHASE_RETRYING), next_group, now, attempt)
+    status = progress_status(ProgressView(phase=PHASE_RETRYING), next_group, now, attempt, run=run)
     status["retryAt"] = format_utc(until)
     status["lastError"] = replace(failed, message=clip(failed.message, 300)).to_wire()
     return status

@@ -128,8 +128,8 @@ class Settings:
     heartbeat_timeout_seconds: int
     progress_interval_seconds: int
     progress_event_min_seconds: int
-    """The callback raises at most one `progress` per job this often (0: every one); the callback
-    uses at most a third of the heartbeat (`orchestration.progress_event_limit`)."""
+    """The callback raises at most one `progress` per job this often; it uses at most a third of the
+    heartbeat and at least 1 s, so 0 means 1 s (`report_gate.report_spacing`)."""
     provision_max_attempts: int
     cleanup_backoff_seconds: int
     max_download_bytes: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -19,13 +20,32 @@ from tests.support.durable_standin import (
     run,
 )
 from videojob import bootstrap
+from videojob import container_env as E
+from videojob.container_spec import build_container_spec
+from videojob.contract import DownloadRequest
 from videojob.settings import Settings, load_settings
-from videojob.tokens import job_token
 
 SIGNING_KEY = "test-signing-key-0123456789-abcdefghijklmnop"
 NOTIFY_KEY = "test-notify-key-0123456789-abcdefghijklmnopq"
 APP_ORIGIN = "https://videodl.example.net"
 VALID_TOKEN = object()
+RUN = "0a1b2c3d"
+"""The run every seeded job runs (`watching_status`) and the default token is issued for."""
+
+
+def watching_status(run: str = RUN, attempt: int = 1, phase: str = "running", **extra: Any) -> dict[str, Any]:
+    """customStatus of a `download_job` watching `attempt` of `run` (as `progress_status` writes it)."""
+    return {"phase": phase, "percent": None, "containerGroup": "dl-x", "attempt": attempt, "run": run,
+            "updatedAt": "2026-01-01T00:00:00Z", **extra}
+
+
+def issued_token(settings: Settings, job_id: str, run: str = RUN, attempt: int = 1,
+                 deadline: datetime | None = None) -> str:
+    """The token the worker of this run and attempt holds: the one the container spec gives it."""
+    deadline = deadline or datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    spec = build_container_spec(DownloadRequest(url="https://www.youtube.com/watch?v=x"), settings, job_id,
+                                datetime(2026, 1, 1, tzinfo=UTC), deadline, attempt, run=run)
+    return dict(spec.secure_env)[E.CALLBACK_TOKEN]
 
 TEST_ENV = {
     "CONTAINER_BACKEND": "local",
@@ -131,10 +151,10 @@ class Api:
         return self.call("cancel_download", f"downloads/{instance_id}/cancel", route_params={"id": instance_id})
 
     def report(self, instance_id: str, event: Any, token: Any = VALID_TOKEN) -> Answer:
-        """Post an event; by default with the job's valid token, `token=None` sends no header."""
+        """Post an event; by default with the token of attempt 1 of `RUN`, `token=None` sends no header."""
         headers = {"Content-Type": "application/json"}
         if token is VALID_TOKEN:
-            token = job_token(SIGNING_KEY, instance_id)
+            token = issued_token(bootstrap.settings(), instance_id)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         body = event if isinstance(event, (bytes, str)) else json.dumps(event)

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.conftest import SIGNING_KEY, Api
+from tests.api.conftest import RUN, SIGNING_KEY, Api, issued_token, watching_status
+from videojob import bootstrap
 from videojob.contract import EVENT_NAME
-from videojob.tokens import job_token
+from videojob.tokens import worker_token
+
+LATER = datetime.now(UTC) + timedelta(hours=2)
+
+
+def job_token(key: str, job_id: str, run: str = RUN, attempt: int = 1) -> str:
+    return worker_token(key, job_id, run, attempt, LATER)
+
+
+def job_only_token(key: str, job_id: str) -> str:
+    """The token before issue 19: an HMAC of the job id alone, good for every run and forever."""
+    digest = hmac.new(key.encode(), job_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 PROGRESS = {
     "seq": 3,
@@ -37,7 +55,7 @@ SUCCEEDED = {
 
 @pytest.fixture
 def job(client_api: Api):
-    return client_api.standin.add_instance(runtime_status="Running")
+    return client_api.standin.add_instance(runtime_status="Running", custom_status=watching_status())
 
 
 def test_event_with_the_right_token_is_raised_to_the_job(client_api: Api, job) -> None:
@@ -67,6 +85,8 @@ WRONG_TOKENS = {
     "signed for another id": lambda job_id: job_token(SIGNING_KEY, job_id + "x"),
     "signed with another key": lambda job_id: job_token(OTHER_KEY, job_id),
     "truncated": lambda job_id: job_token(SIGNING_KEY, job_id)[:-1],
+    "the job-only form of before": lambda job_id: job_only_token(SIGNING_KEY, job_id),
+    "claims changed": lambda job_id: job_token(SIGNING_KEY, job_id).replace(".1.", ".2.", 1),
 }
 
 
@@ -81,7 +101,7 @@ def test_missing_or_wrong_token_is_401_and_touches_nothing(client_api: Api, job,
 
 
 def test_token_of_another_job_does_not_work(client_api: Api, job) -> None:
-    other = client_api.standin.add_instance(runtime_status="Running")
+    other = client_api.standin.add_instance(runtime_status="Running", custom_status=watching_status())
 
     answer = client_api.report(job.instance_id, PROGRESS, token=job_token(SIGNING_KEY, other.instance_id))
 
@@ -104,7 +124,7 @@ def test_basic_auth_scheme_is_not_a_bearer_token(client_api: Api, job) -> None:
 
 def test_token_and_key_never_reach_the_logs(client_api: Api, job, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    token = job_token(SIGNING_KEY, job.instance_id)
+    token = issued_token(bootstrap.settings(), job.instance_id)
 
     client_api.report(job.instance_id, PROGRESS)
     client_api.report(job.instance_id, PROGRESS, token=token + "x")
@@ -248,8 +268,7 @@ def _watching(client_api: Api, seconds_ago: float, phase: str = "downloading", a
     from videojob.activity_wire import format_utc
 
     last = format_utc(datetime.now(UTC) - timedelta(seconds=seconds_ago))
-    status = {"phase": phase, "percent": 10.0, "containerGroup": "dl-x", "attempt": attempt,
-              "updatedAt": last, "lastReportAt": last}
+    status = watching_status(RUN, attempt, phase, percent=10.0, updatedAt=last, lastReportAt=last)
     return client_api.standin.add_instance(runtime_status="Running", custom_status=status)
 
 
@@ -275,13 +294,12 @@ def test_progress_after_the_interval_is_raised(client_api: Api) -> None:
     "event",
     [
         {**PROGRESS, "phase": "uploading"},
-        {"seq": 1, "state": "started", "phase": "downloading"},
         SUCCEEDED,
         {"seq": 9, "state": "failed", "error": {"code": "network", "message": "x", "retryable": True}},
     ],
-    ids=["later phase", "started", "succeeded", "failed"],
+    ids=["later phase", "succeeded", "failed"],
 )
-def test_started_terminal_and_phase_change_always_raised(client_api: Api, event) -> None:
+def test_terminal_and_phase_change_raised_within_the_interval(client_api: Api, event) -> None:
     job = _watching(client_api, seconds_ago=1)
     answer = client_api.report(job.instance_id, event)
 
@@ -289,22 +307,43 @@ def test_started_terminal_and_phase_change_always_raised(client_api: Api, event)
     assert len(client_api.standin.raised_events) == 1
 
 
-def test_other_attempt_progress_coalesced(client_api: Api) -> None:
+def test_started_is_raised_until_the_job_took_a_report(client_api: Api, job) -> None:
+    first = client_api.report(job.instance_id, {"seq": 1, "state": "started", "phase": "downloading"})
+    reported = _watching(client_api, seconds_ago=30)  # the orchestration took one (lastReportAt)
+    late = client_api.report(reported.instance_id, {"seq": 1, "state": "started", "phase": "downloading"})
+
+    assert first.status == 202 and "duplicate" not in first.json
+    assert late.status == 202 and late.json["duplicate"] is True
+    assert [e.instance_id for e in client_api.standin.raised_events] == [job.instance_id]
+
+
+def test_other_attempt_progress_is_410(client_api: Api) -> None:
     job = _watching(client_api, seconds_ago=60, attempt=2)
     answer = client_api.report(job.instance_id, {**PROGRESS, "attempt": 1})
 
-    assert answer.json["coalesced"] is True
+    assert answer.status == 410
     assert client_api.standin.raised_events == []
 
 
-def test_coalescing_off_with_zero(functions, standin, settings) -> None:
+def test_zero_leaves_a_one_second_spacing(functions, standin, settings) -> None:
     from dataclasses import replace
-
-    from videojob import bootstrap
 
     bootstrap.override(settings=replace(settings, progress_event_min_seconds=0))
     api = Api(functions, standin, standin.binding_json())
     job = _watching(api, seconds_ago=0)
-    for seq in range(3, 6):
-        assert "coalesced" not in api.report(job.instance_id, {**PROGRESS, "seq": seq}).json
-    assert len(standin.raised_events) == 3
+    began = time.monotonic()
+    answers = [api.report(job.instance_id, {**PROGRESS, "seq": seq}) for seq in range(3, 6)]
+    took = time.monotonic() - began
+
+    assert "coalesced" not in answers[0].json
+    assert len(standin.raised_events) <= 1 + int(took)
+
+
+def test_a_status_that_names_no_run_is_503_and_nothing_is_raised(client_api: Api) -> None:
+    # Not proof that the attempt ended (a status not written yet): the worker retries.
+    job = client_api.standin.add_instance(runtime_status="Running", custom_status=None)
+
+    answer = client_api.report(job.instance_id, PROGRESS)
+
+    assert answer.status == 503
+    assert client_api.standin.raised_events == []

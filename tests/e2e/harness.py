@@ -122,6 +122,24 @@ class LocalStack:
         record = json.loads((self.state_dir / "containers" / group / "record.json").read_text())
         return [pid for pid in group_members(record["pid"]) if pid != record["pid"]]
 
+    def worker_token(self, job_id: str, custom_status: Body) -> str:
+        """The callback token the worker of the attempt `custom_status` shows held: the one the
+        container spec builder gives it, from the run and attempt in the status (attempt 1 when a
+        finished status names none) and the deadline tag of its group."""
+        from videojob import container_env
+        from videojob.activity_wire import parse_utc
+        from videojob.container_spec import build_container_spec
+        from videojob.contract import DownloadRequest
+        from videojob.settings import load_settings
+
+        group_dir = self.state_dir / "containers" / custom_status["containerGroup"]
+        record = json.loads((group_dir / "record.json").read_text())
+        settings = load_settings(environ={**self.env, "CALLBACK_BASE_URL": self.devhost.base_url})
+        deadline = parse_utc(record["tags"]["deadline"])
+        spec = build_container_spec(DownloadRequest(url="http://127.0.0.1/x"), settings, job_id, deadline, deadline,
+                                    custom_status.get("attempt", 1), run=custom_status.get("run"))
+        return dict(spec.secure_env)[container_env.CALLBACK_TOKEN]
+
     def kill_worker(self, group: str) -> None:
         pids = self.worker_pids(group)
         assert pids, f"no worker process in {group}"

@@ -11,11 +11,12 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 from devhost.media import MediaServer
 from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MAX_ATTEMPTS, MULTI_SECONDS, RETRY_BACKOFF_SECONDS
 from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
-from videojob.tokens import job_token
+from videojob.tokens import worker_token
 
 
 def assert_gone(local: LocalStack, job: Job) -> None:
@@ -142,7 +143,8 @@ def test_a_forged_callback_is_refused_and_the_job_is_unaffected(local: LocalStac
 
     wrong = http("POST", callback, forged, {"Authorization": "Bearer not-the-token"})[0]
     missing = http("POST", callback, forged)[0]
-    leaked = job_token(local.env["CALLBACK_SIGNING_KEY"], "some-other-job")
+    leaked = worker_token(local.env["CALLBACK_SIGNING_KEY"], "some-other-job", None, 1,
+                          datetime.now(UTC) + timedelta(hours=1))
     other_jobs_token = http("POST", callback, forged, {"Authorization": f"Bearer {leaked}"})[0]
     done = job.wait_done(timeout=60)
 

@@ -21,7 +21,6 @@ from videojob import orchestration as policy
 from videojob.activity_wire import INSPECT_CONTAINER_GROUP, READ_RESULT_RECORD
 from videojob.backends.base import ACTIVE_CONTAINER_STATES
 from videojob.generation import carry_of
-from videojob.tokens import job_token
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -134,9 +133,9 @@ def test_a_burst_of_reports_is_mostly_coalesced_and_the_history_stays_bounded(
     local: LocalStack, held_media: HeldMedia
 ) -> None:
     job = local.submit(held_media.url)
-    job.wait(lambda b: (b.get("customStatus") or {}).get("phase") == "downloading"
-             and (b.get("customStatus") or {}).get("attempt") == 1, timeout=120)
-    token = job_token(local.env["CALLBACK_SIGNING_KEY"], job.id)
+    watching = job.wait(lambda b: (b.get("customStatus") or {}).get("phase") == "downloading"
+                        and (b.get("customStatus") or {}).get("attempt") == 1, timeout=120)
+    token = local.worker_token(job.id, watching["customStatus"])
     callback = f"{local.devhost.base_url}/api/jobs/{job.id}/status"
     # Far above the worker's own `seq`s, so that none of the worker's reports is taken for one of these.
     bodies = [{"jobId": job.id, "seq": 1_000_000 + i, "state": "progress", "phase": "downloading", "attempt": 1,

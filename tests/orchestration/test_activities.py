@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,7 +17,7 @@ from videojob.container_env import CALLBACK_TOKEN, JOB_URL
 from videojob.container_env import JOB_ID as JOB_ID_VAR
 from videojob.container_spec import attempt_group_name, group_name
 from videojob.failure_reason import FailureReason
-from videojob.tokens import job_token
+from videojob.tokens import verified_claims
 
 
 def call(name: str, payload) -> dict:
@@ -41,8 +42,10 @@ def test_create_builds_the_spec_and_starts_the_group(backend, caplog):
     assert (env[JOB_ID_VAR], env[JOB_URL], env["JOB_FORMAT"], env["JOB_TIMEOUT_SECONDS"]) == (
         JOB_ID, VIDEO_URL, "audio", "7200"
     )
-    token = job_token(bootstrap.settings().callback_signing_key, JOB_ID)
-    assert dict(spec.secure_env)[CALLBACK_TOKEN] == token
+    token = dict(spec.secure_env)[CALLBACK_TOKEN]
+    claims = verified_claims(bootstrap.settings().callback_signing_key, JOB_ID, token)
+    assert claims is not None and (claims.run, claims.attempt) == (RUN_KEY, 1)
+    assert claims.expires == int(datetime(2026, 1, 1, 2, tzinfo=UTC).timestamp())  # the deadline
     assert token not in caplog.text and bootstrap.settings().callback_signing_key not in caplog.text
 
 

@@ -109,10 +109,15 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
         "etaSeconds": 30.0,
         "containerGroup": GROUP,
         "attempt": 1,
+        "run": RUN_KEY,  # with `attempt`: whose worker's token the callback accepts
         "updatedAt": "2026-01-01T00:00:30Z",
         "lastReportAt": "2026-01-01T00:00:30Z",  # what the callback's rate limit reads
     }
     assert status_at(result, 45)["phase"] == "uploading"
+    # Taking the terminal report ends the attempt's token for every app process (issue 19).
+    assert "attemptEnded" not in status_at(result, 45)
+    assert status_at(result, 60)["attemptEnded"] is True
+    assert (status_at(result, 60)["run"], status_at(result, 60)["attempt"]) == (RUN_KEY, 1)
     assert result.custom_status["phase"] == "succeeded"
     assert result.custom_status["percent"] == 100.0
     assert result.custom_status["cleanup"] == "deleted"
@@ -139,6 +144,7 @@ def test_worker_failure_fails_with_its_code_and_applies_the_failed_group_policy(
         "error": {"code": "unavailable", "message": "Video unavailable: this video is private", "retryable": False},
         "cleanup": cleanup,
         "containerGroup": GROUP,
+        "run": RUN_KEY,
         "updatedAt": "2026-01-01T00:00:22Z",
         "attempts": [{"attempt": 1, "group": GROUP, "outcome": "unavailable", "startedAt": "2026-01-01T00:00:00Z",
                       "endedAt": "2026-01-01T00:00:22Z", "cleanup": cleanup}],

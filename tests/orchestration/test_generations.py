@@ -369,7 +369,8 @@ def test_terminal_lost_at_handover_recovered_from_record(host, backend):
     assert result.output["attempts"][0]["recovered"] is True
     assert len(result.calls(INSPECT_CONTAINER_GROUP)) == 1  # one look after the worker's exit
     assert len(result.calls(CHECK_OUTPUT_BLOB)) == 1
-    assert reads == [{"jobId": JOB_ID, "attempt": 1, "run": RUN_KEY}]
+    # The deadline too: the worker's token, which keys the record's MAC, expires then.
+    assert reads == [{"jobId": JOB_ID, "attempt": 1, "run": RUN_KEY, "deadline": "2026-01-01T03:00:00Z"}]
     assert result.calls(INSPECT_CONTAINER_GROUP)[0].scheduled_at == at(handover + 60)
 
 

@@ -140,7 +140,7 @@ def test_a_network_failure_is_retried_in_a_fresh_group_after_the_backoff(host, b
     # While waiting, customStatus says what comes next.
     assert status_at(result, 22) == {
         "phase": "retrying", "percent": None, "downloadedBytes": None, "totalBytes": None, "speedBps": None,
-        "etaSeconds": None, "containerGroup": GROUP2, "attempt": 2, "updatedAt": "2026-01-01T00:00:22Z",
+        "etaSeconds": None, "containerGroup": GROUP2, "attempt": 2, "run": RUN_KEY, "updatedAt": "2026-01-01T00:00:22Z",
         "retryAt": "2026-01-01T00:00:52Z",
         "lastError": {"code": "network", "message": "connection reset by peer", "retryable": True},
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,11 +21,19 @@ from videojob.contract import JobStatus
 from videojob.output_blob import blob_name_problem, result_record_name
 from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, ResultRecord, parse_record
 from videojob.settings import Settings, load_settings
-from videojob.tokens import job_token
+from videojob.tokens import worker_token
 
 SIGNING_KEY = "k" * 40
-TOKEN = job_token(SIGNING_KEY, JOB_ID)
 RUN = "0a1b2c3d"
+DEADLINE = datetime(2026, 1, 1, 2, tzinfo=UTC)
+
+
+def job_token(key: str, job_id: str, run: str | None = RUN, attempt: int = 1) -> str:
+    """The token the worker of that attempt held (the record's MAC key)."""
+    return worker_token(key, job_id, run, attempt, DEADLINE)
+
+
+TOKEN = job_token(SIGNING_KEY, JOB_ID)
 CONNECTION = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0;BlobEndpoint=http://x"
 
 
@@ -122,7 +131,8 @@ def _store(output: tuple[BlobServiceClient, Settings], data: bytes, attempt: int
 
 def _read(output: tuple[BlobServiceClient, Settings], attempt: int = 1, run: str = RUN) -> RecordResult:
     _, settings = output
-    return RecordResult.from_wire(read_result_record_activity(record_input(JOB_ID, attempt, run), lambda: settings))
+    request = record_input(JOB_ID, attempt, run, DEADLINE)
+    return RecordResult.from_wire(read_result_record_activity(request, lambda: settings))
 
 
 def test_reads_matching_record(output):
@@ -157,7 +167,7 @@ def test_storage_errors_classified(output):
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0;"
         "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1"))
     answer = RecordResult.from_wire(
-        read_result_record_activity(record_input(JOB_ID, 1, RUN), lambda: unreachable, retry_total=0))
+        read_result_record_activity(record_input(JOB_ID, 1, RUN, DEADLINE), lambda: unreachable, retry_total=0))
     assert not answer.ok and answer.error.retryable
     bad = RecordResult.from_wire(read_result_record_activity({"jobId": "../x", "attempt": 1}, lambda: settings))
     assert not bad.ok and not bad.error.retryable

@@ -13,7 +13,7 @@ from videojob.container_env import parse_worker_env
 from videojob.container_spec import attempt_group_name, build_container_spec, group_name, run_token
 from videojob.contract import DownloadRequest
 from videojob.settings import load_settings
-from videojob.tokens import job_token, verify_job_token
+from videojob.tokens import TokenClaims, expiry_seconds, verified_claims, worker_token
 
 KEY = "spec-test-signing-key-0123456789abcdefgh"
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -87,7 +87,8 @@ def test_env_contract_round_trips_through_the_worker_parser() -> None:
     assert worker.max_height == 720
     assert worker.timeout_seconds == 7200
     assert worker.callback_url == "https://videodl.example.net/api/jobs/job1/status"
-    assert verify_job_token(KEY, "job1", worker.callback_token)
+    # The attempt's token: this job, no run (none given), attempt 1, expiring at the deadline.
+    assert verified_claims(KEY, "job1", worker.callback_token) == TokenClaims("", 1, expiry_seconds(DEADLINE))
     assert worker.output_account_url == settings.output_account_url
     assert worker.client_id == "client-id-worker"
     assert worker.allowed_hosts == settings.allowed_hosts
@@ -103,11 +104,11 @@ def test_secrets_go_only_to_secure_env() -> None:
     plain, secure = dict(spec.env), dict(spec.secure_env)
 
     assert set(secure) == {E.CALLBACK_TOKEN, E.OUTPUT_CONNECTION_STRING}
-    assert secure[E.CALLBACK_TOKEN] == job_token(KEY, "job1")
+    assert secure[E.CALLBACK_TOKEN] == worker_token(KEY, "job1", None, 1, DEADLINE)
     assert not set(secure) & set(plain)
     flat = repr(spec) + " ".join(plain.values())
     assert "very-secret-account-key" not in flat
-    assert job_token(KEY, "job1") not in flat
+    assert secure[E.CALLBACK_TOKEN] not in flat
     assert KEY not in flat + " ".join(secure.values())  # the signing key itself never leaves the app
 
 
