@@ -54,6 +54,11 @@ param ytdlpExtractorArgs string = ''
 @description('RETRY_BOT_CHECK: a bot_check failure is tried again in a fresh container group (another egress IP).')
 param retryBotCheck bool = true
 
+@description('JOB_RETENTION_DAYS: finished jobs, their blobs and records are removed after this many days.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int = 30
+
 @description('Worker image (registry/repository:tag). Empty until the predeploy hook has built one; then azd keeps it in the environment.')
 param workerImage string = ''
 
@@ -267,6 +272,7 @@ module functionApp 'modules/functionapp.bicep' = {
     workerProxySecretUri: keyVault.outputs.workerProxySecretUri
     ytdlpExtractorArgs: ytdlpExtractorArgs
     retryBotCheck: retryBotCheck
+    jobRetentionDays: jobRetentionDays
     workerImage: empty(workerImage) ? '${registry.outputs.loginServer}/${workerImageRepository}:latest' : workerImage
     allowedHosts: allowedHosts
     workerCpu: workerCpu

@@ -69,6 +69,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "WORKER_PROXY_URL",
     "YTDLP_EXTRACTOR_ARGS",
     "RETRY_BOT_CHECK",
+    "JOB_RETENTION_DAYS",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
@@ -156,6 +157,8 @@ class Settings:
     extractor_args: tuple[str, ...]
     """yt-dlp `--extractor-args` groups (`IE_KEY:ARGS`), as `YTDLP_EXTRACTOR_ARGS` lists them."""
     retry_bot_check: bool
+    job_retention_days: int = 30
+    """`JOB_RETENTION_DAYS`: finished jobs older than this are purged everywhere (`retention`)."""
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -368,6 +371,7 @@ def load_settings(
         worker_proxy_url=parse_proxy_url(r.str("WORKER_PROXY_URL")),
         extractor_args=parse_extractor_args(r.str("YTDLP_EXTRACTOR_ARGS")),
         retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
+        job_retention_days=r.int("JOB_RETENTION_DAYS", 30, 1, 3650),
     )
 
 

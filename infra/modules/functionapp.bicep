@@ -19,6 +19,9 @@ param youtubeCookiesSecretUri string
 param workerProxySecretUri string
 param ytdlpExtractorArgs string
 param retryBotCheck bool
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int
 param workerImage string
 param allowedHosts string
 param workerCpu string
@@ -226,6 +229,7 @@ var videojobSettings = {
   WORKER_PROXY_URL: '@Microsoft.KeyVault(SecretUri=${workerProxySecretUri})'
   YTDLP_EXTRACTOR_ARGS: ytdlpExtractorArgs
   RETRY_BOT_CHECK: string(retryBotCheck)
+  JOB_RETENTION_DAYS: string(jobRetentionDays)
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.data.tables import TableClient
 
 import api
 from tests.support.durable_standin import (
@@ -18,7 +20,9 @@ from tests.support.durable_standin import (
     http_request,
     run,
 )
+from tests.support.services import Azurite
 from videojob import bootstrap
+from videojob.job_index_table import TableJobIndex
 from videojob.settings import Settings, load_settings
 from videojob.tokens import job_token
 
@@ -56,9 +60,16 @@ def functions() -> IndexedFunctions:
 
 
 @pytest.fixture
-def settings() -> Iterator[Settings]:
+def job_index(azurite: Azurite) -> TableJobIndex:
+    """The job index in a table of its own (in the session's Azurite) for one test."""
+    table = TableClient.from_connection_string(azurite.connection_string, f"jobs{secrets.token_hex(8)}")
+    return TableJobIndex(table)
+
+
+@pytest.fixture
+def settings(job_index: TableJobIndex) -> Iterator[Settings]:
     s = load_settings(environ=TEST_ENV)
-    bootstrap.override(settings=s)
+    bootstrap.override(settings=s, job_index=job_index)
     yield s
     bootstrap.reset()
 
