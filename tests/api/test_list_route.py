@@ -69,8 +69,9 @@ class ListHost:
 
 
 @contextlib.contextmanager
-def list_host(state: Path, **settings: str) -> Iterator[ListHost]:
-    with stack.run_azurite() as azurite:
+def list_host(state: Path, azurite: stack.Azurite | None = None, **settings: str) -> Iterator[ListHost]:
+    with contextlib.ExitStack() as services:
+        azurite = azurite or services.enter_context(stack.run_azurite())
         h = ListHost(state, azurite, **settings)
         try:
             yield h
