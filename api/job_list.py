@@ -73,7 +73,11 @@ async def list_downloads(req: func.HttpRequest, client: str) -> func.HttpRespons
         log.warning("the durable client binding has no rpcBaseUrl")
         return unavailable_response()
     settings = bootstrap.settings()
-    index = bootstrap.job_index()
+    try:
+        index = bootstrap.job_index()
+    except ValueError as e:
+        log.warning("job list: no job index: %s", e)
+        return unavailable_response()
     repairs: list[Repair] = []
     try:
         listed = await list_jobs(index, DurableHttp(rpc_base_url), APP_ORCHESTRATORS, query, top,

@@ -153,6 +153,10 @@ def job_index_from_settings(settings: Settings, credential_factory: Callable[[],
     """The index in the output account: Azurite's table service by connection string, else the
     account's table endpoint with the app's identity."""
     if settings.output_connection_string:
+        if "blobendpoint=" in settings.output_connection_string.lower() and \
+                "tableendpoint=" not in settings.output_connection_string.lower():
+            # Else the SDK would address <account>.table.core.windows.net, not the emulator.
+            raise ValueError("OUTPUT_CONNECTION_STRING names a BlobEndpoint but no TableEndpoint for the job index")
         client = TableClient.from_connection_string(settings.output_connection_string, table_name, **client_options)
     elif settings.output_account_url:
         client = TableClient(table_endpoint(settings.output_account_url), table_name,
