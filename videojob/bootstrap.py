@@ -46,6 +46,7 @@ def job_index() -> JobIndex:
     s = settings()
     with _lock:
         if _job_index is None:
+            # The one cached app identity credential of the process (share links use it too).
             from activities.share_link import default_credential
 
             from .job_index_table import job_index_from_settings
