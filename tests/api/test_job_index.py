@@ -199,3 +199,8 @@ def test_the_index_lives_in_the_output_accounts_table_endpoint(blob: str, table:
 def test_an_output_url_that_is_not_a_blob_endpoint_is_refused(blob: str):
     with pytest.raises(ValueError, match="OUTPUT_ACCOUNT_URL"):
         table_endpoint(blob)
+
+
+def test_forgetting_a_job_without_rows_is_no_error(job_index: TableJobIndex):
+    # A purged batch item (a sub-orchestration) never had a row.
+    assert job_index.forget(DEFAULT_OWNER, f"{'a' * 32}-000") is False
