@@ -55,3 +55,24 @@ def test_an_index_that_cannot_be_written_leaves_the_job_started(client_api: Api,
     assert answer.status == 202 and [s.instance_id for s in client_api.standin.started] == [answer.json["id"]]
     assert "is not in the job list" in caplog.text
     assert json.loads(answer.body)["id"] in caplog.text
+
+
+def test_the_list_is_503_while_the_index_cannot_be_read(client_api: Api):
+    dead = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"TableEndpoint=http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT};")
+    bootstrap.override(job_index=TableJobIndex(TableClient.from_connection_string(dead, "jobindex", retry_total=0)))
+
+    answer = client_api.call("list_downloads", "downloads")
+
+    assert answer.status == 503 and answer.error_code == "service_unavailable"
+    assert answer.headers["retry-after"]
+
+
+def test_the_list_shows_what_the_starters_indexed(client_api: Api):
+    job = client_api.download({"url": VIDEO}).json["id"]
+
+    answer = client_api.call("list_downloads", "downloads")
+
+    assert answer.status == 200, answer.body
+    [row] = answer.json["jobs"]
+    assert (row["id"], row["kind"], row["url"]) == (job, "job", VIDEO)
