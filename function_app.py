@@ -7,6 +7,7 @@ import activities
 import api
 import entities
 import orchestrators
+import retention
 import sweeper
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -14,4 +15,5 @@ app.register_functions(api.bp)
 app.register_functions(orchestrators.bp)
 app.register_functions(activities.bp)
 app.register_functions(sweeper.bp)
+app.register_functions(retention.bp)
 app.register_functions(entities.bp)

@@ -8,14 +8,18 @@ with `Idempotent-Replayed: true` and starts nothing (see `api.idempotency`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
 from videojob.idempotency import HEADER, REPLAYED_HEADER, checked_client_key, submission_instance_id
+from videojob.instances import BATCH_KIND, JOB_KIND
+from videojob.job_index import DEFAULT_OWNER, JobIndexUnavailable
 from videojob.planning import plan_submission
 from videojob.request_parsing import (
     RequestLimits,
@@ -80,7 +84,18 @@ async def start_job(req: func.HttpRequest, client: df.DurableOrchestrationClient
         response.headers[REPLAYED_HEADER] = "true"
     else:
         log.info("started %s %s", _describe(submission), started.instance_id)
+        await _index_job(started.instance_id, JOB_KIND if name == ORCHESTRATOR_NAME else BATCH_KIND)
     return response
+
+
+async def _index_job(instance_id: str, kind: str) -> None:
+    """The job's row in the job list. The job runs either way: a failed write is logged (the job
+    is then missing from the list, nothing else), never an error for a job that started."""
+    try:
+        index = bootstrap.job_index()
+        await asyncio.to_thread(index.record_start, DEFAULT_OWNER, instance_id, kind, datetime.now(UTC))
+    except (JobIndexUnavailable, ValueError) as e:
+        log.warning("job %s started but is not in the job list: %s", instance_id, e)
 
 
 @bp.route(route="downloads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

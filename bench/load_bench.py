@@ -163,7 +163,7 @@ def main() -> None:
         (root / "clips").mkdir()
         media.make_clip(root / "clips" / "one.mp4", seconds=1, size="160x120")
         with run_azurite() as azurite, media.serve_directory(root / "clips") as server, \
-                load_devhost(stack.Azurite(azurite.port), root / "state", CAP) as devhost:
+                load_devhost(azurite, root / "state", CAP) as devhost:
             started = time.monotonic()
             run = LoadRun(devhost).run([server.url("one.mp4")] * JOBS, timeout=600)
             print(line(run, CAP), f"wall_s={time.monotonic() - started:.0f}", flush=True)

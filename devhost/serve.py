@@ -62,7 +62,7 @@ def _serve(argv: list[str] | None) -> int:
     for s in STOP_SIGNALS:
         signal.signal(s, _stop_requested)
     try:
-        with stack.run_azurite(stack.free_port(args.azurite_port)) as azurite:
+        with stack.run_azurite(stack.free_port(args.azurite_port), stack.free_port(args.azurite_port + 2)) as azurite:
             devhost = stack.Devhost(stack.free_port(args.port), state_dir, state_dir / "devhost.log")
             state_dir.mkdir(parents=True, exist_ok=True)
             try:
@@ -70,7 +70,7 @@ def _serve(argv: list[str] | None) -> int:
                 base = devhost.base_url
                 print(f"""
 devhost  {base}   (log: {devhost.log_path})
-Azurite  {azurite.blob_endpoint}
+Azurite  {azurite.blob_endpoint}  (tables: {azurite.table_endpoint})
 web page {base}/api/app
 
   curl -s -X POST {base}/api/downloads -H 'content-type: application/json' -d '{{"url": "https://youtu.be/<id>"}}'

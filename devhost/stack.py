@@ -1,4 +1,4 @@
-"""The local stack as child processes: Azurite (blob, in memory) and the devhost.
+"""The local stack as child processes: Azurite (blob and table services, in memory) and the devhost.
 
 Used by `make demo`, `make serve` and the end-to-end tests. Every process started here is
 stopped by the same context manager, on every path (errors and Ctrl-C included); worker
@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 AZURITE_MAIN = REPO / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+AZURITE_TABLE_MAIN = REPO / "node_modules" / "azurite" / "dist" / "src" / "table" / "main.js"
 # Azurite's published development account: a well-known public key, not a secret.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -90,36 +91,56 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
 @dataclass(frozen=True)
 class Azurite:
     port: int
+    table_port: int | None = None
+    """The table service's port (the job index); None when only blobs run."""
 
     @property
     def blob_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
     @property
+    def table_endpoint(self) -> str | None:
+        return f"http://127.0.0.1:{self.table_port}/{AZURITE_ACCOUNT}" if self.table_port else None
+
+    @property
     def connection_string(self) -> str:
+        table = f"TableEndpoint={self.table_endpoint};" if self.table_endpoint else ""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};"
+            f"BlobEndpoint={self.blob_endpoint};{table}"
         )
 
 
-@contextlib.contextmanager
-def run_azurite(port: int | None = None) -> Iterator[Azurite]:
-    node = shutil.which("node")
-    if node is None or not AZURITE_MAIN.exists():
-        raise StackError("Azurite is not installed: run `make deps` (needs node and npm)")
-    port = port or free_port()
+def _start_azurite_service(node: str, main: Path, service: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [node, str(AZURITE_MAIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        [node, str(main), f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port),
          "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
     )
     try:
-        wait_until(lambda: port_open(port), 20, "Azurite", proc)
-        yield Azurite(port)
-    finally:
+        wait_until(lambda: port_open(port), 20, f"Azurite ({service})", proc)
+    except BaseException:
         stop_process(proc)
+        raise
+    return proc
+
+
+@contextlib.contextmanager
+def run_azurite(port: int | None = None, table_port: int | None = None) -> Iterator[Azurite]:
+    """Azurite's blob service and its table service (the job index), each its own process."""
+    node = shutil.which("node")
+    if node is None or not AZURITE_MAIN.exists() or not AZURITE_TABLE_MAIN.exists():
+        raise StackError("Azurite is not installed: run `make deps` (needs node and npm)")
+    port = port or free_port()
+    procs = [_start_azurite_service(node, AZURITE_MAIN, "blob", port)]
+    try:
+        table_port = table_port or free_port()
+        procs.append(_start_azurite_service(node, AZURITE_TABLE_MAIN, "table", table_port))
+        yield Azurite(port, table_port)
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
 
 
 @dataclass

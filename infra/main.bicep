@@ -54,6 +54,11 @@ param ytdlpExtractorArgs string = ''
 @description('RETRY_BOT_CHECK: a bot_check failure is tried again in a fresh container group (another egress IP).')
 param retryBotCheck bool = true
 
+@description('JOB_RETENTION_DAYS: finished jobs, their blobs and records are removed after this many days.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int = 30
+
 @description('Worker image (registry/repository:tag). Empty until the predeploy hook has built one; then azd keeps it in the environment.')
 param workerImage string = ''
 
@@ -71,11 +76,6 @@ param workerMemoryGb string = '1.5'
 
 @minValue(60)
 param jobDeadlineSeconds int = 7200
-
-@description('JOB_RETENTION_DAYS: days a finished job is kept (history, outputs, result record), then removed.')
-@minValue(1)
-@maxValue(3650)
-param jobRetentionDays int = 30
 
 @minValue(5)
 param heartbeatTimeoutSeconds int = 600
@@ -281,12 +281,12 @@ module functionApp 'modules/functionapp.bicep' = {
     workerProxySecretUri: keyVault.outputs.workerProxySecretUri
     ytdlpExtractorArgs: ytdlpExtractorArgs
     retryBotCheck: retryBotCheck
+    jobRetentionDays: jobRetentionDays
     workerImage: empty(workerImage) ? '${registry.outputs.loginServer}/${workerImageRepository}:latest' : workerImage
     allowedHosts: allowedHosts
     workerCpu: workerCpu
     workerMemoryGb: workerMemoryGb
     jobDeadlineSeconds: jobDeadlineSeconds
-    jobRetentionDays: jobRetentionDays
     heartbeatTimeoutSeconds: heartbeatTimeoutSeconds
     progressIntervalSeconds: progressIntervalSeconds
     provisionMaxAttempts: provisionMaxAttempts

@@ -11,11 +11,13 @@ import threading
 from pathlib import Path
 
 from .backends import ContainerBackend, make_backend
+from .job_index import JobIndex
 from .settings import Settings, load_settings
 
 _lock = threading.Lock()
 _settings: Settings | None = None
 _backend: ContainerBackend | None = None
+_job_index: JobIndex | None = None
 
 
 def settings() -> Settings:
@@ -38,17 +40,36 @@ def backend() -> ContainerBackend:
         return _backend
 
 
-def override(*, settings: Settings | None = None, backend: ContainerBackend | None = None) -> None:
-    global _settings, _backend
+def job_index() -> JobIndex:
+    """The job index (`videojob.job_index`) in the output account's table service."""
+    global _job_index
+    s = settings()
+    with _lock:
+        if _job_index is None:
+            # The one cached app identity credential of the process (share links use it too).
+            from activities.share_link import default_credential
+
+            from .job_index_table import job_index_from_settings
+
+            _job_index = job_index_from_settings(s, default_credential)
+        return _job_index
+
+
+def override(*, settings: Settings | None = None, backend: ContainerBackend | None = None,
+             job_index: JobIndex | None = None) -> None:
+    global _settings, _backend, _job_index
     with _lock:
         if settings is not None:
             _settings = settings
         if backend is not None:
             _backend = backend
+        if job_index is not None:
+            _job_index = job_index
 
 
 def reset() -> None:
-    global _settings, _backend
+    global _settings, _backend, _job_index
     with _lock:
         _settings = None
         _backend = None
+        _job_index = None

@@ -3,7 +3,8 @@
     python -m videojob.cli submit URL [--format audio] [--wait]
     python -m videojob.cli status ID_OR_STATUS_URL [--wait]
     python -m videojob.cli cancel ID
-    python -m videojob.cli list [--top N] [--all] [--continuation-token T] [--json]
+    python -m videojob.cli list [--top N] [--status running|completed|failed] [--since ISO] [--all]
+                                [--continuation-token T] [--json]
 
 Works against the devhost (default http://127.0.0.1:7071) and a deployed app: `--base-url`
 (env VIDEO_DOWNLOADER_URL) and `--key` (env VIDEO_DOWNLOADER_KEY, sent as `x-functions-key`).
@@ -83,8 +84,10 @@ class Client:
             raise RequestFailed(status, _error_text(status, body, "no such job" if status == 404 else None), body)
         return status, body
 
-    def list_jobs(self, top: int | None = None, continuation_token: str | None = None) -> dict[str, Any]:
-        query = {k: v for k, v in (("top", top), ("continuationToken", continuation_token)) if v is not None}
+    def list_jobs(self, top: int | None = None, continuation_token: str | None = None, *,
+                  status: str | None = None, since: str | None = None) -> dict[str, Any]:
+        pairs = (("top", top), ("status", status), ("since", since), ("continuationToken", continuation_token))
+        query = {k: v for k, v in pairs if v is not None}
         url = self.api("downloads") + (f"?{urlencode(query)}" if query else "")
         status, body, _ = self._request("GET", url)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
@@ -270,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("id")
     ls = sub.add_parser("list", help="recent jobs, newest first (batch items under their batch)")
     ls.add_argument("--top", type=int, default=20, help="jobs per page, 1-100 (default %(default)s)")
-    ls.add_argument("--continuation-token", help="the next page (printed on stderr after a page)")
+    ls.add_argument("--status", choices=("running", "completed", "failed"), help="only jobs in this state")
+    ls.add_argument("--since", help="only jobs created at or after this ISO 8601 date or time (UTC without a zone)")
+    ls.add_argument("--continuation-token", help="the next page, with the same filters (printed on stderr)")
     ls.add_argument("--all", action="store_true", help="follow every page")
     ls.add_argument("--json", action="store_true", help="print the answer(s) as JSON instead of a table")
     return p
@@ -291,7 +296,7 @@ def list_command(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
     jobs: list[dict[str, Any]] = []
     token = args.continuation_token
     while True:
-        page = client.list_jobs(args.top, token)
+        page = client.list_jobs(args.top, token, status=args.status, since=args.since)
         jobs += page["jobs"]
         token = page.get("continuationToken")
         if not (args.all and token):

@@ -9,14 +9,13 @@ not URL-safe must never reach it (it could address another instance or endpoint)
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from .batching import LISTING_SUFFIX
 from .url_policy import MAX_URL_LENGTH
@@ -113,52 +112,19 @@ async def find_job(client: Any, instance_id: str) -> JobInfo | None:
     return None
 
 
-# --- the job list (`GET /api/downloads`) ---------------------------------------------------------
+# --- the job list's rows (`GET /api/downloads`) ----------------------------------------------------
 #
-# The list reads the Durable instance query page by page (`top`, `x-ms-continuation-token`), keeps
-# this app's orchestrations, folds batch items under their batch and answers at most `top` jobs.
-# A page of ours always ends on a host page boundary, so our continuation token just wraps the
-# host's (opaque to us): the next request reads on from exactly where the host said, and instances
-# created meanwhile neither shift nor repeat it. The order is the host's within and across pages
-# (the devhost's is newest first; the Azure Storage provider's is by instance id).
+# Which jobs and in which order come from the job index (`videojob.job_index`); what a row shows
+# comes from the job's live Durable status, summarized here.
 
 JOB_KIND, BATCH_KIND = "job", "batch"
 DEFAULT_LIST_TOP, MAX_LIST_TOP = 20, 100
-MAX_HOST_PAGES_PER_LIST = 5
-"""Host pages read for one answer at most: a page full of batch items or foreign instances (or a
-backend answering empty pages with a token) yields a short page with a token, not a long wait."""
-MAX_CONTINUATION_TOKEN_LENGTH = 4096
 MAX_LISTED_TITLE, MAX_LISTED_ERROR_MESSAGE = 200, 300
-_TOKEN_VERSION = 1
-_EXHAUSTED_HOST_TOKENS = frozenset({"", "null", "bnVsbA=="})
-"""Older Azure Storage providers answer base64("null") on the last page (durabletask#372)."""
 _BATCH_ITEM_ID = re.compile(rf"[A-Za-z0-9_-]{{32,}}-(?:[0-9]{{3,}}|{LISTING_SUFFIX})")
 """`<batch id>-<index>` / `<batch id>-list` (`videojob.batching`); a batch id is 32 hex digits or
 `k-` + 32 (never shorter), so no top-level job id has this shape."""
 _PHASE = re.compile(r"[a-z][a-z_]{0,31}")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _COUNT_KEYS = ("total", "running", "succeeded", "failed", "pending")
-
-
-class InvalidContinuationToken(ValueError):
-    """A continuation token this API did not issue (or the host no longer accepts)."""
-
-
-@dataclass(frozen=True)
-class InstancePage:
-    """One page of the Durable instance query: status payloads in the host's order."""
-
-    statuses: tuple[Mapping[str, Any], ...]
-    continuation_token: str | None
-
-
-class InstancePages(Protocol):
-    """The Durable instance query, one page at a time (inputs included)."""
-
-    async def page(self, top: int, continuation_token: str | None) -> InstancePage:
-        """Raises `InvalidContinuationToken` when the host refuses the token, `JobLookupFailed`
-        on any other failure."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -199,25 +165,6 @@ class JobList:
         if self.continuation_token is not None:
             wire["continuationToken"] = self.continuation_token
         return wire
-
-
-def encode_list_token(host_token: str) -> str:
-    raw = json.dumps({"v": _TOKEN_VERSION, "host": host_token}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_list_token(token: str) -> str:
-    """The host's token inside one of ours; `InvalidContinuationToken` for anything else."""
-    if not (0 < len(token) <= MAX_CONTINUATION_TOKEN_LENGTH) or not _BASE64URL.fullmatch(token):
-        raise InvalidContinuationToken("not a continuation token this API issued")
-    try:
-        wire = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError as e:  # binascii.Error and JSON/UTF-8 errors are ValueErrors
-        raise InvalidContinuationToken("not a continuation token this API issued") from e
-    host = wire.get("host") if isinstance(wire, dict) and wire.get("v") == _TOKEN_VERSION else None
-    if not isinstance(host, str) or not host:
-        raise InvalidContinuationToken("not a continuation token this API issued")
-    return host
 
 
 def is_batch_item_id(instance_id: str) -> bool:
@@ -302,35 +249,3 @@ def summarize(status: Mapping[str, Any], kinds: Mapping[str, str]) -> JobSummary
         created_time=_text(status.get("createdTime"), 64), last_updated_time=_text(status.get("lastUpdatedTime"), 64),
         url=url, title=title, counts=counts, error=_error(custom) if runtime == RuntimeStatus.FAILED else None,
     )
-
-
-def _next_host_token(page: InstancePage) -> str | None:
-    token = page.continuation_token
-    return None if token is None or token.strip() in _EXHAUSTED_HOST_TOKENS else token
-
-
-async def list_jobs(source: InstancePages, kinds: Mapping[str, str], top: int,
-                    continuation_token: str | None = None) -> JobList:
-    """At most `top` jobs of this app from the instance query, and a token when more may follow.
-
-    Host pages are read `top` instances at a time, so one host page never yields more than `top`
-    rows. When the next host page would overflow this answer, it is left whole for the next one
-    (its token becomes ours), so every answer ends on a host page boundary. Raises
-    `InvalidContinuationToken` (ours or the host's) and `JobLookupFailed`.
-    """
-    host_token = decode_list_token(continuation_token) if continuation_token is not None else None
-    jobs: list[JobSummary] = []
-    for _ in range(MAX_HOST_PAGES_PER_LIST):
-        page = await source.page(top, host_token)
-        rows = [row for status in page.statuses if (row := summarize(status, kinds)) is not None]
-        if jobs and len(jobs) + len(rows) > top:
-            assert host_token is not None  # a page was read before this one, so it has a token
-            return JobList(tuple(jobs), encode_list_token(host_token))
-        jobs += rows
-        next_token = _next_host_token(page)
-        if next_token is None:
-            return JobList(tuple(jobs), None)
-        host_token = next_token
-        if len(jobs) == top:
-            break
-    return JobList(tuple(jobs), encode_list_token(host_token))

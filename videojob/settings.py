@@ -71,6 +71,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "WORKER_PROXY_URL",
     "YTDLP_EXTRACTOR_ARGS",
     "RETRY_BOT_CHECK",
+    "JOB_RETENTION_DAYS",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
@@ -158,9 +159,10 @@ class Settings:
     extractor_args: tuple[str, ...]
     """yt-dlp `--extractor-args` groups (`IE_KEY:ARGS`), as `YTDLP_EXTRACTOR_ARGS` lists them."""
     retry_bot_check: bool
-    # Where workers write (per-blob SAS) and how long finished jobs are kept (issues 18, 19)
+    # Where workers write (per-blob SAS) (issue 19)
     staging_container: str = "staging"
     job_retention_days: int = 30
+    """`JOB_RETENTION_DAYS`: finished jobs older than this are purged everywhere (`retention`)."""
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).

@@ -20,12 +20,14 @@ param youtubeCookiesSecretUri string
 param workerProxySecretUri string
 param ytdlpExtractorArgs string
 param retryBotCheck bool
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int
 param workerImage string
 param allowedHosts string
 param workerCpu string
 param workerMemoryGb string
 param jobDeadlineSeconds int
-param jobRetentionDays int
 param heartbeatTimeoutSeconds int
 param progressIntervalSeconds int
 param provisionMaxAttempts int

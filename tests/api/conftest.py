@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.data.tables import TableClient
 
 import api
 from tests.support.durable_standin import (
@@ -19,10 +21,12 @@ from tests.support.durable_standin import (
     http_request,
     run,
 )
+from tests.support.services import Azurite
 from videojob import bootstrap
 from videojob import container_env as E
 from videojob.container_spec import build_container_spec
 from videojob.contract import DownloadRequest
+from videojob.job_index_table import TableJobIndex
 from videojob.settings import Settings, load_settings
 
 SIGNING_KEY = "test-signing-key-0123456789-abcdefghijklmnop"
@@ -76,9 +80,16 @@ def functions() -> IndexedFunctions:
 
 
 @pytest.fixture
-def settings() -> Iterator[Settings]:
+def job_index(azurite: Azurite) -> TableJobIndex:
+    """The job index in a table of its own (in the session's Azurite) for one test."""
+    table = TableClient.from_connection_string(azurite.connection_string, f"jobs{secrets.token_hex(8)}")
+    return TableJobIndex(table)
+
+
+@pytest.fixture
+def settings(job_index: TableJobIndex) -> Iterator[Settings]:
     s = load_settings(environ=TEST_ENV)
-    bootstrap.override(settings=s)
+    bootstrap.override(settings=s, job_index=job_index)
     yield s
     bootstrap.reset()
 

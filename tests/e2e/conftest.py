@@ -66,7 +66,7 @@ def local(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory, fast_media
           ) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("devhost")
     env = stack.devhost_env(
-        stack.Azurite(azurite.port),
+        azurite,
         {
             "ALLOWED_HOSTS": "127.0.0.1",
             "CALLBACK_SIGNING_KEY": secrets.token_urlsafe(48),
@@ -87,7 +87,7 @@ def local(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory, fast_media
     devhost = stack.Devhost(stack.free_port(), state, state / "devhost.log")
     devhost.start(env, args)
     try:
-        yield LocalStack(devhost, stack.Azurite(azurite.port), env, args)
+        yield LocalStack(devhost, azurite, env, args)
     finally:
         devhost.stop()
         stack.stop_local_containers(state)

@@ -35,7 +35,7 @@ def clip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[media.Medi
 @pytest.fixture(scope="module")
 def capped(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Devhost]:
     state: Path = tmp_path_factory.mktemp("load-devhost")
-    with load_devhost(stack.Azurite(azurite.port), state, CAP) as devhost:
+    with load_devhost(azurite, state, CAP) as devhost:
         yield devhost
 
 

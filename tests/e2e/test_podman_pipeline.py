@@ -28,7 +28,7 @@ HOG_IMAGE = "localhost/video-worker-memory-hog:test"
 @contextlib.contextmanager
 def podman_stack(azurite: Azurite, state: Path, **settings: str) -> Iterator[LocalStack]:
     env = stack.devhost_env(
-        stack.Azurite(azurite.port),
+        azurite,
         {
             "CONTAINER_BACKEND": "podman",
             "ALLOWED_HOSTS": "127.0.0.1",
@@ -44,7 +44,7 @@ def podman_stack(azurite: Azurite, state: Path, **settings: str) -> Iterator[Loc
     devhost = stack.Devhost(stack.free_port(), state, state / "devhost.log")
     devhost.start(env, args)
     try:
-        yield LocalStack(devhost, stack.Azurite(azurite.port), env, args)
+        yield LocalStack(devhost, azurite, env, args)
     finally:
         devhost.stop()
         stack.stop_local_containers(state)

@@ -269,3 +269,18 @@ def test_recent_jobs_are_listed_when_the_page_opens(local: LocalStack, listed_jo
     plan = status_of(local, listed_job.id)["input"]
     plan = json.loads(plan) if isinstance(plan, str) else plan  # the host may give the input as JSON text
     assert Page.text(card, ".job-url") == plan["request"]["url"]
+
+
+def test_the_status_filter_shows_only_jobs_in_that_state(local: LocalStack, listed_job: Job, page: Page):
+    page.wait(lambda: status_of(local, listed_job.id)["runtimeStatus"] == "Failed", 30, "the listed job to fail")
+    choose = Select(page.driver.find_element(By.ID, "status-filter"))
+
+    choose.select_by_value("failed")
+    page.wait(lambda: listed_job.id in page.job_ids(), 30, "the failed job under 'failed'")
+    failed = page.job_ids()
+    choose.select_by_value("running")
+    # The filter empties the list at once; then either cards or "No running jobs." come back.
+    page.wait(lambda: page.driver.find_element(By.ID, "list-message").text or page.job_ids(), 30, "the running list")
+
+    assert listed_job.id not in page.job_ids()
+    assert all(status_of(local, i)["runtimeStatus"] == "Failed" for i in failed)

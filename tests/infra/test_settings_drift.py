@@ -21,7 +21,7 @@ FUNCTION_APP = INFRA / "modules" / "functionapp.bicep"
 SAMPLE = REPO / "local.settings.sample.json"
 
 # What the function app package contains (see .funcignore): the code whose env reads are settings.
-DEPLOYED_SOURCES = ("function_app.py", "api", "orchestrators", "activities", "sweeper", "videojob")
+DEPLOYED_SOURCES = ("function_app.py", "api", "orchestrators", "activities", "sweeper", "retention", "videojob")
 NOT_APP_SETTINGS = {
     REPO / "videojob" / "container_env.py": "the worker's container env contract, set per container group",
     REPO / "videojob" / "cli.py": "the API client command (python -m videojob.cli), run by users, not the app",

@@ -25,6 +25,7 @@ def test_orchestrator_and_activities_are_registered(functions):
 
 def test_sweeper_and_http_api_are_registered(functions):
     assert functions["sweep_container_groups"] == "timerTrigger"
+    assert functions["purge_expired_jobs"] == "timerTrigger"
     assert sum(1 for kind in functions.values() if kind == "httpTrigger") >= 3
 
 
