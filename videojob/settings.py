@@ -71,7 +71,6 @@ SETTING_NAMES: tuple[str, ...] = (
     "WORKER_PROXY_URL",
     "YTDLP_EXTRACTOR_ARGS",
     "RETRY_BOT_CHECK",
-    "JOB_RETENTION_DAYS",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
