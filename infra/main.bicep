@@ -161,6 +161,9 @@ var tags = {
 var outputContainerName = 'downloads'
 // Workers write here only (per-blob SAS); verified blobs are copied into outputContainerName.
 var stagingContainerName = 'staging'
+// The job list's index table in the output account: the name videojob/job_index_table.py uses
+// (JOB_INDEX_TABLE; the code reads no setting for it, tests/infra/test_access.py checks they match).
+var jobIndexTableName = 'jobindex'
 // A staged blob is deleted once no attempt can still be writing it: more days than the deadline.
 var stagingRetentionDays = 1 + jobDeadlineSeconds / 86400
 var deploymentContainerName = 'app-package'
@@ -207,6 +210,7 @@ module storage 'modules/storage.bicep' = {
     outputStorageAccountName: 'stout${resourceToken}'
     outputContainerName: outputContainerName
     stagingContainerName: stagingContainerName
+    jobIndexTableName: jobIndexTableName
     deploymentContainerName: deploymentContainerName
     jobRetentionDays: jobRetentionDays
     stagingRetentionDays: stagingRetentionDays
@@ -251,6 +255,7 @@ module access 'modules/access.bicep' = {
     outputStorageAccountName: storage.outputs.outputStorageAccountName
     outputContainerName: outputContainerName
     stagingContainerName: stagingContainerName
+    jobIndexTableName: jobIndexTableName
     registryName: registry.outputs.registryName
     keyVaultName: keyVault.outputs.keyVaultName
     appInsightsName: monitoring.outputs.appInsightsName

@@ -2,7 +2,7 @@
 
 Locally the same table lives in Azurite's table service (`OUTPUT_CONNECTION_STRING` names its
 `TableEndpoint`); in Azure it is the output account's table endpoint, reached with the app's identity
-(Storage Table Data Contributor on that account).
+(Storage Table Data Contributor on that table, infra/modules/access.bicep).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 // and Durable task hub need on the HOST storage account, the signing-key secrets and telemetry, and
 // on the OUTPUT account: a user-delegation key (Storage Blob Delegator) and read/write/delete on the
 // output and staging containers (Storage Blob Data Contributor), to sign per-blob SAS for workers,
-// copy verified blobs from staging to output and sign read-only share links. No data role of the
-// app covers both accounts (storage.bicep says why).
+// copy verified blobs from staging to output and sign read-only share links, and read/write on the
+// job list's index table (Storage Table Data Contributor on that table). No data role of the app
+// covers both accounts (storage.bicep says why).
 // Worker identity: pull from the registry, nothing else. It has no role on any storage account: a
 // worker writes only through the per-blob SAS its job's orchestration hands it (issue 19).
 param functionIdentityName string
@@ -19,6 +20,7 @@ param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
 param stagingContainerName string
+param jobIndexTableName string
 param registryName string
 param keyVaultName string
 param appInsightsName string
@@ -39,7 +41,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
 
-// The outputs' account: nothing but the output container.
+// The outputs' account: the output and staging containers and the job index table, nothing else.
 resource outputStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: outputStorageAccountName
 }
@@ -57,6 +59,16 @@ resource outputContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
 resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: outputBlobService
   name: stagingContainerName
+}
+
+resource outputTableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' existing = {
+  parent: outputStorage
+  name: 'default'
+}
+
+resource jobIndexTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: outputTableService
+  name: jobIndexTableName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -225,6 +237,19 @@ resource funcStagingContributor 'Microsoft.Authorization/roleAssignments@2022-04
   scope: stagingContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Blob Data Contributor'])
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The job list's index (videojob/job_index_table.py): query, insert, update and delete its rows.
+// A role assignment can be scoped to a single table (Microsoft Learn, "Assign an Azure role for
+// access to table data"), so the app gets no right on any other table of the output account.
+resource funcJobIndexTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(jobIndexTable.id, functionIdentity.id, builtInRoles['Storage Table Data Contributor'])
+  scope: jobIndexTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles['Storage Table Data Contributor'])
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }

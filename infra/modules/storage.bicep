@@ -1,7 +1,8 @@
 // Two storage accounts, shared-key access off in both (everything authenticates with Entra identities):
 // - the host's (`storage`): the Functions runtime and its keys (azure-webjobs-secrets), the Durable task
 //   hub, the Flex deployment package. The app identity owns its blobs, as the Functions host needs.
-// - the outputs' (`outputStorage`): the download outputs only, in two containers. Workers write into
+// - the outputs' (`outputStorage`): the download outputs, in two containers, and the job list's
+//   index table (`jobIndexTableName`, no payload: instance ids, kinds, states, times). Workers write into
 //   `staging`, each only through a per-blob SAS for names its orchestration chose; the app verifies
 //   what was staged (size, sha256) and copies it into the output container, which no worker can
 //   reach, so a share link serves exactly the verified bytes (issue 19). Every SAS (share links and
@@ -16,6 +17,8 @@ param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
 param stagingContainerName string
+@description('The job list\'s index table in the output account (videojob/job_index_table.py).')
+param jobIndexTableName string
 
 @description('Days a finished job\'s blobs (outputs and result record) are kept in the output container.')
 @minValue(1)
@@ -126,6 +129,18 @@ resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   properties: {
     publicAccess: 'None'
   }
+}
+
+// The job list's index (issue 18). Created here so the app's role can be scoped to this one table
+// (access.bicep) instead of the whole table service.
+resource outputTableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: outputStorage
+  name: 'default'
+}
+
+resource jobIndexTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: outputTableService
+  name: jobIndexTableName
 }
 
 // Retention, the way Azure does it: a lifecycle management policy, which the platform applies in

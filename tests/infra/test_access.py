@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from videojob.job_index_table import JOB_INDEX_TABLE
+
 from .bicep_model import (
     INFRA,
     MAIN,
@@ -30,6 +32,7 @@ from .bicep_model import (
     bicep_files,
     function_call,
     module_param,
+    one_resource,
     template,
 )
 
@@ -79,6 +82,7 @@ ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 ROLE_DEFINITION = "Microsoft.Authorization/roleDefinitions"
 IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
 CONTAINERS = "Microsoft.Storage/storageAccounts/blobServices/containers"
+TABLES = "Microsoft.Storage/storageAccounts/tableServices/tables"
 REGISTRY = "Microsoft.ContainerRegistry/registries"
 STORAGE = "Microsoft.Storage/storageAccounts"
 VAULT = "Microsoft.KeyVault/vaults"
@@ -241,7 +245,7 @@ def test_worker_has_no_role_on_any_storage_account():
     for g in grants():
         if g.principal != "worker":
             continue
-        assert g.scope_type not in (STORAGE, CONTAINERS), f"{g.symbol}: worker role on storage"
+        assert g.scope_type not in (STORAGE, CONTAINERS, TABLES), f"{g.symbol}: worker role on storage"
         data = published_roles()[g.role]["dataActions"] if not g.role.startswith("custom:") else []
         assert not [d for d in data if d.startswith("Microsoft.Storage/")], f"{g.symbol}: storage data actions"
 
@@ -274,7 +278,7 @@ HOST_ACCOUNT, OUTPUT_ACCOUNT = "storageAccountName", "outputStorageAccountName"
 
 def _account_of(g: Grant) -> str | None:
     """The storage account a grant's scope lies in (its name parameter); None outside storage."""
-    if g.scope_type not in (STORAGE, CONTAINERS):
+    if g.scope_type not in (STORAGE, CONTAINERS, TABLES):
         return None
     t = template(next(a.file for a in all_resources(ROLE_ASSIGNMENT) if a.symbol == g.symbol))
     return _parent_account(t.resource(g.scope_symbol))
@@ -305,30 +309,53 @@ def test_function_app_grants_are_exactly_the_reviewed_list():
             ("Storage Blob Delegator", STORAGE, OUTPUT_ACCOUNT),
             ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
             ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
+            # The job list's index (videojob/job_index_table.py), granted on its table.
+            ("Storage Table Data Contributor", TABLES, OUTPUT_ACCOUNT),
         ]
     )
 
 
-def test_the_apps_storage_data_roles_in_the_output_account_are_scoped_to_its_two_containers():
+def test_the_apps_data_roles_in_the_output_account_are_scoped_to_its_containers_and_index_table():
     # A user-delegation SAS grants at most its signer's rights in the account whose key signed it.
     # The delegator role is account-wide by nature, so that account must hold nothing but the
-    # output and staging containers, and the app's data rights there are on those containers only:
-    # no SAS can reach the host's keys (azure-webjobs-secrets), the task hub or the deployment package.
-    contributor = [g for g in grants() if g.principal == "function" and g.role == "Storage Blob Data Contributor"]
-    assert sorted((g.scope_type, g.scope_symbol) for g in contributor) == [
-        (CONTAINERS, "outputContainer"),
-        (CONTAINERS, "stagingContainer"),
-    ]
-    delegator = [g for g in grants() if g.role == "Storage Blob Delegator"]
-    assert [(g.principal, g.scope_type, _account_of(g)) for g in delegator] == [("function", STORAGE, OUTPUT_ACCOUNT)]
+    # output and staging containers and the job index table, and the app's data rights there are on
+    # those only: no SAS can reach the host's keys (azure-webjobs-secrets), the task hub or the
+    # deployment package, and the job list can read and write its index (without a table role it
+    # answers 503 in Azure).
     in_output_account = [g for g in grants() if _account_of(g) == OUTPUT_ACCOUNT]
+    assert sorted((g.principal, g.role, g.scope_type, g.scope_symbol) for g in in_output_account) == [
+        ("function", "Storage Blob Data Contributor", CONTAINERS, "outputContainer"),
+        ("function", "Storage Blob Data Contributor", CONTAINERS, "stagingContainer"),
+        ("function", "Storage Blob Delegator", STORAGE, "outputStorage"),
+        ("function", "Storage Table Data Contributor", TABLES, "jobIndexTable"),
+    ]
     for g in in_output_account:
         data = published_roles()[g.role]["dataActions"]
-        assert not data or g.scope_type == CONTAINERS, f"{g.symbol}: data role {g.role} on the whole account"
+        assert not data or g.scope_type in (CONTAINERS, TABLES), f"{g.symbol}: data role {g.role} on the whole account"
+        if g.scope_type == STORAGE:
+            assert g.role == "Storage Blob Delegator", f"{g.symbol}: {g.role} on the whole output account"
+    delegator = [g for g in grants() if g.role == "Storage Blob Delegator"]
+    assert [(g.principal, g.scope_type, _account_of(g)) for g in delegator] == [("function", STORAGE, OUTPUT_ACCOUNT)]
     assert sorted(c.symbol for c in all_resources(CONTAINERS) if _parent_account(c) == OUTPUT_ACCOUNT) == [
         "outputContainer",
         "stagingContainer",
     ]
+    assert [t.symbol for t in all_resources(TABLES) if _parent_account(t) == OUTPUT_ACCOUNT] == ["jobIndexTable"]
+
+
+def test_the_index_table_is_the_one_the_code_uses():
+    # The code names its table (JOB_INDEX_TABLE, no setting); the Bicep creates it and grants the
+    # app a role on it under one name, main.bicep's jobIndexTableName.
+    access = template(next(g for g in all_resources(ROLE_ASSIGNMENT)).file)
+    table = access.resource("jobIndexTable")
+    assert table.existing and table.prop("name") == "jobIndexTableName"
+    assert access.resource(table.prop("parent")).prop("name") == "default"
+    declared = one_resource(TABLES)
+    assert declared.prop("name") == "jobIndexTableName"
+    assert template(declared.file).resource(declared.prop("parent")).prop("name") == "default"
+    for module in ("storage", "access"):
+        assert module_param(module, "jobIndexTableName") == "jobIndexTableName"
+    assert template(MAIN).variables["jobIndexTableName"]["value"] == JOB_INDEX_TABLE
 
 
 def test_the_host_and_the_outputs_live_in_separate_accounts():
