@@ -343,6 +343,38 @@ def test_the_apps_data_roles_in_the_output_account_are_scoped_to_its_containers_
     assert [t.symbol for t in all_resources(TABLES) if _parent_account(t) == OUTPUT_ACCOUNT] == ["jobIndexTable"]
 
 
+TABLE_SCOPE = Path(__file__).parent / "data" / "table_role_scope.json"
+
+
+def _resource_id(resource: Resource) -> str:
+    """The ARM id below `/providers/` of a resource, from its parent chain, names as `<>` when
+    they are parameters: `Microsoft.Storage/storageAccounts/<>/tableServices/default/tables/<>`."""
+    t = template(resource.file)
+    segments = []
+    while True:
+        name = resource.prop("name")
+        segments.append(("<>" if t.is_symbol(name) else name, resource.type))
+        if "parent" not in resource.config:
+            break
+        resource = t.resource(resource.prop("parent"))
+    top_name, top_type = segments[-1]
+    path = [top_type, top_name]
+    for name, type_ in reversed(segments[:-1]):
+        path += [type_.rsplit("/", 1)[1], name]
+    return "/".join(path)
+
+
+def test_the_index_table_grant_has_the_published_table_scope():
+    # A role assignment on one table: the scope form the storage docs give for it (extract).
+    published = json.loads(TABLE_SCOPE.read_text(encoding="utf-8"))
+    assert published["role"] == "Storage Table Data Contributor"
+    documented = re.sub(r"<[^>]+>", "<>", published["tableScope"].split("/providers/", 1)[1])
+    grant = next(g for g in grants() if g.scope_type == TABLES)
+    t = template(next(a.file for a in all_resources(ROLE_ASSIGNMENT) if a.symbol == grant.symbol))
+    assert _resource_id(t.resource(grant.scope_symbol)) == documented
+    assert _resource_id(one_resource(TABLES)) == documented
+
+
 def test_the_index_table_is_the_one_the_code_uses():
     # The code names its table (JOB_INDEX_TABLE, no setting); the Bicep creates it and grants the
     # app a role on it under one name, main.bicep's jobIndexTableName.
