@@ -56,11 +56,14 @@ def _row(entity: Any) -> IndexRow | None:
 
 
 class TableJobIndex:
-    """One `TableClient`; the table is created on first use."""
+    """One `TableClient`. With `create=True` (a connection string: Azurite, where no template runs)
+    the table is created on first use; in Azure the Bicep creates it, and the app's role is scoped to
+    that one table, so the app never asks for Create Table (its authorization scope is not the
+    table's own in every documented case)."""
 
-    def __init__(self, client: TableClient):
+    def __init__(self, client: TableClient, *, create: bool = True):
         self.client = client
-        self._ready = False
+        self._ready = not create
         self._lock = threading.Lock()
 
     def _table(self) -> TableClient:
@@ -161,6 +164,7 @@ def job_index_from_settings(settings: Settings, credential_factory: Callable[[],
     elif settings.output_account_url:
         client = TableClient(table_endpoint(settings.output_account_url), table_name,
                              credential=credential_factory(), **client_options)
+        return TableJobIndex(client, create=False)
     else:
         raise ValueError("the job index needs OUTPUT_ACCOUNT_URL or OUTPUT_CONNECTION_STRING")
     return TableJobIndex(client)

@@ -204,3 +204,23 @@ def test_an_output_url_that_is_not_a_blob_endpoint_is_refused(blob: str):
 def test_forgetting_a_job_without_rows_is_no_error(job_index: TableJobIndex):
     # A purged batch item (a sub-orchestration) never had a row.
     assert job_index.forget(DEFAULT_OWNER, f"{'a' * 32}-000") is False
+
+
+def test_in_azure_the_index_never_asks_for_create_table():
+    # The Bicep makes the table and grants the app a role on that one table only; Create Table is
+    # authorized on the account's /Tables, so the app must not depend on it (a wire-level check:
+    # the SDK's real pipeline runs, only the socket is scripted).
+    from tests.backends.arm_transport import Exchange, FakeCredential, RecordingTransport
+    from videojob.job_index_table import job_index_from_settings
+    from videojob.settings import load_settings
+
+    from tests.api.conftest import TEST_ENV
+
+    env = {k: v for k, v in TEST_ENV.items() if k != "OUTPUT_CONNECTION_STRING"}
+    settings = load_settings(environ={**env, "OUTPUT_ACCOUNT_URL": "https://outacct.blob.core.windows.net"})
+    transport = RecordingTransport(Exchange("GET", "/jobindex()", 200, {"value": []}))
+    index = job_index_from_settings(settings, FakeCredential, transport=transport)
+    page = index.rows("default", after=None, before="u", limit=5)
+    assert page.rows == ()
+    assert [(r.method, r.path) for r in transport.requests] == [("GET", "/jobindex()")]
+    assert transport.requests[0].url.startswith("https://outacct.table.core.windows.net/")
