@@ -210,11 +210,10 @@ def test_in_azure_the_index_never_asks_for_create_table():
     # The Bicep makes the table and grants the app a role on that one table only; Create Table is
     # authorized on the account's /Tables, so the app must not depend on it (a wire-level check:
     # the SDK's real pipeline runs, only the socket is scripted).
+    from tests.api.conftest import TEST_ENV
     from tests.backends.arm_transport import Exchange, FakeCredential, RecordingTransport
     from videojob.job_index_table import job_index_from_settings
     from videojob.settings import load_settings
-
-    from tests.api.conftest import TEST_ENV
 
     env = {k: v for k, v in TEST_ENV.items() if k != "OUTPUT_CONNECTION_STRING"}
     settings = load_settings(environ={**env, "OUTPUT_ACCOUNT_URL": "https://outacct.blob.core.windows.net"})
