@@ -38,6 +38,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "OUTPUT_ACCOUNT_URL",
     "OUTPUT_CONNECTION_STRING",
     "OUTPUT_CONTAINER",
+    "STAGING_CONTAINER",
     "CALLBACK_BASE_URL",
     "CALLBACK_SIGNING_KEY",
     "ALLOWED_HOSTS",
@@ -116,6 +117,9 @@ class Settings:
     output_account_url: str | None
     output_connection_string: str | None
     output_container: str
+    staging_container: str
+    """Where workers write (each through a per-blob SAS the app signs); the app copies verified
+    blobs out of it into `output_container` (`activities/publish.py`)."""
     # Callback
     callback_base_url: str
     callback_signing_key: str
@@ -334,6 +338,7 @@ def load_settings(
         output_account_url=account_url,
         output_connection_string=connection_string,
         output_container=r.str("OUTPUT_CONTAINER", "downloads"),  # type: ignore[arg-type]
+        staging_container=r.str("STAGING_CONTAINER", "staging"),  # type: ignore[arg-type]
         callback_base_url=callback_base.rstrip("/"),
         callback_signing_key=signing_key,
         allowed_hosts=parse_allowed_hosts(r.str("ALLOWED_HOSTS")),

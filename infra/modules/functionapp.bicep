@@ -193,6 +193,8 @@ var videojobSettings = {
   // Empty: Azurite only. In Azure the worker writes with its identity, no account key exists.
   OUTPUT_CONNECTION_STRING: ''
   OUTPUT_CONTAINER: outputContainerName
+  // Workers write here only, each through a per-blob SAS the app signs (issue 19).
+  STAGING_CONTAINER: 'staging'
   CALLBACK_BASE_URL: 'https://${site.properties.defaultHostName}'
   CALLBACK_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecretUri})'
   ALLOWED_HOSTS: allowedHosts
