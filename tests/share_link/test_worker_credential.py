@@ -25,9 +25,12 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from activities.container_activities import create_group
+from activities.share_link import DelegationSigner
+from activities.upload_grant import issue_upload_grant
 from tests.orchestration.fakes import FakeBackend
-from tests.share_link.test_share_link import settings_with
+from tests.share_link.test_share_link import ACCOUNT_URL, APP_OID, StubDelegationKeys, query_of, settings_with
 from tests.support.services import Azurite
+from videojob.activity_wire import CreateInput
 from videojob.contract import DownloadRequest
 from videojob.settings import Settings
 from videojob.staging import WORKER_BLOB_PERMISSION, staged_media_name
@@ -179,3 +182,23 @@ def test_the_worker_sas_permission_is_what_the_documented_block_upload_needs():
     assert set(WORKER_BLOB_PERMISSION) == needed == {"w"}
     assert not set(WORKER_BLOB_PERMISSION) & {"r", "l", "d", "x", "y", "t", "a"}
     assert "Put Block" in facts["version_2026_04_06"]["text"]  # before that version `c` cannot stage blocks
+
+
+def test_in_azure_the_worker_sas_is_user_delegation_write_only_per_blob_until_the_deadline():
+    """`OUTPUT_ACCOUNT_URL`, no key: signed with a delegation key of the app's identity (a stub key;
+    `generate_blob_sas` runs for real), as share links are."""
+    keys = StubDelegationKeys()
+    settings = settings_with(OUTPUT_ACCOUNT_URL=ACCOUNT_URL)
+    created, deadline = datetime(2026, 3, 1, 12, 0, tzinfo=UTC), datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
+    job = CreateInput(ATTACKER, DownloadRequest("https://youtu.be/x"), created, deadline, 2, run=RUN)
+
+    grant = issue_upload_grant(settings, job, signer=DelegationSigner(ACCOUNT_URL, "videodlout", keys))
+
+    for url, name in ((grant.media_url, "media"), (grant.record_url, "record.json")):
+        assert url is not None and url.startswith(f"{ACCOUNT_URL}/staging/{ATTACKER}/{RUN}/a2/{name}?")
+        q = query_of(url)
+        assert (q["sp"], q["sr"], q["spr"]) == ("w", "b", "https")  # write only, this one blob, HTTPS
+        assert q["se"] == "2026-03-01T14:00:00Z" == q["ske"]  # the job's deadline
+        assert q["st"] == "2026-03-01T11:55:00Z"
+        assert q["skoid"] == APP_OID  # the app's identity signed it; the worker has none to use
+    assert "sig=" not in repr(grant) and "sig=" not in str(grant)
