@@ -14,8 +14,9 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
 2. watch: wait for `JobStatus` events of this attempt or the heartbeat timer (`min(last report +
    heartbeat, deadline)`); when the window passes, ask for the container's state: active keeps
    waiting, terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
-   A reported success is a claim (`_checked`): only the job's own blob in the output container,
-   found in storage with the reported size, stands; else `invalid_result` / `result_unverified`.
+   A reported success is a claim (`_checked`): only the job's own blob name in the output container
+   stands, published by the app (`publish_output_blob`: the attempt's staging blob copied there, the
+   copy hashed) with the reported size and sha256; else `invalid_result` / `result_unverified`.
 3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, up to
    `plan.cleanup_max_attempts` tries with timer backoff (`cleanup_backoff_seconds * 2**n`); a
    cleanup failure is reported (`cleanup: "failed"`) but never replaces the job's own outcome.
