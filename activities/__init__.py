@@ -10,7 +10,10 @@ Payloads (the one definition is `videojob.activity_wire`, which the orchestrator
   -> `{"ok": true, "state", "exitCode", "detail", "logTail"}` or `{"ok": false, "error"}`
 - `stop_container_group`, `delete_container_group`: `{"group"}` -> `{"ok": true}` or `{"ok": false, "error"}`
 - `check_output_blob`: `{"jobId", "container", "name"}` -> `{"ok": true, "exists", "sizeBytes", "url"}`
-  or `{"ok": false, "error"}` (`output_blob.py`)
+  or `{"ok": false, "error"}` (`output_blob.py`; kept for orchestrations scheduled before publishing)
+- `publish_output_blob`: `{"jobId", "run", "attempt", "container", "name", "sizeBytes", "sha256"}` ->
+  `{"ok": true, "exists", "sizeBytes", "sha256", "url"}` or `{"ok": false, "error"}` (`publish.py`):
+  the attempt's staging blob copied to the reported name in `OUTPUT_CONTAINER`, the copy hashed
 - `create_share_link`: `{"jobId", "container", "name", "hours"}` -> `{"ok": true, "url", "expiresAt"}`
   or `{"ok": false, "error"}` (`share_link.py`); both refuse a blob outside `OUTPUT_CONTAINER` or the
   job's prefix (`invalid_result`)
@@ -35,6 +38,7 @@ from videojob import bootstrap
 from .container_activities import create_group, delete_group, inspect_group, stop_group
 from .notify import notify_completion_activity
 from .output_blob import check_output_blob_activity
+from .publish import publish_output_blob_activity
 from .result_record import read_result_record_activity
 from .share_link import share_link_activity
 
@@ -65,6 +69,13 @@ def delete_container_group(payload: dict) -> dict:
 def check_output_blob(payload: dict) -> dict:
     """`{"jobId", "container", "name"}` -> `{"ok", "exists", "sizeBytes", "url"}` (URL from the settings)."""
     return check_output_blob_activity(payload, bootstrap.settings)
+
+
+@bp.activity_trigger(input_name="payload")
+def publish_output_blob(payload: dict) -> dict:
+    """`{"jobId", "run", "attempt", "container", "name", "sizeBytes", "sha256"}` -> `{"ok", "exists",
+    "sizeBytes", "sha256", "url"}`: the attempt's staging blob copied to the reported name, read back."""
+    return publish_output_blob_activity(payload, bootstrap.settings)
 
 
 @bp.activity_trigger(input_name="payload")

@@ -25,6 +25,7 @@ from videojob.container_spec import build_container_spec, group_name
 from videojob.contract import ContractError, JobError
 from videojob.failure_reason import FailureReason
 from videojob.settings import Settings, SettingsError
+from videojob.staging import UploadGrant
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,14 @@ def _group_named_in(payload: Any) -> str:
     return group_name(str(payload["jobId"])) if payload.get("jobId") else ""
 
 
-def create_group(payload: Any, settings: Callable[[], Settings], backend: Callable[[], ContainerBackend]) -> dict:
+def create_group(
+    payload: Any,
+    settings: Callable[[], Settings],
+    backend: Callable[[], ContainerBackend],
+    upload_grant: Callable[[Settings, CreateInput], UploadGrant] | None = None,
+) -> dict:
+    """Sign the attempt's staging SAS (`upload_grant`, default `issue_upload_grant`), build the
+    spec, create the group."""
     try:
         job = CreateInput.from_wire(payload)
     except (ContractError, KeyError, TypeError, ValueError, AttributeError) as e:
@@ -73,9 +81,13 @@ def create_group(payload: Any, settings: Callable[[], Settings], backend: Callab
                             reason=FailureReason.PERMANENT).to_wire()
     name = job.group
     try:
+        current = settings()
+        grant = _upload_grant(current, job, upload_grant)
+        if isinstance(grant, JobError):
+            return CreateResult(False, name, error=grant).to_wire()
         spec = build_container_spec(
-            job.request, settings(), job.job_id, job.created_at, job.deadline, job.attempt,
-            run=job.run, mode=job.mode, max_items=job.max_items,
+            job.request, current, job.job_id, job.created_at, job.deadline, job.attempt,
+            run=job.run, mode=job.mode, max_items=job.max_items, upload=grant,
         )
         logger.info("creating container group %s (image %s)", spec.name, spec.image)
         state = backend().create(spec)
@@ -83,6 +95,21 @@ def create_group(payload: Any, settings: Callable[[], Settings], backend: Callab
         error, reason = _classified(e)
         return CreateResult(False, name, error=error, reason=reason).to_wire()
     return CreateResult(True, state.name or spec.name, state=state.state).to_wire()
+
+
+def _upload_grant(
+    settings: Settings, job: CreateInput, issue: Callable[[Settings, CreateInput], UploadGrant] | None
+) -> UploadGrant | JobError:
+    """The worker's SAS URLs, or the classified storage failure (a missing role is not retryable)."""
+    from .storage_failures import storage_failure_answer
+    from .upload_grant import issue_upload_grant
+
+    try:
+        return (issue or issue_upload_grant)(settings, job)
+    except Exception as e:  # noqa: BLE001 - answered, not raised (see module doc)
+        answer = storage_failure_answer(e, activity="create_container_group", failed_code="upload_grant_failed",
+                                        identity_use="sign the worker's upload with", refused="staging SAS")
+        return JobError.from_wire(answer["error"])
 
 
 def inspect_group(payload: Any, backend: Callable[[], ContainerBackend]) -> dict:

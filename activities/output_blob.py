@@ -1,5 +1,8 @@
 """The `check_output_blob` activity: what the output storage holds under a reported blob name.
 
+Kept for orchestrations that scheduled it before publishing existed (issue 19); `download_job` now
+calls `publish_output_blob` (`publish.py`), which copies the attempt's staging blob and hashes the copy.
+
 Input `{"jobId", "container", "name"}`; answer `{"ok": true, "exists", "sizeBytes", "url"}` or
 `{"ok": false, "error": {code, message, retryable}}`.
 

@@ -1,8 +1,10 @@
 """The `read_result_record` activity: the outcome a worker recorded before its terminal report.
 
-Input `{"jobId", "attempt", "run", "deadline"}`; the blob name is derived here (`result_record_name`), never
-taken from the input, in `OUTPUT_CONTAINER`. The record is checked against the attempt's callback
-token (`worker_token`, from `CALLBACK_SIGNING_KEY` and the deadline) and the asked attempt and run (`parse_record`).
+Input `{"jobId", "attempt", "run", "deadline"}`; the blob name is derived here (`result_record_name`: the
+attempt's staging record), never taken from the input, in `STAGING_CONTAINER`, where only that
+attempt's worker could write it (its own SAS). The record is checked against the callback token
+that worker held (`worker_callback_token`: job, run, attempt and the deadline) and the asked
+attempt and run (`parse_record`).
 Errors are classified like `check_output_blob`'s (403 not retryable; 5xx, 429, unreachable retryable).
 """
 
@@ -15,10 +17,10 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from videojob.activity_wire import INVALID_INPUT, RecordResult, parse_record_input
+from videojob.container_spec import worker_callback_token
 from videojob.output_blob import result_record_name
 from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, parse_record
 from videojob.settings import Settings
-from videojob.tokens import worker_token
 
 from .share_link import default_credential, output_service
 from .storage_failures import failure_answer, storage_failure_answer
@@ -43,7 +45,7 @@ def read_result_record_activity(
     try:
         current = settings()
         service = output_service(current, credential_factory, **client_options)
-        blob = service.get_blob_client(current.output_container, name)
+        blob = service.get_blob_client(current.staging_container, name)
         try:
             size = blob.get_blob_properties().size
             if size > MAX_RECORD_BYTES:
@@ -51,7 +53,7 @@ def read_result_record_activity(
             data = blob.download_blob(offset=0, length=MAX_RECORD_BYTES + 1).readall()
         except ResourceNotFoundError:
             return RecordResult(True).to_wire()
-        key = worker_token(current.callback_signing_key, job_id, run, attempt, deadline)  # what the worker held
+        key = worker_callback_token(current, job_id, run, attempt, deadline)  # what the worker held
         try:
             event = parse_record(data, job_id=job_id, attempt=attempt, run=run, mac_key=key)
         except RecordRefused as e:

@@ -11,7 +11,8 @@ another job's file or another container.
   `generateUserDelegationKey` on the account (Storage Blob Delegator) and read on the container.
 - With an account key (`OUTPUT_CONNECTION_STRING`, i.e. Azurite in development): a service SAS
   signed with that key.
-Both grant read only (`sp=r`) on that one blob, HTTPS only when the endpoint is HTTPS, and
+Both grant read only (`sp=r`) on that one blob (the same signers sign a worker's write-only staging
+SAS, `activities/upload_grant.py`), HTTPS only when the endpoint is HTTPS, and
 start a few minutes in the past to absorb clock skew.
 
 The SDK sits behind `DelegationKeySource` (what `BlobServiceClient` offers) so the user-delegation
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_HOURS = 168  # a user-delegation key (and so its SAS) lives at most 7 days
 CLOCK_SKEW = timedelta(minutes=5)
 SHARE_LINK_FAILED = "share_link_failed"
+READ_ONLY = "r"
 
 
 class DelegationKeySource(Protocol):
@@ -67,10 +69,12 @@ class AccountKeySigner:
     account_name: str
     account_key: str
 
-    def sign(self, container: str, name: str, start: datetime, expiry: datetime) -> str:
+    def sign(
+        self, container: str, name: str, start: datetime, expiry: datetime, permission: str = READ_ONLY
+    ) -> str:
         return generate_blob_sas(
             self.account_name, container, name, account_key=self.account_key,
-            permission=BlobSasPermissions(read=True), start=start, expiry=expiry,
+            permission=BlobSasPermissions.from_string(permission), start=start, expiry=expiry,
             protocol=_protocol(self.endpoint),
         )
 
@@ -83,11 +87,13 @@ class DelegationSigner:
     account_name: str
     keys: DelegationKeySource
 
-    def sign(self, container: str, name: str, start: datetime, expiry: datetime) -> str:
+    def sign(
+        self, container: str, name: str, start: datetime, expiry: datetime, permission: str = READ_ONLY
+    ) -> str:
         key: UserDelegationKey = self.keys.get_user_delegation_key(key_start_time=start, key_expiry_time=expiry)
         return generate_blob_sas(
             self.account_name, container, name, user_delegation_key=key,
-            permission=BlobSasPermissions(read=True), start=start, expiry=expiry,
+            permission=BlobSasPermissions.from_string(permission), start=start, expiry=expiry,
             protocol=_protocol(self.endpoint),
         )
 

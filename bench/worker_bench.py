@@ -47,6 +47,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.support.services import REPO, Azurite, run_azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
+from tests.worker.conftest import upload_env
 from tests.worker.media_server import serve_media
 from videojob import container_env as E
 
@@ -123,7 +124,7 @@ def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch:
         E.JOB_MAX_BYTES: str(4 * 1024 * MiB),
         E.JOB_TIMEOUT_SECONDS: "600",
         E.OUTPUT_CONTAINER: CONTAINER,
-        E.OUTPUT_CONNECTION_STRING: azurite.connection_string,
+        **upload_env(azurite, job_id),  # the worker's write-only staging SAS, as the app signs it
         E.CALLBACK_URL: callbacks.url(job_id),
         E.CALLBACK_TOKEN: "bench-token",
         E.ALLOWED_HOSTS: "127.0.0.1",

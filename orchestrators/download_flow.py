@@ -14,8 +14,9 @@ Steps (docs/design.md, "Orchestration: `download_job`"), for attempt n = 1, 2, .
 2. watch: wait for `JobStatus` events of this attempt or the heartbeat timer (`min(last report +
    heartbeat, deadline)`); when the window passes, ask for the container's state: active keeps
    waiting, terminated or missing fails `heartbeat_lost`; past the deadline fails `deadline_exceeded`.
-   A reported success is a claim (`_checked`): only the job's own blob in the output container,
-   found in storage with the reported size, stands; else `invalid_result` / `result_unverified`.
+   A reported success is a claim (`_checked`): only the job's own blob name in the output container
+   stands, published by the app (`publish_output_blob`: the attempt's staging blob copied there, the
+   copy hashed) with the reported size and sha256; else `invalid_result` / `result_unverified`.
 3. clean up on every path: delete on success, `plan.failed_group_policy` on failure, up to
    `plan.cleanup_max_attempts` tries with timer backoff (`cleanup_backoff_seconds * 2**n`); a
    cleanup failure is reported (`cleanup: "failed"`) but never replaces the job's own outcome.
@@ -50,11 +51,11 @@ from typing import Any
 
 from videojob import orchestration as policy
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
+    PUBLISH_OUTPUT_BLOB,
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
     BlobCheckResult,
@@ -62,9 +63,9 @@ from videojob.activity_wire import (
     CreateInput,
     CreateResult,
     InspectResult,
+    PublishInput,
     RecordResult,
     ShareLinkResult,
-    check_blob_input,
     group_input,
     record_input,
     share_link_input,
@@ -286,7 +287,8 @@ def _run_attempt(
         outcome = yield from _watch(context, mailbox, plan, group, attempt, deadline, run=run_key, hand_over=hand_over)
         if outcome is HANDED_OVER:
             return HANDED_OVER
-    return (yield from _finish_attempt(context, mailbox, plan, job_id, group, attempt, outcome, began, provisioned_at))
+    return (yield from _finish_attempt(context, mailbox, plan, job_id, run_key, group, attempt, outcome, began,
+                                       provisioned_at))
 
 
 def _resumed_attempt(
@@ -302,7 +304,8 @@ def _resumed_attempt(
                                 state=carry.watch.state(attempt), status_floor=carry.status_updated_at)
     if outcome is HANDED_OVER:
         return HANDED_OVER
-    return (yield from _finish_attempt(context, mailbox, plan, job_id, group, attempt, outcome, began, provisioned_at))
+    return (yield from _finish_attempt(context, mailbox, plan, job_id, run_key, group, attempt, outcome, began,
+                                       provisioned_at))
 
 
 def _carry_maker(
@@ -315,24 +318,27 @@ def _carry_maker(
 
 
 def _finish_attempt(
-    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str, attempt: int,
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, group: str, attempt: int,
     outcome: policy.Outcome, began: datetime, provisioned_at: datetime,
 ) -> Steps:
-    """Check a reported success, clean up, record the attempt."""
+    """Check (publish) a reported success, clean up, record the attempt."""
     finished_at: datetime = context.current_utc_datetime
     recovered = outcome.recovered
     if outcome.succeeded:
-        outcome = yield from _checked(context, mailbox, plan, job_id, outcome)
+        outcome = yield from _checked(context, mailbox, plan, job_id, run_key, attempt, outcome)
     cleanup = yield from _clean_up(context, mailbox, plan, group, outcome.succeeded)
     record = policy.attempt_record(attempt, group, outcome, began, context.current_utc_datetime, cleanup, recovered)
     return _AttemptRun(outcome, record, provisioned_at, finished_at)
 
 
-def _checked(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, outcome: policy.Outcome) -> Steps:
-    """A reported success stands only for the job's own blob, as stored (the worker handles hostile
+def _checked(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int, outcome: policy.Outcome
+) -> Steps:
+    """A reported success stands only for bytes the service has verified (the worker handles hostile
     content and may lie): the pure rule first, so a foreign blob costs no storage call and gets no
-    link; then `check_output_blob` (retried like cleanup while its errors are retryable). Returns
-    the outcome, carrying the blob URL built from the settings, or `invalid_result` /
+    link; then `publish_output_blob` (retried like cleanup while its errors are retryable) copies
+    the attempt's staging blob to the reported name, which no worker can write, and hashes the
+    copy. Returns the outcome, carrying the blob URL built from the settings, or `invalid_result` /
     `result_unverified`. Runs before cleanup, so a refused worker's group follows the failed-group
     policy (kept, stopped, for a look)."""
     result = outcome.result
@@ -343,8 +349,9 @@ def _checked(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, outcome
         return policy.Outcome(error=refused)
     if result.blob is None:  # a listing: nothing stored
         return outcome
-    request = check_blob_input(job_id, result.blob.container, result.blob.name)
-    checked = yield from _call_retried(context, mailbox, plan, CHECK_OUTPUT_BLOB, request, BlobCheckResult.from_wire)
+    blob = result.blob
+    request = PublishInput(job_id, run_key, attempt, blob.container, blob.name, blob.size_bytes, blob.sha256).to_wire()
+    checked = yield from _call_retried(context, mailbox, plan, PUBLISH_OUTPUT_BLOB, request, BlobCheckResult.from_wire)
     checked_outcome = policy.checked_outcome(result, checked)
     if checked_outcome.error is not None:
         _log(context, logging.WARNING, "job %s: %s", job_id, checked_outcome.error.message)

@@ -18,6 +18,10 @@ use this module). JSON is camelCase, like every other wire shape in the project.
   -> `{"ok": true, "exists", "sizeBytes", "url"}` or `{"ok": false, "error"}` (the stored blob's
   size, `null` when it does not exist, and its URL rebuilt from the settings; refuses a blob
   outside `OUTPUT_CONTAINER` / the job's prefix with `invalid_result`, see `output_blob.py`)
+- `publish_output_blob`: `{"jobId", "run", "attempt", "container", "name", "sizeBytes", "sha256"}`
+  -> `{"ok": true, "exists", "sizeBytes", "sha256", "url"}` or `{"ok": false, "error"}` (the
+  attempt's staging blob copied to the reported name in `OUTPUT_CONTAINER`, the copy read back:
+  its real size and sha256; a copy that differs from the report is deleted; `activities/publish.py`)
 - `create_share_link`: `{"jobId", "container", "name", "hours"}`
   -> `{"ok": true, "url", "expiresAt"}` or `{"ok": false, "error"}` (read-only SAS URL of the
   blob; the same container/prefix rule)
@@ -57,6 +61,7 @@ INSPECT_CONTAINER_GROUP = "inspect_container_group"
 STOP_CONTAINER_GROUP = "stop_container_group"
 DELETE_CONTAINER_GROUP = "delete_container_group"
 CHECK_OUTPUT_BLOB = "check_output_blob"
+PUBLISH_OUTPUT_BLOB = "publish_output_blob"
 CREATE_SHARE_LINK = "create_share_link"
 NOTIFY_COMPLETION = "notify_completion"
 READ_RESULT_RECORD = "read_result_record"
@@ -322,18 +327,57 @@ def check_blob_input(job_id: str, container: str, name: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class PublishInput:
+    """Which attempt's staging blob to publish, and what its worker reported of it."""
+
+    job_id: str
+    run: str | None
+    attempt: int
+    container: str
+    name: str
+    size_bytes: int
+    sha256: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobId": self.job_id, "run": self.run, "attempt": self.attempt, "container": self.container,
+                "name": self.name, "sizeBytes": self.size_bytes, "sha256": self.sha256}
+
+
+def parse_publish_input(d: Any) -> PublishInput:
+    """A `publish_output_blob` input; ValueError when malformed."""
+    if not isinstance(d, dict):
+        raise ValueError("the input must be an object")
+    from .instances import is_url_safe_instance_id  # instances -> batching -> this module
+
+    job_id, attempt, run = parse_record_input(d)
+    if not is_url_safe_instance_id(job_id):
+        raise ValueError("the input needs a valid 'jobId'")
+    container, name, size, sha = d.get("container"), d.get("name"), d.get("sizeBytes"), d.get("sha256")
+    if not isinstance(container, str) or not container or not isinstance(name, str) or not name:
+        raise ValueError("the input needs 'container' and 'name'")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError("'sizeBytes' must be a whole number >= 0")
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
+        raise ValueError("'sha256' must be 64 hex digits")
+    return PublishInput(job_id, run, attempt, container, name, size, sha.lower())
+
+
+@dataclass(frozen=True)
 class BlobCheckResult:
-    """What the output storage says of a reported blob: whether it exists, its size, its URL."""
+    """What the output storage holds under a reported blob: whether it exists, its size, its URL,
+    and (published copies) the sha256 the app read from it."""
 
     ok: bool
     exists: bool = False
     size_bytes: int | None = None
     url: str | None = None
     error: JobError | None = None
+    sha256: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         if self.ok:
-            return {"ok": True, "exists": self.exists, "sizeBytes": self.size_bytes, "url": self.url}
+            wire = {"ok": True, "exists": self.exists, "sizeBytes": self.size_bytes, "url": self.url}
+            return wire | ({"sha256": self.sha256} if self.sha256 else {})
         return {"ok": False, "error": _error_wire(self.error)}
 
     @classmethod
@@ -341,7 +385,8 @@ class BlobCheckResult:
         if isinstance(d, dict) and d.get("ok") is True and isinstance(d.get("url"), str) and d["url"]:
             size = d.get("sizeBytes")
             exists = d.get("exists") is True and isinstance(size, int) and not isinstance(size, bool)
-            return cls(True, exists, size if exists else None, d["url"])
+            sha = d.get("sha256") if isinstance(d.get("sha256"), str) else None
+            return cls(True, exists, size if exists else None, d["url"], sha256=sha[:64] if exists and sha else None)
         err = _error_or_none(d) if isinstance(d, dict) else None
         return cls(False, error=err or JobError(UNEXPECTED, "the activity returned no answer", retryable=True))
 

@@ -23,10 +23,9 @@ JOB_MAX_BYTES = "JOB_MAX_BYTES"
 JOB_TIMEOUT_SECONDS = "JOB_TIMEOUT_SECONDS"
 JOB_MODE = "JOB_MODE"  # `download` (default) or `list` (a playlist's entries, nothing downloaded)
 JOB_MAX_ITEMS = "JOB_MAX_ITEMS"  # `list` mode: at most this many entries
-OUTPUT_ACCOUNT_URL = "OUTPUT_ACCOUNT_URL"
-OUTPUT_CONTAINER = "OUTPUT_CONTAINER"
-OUTPUT_CONNECTION_STRING = "OUTPUT_CONNECTION_STRING"  # secure
-AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
+OUTPUT_CONTAINER = "OUTPUT_CONTAINER"  # where the app publishes the file: names the reported blob
+STAGING_MEDIA_URL = "STAGING_MEDIA_URL"  # secure: a write-only SAS for this attempt's media (`videojob.staging`)
+STAGING_RECORD_URL = "STAGING_RECORD_URL"  # secure: a write-only SAS for this attempt's result record
 CALLBACK_URL = "CALLBACK_URL"
 CALLBACK_TOKEN = "CALLBACK_TOKEN"  # noqa: S105 (a variable name; secure)
 ALLOWED_HOSTS = "ALLOWED_HOSTS"
@@ -47,7 +46,8 @@ DEFAULT_PROGRESS_INTERVAL_SECONDS = 20.0
 
 T = TypeVar("T")
 
-SECURE_NAMES: frozenset[str] = frozenset({OUTPUT_CONNECTION_STRING, CALLBACK_TOKEN, PROXY_URL})
+SECURE_NAMES: frozenset[str] = frozenset({STAGING_MEDIA_URL, STAGING_RECORD_URL, CALLBACK_TOKEN, PROXY_URL})
+"""Never an account key or connection string: a worker's only storage credential is its two SAS URLs."""
 
 
 class WorkerEnvError(ValueError):
@@ -63,10 +63,11 @@ class WorkerEnv:
     max_height: int | None
     max_bytes: int
     timeout_seconds: int
-    output_account_url: str | None
     output_container: str
-    output_connection_string: str | None
-    client_id: str | None
+    record_upload_url: str
+    """The SAS URL of this attempt's result record (write only, `videojob.staging`)."""
+    media_upload_url: str | None
+    """The SAS URL of this attempt's staged media (download mode)."""
     callback_url: str
     callback_token: str
     allowed_hosts: tuple[str, ...]
@@ -126,10 +127,12 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
     audio_format = (env.get(JOB_AUDIO_FORMAT) or DEFAULT_AUDIO_FORMAT).strip()
     if audio_format not in AUDIO_FORMATS:
         raise WorkerEnvError(f"{JOB_AUDIO_FORMAT} must be one of {', '.join(AUDIO_FORMATS)}")
-    account_url = (env.get(OUTPUT_ACCOUNT_URL) or "").strip() or None
-    connection_string = (env.get(OUTPUT_CONNECTION_STRING) or "").strip() or None
-    if account_url is None and connection_string is None:
-        raise WorkerEnvError(f"{OUTPUT_ACCOUNT_URL} or {OUTPUT_CONNECTION_STRING} is required")
+    media_url = _sas_url(env, STAGING_MEDIA_URL)
+    if media_url is None and mode == DEFAULT_MODE:
+        raise WorkerEnvError(f"{STAGING_MEDIA_URL} is required")
+    record_url = _sas_url(env, STAGING_RECORD_URL)
+    if record_url is None:
+        raise WorkerEnvError(f"{STAGING_RECORD_URL} is required")
     raw_interval = (env.get(PROGRESS_INTERVAL_SECONDS) or "").strip()
     try:
         interval = float(raw_interval) if raw_interval else DEFAULT_PROGRESS_INTERVAL_SECONDS
@@ -143,10 +146,9 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         max_height=_int(env, JOB_MAX_HEIGHT),
         max_bytes=_int(env, JOB_MAX_BYTES, DEFAULT_MAX_BYTES),  # type: ignore[arg-type]
         timeout_seconds=_int(env, JOB_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),  # type: ignore[arg-type]
-        output_account_url=account_url,
         output_container=_required(env, OUTPUT_CONTAINER),
-        output_connection_string=connection_string,
-        client_id=(env.get(AZURE_CLIENT_ID) or "").strip() or None,
+        record_upload_url=record_url,
+        media_upload_url=media_url,
         callback_url=_required(env, CALLBACK_URL),
         callback_token=_required(env, CALLBACK_TOKEN),
         allowed_hosts=parse_allowed_hosts((env.get(ALLOWED_HOSTS) or "").strip() or None),
@@ -161,6 +163,17 @@ def parse_worker_env(env: Mapping[str, str]) -> WorkerEnv:
         extractor_args=_checked(parse_extractor_args, env, YTDLP_EXTRACTOR_ARGS),
         run=_run_token(env),
     )
+
+
+def _sas_url(env: Mapping[str, str], name: str) -> str | None:
+    """A blob SAS URL (`http(s)://.../container/blob?...sig=...`); the error never shows it."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or "?" not in rest or "sig=" not in rest.split("?", 1)[1]:
+        raise WorkerEnvError(f"{name} must be a blob SAS URL")
+    return raw
 
 
 def _run_token(env: Mapping[str, str]) -> str | None:

@@ -10,11 +10,15 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from . import container_env as E
 from .contract import DownloadRequest
 from .settings import Settings
 from .tokens import worker_token
+
+if TYPE_CHECKING:
+    from .staging import UploadGrant  # staging -> output_blob -> instances -> ... -> this module
 
 GROUP_PREFIX = "dl-"
 MAX_GROUP_NAME = 63
@@ -136,6 +140,13 @@ def attempt_group_name(job_id: str, attempt: int = 1, run: str | None = None) ->
     return group_name(text)
 
 
+def worker_callback_token(settings: Settings, job_id: str, run: str | None, attempt: int, deadline: datetime) -> str:
+    """The `CALLBACK_TOKEN` the worker of attempt `attempt` of run `run` holds (expiring at the job's
+    deadline). Also the key of its result record's MAC (`videojob.result_record`): one function, so
+    the two never differ."""
+    return worker_token(settings.callback_signing_key, job_id, run, max(1, attempt), deadline)
+
+
 def callback_url(settings: Settings, job_id: str) -> str:
     return f"{settings.callback_base_url}/api/jobs/{job_id}/status"
 
@@ -151,6 +162,7 @@ def build_container_spec(
     run: str | None = None,
     mode: str = "download",
     max_items: int | None = None,
+    upload: UploadGrant | None = None,
 ) -> ContainerSpec:
     """The one place that decides a job's container group (name, image, env, tags, identity).
 
@@ -159,7 +171,11 @@ def build_container_spec(
 
     `attempt` (1-based) and `run` (the orchestration run's token) pick the group name
     (`attempt_group_name`); the attempt is passed to the worker, which stamps it on every event
-    so the orchestrator can ignore an earlier attempt's reports."""
+    so the orchestrator can ignore an earlier attempt's reports.
+
+    `upload` is the attempt's storage credential (`videojob.staging`: a write-only SAS per staging
+    blob, signed by the app): the only one a worker gets. No account key, connection string or
+    storage account URL reaches its environment."""
     timeout = max(1, int((deadline - created_at).total_seconds()))
     env: dict[str, str] = {
         E.JOB_ID: job_id,
@@ -186,17 +202,15 @@ def build_container_spec(
         env[E.JOB_MODE] = mode
         if max_items is not None:
             env[E.JOB_MAX_ITEMS] = str(max_items)
-    if settings.output_account_url:
-        env[E.OUTPUT_ACCOUNT_URL] = settings.output_account_url
-    if settings.worker_identity_client_id:
-        env[E.AZURE_CLIENT_ID] = settings.worker_identity_client_id
     if settings.extractor_args:
         env[E.YTDLP_EXTRACTOR_ARGS] = " ".join(settings.extractor_args)
 
     # This attempt's token: it names the run and attempt and expires at the job's deadline.
-    env[E.CALLBACK_TOKEN] = worker_token(settings.callback_signing_key, job_id, run, max(1, attempt), deadline)
-    if settings.output_connection_string and not settings.output_account_url:
-        env[E.OUTPUT_CONNECTION_STRING] = settings.output_connection_string
+    env[E.CALLBACK_TOKEN] = worker_callback_token(settings, job_id, run, attempt, deadline)
+    if upload is not None:
+        env[E.STAGING_RECORD_URL] = upload.record_url
+        if upload.media_url:
+            env[E.STAGING_MEDIA_URL] = upload.media_url
     if settings.worker_proxy_url:
         env[E.PROXY_URL] = settings.worker_proxy_url
     secret_files: tuple[SecretFile, ...] = ()

@@ -47,7 +47,7 @@ from .contract import (
     custom_status_bytes,
 )
 from .failure_reason import FailureReason
-from .output_blob import output_blob_problem
+from .output_blob import copy_problem, output_blob_problem
 from .settings import MAX_TIMER_SECONDS
 
 BACKOFF_CAP_SECONDS = 300
@@ -460,9 +460,10 @@ def result_problem(job_id: str, plan: JobPlan, result: JobResult) -> JobError | 
 
 
 def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
-    """The outcome once the output storage was asked about the reported blob: success carrying the
-    URL built from the settings (never the worker's), `invalid_result` when the blob is missing or
-    has another size, `result_unverified` when storage could not tell."""
+    """The outcome once the reported blob was published (`publish_output_blob`: copied out of the
+    attempt's staging blob and read back by the app): success carrying the URL built from the
+    settings (never the worker's), `invalid_result` when nothing was staged or the copy's size or
+    sha256 is not the reported one, `result_unverified` when storage could not tell."""
     blob = result.blob
     assert blob is not None
     shown = repr(blob.name[:200])
@@ -470,14 +471,14 @@ def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
         error = checked.error or JobError(ErrorCode.INTERNAL, "no answer")
         if error.code == ErrorCode.INVALID_RESULT:  # the activity's own check against the settings
             return Outcome(error=invalid_result_error(error.message))
-        reason = f"could not check blob {shown} in the output storage: {error.code}: {error.message}"
+        reason = f"could not publish blob {shown} to the output storage: {error.code}: {error.message}"
         return Outcome(error=JobError(ErrorCode.RESULT_UNVERIFIED, clip(reason, MAX_ERROR_MESSAGE), retryable=False))
     if not checked.exists:
-        return Outcome(error=invalid_result_error(f"blob {shown} does not exist in container {blob.container!r}"))
-    if checked.size_bytes != blob.size_bytes:
-        reason = f"blob {shown} holds {checked.size_bytes} bytes, not the {blob.size_bytes} reported"
-        return Outcome(error=invalid_result_error(reason))
-    return Outcome(result=replace(result, blob=replace(blob, url=checked.url)))
+        return Outcome(error=invalid_result_error(f"blob {shown} was never uploaded by this attempt"))
+    problem = copy_problem(blob.name, blob.size_bytes, blob.sha256, checked.size_bytes or 0, checked.sha256 or "")
+    if problem is not None:
+        return Outcome(error=invalid_result_error(problem))
+    return Outcome(result=replace(result, blob=replace(blob, url=checked.url, sha256=checked.sha256 or blob.sha256)))
 
 
 # --- errors -----------------------------------------------------------------------------------

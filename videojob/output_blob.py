@@ -12,8 +12,8 @@ The rule (issue 9). A job's blobs are in the operator's `OUTPUT_CONTAINER`, unde
   proxy would resolve them in a URL), no `\\`, no control or format characters; the whole name
   at most 1024 characters (Blob Storage's limit). The worker's names (`<job id>/<sanitized title>.<ext>`)
   always pass.
-- The first segment below the prefix may not start with `.`: `<job id>/.results/` holds the job's
-  own result records (`result_record_name`), never a reported media blob.
+- The first segment below the prefix may not start with `.` (reserved: result records lived at
+  `<job id>/.results/` before they moved to the staging container, `videojob.staging`).
 
 Anything else a worker reports is refused as `invalid_result` before any storage call or link:
 a worker processes hostile content and holds a token for its own job only.
@@ -59,14 +59,18 @@ def blob_name_problem(job_id: str, name: str) -> str | None:
 
 def result_record_name(job_id: str, attempt: int, run: str | None) -> str:
     """Where the worker of attempt `attempt` of run `run` records its outcome (`videojob.result_record`):
-    `<job id>/.results/a<attempt>-r<run>.json` (`a<attempt>.json` for a run without a token)."""
-    tail = f"a{attempt}-r{run}" if run else f"a{attempt}"
-    return f"{job_blob_prefix(job_id)}{RECORDS_SEGMENT}/{tail}.json"
+    its staging record, `<job id>/<run>/a<attempt>/record.json` in `STAGING_CONTAINER`
+    (`videojob.staging`), the one name its record SAS reaches."""
+    from .staging import staged_record_name  # staging builds on this module
+
+    return staged_record_name(job_id, run, attempt)
 
 
 def is_result_record(job_id: str, name: str) -> bool:
     """Whether `name` is one of the job's result records rather than its media."""
-    return name.startswith(f"{job_blob_prefix(job_id)}{RECORDS_SEGMENT}/")
+    from .staging import STAGED_RECORD
+
+    return name.startswith(job_blob_prefix(job_id)) and name.endswith(f"/{STAGED_RECORD}")
 
 
 def output_blob_problem(
@@ -84,3 +88,14 @@ def blob_url(endpoint: str, container: str, name: str) -> str:
     """The blob's URL on the operator's endpoint (query, e.g. a SAS in a connection string, dropped)."""
     base = endpoint.split("?", 1)[0].rstrip("/")
     return f"{base}/{quote(container, safe='')}/{quote(name, safe='/')}"
+
+
+def copy_problem(name: str, reported_size: int, reported_sha256: str, size: int, sha256: str) -> str | None:
+    """Why the published copy (`size` bytes hashing to `sha256`, as read back by the app) is not
+    what the worker reported; None when it is. The service vouches only for bytes it has hashed."""
+    shown = _shown(name)
+    if size != reported_size:
+        return f"blob {shown} holds {size} bytes, not the {reported_size} reported"
+    if sha256 != reported_sha256.lower():
+        return f"blob {shown} has sha256 {sha256}, not the {reported_sha256[:64]!r} reported"
+    return None

@@ -5,13 +5,13 @@ function app down while the worker retried, the worker gave up after
 `Tuning.callback_final_give_up_seconds`), the heartbeat check finds the container ended and reads
 this record (`read_result_record` activity) instead of failing `heartbeat_lost`.
 
-The blob is `result_record_name(job, attempt, run)` in OUTPUT_CONTAINER, written with the worker's
-own storage identity. Every worker can write anywhere in that container, so the name alone proves
-nothing: the record carries an HMAC-SHA256, keyed with the job's callback token, over the
-canonical JSON of `{version, run, event}`. A worker of another job cannot make it; the token itself
-is never written. The reader also insists on the job id, attempt and run it asked for, on a
-terminal state and on a size bound, and a recovered success still goes through the same blob
-check as a reported one.
+The blob is `result_record_name(job, attempt, run)`: the attempt's staging record in
+`STAGING_CONTAINER` (`videojob.staging`), written through the one SAS that names it (issue 19).
+The name is the orchestration's choice, but the MAC is still what proves the record: it is an
+HMAC-SHA256 keyed with the callback token that worker holds (`container_spec.worker_callback_token`)
+over the canonical JSON of `{version, run, event}`; the token itself is never written. The reader
+also insists on the job id, attempt and run it asked for, on a terminal state and on a size bound,
+and a recovered success is still published and hashed like a reported one.
 """
 
 from __future__ import annotations

@@ -118,6 +118,9 @@ class Settings:
     output_account_url: str | None
     output_connection_string: str | None
     output_container: str
+    staging_container: str
+    """Where workers write (each through a per-blob SAS the app signs); the app copies verified
+    blobs out of it into `output_container` (`activities/publish.py`)."""
     # Callback
     callback_base_url: str
     callback_signing_key: str
@@ -158,8 +161,6 @@ class Settings:
     extractor_args: tuple[str, ...]
     """yt-dlp `--extractor-args` groups (`IE_KEY:ARGS`), as `YTDLP_EXTRACTOR_ARGS` lists them."""
     retry_bot_check: bool
-    # Where workers write (per-blob SAS) (issue 19)
-    staging_container: str = "staging"
     job_retention_days: int = 30
     """`JOB_RETENTION_DAYS`: finished jobs older than this are purged everywhere (`retention`)."""
 
@@ -340,6 +341,7 @@ def load_settings(
         output_account_url=account_url,
         output_connection_string=connection_string,
         output_container=r.str("OUTPUT_CONTAINER", "downloads"),  # type: ignore[arg-type]
+        staging_container=r.str("STAGING_CONTAINER", "staging"),  # type: ignore[arg-type]
         callback_base_url=callback_base.rstrip("/"),
         callback_signing_key=signing_key,
         allowed_hosts=parse_allowed_hosts(r.str("ALLOWED_HOSTS")),
@@ -374,7 +376,6 @@ def load_settings(
         worker_proxy_url=parse_proxy_url(r.str("WORKER_PROXY_URL")),
         extractor_args=parse_extractor_args(r.str("YTDLP_EXTRACTOR_ARGS")),
         retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
-        staging_container=r.str("STAGING_CONTAINER", "staging"),  # type: ignore[arg-type]
         job_retention_days=r.int("JOB_RETENTION_DAYS", 30, 1, 3650),
     )
 

@@ -15,8 +15,8 @@ then only does what the job process asks over a pipe (pickled tuples):
     ("exit",)                        ->  ("exited", peak RSS KiB), then the process exits
 
 It is told nothing but a local file to read, a blob name and properties: it connects only to
-the configured blob endpoint (and the managed identity endpoint), is not under the download's
-address guard, and gets the connection string from the pipe, never from argv. It ignores
+the blob endpoint of its SAS URLs, is not under the download's address guard, and gets the SAS
+URLs from the pipe, never from argv. It ignores
 SIGINT/SIGTERM (the job process decides, and aborts it) and dies with the job process: pipe EOF,
 and `PR_SET_PDEATHSIG` for a parent killed outright. Blocks staged but never committed are
 discarded by the service, so an abort or a crash never leaves a blob behind.
@@ -30,14 +30,13 @@ import os
 import resource
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from videojob.contract import BlobResult, ErrorCode, JobError
 
-from .blob_sink import AzureBlobSink, BlobProperties, StagedBlob, UploadProgress
+from .blob_sink import AzureBlobSink, BlobProperties, StagedBlob, UploadProgress, UploadTarget
 from .failures import JobFailed, clean_message
 from .logs import configure_logging
 
@@ -53,19 +52,8 @@ PR_SET_PDEATHSIG = 1
 Message = tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class BlobTarget:
-    """Where and how to upload; holds the connection string, so it only travels through the pipe."""
-
-    container: str
-    account_url: str | None
-    block_bytes: int
-    concurrency: int
-    connection_string: str | None = None
-    client_id: str | None = None
-
-    def __repr__(self) -> str:  # never print the connection string
-        return f"BlobTarget(container={self.container!r}, account_url={self.account_url!r})"
+BlobTarget = UploadTarget
+"""What the upload process is configured with (its SAS URLs travel only through the pipe)."""
 
 
 def _died() -> JobFailed:
@@ -156,7 +144,7 @@ class ProcessBlobSink:
 
     def __init__(self, process: BlobProcess, target: BlobTarget):
         self._process = process
-        self.endpoint_url = target.account_url or ""
+        self.endpoint_url = ""
         # Waits (without the GIL) for the child's SDK import, which started with the worker.
         _reply_or_raise(process.request(("configure", target)), "ready")
 
@@ -283,12 +271,5 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
             return
 
 
-def _make_sink(target: BlobTarget) -> AzureBlobSink:
-    return AzureBlobSink.from_target(
-        container=target.container,
-        account_url=target.account_url,
-        connection_string=target.connection_string,
-        client_id=target.client_id,
-        block_bytes=target.block_bytes,
-        concurrency=target.concurrency,
-    )
+def _make_sink(target: UploadTarget) -> AzureBlobSink:
+    return AzureBlobSink.from_target(target)

@@ -1,7 +1,10 @@
 """The Blob Storage edge: stage a file as blocks, hashing it on the way out; commit it later.
 
-Auth: the worker's managed identity (`DefaultAzureCredential`, client id from `AZURE_CLIENT_ID`)
-against `OUTPUT_ACCOUNT_URL`, or `OUTPUT_CONNECTION_STRING` for Azurite.
+Auth: nothing but the attempt's two SAS URLs (`STAGING_MEDIA_URL`, `STAGING_RECORD_URL`,
+`videojob.staging`): write-only, one blob each, in the staging container, expiring at the job's
+deadline. The worker holds no account key and no identity with a storage role; it cannot read,
+list or delete anything, nor create a container. The name it reports (`<job id>/<title>.<ext>`)
+is a proposal: the app copies the staged blob there after checking it (`activities/publish.py`).
 
 Two steps, so the job can verify the file while it is being uploaded:
 - `stage` reads the file once, in order, in block-sized reads, hashes each block as it is
@@ -21,16 +24,14 @@ import io
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from videojob.contract import BlobResult, ErrorCode, JobError
+from videojob.output_blob import blob_url
 
 from .failures import JobFailed, clean_message
-
-if TYPE_CHECKING:
-    from azure.storage.blob import BlobServiceClient
 
 # The SDK is imported where it is used: importing it takes a few hundred milliseconds, which
 # the job spends while the download runs (it builds the sink in the background).
@@ -56,6 +57,7 @@ class BlobProperties:
 @dataclass(frozen=True)
 class StagedBlob:
     name: str
+    """The final name the job proposes (`<job id>/<title>.<ext>`); the blocks are in the staged media blob."""
     block_ids: tuple[str, ...]
     size_bytes: int
     sha256: str
@@ -69,7 +71,8 @@ class BlobSink(Protocol):
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult: ...
 
     def put_record(self, name: str, data: bytes) -> None:
-        """Write a small JSON blob (the job's result record, `videojob.result_record`) at once."""
+        """Write the job's result record (`videojob.result_record`) at once. `name` must be the
+        one its SAS names (`result_record_name`): the sink can write nowhere else."""
         ...
 
 
@@ -103,84 +106,69 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where the upload goes: the attempt's SAS URLs (secret: never printed) and the output
+    container the reported result names."""
+
+    output_container: str
+    record_url: str = field(repr=False)
+    media_url: str | None = field(default=None, repr=False)
+    block_bytes: int = 8 * 1024 * 1024
+    concurrency: int = 4
+
+    def __repr__(self) -> str:  # never print a SAS
+        return f"UploadTarget(output_container={self.output_container!r}, media={self.media_url is not None})"
+
+
+def _service_endpoint(client: Any) -> str:
+    """The blob service URL of a blob client (Azurite's includes the account), without the SAS."""
+    base = _strip_query(client.url)
+    marker = f"/{client.container_name}/"
+    return base[: base.index(marker)] if marker in base else base
+
+
 class AzureBlobSink:
-    def __init__(
-        self,
-        service: BlobServiceClient,
-        container: str,
-        *,
-        block_bytes: int,
-        concurrency: int,
-    ):
-        self._service = service
-        self._container = container
-        self._concurrency = concurrency
-        self.endpoint_url = _strip_query(service.url)
-        self._block_bytes = block_bytes
+    def __init__(self, target: UploadTarget):
+        from azure.storage.blob import BlobClient
+
+        self._target = target
+        self._concurrency = target.concurrency
+        self._block_bytes = target.block_bytes
+        self._media = BlobClient.from_blob_url(target.media_url) if target.media_url else None
+        self._record = BlobClient.from_blob_url(target.record_url)
+        self.endpoint_url = _service_endpoint(self._record)
 
     @classmethod
-    def from_target(
-        cls,
-        *,
-        container: str,
-        account_url: str | None,
-        connection_string: str | None,
-        client_id: str | None,
-        block_bytes: int,
-        concurrency: int,
-    ) -> AzureBlobSink:
-        from azure.storage.blob import BlobServiceClient
-
-        if connection_string:
-            try:
-                service = BlobServiceClient.from_connection_string(connection_string)
-            except ValueError:
-                # The SDK's message may quote the string: never pass it on.
-                raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, "OUTPUT_CONNECTION_STRING is malformed")) from None
-        elif account_url:
-            from azure.identity import DefaultAzureCredential
-
-            credential = (
-                DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
-            )
-            service = BlobServiceClient(account_url, credential=credential)
-        else:
-            raise JobFailed(JobError(ErrorCode.INTERNAL, "no blob target configured"))
-        return cls(service, container, block_bytes=block_bytes, concurrency=concurrency)
+    def from_target(cls, target: UploadTarget) -> AzureBlobSink:
+        try:
+            return cls(target)
+        except ValueError:
+            # The SDK's message may quote the URL, SAS included: never pass it on.
+            raise JobFailed(JobError(ErrorCode.UPLOAD_FAILED, "the staging SAS URL is malformed")) from None
 
     def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint) -> StagedBlob:
-        """Put every block of the file; nothing is visible until `commit`."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        def attempt() -> StagedBlob:
-            size = path.stat().st_size
-            with path.open("rb", buffering=0) as file:
-                return self._stage_blocks(name, lambda n: read_block(file, n), on_progress, checkpoint, size)
-
-        with _classified_errors():
-            try:
-                return attempt()
-            except ResourceNotFoundError as e:
-                if getattr(e, "error_code", None) != "ContainerNotFound":
-                    raise
-                self._create_container()
-                return attempt()
+        """Put every block of the file into the staged media blob; nothing is visible until
+        `commit`. `name` is the final name the job proposes (carried, reported, never written)."""
+        size = path.stat().st_size
+        with _classified_errors(), path.open("rb", buffering=0) as file:
+            return self._stage_blocks(name, lambda n: read_block(file, n), on_progress, checkpoint, size)
 
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult:
-        """Make the blob from exactly the staged blocks (replacing one of the same name)."""
+        """Make the staged media blob from exactly the staged blocks. The result names the final
+        blob the job proposes, in the output container; the app publishes it there."""
         from azure.storage.blob import ContentSettings
 
-        blob = self._service.get_blob_client(self._container, staged.name)
         settings = ContentSettings(
             content_type=properties.content_type, content_disposition=properties.content_disposition
         )
         with _classified_errors():
-            blob.commit_block_list(
+            self._media_blob().commit_block_list(
                 list(staged.block_ids), content_settings=settings, metadata=dict(properties.metadata)
             )
         return BlobResult(
-            url=_strip_query(blob.url),
-            container=self._container,
+            url=blob_url(self.endpoint_url, self._target.output_container, staged.name),
+            container=self._target.output_container,
             name=staged.name,
             size_bytes=staged.size_bytes,
             sha256=staged.sha256,
@@ -188,31 +176,21 @@ class AzureBlobSink:
         )
 
     def put_record(self, name: str, data: bytes) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.blob import ContentSettings
 
-        blob = self._service.get_blob_client(self._container, name)
+        if name != self._record.blob_name:
+            raise JobFailed(JobError(ErrorCode.INTERNAL, "the result record's name is not the one its SAS names"))
         # One retry, not the SDK's three with long backoffs: the final report waits for this write,
         # and an unreachable storage would otherwise hold it back for well over a minute.
-        options = {"overwrite": True, "content_settings": ContentSettings("application/json"), "retry_total": 1}
         with _classified_errors():
-            try:
-                blob.upload_blob(data, **options)
-            except ResourceNotFoundError as e:
-                if getattr(e, "error_code", None) != "ContainerNotFound":
-                    raise
-                self._create_container()
-                blob.upload_blob(data, **options)
+            self._record.upload_blob(
+                data, overwrite=True, content_settings=ContentSettings("application/json"), retry_total=1
+            )
 
-    def _create_container(self) -> None:
-        from azure.core.exceptions import HttpResponseError
-
-        log.info("container %s does not exist: creating it", self._container)
-        try:
-            self._service.create_container(self._container)
-        except HttpResponseError as e:
-            if getattr(e, "error_code", None) != "ContainerAlreadyExists":
-                raise
+    def _media_blob(self) -> Any:
+        if self._media is None:
+            raise JobFailed(JobError(ErrorCode.INTERNAL, "no staging SAS for media (a listing uploads none)"))
+        return self._media
 
     def _stage_blocks(
         self,
@@ -222,7 +200,7 @@ class AzureBlobSink:
         checkpoint: Checkpoint,
         expected_bytes: int,
     ) -> StagedBlob:
-        blob = self._service.get_blob_client(self._container, name)
+        blob = self._media_blob()
         block_bytes = block_size_for(expected_bytes, self._block_bytes)
         sha = hashlib.sha256()
         ids: list[str] = []
@@ -272,7 +250,7 @@ def _classified_errors() -> Iterator[None]:
         raise
     except ClientAuthenticationError as e:
         raise JobFailed(
-            JobError(ErrorCode.UPLOAD_FAILED, f"blob storage refused the worker's identity: {_brief(e)}")
+            JobError(ErrorCode.UPLOAD_FAILED, f"blob storage refused the worker's SAS: {_brief(e)}")
         ) from None
     except HttpResponseError as e:
         retryable = e.status_code is None or e.status_code >= 500 or e.status_code == 429

@@ -64,27 +64,20 @@ class WorkerConfig:
 
     @property
     def blob_endpoint(self) -> str | None:
-        """The blob service URL, without the SDK: from the account URL or the connection string."""
-        e = self.env
-        if e.output_account_url:
-            return e.output_account_url
-        return blob_endpoint_from_connection_string(e.output_connection_string or "")
+        """The blob service the upload talks to: the origin of its SAS URLs (without the SAS)."""
+        return blob_endpoint_of(self.env.media_upload_url or self.env.record_upload_url)
 
     @property
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(allowed_hosts=self.env.allowed_hosts, allow_private_addresses=self.env.allow_private_addresses)
 
 
-def blob_endpoint_from_connection_string(connection_string: str) -> str | None:
-    parts = dict(
-        p.split("=", 1) for p in connection_string.split(";") if "=" in p
-    )  # values may hold '=' (base64 keys): split once
-    if parts.get("BlobEndpoint"):
-        return parts["BlobEndpoint"]
-    account, suffix = parts.get("AccountName"), parts.get("EndpointSuffix", "core.windows.net")
-    if not account:
-        return None
-    return f"{parts.get('DefaultEndpointsProtocol', 'https')}://{account}.blob.{suffix}"
+def blob_endpoint_of(sas_url: str) -> str | None:
+    """`scheme://host[:port]` of a SAS URL: what the address guard trusts (never the SAS itself)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(sas_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
 def load_config(environ: Mapping[str, str], tuning: Tuning | None = None) -> WorkerConfig:

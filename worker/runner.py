@@ -32,47 +32,43 @@ from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
     from .blob_process import BlobProcess
-    from .blob_sink import BlobSink
+    from .blob_sink import BlobSink, UploadTarget
 
 log = logging.getLogger("worker")
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
-def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
-    e, t = config.env, config.tuning
+def upload_target(config: WorkerConfig) -> UploadTarget:
+    """The upload's SAS URLs and tuning, from the container env."""
+    from .blob_sink import UploadTarget
 
+    e, t = config.env, config.tuning
+    return UploadTarget(
+        output_container=e.output_container,
+        record_url=e.record_upload_url,
+        media_url=e.media_upload_url,
+        block_bytes=t.upload_block_bytes,
+        concurrency=t.upload_concurrency,
+    )
+
+
+def default_sink_factory(config: WorkerConfig) -> Callable[[], BlobSink]:
     def make() -> BlobSink:
         from .blob_sink import AzureBlobSink  # the SDK import overlaps the download (see job)
 
-        return AzureBlobSink.from_target(
-            container=e.output_container,
-            account_url=e.output_account_url,
-            connection_string=e.output_connection_string,
-            client_id=e.client_id,
-            block_bytes=t.upload_block_bytes,
-            concurrency=t.upload_concurrency,
-        )
+        return AzureBlobSink.from_target(upload_target(config))
 
     return make
 
 
 def process_sink_factory(config: WorkerConfig, process: BlobProcess) -> Callable[[], BlobSink]:
     """The upload in `process` (see `blob_process`); the target reaches it through its pipe."""
-    e, t = config.env, config.tuning
 
     def make() -> BlobSink:
-        from .blob_process import BlobTarget, ProcessBlobSink
+        from .blob_process import ProcessBlobSink
 
-        target = BlobTarget(
-            container=e.output_container,
-            account_url=e.output_account_url,
-            connection_string=e.output_connection_string,
-            client_id=e.client_id,
-            block_bytes=t.upload_block_bytes,
-            concurrency=t.upload_concurrency,
-        )
-        return ProcessBlobSink(process, target)
+        return ProcessBlobSink(process, upload_target(config))
 
     return make
 

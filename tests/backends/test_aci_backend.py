@@ -41,6 +41,7 @@ from videojob.container_spec import build_container_spec
 from videojob.contract import DownloadRequest
 from videojob.failure_reason import FailureReason
 from videojob.settings import load_settings
+from videojob.staging import UploadGrant
 
 IDENTITY = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
@@ -82,6 +83,10 @@ def make_spec(**extra: str):
         "job-1",
         created,
         created + timedelta(hours=2),
+        upload=UploadGrant(  # the worker's only storage credential: secure values, as the token
+            record_url="https://out.blob.core.windows.net/staging/job-1/r/a1/record.json?sp=w&sig=r",
+            media_url="https://out.blob.core.windows.net/staging/job-1/r/a1/media?sp=w&sig=m",
+        ),
     )
 
 
@@ -138,7 +143,7 @@ def test_create_sends_a_locked_down_group_and_waits_for_the_operation():
     assert "ports" not in container["properties"]
     env = {e["name"]: e for e in container["properties"]["environmentVariables"]}
     secure = dict(spec.secure_env)
-    assert set(secure) == {"CALLBACK_TOKEN", "OUTPUT_CONNECTION_STRING"}
+    assert set(secure) == {"CALLBACK_TOKEN", "STAGING_MEDIA_URL", "STAGING_RECORD_URL"}
     for name, value in secure.items():
         assert env[name] == {"name": name, "secureValue": value}
     for name, value in spec.env:

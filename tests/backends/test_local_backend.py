@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.upload_grant import issue_upload_grant
+from videojob.activity_wire import CreateInput
 from videojob.backends import ContainerBackend, make_backend
 from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, SUCCEEDED, BackendError
 from videojob.backends.local import (
@@ -44,7 +46,9 @@ def spec_for(job_id: str, app: str = "vd-local"):
     )
     now = datetime.now(UTC)
     request = DownloadRequest(url="https://youtu.be/x")
-    return build_container_spec(request, settings, job_id, now, now + timedelta(hours=1))
+    # As the create activity builds it: the worker's storage credential is its staging SAS.
+    grant = issue_upload_grant(settings, CreateInput(job_id, request, now, now + timedelta(hours=1)))
+    return build_container_spec(request, settings, job_id, now, now + timedelta(hours=1), upload=grant)
 
 
 def fake(*args: str) -> list[str]:
@@ -142,6 +146,19 @@ def test_worker_gets_exactly_the_spec_env_plus_runtime_variables(state_dir, tmp_
 
 
 COOKIES = "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\tlocal-cookie-secret-value"
+
+
+def test_no_account_key_reaches_a_local_worker(state_dir, tmp_path, cleanup):
+    """Issue 19: the local worker got OUTPUT_CONNECTION_STRING with the Azurite account key."""
+    out = tmp_path / "env.json"
+    b = LocalBackend(state_dir, command=fake("--env-out", str(out)))
+    cleanup(b)
+    b.create(spec_for("key-job"))
+    wait_until(out.exists)
+    env = json.loads(out.read_text())["env"]
+    assert not any("AccountKey" in v or "a2V5" in v for v in env.values())
+    assert "OUTPUT_CONNECTION_STRING" not in env
+    assert {k for k, v in env.items() if "sig=" in v} == {"STAGING_MEDIA_URL", "STAGING_RECORD_URL"}
 
 
 def test_cookies_reach_the_worker_as_a_private_file_in_the_group_not_as_a_value(state_dir, tmp_path, cleanup):

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from activities.upload_grant import issue_upload_grant
 from tests.support.podman import podman, requires_podman, wait_for, worker_image
+from videojob.activity_wire import CreateInput
 from videojob.backends import make_backend
 from videojob.backends.aci import container_group
 from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
@@ -50,10 +52,13 @@ def settings_for(backend: str, **extra: str):
 
 
 def spec_for(backend: str = "podman", job_id: str | None = None, **extra: str) -> ContainerSpec:
+    """As the create activity builds it: with the worker's staging SAS signed by the app."""
     now = datetime.now(UTC)
     request = DownloadRequest(url="https://youtu.be/x")
     job_id = job_id or f"job-{uuid.uuid4().hex[:12]}"
-    return build_container_spec(request, settings_for(backend, **extra), job_id, now, now + timedelta(hours=1))
+    settings = settings_for(backend, **extra)
+    grant = issue_upload_grant(settings, CreateInput(job_id, request, now, now + timedelta(hours=1)))
+    return build_container_spec(request, settings, job_id, now, now + timedelta(hours=1), upload=grant)
 
 
 # --- one spec builder, two adapters ---------------------------------------------------------------
@@ -85,8 +90,16 @@ def test_no_value_of_the_environment_is_on_the_command_line() -> None:
     passed = [args[i + 1] for i, a in enumerate(args) if a == "--env"]
     assert sorted(passed) == sorted(spec.environment())  # names only: podman reads values from its env
     line = " ".join(args)
-    for name in ("CALLBACK_TOKEN", "OUTPUT_CONNECTION_STRING", "JOB_URL", "CALLBACK_URL"):
+    for name in ("CALLBACK_TOKEN", "STAGING_MEDIA_URL", "STAGING_RECORD_URL", "JOB_URL", "CALLBACK_URL"):
         assert spec.environment()[name] not in line, name
+
+
+def test_no_account_key_reaches_a_podman_worker() -> None:
+    """Issue 19: the podman worker got OUTPUT_CONNECTION_STRING, the account key inside."""
+    spec = spec_for()
+    env = spec.environment()
+    assert not any("AccountKey" in v or "c2VjcmV0LWtleQ==" in v for v in env.values())
+    assert "OUTPUT_CONNECTION_STRING" not in env and "OUTPUT_CONNECTION_STRING" not in create_arguments(spec, scope="s")
 
 
 def test_the_podman_backend_is_chosen_by_setting_and_defaults_to_the_make_image_tag(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.support.podman import podman, requires_podman, wait_for
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import sha256_of, worker_env
+from tests.worker.conftest import STAGING, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.backends.base import FAILED, SUCCEEDED
@@ -105,7 +105,7 @@ def test_the_image_downloads_verifies_and_uploads(
     assert state == SUCCEEDED
     blob_info, media = event["result"]["blob"], event["result"]["media"]
     assert blob_info["name"].startswith(f"{jid}/") and blob_info["name"].endswith(f".{ext}")
-    data = blob_service.get_blob_client("downloads", blob_info["name"]).download_blob().readall()
+    data = staged_media(blob_service, jid).download_blob().readall()  # published from there by the app
     assert sha256_of(data) == blob_info["sha256"] and len(data) == blob_info["sizeBytes"]
     assert probe_kinds(data, tmp_path) == kinds
     assert media["audioCodec"] == audio_codec
@@ -128,7 +128,7 @@ def test_a_missing_page_fails_the_job_with_http_error(
     event = terminal(callbacks, logs)
     assert event["state"] == "failed" and event["error"]["code"] == "http_error", (event, logs)
     assert state == FAILED
-    stored = blob_service.get_container_client("downloads").list_blobs(name_starts_with=jid)
+    stored = blob_service.get_container_client(STAGING).list_blobs(name_starts_with=jid)
     assert [b.name for b in stored if not is_result_record(jid, b.name)] == []
 
 

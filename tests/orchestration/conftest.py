@@ -14,12 +14,12 @@ from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ORCHESTRATOR_STARTED, ReplayHost, RunResult, format_time, run_activity_function
 from videojob import bootstrap
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     NOTIFY_COMPLETION,
+    PUBLISH_OUTPUT_BLOB,
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
@@ -63,9 +63,9 @@ def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
     signed here (no Entra ID; Azurite refuses it); the webhook activity has its own tests. Tests
     that need other answers wrap `run_activity` or run the real check on Azurite
     (test_reported_results.py)."""
-    if name == CHECK_OUTPUT_BLOB:
+    if name == PUBLISH_OUTPUT_BLOB:
         url = blob_url(OUTPUT_ENDPOINT, payload["container"], payload["name"])
-        return {"ok": True, "exists": True, "sizeBytes": BLOB["sizeBytes"], "url": url}
+        return {"ok": True, "exists": True, "sizeBytes": BLOB["sizeBytes"], "sha256": BLOB["sha256"], "url": url}
     if name == CREATE_SHARE_LINK:
         return {"ok": True, "url": share_link_url(payload["container"], payload["name"]),
                 "expiresAt": SHARE_LINK_EXPIRES}

@@ -29,10 +29,10 @@ from tests.orchestration.conftest import (
     succeeded,
 )
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
+    PUBLISH_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
 )
 from videojob.backends.base import BackendError, ContainerState, GroupState
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.timeout(60)
 CREATE, INSPECT, CHECK, STOP, DELETE = (
     CREATE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
-    CHECK_OUTPUT_BLOB,
+    PUBLISH_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
 )
@@ -84,7 +84,10 @@ def test_success_returns_the_result_and_deletes_the_group(host, backend):
                  "attempts": [{"attempt": 1, "seconds": 64.0, "vcpuSeconds": 64.0, "gbSeconds": 96.0}]},
     }
     assert result.activity_names == [CREATE, CHECK, DELETE]
-    assert result.calls(CHECK)[0].input == {"jobId": JOB_ID, "container": "downloads", "name": BLOB["name"]}
+    # Published from this attempt's staging blob, checked against what the worker reported.
+    assert result.calls(CHECK)[0].input == {"jobId": JOB_ID, "run": RUN_KEY, "attempt": 1, "container": "downloads",
+                                            "name": BLOB["name"], "sizeBytes": BLOB["sizeBytes"],
+                                            "sha256": BLOB["sha256"]}
     assert backend.groups == {}
     # The container was created for this job, with the orchestration's own start and deadline.
     assert result.calls(CREATE)[0].input == {

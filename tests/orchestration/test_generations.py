@@ -33,10 +33,10 @@ from tests.orchestration.conftest import (
 )
 from tests.support.replay import RunResult, format_time
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
+    PUBLISH_OUTPUT_BLOB,
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
@@ -368,7 +368,7 @@ def test_terminal_lost_at_handover_recovered_from_record(host, backend):
     assert result.output["blob"]["sha256"] == BLOB["sha256"]
     assert result.output["attempts"][0]["recovered"] is True
     assert len(result.calls(INSPECT_CONTAINER_GROUP)) == 1  # one look after the worker's exit
-    assert len(result.calls(CHECK_OUTPUT_BLOB)) == 1
+    assert len(result.calls(PUBLISH_OUTPUT_BLOB)) == 1
     # The deadline too: the worker's token, which keys the record's MAC, expires then.
     assert reads == [{"jobId": JOB_ID, "attempt": 1, "run": RUN_KEY, "deadline": "2026-01-01T03:00:00Z"}]
     assert result.calls(INSPECT_CONTAINER_GROUP)[0].scheduled_at == at(handover + 60)

@@ -35,12 +35,12 @@ from tests.orchestration.conftest import (
 from tests.support.replay import ReplayHost
 from videojob import container_env as E
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     NOTIFY_COMPLETION,
+    PUBLISH_OUTPUT_BLOB,
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
@@ -56,7 +56,7 @@ CREATE, INSPECT, STOP, DELETE = (
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
 )
-SHARE, NOTIFY, CHECK = CREATE_SHARE_LINK, NOTIFY_COMPLETION, CHECK_OUTPUT_BLOB
+SHARE, NOTIFY, CHECK = CREATE_SHARE_LINK, NOTIFY_COMPLETION, PUBLISH_OUTPUT_BLOB
 GROUP2, GROUP3 = attempt_group_name(JOB_ID, 2, RUN_KEY), attempt_group_name(JOB_ID, 3, RUN_KEY)
 HOOK = "https://hooks.example.net/videos"
 BLOB2 = {**BLOB, "name": "job-0001/video-2.mp4", "url": BLOB["url"].replace("video.mp4", "video-2.mp4")}

@@ -4,18 +4,23 @@ build itself.
 
 The reports below are what a compromised worker holding this job's callback token could send
 (signed and valid per the contract). Replayed like the other orchestration tests; where storage
-answers, the real `check_output_blob` and `create_share_link` activities run against Azurite.
+answers, the real `create_container_group` (it signs the worker's staging SAS), `publish_output_blob`
+and `create_share_link` activities run against Azurite, and the "worker" writes only through the
+SAS URLs its spec carries (issue 19: the service vouches only for bytes it copied and hashed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 import activities
 from orchestrators import download_job
@@ -33,11 +38,12 @@ from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ReplayHost, run_activity_function
 from tests.support.services import Azurite
 from videojob import bootstrap
+from videojob import container_env as E
 from videojob.activity_wire import (
-    CHECK_OUTPUT_BLOB,
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
+    PUBLISH_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
 )
 from videojob.contract import JobPlan
@@ -49,7 +55,7 @@ pytestmark = pytest.mark.timeout(120)
 
 CREATE, CHECK, SHARE, STOP, DELETE = (
     CREATE_CONTAINER_GROUP,
-    CHECK_OUTPUT_BLOB,
+    PUBLISH_OUTPUT_BLOB,
     CREATE_SHARE_LINK,
     STOP_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
@@ -61,8 +67,8 @@ def succeeded(blob: dict[str, Any], seq: int = 1) -> dict[str, Any]:
     return {"jobId": JOB_ID, "seq": seq, "state": "succeeded", "attempt": 1, "result": {"blob": blob, "media": MEDIA}}
 
 
-def replay(job_plan: JobPlan, activity: Callable[[str, str], str], *events: dict[str, Any]):
-    host = ReplayHost(download_job, instance_id=JOB_ID, input=job_plan.to_wire(), start=T0, activities=activity)
+def replay(job_plan: JobPlan, activity: Callable[[str, str], str], *events: dict[str, Any], start: datetime = T0):
+    host = ReplayHost(download_job, instance_id=JOB_ID, input=job_plan.to_wire(), start=start, activities=activity)
     for second, event in enumerate(events, start=1):
         host.raise_event(10 * second, event)
     result = host.run()
@@ -146,26 +152,58 @@ def output(azurite: Azurite) -> Iterator[tuple[BlobServiceClient, str]]:
 STORAGE_ACTIVITIES = {name: run_activity_function(getattr(activities, name)) for name in (CHECK, SHARE)}
 
 
-def on_azurite(name: str, input_json: str) -> str:
-    """The real blob check and share link (account-key SAS on Azurite); the rest as in conftest."""
-    if name in STORAGE_ACTIVITIES:
-        return STORAGE_ACTIVITIES[name](input_json)
-    return run_activity(name, input_json)
+def worker_sas(name: str = E.STAGING_MEDIA_URL) -> str:
+    """The SAS URL the create activity put into the (last) worker's environment."""
+    backend = bootstrap.backend()
+    assert isinstance(backend, FakeBackend) and backend.specs, "no group was created"
+    return backend.specs[-1].environment()[name]
 
 
-def stored_blob(output: tuple[BlobServiceClient, str], content: bytes, name: str = "job-0001/video.mp4") -> dict:
-    service, container = output
-    service.get_blob_client(container, name).upload_blob(content)
-    return {**BLOB, "container": container, "name": name, "sizeBytes": len(content)}
+def now() -> datetime:
+    """The replay's start for jobs whose SAS a real Azurite checks (valid until the job's deadline)."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+def replay_now(job_plan: JobPlan, activity: Callable[[str, str], str], *events: dict[str, Any]):
+    return replay(job_plan, activity, *events, start=now())
+
+
+def on_azurite(uploads: bytes | None = None, before_publish: Callable[[], None] = lambda: None):
+    """The real create (signing the staging SAS), publish and share link on Azurite; the rest as in
+    conftest. `uploads`: what the worker puts, through its media SAS only, once its group exists."""
+
+    def activity(name: str, input_json: str) -> str:
+        if name == CHECK:
+            before_publish()
+        if name in STORAGE_ACTIVITIES:
+            return STORAGE_ACTIVITIES[name](input_json)
+        answer = run_activity(name, input_json)
+        if name == CREATE and uploads is not None:
+            BlobClient.from_blob_url(worker_sas()).upload_blob(uploads, overwrite=True)
+        return answer
+
+    return activity
+
+
+def reported(container: str, content: bytes, name: str = "job-0001/video.mp4") -> dict:
+    """What an honest worker reports of `content`."""
+    return {**BLOB, "container": container, "name": name, "sizeBytes": len(content),
+            "sha256": hashlib.sha256(content).hexdigest()}
+
+
+def served(result: Any) -> bytes:
+    """The bytes the job's share link serves."""
+    with urllib.request.urlopen(result.output["shareLink"]["url"], timeout=30) as answer:
+        return bytes(answer.read())
 
 
 def test_the_output_carries_the_url_built_from_the_settings_not_the_workers(output, azurite: Azurite):
     content = b"\x00\x00\x00\x18ftypmp42 media" * 100
-    blob = stored_blob(output, content)
-    container = blob["container"]
+    _, container = output
+    blob = reported(container, content)
 
     job_plan = plan(share_link_hours=24, output_container=container)
-    result = replay(job_plan, on_azurite, succeeded({**blob, "url": PHISHING}))
+    result = replay_now(job_plan, on_azurite(content), succeeded({**blob, "url": PHISHING}))
 
     assert result.status == "Completed", result.error
     assert result.activity_names == [CREATE, CHECK, DELETE, SHARE]
@@ -174,39 +212,90 @@ def test_the_output_carries_the_url_built_from_the_settings_not_the_workers(outp
     assert PHISHING not in json.dumps(result.output)
     link = result.output["shareLink"]["url"]
     assert link.startswith(own_url + "?")
+    assert served(result) == content
 
 
 def test_a_blob_name_that_needs_quoting_gets_a_quoted_url(output, azurite: Azurite):
-    blob = stored_blob(output, b"x" * 10, name="job-0001/Ünïcode & a #hash? 100%.mp4")
+    _, container = output
+    blob = reported(container, b"x" * 10, name="job-0001/Ünïcode & a #hash? 100%.mp4")
 
-    result = replay(plan(output_container=blob["container"]), on_azurite, succeeded({**blob, "url": PHISHING}))
+    result = replay_now(plan(output_container=container), on_azurite(b"x" * 10), succeeded({**blob, "url": PHISHING}))
 
     assert result.status == "Completed", result.error
     quoted = "job-0001/%C3%9Cn%C3%AFcode%20%26%20a%20%23hash%3F%20100%25.mp4"
-    expected = f"{azurite.blob_endpoint}/{blob['container']}/{quoted}"
+    expected = f"{azurite.blob_endpoint}/{container}/{quoted}"
     assert result.output["blob"]["url"] == expected
 
 
-def test_a_reported_blob_that_does_not_exist_fails_the_job_and_signs_nothing(output):
-    _, container = output
-    blob = {**BLOB, "container": container, "name": "job-0001/never-uploaded.mp4"}
+def test_a_reported_blob_that_was_never_uploaded_fails_the_job_and_signs_nothing(output):
+    service, container = output
+    blob = reported(container, b"v" * 100, name="job-0001/never-uploaded.mp4")
 
-    result = replay(plan(share_link_hours=24, output_container=container), on_azurite, succeeded(blob))
+    result = replay_now(plan(share_link_hours=24, output_container=container), on_azurite(None), succeeded(blob))
 
     refused(result)
     assert result.activity_names == [CREATE, CHECK, STOP]
-    assert "does not exist" in result.error
+    assert "never uploaded" in result.error
+    assert list(service.get_container_client(container).list_blobs()) == []
 
 
 @pytest.mark.parametrize("claimed", [9_999, 10_001, 0], ids=["smaller", "larger", "empty"])
 def test_a_reported_size_that_is_not_the_stored_one_fails_the_job(output, claimed):
-    blob = stored_blob(output, b"m" * 10_000)
+    service, container = output
+    blob = reported(container, b"m" * 10_000)
 
-    job_plan = plan(share_link_hours=24, output_container=blob["container"])
-    result = replay(job_plan, on_azurite, succeeded({**blob, "sizeBytes": claimed}))
+    job_plan = plan(share_link_hours=24, output_container=container)
+    result = replay_now(job_plan, on_azurite(b"m" * 10_000), succeeded({**blob, "sizeBytes": claimed}))
 
     refused(result)
     assert f"holds 10000 bytes, not the {claimed} reported" in result.error
+    assert list(service.get_container_client(container).list_blobs()) == []  # the refused copy is gone
+
+
+def test_a_reported_sha256_that_is_not_the_bytes_fails_the_job_and_serves_nothing(output):
+    """Issue 19: the orchestrator checked only the size; a worker's bytes with another hash passed."""
+    service, container = output
+    content = b"m" * 10_000
+    blob = {**reported(container, content), "sha256": hashlib.sha256(b"n" * 10_000).hexdigest()}
+
+    result = replay_now(plan(share_link_hours=24, output_container=container), on_azurite(content), succeeded(blob))
+
+    refused(result)
+    assert "sha256" in result.error
+    assert list(service.get_container_client(container).list_blobs()) == []
+
+
+def test_a_same_size_overwrite_of_the_staged_blob_before_publishing_fails_the_job(output):
+    """The worker still holds its staging SAS after its report: bytes swapped before the copy are
+    hashed in the copy, and do not match what it reported."""
+    service, container = output
+    honest, swapped = b"h" * 4096, b"s" * 4096
+
+    def swap() -> None:
+        BlobClient.from_blob_url(worker_sas()).upload_blob(swapped, overwrite=True)
+
+    result = replay_now(plan(share_link_hours=24, output_container=container), on_azurite(honest, before_publish=swap),
+                    succeeded(reported(container, honest)))
+
+    refused(result)
+    assert list(service.get_container_client(container).list_blobs()) == []
+
+
+def test_a_same_size_overwrite_of_the_staged_blob_after_the_report_changes_nothing_served(output):
+    """Issue 19: a worker rewrote a finished video with other bytes of the same size and its share
+    link served them. After publishing, the worker's SAS reaches only its staging name: whatever
+    it writes there (it can, until the deadline), the link serves the verified copy."""
+    service, container = output
+    honest, swapped = b"h" * 4096, b"s" * 4096
+
+    result = replay_now(plan(share_link_hours=24, output_container=container), on_azurite(honest),
+                    succeeded(reported(container, honest)))
+    assert result.status == "Completed", result.error
+    BlobClient.from_blob_url(worker_sas()).upload_blob(swapped, overwrite=True)  # allowed: its own staging blob
+
+    assert served(result) == honest
+    stored = service.get_blob_client(container, "job-0001/video.mp4").download_blob().readall()
+    assert stored == honest
 
 
 def test_a_plan_from_before_the_check_still_refuses_another_container(output):
@@ -215,9 +304,9 @@ def test_a_plan_from_before_the_check_still_refuses_another_container(output):
     secrets = "azure-webjobs-secrets-" + container[4:]
     service.create_container(secrets)
     service.get_blob_client(secrets, "job-0001/host.json").upload_blob(b"k" * 64)
-    forged = {**BLOB, "container": secrets, "name": "job-0001/host.json", "sizeBytes": 64}
+    forged = {**reported(secrets, b"k" * 64), "name": "job-0001/host.json"}
 
-    result = replay(plan(share_link_hours=24, output_container=None), on_azurite, succeeded(forged))
+    result = replay_now(plan(share_link_hours=24, output_container=None), on_azurite(b"k" * 64), succeeded(forged))
 
     refused(result)
     assert result.activity_names == [CREATE, CHECK, STOP]
@@ -242,7 +331,8 @@ BUSY = {"ok": False, "error": {"code": "ServerBusy", "message": "blob properties
 
 
 def test_a_transient_storage_error_is_retried_then_the_check_decides(backend):
-    ok = {"ok": True, "exists": True, "sizeBytes": BLOB["sizeBytes"], "url": "http://own.example/downloads/x.mp4"}
+    ok = {"ok": True, "exists": True, "sizeBytes": BLOB["sizeBytes"], "sha256": BLOB["sha256"],
+          "url": "http://own.example/downloads/x.mp4"}
 
     result = replay(plan(), answering(BUSY, BUSY, ok), succeeded(BLOB))
 

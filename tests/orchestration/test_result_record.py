@@ -6,21 +6,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from activities.result_record import read_result_record_activity
+from activities.upload_grant import issue_upload_grant
 from tests.orchestration.conftest import BLOB, JOB_ID, MEDIA
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.activity_wire import RecordResult, record_input
-from videojob.contract import JobStatus
+from videojob.activity_wire import CreateInput, RecordResult, record_input
+from videojob.contract import DownloadRequest, JobStatus
 from videojob.output_blob import blob_name_problem, result_record_name
 from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, ResultRecord, parse_record
 from videojob.settings import Settings, load_settings
+from videojob.staging import staged_record_name
 from videojob.tokens import worker_token
 
 SIGNING_KEY = "k" * 40
@@ -96,11 +98,11 @@ def test_record_holds_no_secret():
     assert b"AccountKey" not in data and b"sig=" not in data
 
 
-def test_records_segment_is_refused_as_media():
-    name = result_record_name(JOB_ID, 1, RUN)
-    assert name == f"{JOB_ID}/.results/a1-r{RUN}.json"
-    assert "reserved" in blob_name_problem(JOB_ID, name)
-    assert blob_name_problem(JOB_ID, f"{JOB_ID}/.hidden.mp4") is not None
+def test_the_record_is_the_attempts_staging_record():
+    """Issue 19: the record moved out of the output container to the name its own SAS reaches."""
+    assert result_record_name(JOB_ID, 1, RUN) == f"{JOB_ID}/{RUN}/a1/record.json" == staged_record_name(JOB_ID, RUN, 1)
+    assert result_record_name(JOB_ID, 2, None) == f"{JOB_ID}/a2/record.json"
+    assert blob_name_problem(JOB_ID, f"{JOB_ID}/.hidden.mp4") is not None  # '.' names stay reserved
 
 
 # --- the activity on Azurite ------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def output(azurite: Azurite) -> Iterator[tuple[BlobServiceClient, Settings]]:
         "CALLBACK_BASE_URL": "http://127.0.0.1:7071",
         "CALLBACK_SIGNING_KEY": SIGNING_KEY,
         "OUTPUT_CONNECTION_STRING": azurite.connection_string,
-        "OUTPUT_CONTAINER": container,
+        "STAGING_CONTAINER": container,
     })
     bootstrap.override(settings=settings)
     yield service, settings
@@ -125,7 +127,7 @@ def output(azurite: Azurite) -> Iterator[tuple[BlobServiceClient, Settings]]:
 
 def _store(output: tuple[BlobServiceClient, Settings], data: bytes, attempt: int = 1, run: str = RUN) -> None:
     service, settings = output
-    service.get_blob_client(settings.output_container, result_record_name(JOB_ID, attempt, run)).upload_blob(
+    service.get_blob_client(settings.staging_container, result_record_name(JOB_ID, attempt, run)).upload_blob(
         data, overwrite=True)
 
 
@@ -137,6 +139,17 @@ def _read(output: tuple[BlobServiceClient, Settings], attempt: int = 1, run: str
 
 def test_reads_matching_record(output):
     _store(output, ResultRecord(outcome(), RUN).to_bytes(TOKEN))
+    answer = _read(output)
+    assert answer.ok and answer.event == outcome()
+
+
+def test_a_record_written_through_the_workers_own_sas_is_read(output):
+    _, settings = output
+    now = datetime.now(UTC)
+    job = CreateInput(JOB_ID, DownloadRequest("https://youtu.be/x"), now, now + timedelta(hours=1), 1, run=RUN)
+    grant = issue_upload_grant(settings, job)
+    BlobClient.from_blob_url(grant.record_url).upload_blob(ResultRecord(outcome(), RUN).to_bytes(TOKEN))
+
     answer = _read(output)
     assert answer.ok and answer.event == outcome()
 

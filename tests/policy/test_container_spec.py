@@ -13,6 +13,7 @@ from videojob.container_env import parse_worker_env
 from videojob.container_spec import attempt_group_name, build_container_spec, group_name, run_token
 from videojob.contract import DownloadRequest
 from videojob.settings import load_settings
+from videojob.staging import UploadGrant
 from videojob.tokens import TokenClaims, expiry_seconds, verified_claims, worker_token
 
 KEY = "spec-test-signing-key-0123456789abcdefgh"
@@ -72,9 +73,15 @@ def test_names_are_stable() -> None:
     assert group_name("Job_1") == group_name("Job_1")
 
 
+GRANT = UploadGrant(
+    record_url="https://account.blob.core.windows.net/staging/job1/r/a1/record.json?sp=w&sig=record-sas-sig",
+    media_url="https://account.blob.core.windows.net/staging/job1/r/a1/media?sp=w&sig=media-sas-sig",
+)
+
+
 def spec_for(request: DownloadRequest, **env: str):
     settings = load_settings(environ={**ACI, **env})
-    return settings, build_container_spec(request, settings, "job1", CREATED, DEADLINE)
+    return settings, build_container_spec(request, settings, "job1", CREATED, DEADLINE, upload=GRANT)
 
 
 def test_env_contract_round_trips_through_the_worker_parser() -> None:
@@ -89,8 +96,8 @@ def test_env_contract_round_trips_through_the_worker_parser() -> None:
     assert worker.callback_url == "https://videodl.example.net/api/jobs/job1/status"
     # The attempt's token: this job, no run (none given), attempt 1, expiring at the deadline.
     assert verified_claims(KEY, "job1", worker.callback_token) == TokenClaims("", 1, expiry_seconds(DEADLINE))
-    assert worker.output_account_url == settings.output_account_url
-    assert worker.client_id == "client-id-worker"
+    assert (worker.media_upload_url, worker.record_upload_url) == (GRANT.media_url, GRANT.record_url)
+    assert worker.output_container == settings.output_container
     assert worker.allowed_hosts == settings.allowed_hosts
     assert worker.allow_private_addresses is False
 
@@ -99,24 +106,46 @@ def test_secrets_go_only_to_secure_env() -> None:
     _, spec = spec_for(
         DownloadRequest("https://youtu.be/x"),
         OUTPUT_ACCOUNT_URL="",
-        OUTPUT_CONNECTION_STRING="AccountKey=very-secret-account-key",
+        OUTPUT_CONNECTION_STRING="AccountName=devstoreaccount1;AccountKey=very-secret-account-key",
     )
     plain, secure = dict(spec.env), dict(spec.secure_env)
 
-    assert set(secure) == {E.CALLBACK_TOKEN, E.OUTPUT_CONNECTION_STRING}
+    assert set(secure) == {E.CALLBACK_TOKEN, E.STAGING_MEDIA_URL, E.STAGING_RECORD_URL}
     assert secure[E.CALLBACK_TOKEN] == worker_token(KEY, "job1", None, 1, DEADLINE)
     assert not set(secure) & set(plain)
     flat = repr(spec) + " ".join(plain.values())
-    assert "very-secret-account-key" not in flat
+    assert "sas-sig" not in flat
     assert secure[E.CALLBACK_TOKEN] not in flat
     assert KEY not in flat + " ".join(secure.values())  # the signing key itself never leaves the app
 
 
-def test_account_url_wins_over_connection_string() -> None:
-    _, spec = spec_for(DownloadRequest("https://youtu.be/x"), OUTPUT_CONNECTION_STRING="AccountKey=k")
+@pytest.mark.parametrize("output", [
+    {"OUTPUT_ACCOUNT_URL": "", "OUTPUT_CONNECTION_STRING": "AccountName=devstoreaccount1;AccountKey=very-secret-key"},
+    {"OUTPUT_CONNECTION_STRING": "AccountName=devstoreaccount1;AccountKey=very-secret-key"},
+    {},
+])
+def test_no_storage_account_credential_reaches_the_worker(output: dict[str, str]) -> None:
+    """Issue 19: a worker held the account key (Azurite) or an identity with a role on the whole
+    output container; its only storage credential is now its attempt's two write-only SAS URLs."""
+    _, spec = spec_for(DownloadRequest("https://youtu.be/x"), **output)
+    everything = spec.environment()
 
-    assert E.OUTPUT_CONNECTION_STRING not in dict(spec.secure_env)
-    assert dict(spec.env)[E.OUTPUT_ACCOUNT_URL] == "https://account.blob.core.windows.net"
+    assert not any("very-secret-key" in v or "AccountKey" in v for v in everything.values())
+    assert "OUTPUT_CONNECTION_STRING" not in everything
+    assert "OUTPUT_ACCOUNT_URL" not in everything  # nothing to point an identity at
+    assert "AZURE_CLIENT_ID" not in everything  # the worker identity is for the image pull only
+    storage = {k for k, v in everything.items() if ".blob." in v}
+    assert storage == {E.STAGING_MEDIA_URL, E.STAGING_RECORD_URL}
+
+
+def test_a_listing_gets_only_its_record_url() -> None:
+    settings = load_settings(environ=ACI)
+    spec = build_container_spec(DownloadRequest("https://youtube.com/playlist?list=x"), settings, "job1", CREATED,
+                                DEADLINE, mode="list", max_items=5, upload=UploadGrant(record_url=GRANT.record_url))
+
+    env = spec.environment()
+    assert E.STAGING_MEDIA_URL not in env
+    assert parse_worker_env(env).record_upload_url == GRANT.record_url
 
 
 def test_tags_identity_and_resources() -> None:
@@ -214,8 +243,10 @@ def test_the_spec_names_the_group_of_its_run() -> None:
 
 def test_the_spec_of_a_retry_names_its_group_and_tells_the_worker_its_attempt() -> None:
     settings = load_settings(environ=ACI)
-    first = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE)
-    third = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE, 3)
+    first = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE,
+                                 upload=GRANT)
+    third = build_container_spec(DownloadRequest("https://youtu.be/x"), settings, "job1", CREATED, DEADLINE, 3,
+                                 upload=GRANT)
 
     assert first.environment()[E.JOB_ATTEMPT] == "1" and first.name == group_name("job1")
     assert third.environment()[E.JOB_ATTEMPT] == "3" and third.name == attempt_group_name("job1", 3)

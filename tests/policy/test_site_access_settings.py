@@ -16,6 +16,7 @@ from videojob.contract import DownloadRequest, ErrorCode, JobError, JobPlan
 from videojob.orchestration import is_retryable
 from videojob.planning import plan_job
 from videojob.settings import SECRET_SETTINGS, SettingsError, load_settings, parse_extractor_args
+from videojob.staging import UploadGrant
 
 BASE = {
     "CONTAINER_BACKEND": "local",
@@ -32,9 +33,16 @@ def settings(**extra: str):
     return load_settings(environ={**BASE, **extra})
 
 
+GRANT = UploadGrant(
+    record_url="http://127.0.0.1:10000/devstoreaccount1/staging/job-1/a1/record.json?sp=w&sig=s",
+    media_url="http://127.0.0.1:10000/devstoreaccount1/staging/job-1/a1/media?sp=w&sig=s",
+)
+
+
 def spec_of(**extra: str):
     return build_container_spec(
-        DownloadRequest(url="https://youtu.be/x"), settings(**extra), "job-1", CREATED, CREATED + timedelta(hours=1)
+        DownloadRequest(url="https://youtu.be/x"), settings(**extra), "job-1", CREATED, CREATED + timedelta(hours=1),
+        upload=GRANT,
     )
 
 

@@ -13,20 +13,14 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.services import AZURITE_KEY, Azurite
+from tests.support.services import Azurite
+from tests.worker.conftest import STAGING, staged_media, upload_target
 from videojob.contract import ErrorCode, JobError
 from worker.blob_process import BlobProcess, BlobTarget, ProcessBlobSink
 from worker.blob_sink import BlobProperties
 from worker.errors import JobFailed
 
 KiB = 1024
-CONTAINER = "process-tests"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def container(blob_service: BlobServiceClient) -> None:
-    if not blob_service.get_container_client(CONTAINER).exists():
-        blob_service.create_container(CONTAINER)
 
 
 @pytest.fixture
@@ -39,20 +33,12 @@ def process() -> Iterator[BlobProcess]:
         handle.close()
 
 
-def target(azurite: Azurite, **overrides: object) -> BlobTarget:
-    fields: dict[str, object] = {
-        "container": CONTAINER,
-        "account_url": None,
-        "connection_string": azurite.connection_string,
-        "block_bytes": 64 * KiB,
-        "concurrency": 3,
-    }
-    fields.update(overrides)
-    return BlobTarget(**fields)  # type: ignore[arg-type]
+def target(azurite: Azurite, job_id: str, **overrides: object) -> BlobTarget:
+    return upload_target(azurite, job_id, **overrides)
 
 
-def visible(blob_service: BlobServiceClient, name: str) -> list[str]:
-    return [b.name for b in blob_service.get_container_client(CONTAINER).list_blobs(name_starts_with=name)]
+def visible(blob_service: BlobServiceClient, job_id: str) -> list[str]:
+    return [b.name for b in blob_service.get_container_client(STAGING).list_blobs(name_starts_with=f"{job_id}/")]
 
 
 def alive(pid: int) -> bool:
@@ -68,21 +54,22 @@ def test_a_commit_makes_the_blob_with_the_sha256_of_its_content(
 ) -> None:
     payload = tmp_path / "media.mp4"
     payload.write_bytes(os.urandom(300 * KiB + 17))
-    name = f"{uuid.uuid4().hex}/media.mp4"
+    jid = uuid.uuid4().hex
+    name = f"{jid}/media.mp4"
     progress: list[tuple[int, int]] = []
-    sink = ProcessBlobSink(process, target(azurite))
+    sink = ProcessBlobSink(process, target(azurite, jid))
 
     staged = sink.stage(payload, name, lambda done, total: progress.append((done, total)), lambda: None)
-    assert visible(blob_service, name) == [], "staged blocks are visible before the commit"
+    assert visible(blob_service, jid) == [], "staged blocks are visible before the commit"
     assert progress[-1] == (payload.stat().st_size, payload.stat().st_size)
 
     properties = BlobProperties("video/mp4", {"jobid": "j1"}, 'attachment; filename="media.mp4"')
     result = sink.commit(staged, properties)
-    blob = blob_service.get_blob_client(CONTAINER, name)
+    blob = staged_media(blob_service, jid)
     data = blob.download_blob().readall()
     assert data == payload.read_bytes()
     assert result.sha256 == hashlib.sha256(data).hexdigest() and result.size_bytes == len(data)
-    assert result.url == blob.url and result.content_type == "video/mp4"
+    assert result.url == f"{azurite.blob_endpoint}/downloads/{jid}/media.mp4" and result.content_type == "video/mp4"
     props = blob.get_blob_properties()
     assert props.content_settings.content_type == "video/mp4"
     assert props.content_settings.content_disposition == 'attachment; filename="media.mp4"'
@@ -99,8 +86,9 @@ def test_an_abort_stops_the_staging_and_commits_nothing(
 ) -> None:
     payload = tmp_path / "media.mp4"
     payload.write_bytes(os.urandom(4 * 1024 * KiB))
-    name = f"{uuid.uuid4().hex}/media.mp4"
-    sink = ProcessBlobSink(process, target(azurite))
+    jid = uuid.uuid4().hex
+    name = f"{jid}/media.mp4"
+    sink = ProcessBlobSink(process, target(azurite, jid))
     progress: list[int] = []
     cancelled = JobError(ErrorCode.CANCELLED, "the job was cancelled")
 
@@ -111,43 +99,41 @@ def test_an_abort_stops_the_staging_and_commits_nothing(
     with pytest.raises(JobFailed) as raised:
         sink.stage(payload, name, lambda done, total: progress.append(done), checkpoint)
     assert raised.value.error == cancelled
-    assert visible(blob_service, name) == []
+    assert visible(blob_service, jid) == []
 
-    # The process is still usable afterwards, and the aborted name was never committed.
-    other = f"{uuid.uuid4().hex}/media.mp4"
+    # The process is still usable afterwards, and only what was committed then is there.
     small = tmp_path / "small.mp4"
     small.write_bytes(b"x" * 1000)
-    sink.commit(sink.stage(small, other, lambda d, t: None, lambda: None), BlobProperties("video/mp4", {}))
-    assert visible(blob_service, other) == [other]
-    assert visible(blob_service, name) == []
+    sink.commit(sink.stage(small, name, lambda d, t: None, lambda: None), BlobProperties("video/mp4", {}))
+    assert staged_media(blob_service, jid).download_blob().readall() == b"x" * 1000
 
 
-def test_a_malformed_connection_string_is_upload_failed_without_quoting_it(
-    azurite: Azurite, process: BlobProcess
-) -> None:
-    secret = f"AccountKey={AZURITE_KEY};nonsense"
+def test_a_malformed_sas_url_is_upload_failed_without_quoting_it(azurite: Azurite, process: BlobProcess) -> None:
+    secret = "sig=very-secret-signature"
     with pytest.raises(JobFailed) as raised:
-        ProcessBlobSink(process, target(azurite, connection_string=secret))
+        ProcessBlobSink(process, target(azurite, "j", media_url=f"not a url?{secret}"))
     assert raised.value.error.code == ErrorCode.UPLOAD_FAILED
-    assert AZURITE_KEY not in raised.value.error.message
-    assert AZURITE_KEY not in repr(target(azurite, connection_string=secret))
+    assert secret not in raised.value.error.message
+    assert "sig=" not in repr(target(azurite, "j"))
 
 
-def test_a_service_error_in_the_upload_process_is_upload_failed(
+def test_a_sas_the_service_refuses_is_upload_failed_not_retried(
     azurite: Azurite, process: BlobProcess, tmp_path: Path
 ) -> None:
     payload = tmp_path / "media.mp4"
     payload.write_bytes(b"x" * 1000)
-    sink = ProcessBlobSink(process, target(azurite, container="Not_A-Valid--Name"))
+    good = target(azurite, "j")
+    forged = good.media_url.replace("sig=", "sig=AAAA")  # type: ignore[union-attr]
+    sink = ProcessBlobSink(process, target(azurite, "j", media_url=forged))
     with pytest.raises(JobFailed) as raised:
-        sink.stage(payload, "a/media.mp4", lambda d, t: None, lambda: None)
-    assert raised.value.error.code == ErrorCode.UPLOAD_FAILED
+        sink.stage(payload, "j/media.mp4", lambda d, t: None, lambda: None)
+    assert (raised.value.error.code, raised.value.error.retryable) == (ErrorCode.UPLOAD_FAILED, False)
 
 
 def test_a_dead_upload_process_is_upload_failed(azurite: Azurite, process: BlobProcess, tmp_path: Path) -> None:
     payload = tmp_path / "media.mp4"
     payload.write_bytes(b"x" * 1000)
-    sink = ProcessBlobSink(process, target(azurite))
+    sink = ProcessBlobSink(process, target(azurite, "j"))
     assert process.pid is not None
     os.kill(process.pid, signal.SIGKILL)
     with pytest.raises(JobFailed) as raised:
@@ -160,9 +146,10 @@ def test_the_upload_process_ignores_sigterm_the_job_process_decides(
 ) -> None:
     payload = tmp_path / "media.mp4"
     payload.write_bytes(b"y" * 5000)
-    sink = ProcessBlobSink(process, target(azurite))  # answered: its signal handling is in place
+    jid = uuid.uuid4().hex
+    sink = ProcessBlobSink(process, target(azurite, jid))  # answered: its signal handling is in place
     assert process.pid is not None
     os.kill(process.pid, signal.SIGTERM)  # e.g. a signal sent to the whole process group
-    name = f"{uuid.uuid4().hex}/media.mp4"
-    sink.commit(sink.stage(payload, name, lambda d, t: None, lambda: None), BlobProperties("video/mp4", {}))
-    assert visible(blob_service, name) == [name]
+    staged = sink.stage(payload, f"{jid}/media.mp4", lambda d, t: None, lambda: None)
+    sink.commit(staged, BlobProperties("video/mp4", {}))
+    assert visible(blob_service, jid) == [staged_media(blob_service, jid).blob_name]

@@ -1,4 +1,5 @@
-"""The upload in two steps against a real Azurite: staged blocks are invisible until committed."""
+"""The upload in two steps against a real Azurite, through nothing but the attempt's SAS URLs:
+staged blocks are invisible until committed, and the committed blob is the staging blob."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.support.services import Azurite
+from tests.worker.conftest import STAGING, staged_media, upload_target
 from videojob.contract import ErrorCode, JobError
 from worker.blob_sink import MAX_BLOCKS, AzureBlobSink, BlobProperties, block_size_for
 from worker.errors import JobFailed
@@ -25,47 +27,40 @@ def payload(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sink_container(blob_service: BlobServiceClient) -> None:
-    if not blob_service.get_container_client("sink-tests").exists():
-        blob_service.create_container("sink-tests")
+def names(blob_service: BlobServiceClient, prefix: str) -> list[str]:
+    return [b.name for b in blob_service.get_container_client(STAGING).list_blobs(name_starts_with=prefix)]
 
 
-def sink(azurite: Azurite, container: str = "sink-tests") -> AzureBlobSink:
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    return AzureBlobSink(service, container, block_bytes=64 * KiB, concurrency=3)
-
-
-def names(blob_service: BlobServiceClient, container: str, prefix: str) -> list[str]:
-    return [b.name for b in blob_service.get_container_client(container).list_blobs(name_starts_with=prefix)]
-
-
-def test_staged_blocks_become_the_blob_only_on_commit(
+def test_staged_blocks_become_the_staging_blob_only_on_commit(
     azurite: Azurite, blob_service: BlobServiceClient, payload: Path
 ) -> None:
-    name = f"{uuid.uuid4().hex}/media.mp4"
+    jid = uuid.uuid4().hex
+    name = f"{jid}/My clip.mp4"
     progress: list[tuple[int, int]] = []
-    container = f"c{uuid.uuid4().hex[:12]}"  # does not exist yet: created on first use
-    target = sink(azurite, container)
+    target = AzureBlobSink(upload_target(azurite, jid))
 
     staged = target.stage(payload, name, lambda done, total: progress.append((done, total)), lambda: None)
-    assert names(blob_service, container, name) == [], "an uncommitted upload is visible"
+    assert names(blob_service, f"{jid}/") == [], "an uncommitted upload is visible"
     assert len(staged.block_ids) == 5  # 300 KiB + 123 bytes in 64 KiB blocks
     assert progress[-1] == (payload.stat().st_size, payload.stat().st_size)
 
     result = target.commit(staged, BlobProperties("video/mp4", {"jobid": "j1"}, 'attachment; filename="media.mp4"'))
-    data = blob_service.get_blob_client(container, name).download_blob().readall()
+    blob = staged_media(blob_service, jid)
+    data = blob.download_blob().readall()
     assert data == payload.read_bytes()
     assert result.sha256 == hashlib.sha256(data).hexdigest() and result.size_bytes == len(data)
-    props = blob_service.get_blob_client(container, name).get_blob_properties()
+    # The report proposes the final name in the output container; the app publishes it there.
+    assert (result.container, result.name) == ("downloads", name)
+    props = blob.get_blob_properties()
     assert props.content_settings.content_type == "video/mp4"
     assert props.metadata == {"jobid": "j1"}
+    assert names(blob_service, f"{jid}/") == [blob.blob_name]
 
 
 def test_a_cancelled_staging_stops_and_leaves_no_blob(
     azurite: Azurite, blob_service: BlobServiceClient, payload: Path
 ) -> None:
-    name = f"{uuid.uuid4().hex}/media.mp4"
+    jid = uuid.uuid4().hex
     calls = []
 
     def checkpoint() -> None:
@@ -73,21 +68,20 @@ def test_a_cancelled_staging_stops_and_leaves_no_blob(
         if len(calls) > 2:
             raise JobFailed(JobError(ErrorCode.CANCELLED, "the job was cancelled"))
 
-    target = sink(azurite)
+    target = AzureBlobSink(upload_target(azurite, jid))
     with pytest.raises(JobFailed):
-        target.stage(payload, name, lambda done, total: None, checkpoint)
+        target.stage(payload, f"{jid}/media.mp4", lambda done, total: None, checkpoint)
     assert len(calls) == 3, "staging went on after the checkpoint said stop"
-    assert names(blob_service, "sink-tests", name) == []
+    assert names(blob_service, f"{jid}/") == []
 
 
-def test_committing_again_replaces_the_blob(azurite: Azurite, blob_service: BlobServiceClient, tmp_path: Path) -> None:
-    name = f"{uuid.uuid4().hex}/media.mp4"
-    target = sink(azurite)
-    for content in (os.urandom(200 * KiB), os.urandom(70 * KiB)):
-        path = tmp_path / "f.bin"
-        path.write_bytes(content)
-        target.commit(target.stage(path, name, lambda d, t: None, lambda: None), BlobProperties("video/mp4", {}))
-    assert blob_service.get_blob_client("sink-tests", name).download_blob().readall() == content
+def test_a_record_goes_only_to_the_name_its_sas_names(azurite: Azurite, blob_service: BlobServiceClient) -> None:
+    jid = uuid.uuid4().hex
+    target = AzureBlobSink(upload_target(azurite, jid))
+    with pytest.raises(JobFailed) as raised:
+        target.put_record(f"{jid}/elsewhere.json", b"{}")
+    assert raised.value.error.code == ErrorCode.INTERNAL
+    assert names(blob_service, f"{jid}/") == []
 
 
 def test_huge_files_get_bigger_blocks_to_stay_under_the_block_limit() -> None:

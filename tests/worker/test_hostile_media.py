@@ -19,7 +19,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.support.services import REPO, Azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import FAST, worker_env
+from tests.worker.conftest import FAST, STAGING, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.output_blob import is_result_record
@@ -33,7 +33,7 @@ here instead of taking the machine down."""
 
 
 def blobs_of(blob_service: BlobServiceClient, job_id: str) -> dict[str, bytes]:
-    downloads = blob_service.get_container_client("downloads")
+    downloads = blob_service.get_container_client(STAGING)
     if not downloads.exists():
         return {}
     return {

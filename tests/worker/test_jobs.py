@@ -13,11 +13,11 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import FAST, TOKEN, sha256_of, worker_env
+from tests.worker.conftest import FAST, STAGING, TOKEN, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer, refused_port
 from videojob import container_env as E
 from videojob.contract import JobStatus
-from videojob.output_blob import result_record_name
+from videojob.output_blob import is_result_record, result_record_name
 from videojob.result_record import parse_record
 from worker.runner import main
 
@@ -85,7 +85,7 @@ def test_a_download_lands_in_blob_storage_as_reported(
     assert blob_info["contentType"] == content_type
     assert "?" not in blob_info["url"] and blob_info["url"].startswith(azurite.blob_endpoint)
 
-    blob = blob_service.get_blob_client("downloads", blob_info["name"])
+    blob = staged_media(blob_service, jid)  # the app publishes it under blob_info["name"]
     data = blob.download_blob().readall()
     props = blob.get_blob_properties()
     assert len(data) == blob_info["sizeBytes"]
@@ -101,14 +101,14 @@ def test_a_download_lands_in_blob_storage_as_reported(
         assert (media["width"], media["height"], media["videoCodec"]) == (320, 240, "h264")
     assert list(workspace.iterdir()) == [], "the work directory was left behind"
     # Recorded before it was reported (issue 12): the same outcome, signed with the job's token.
-    record = parse_record(blob_service.get_blob_client("downloads", result_record_name(jid, 1, None))
+    record = parse_record(blob_service.get_blob_client(STAGING, result_record_name(jid, 1, None))
                           .download_blob().readall(), job_id=jid, attempt=1, run=None, mac_key=TOKEN)
     assert (record.seq, record.result.to_wire()) == (event["seq"], event["result"])
 
 
 def media_blobs(container: Any, jid: str) -> list[str]:
-    """The job's blobs besides its result records (`<job>/.results/`)."""
-    return [b.name for b in container.list_blobs(name_starts_with=f"{jid}/") if "/.results/" not in b.name]
+    """The job's blobs besides its result records."""
+    return [b.name for b in container.list_blobs(name_starts_with=f"{jid}/") if not is_result_record(jid, b.name)]
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_a_failed_download_is_reported_with_its_code(
     assert event["state"] == "failed"
     assert event["error"]["code"] == code, event["error"]
     assert exit_code != 0
-    downloads = blob_service.get_container_client("downloads")
+    downloads = blob_service.get_container_client(STAGING)
     assert media_blobs(downloads, jid) == []
     # The outcome is recorded next to the output (issue 12), as the report says it.
     record = json.loads(downloads.download_blob(result_record_name(jid, 1, None)).readall())
@@ -195,6 +195,6 @@ def test_a_stream_only_ffmpeg_would_download_is_refused_before_ffmpeg_connects(
     assert event["error"]["code"] == "unsupported_url", event["error"]
     assert "ffmpeg" in event["error"]["message"]
     assert [r for r in media_server.requests[seen:] if ".ts" in r or "key.bin" in r] == [], "a segment was fetched"
-    downloads = blob_service.get_container_client("downloads")
+    downloads = blob_service.get_container_client(STAGING)
     assert not downloads.exists() or media_blobs(downloads, jid) == []
     assert list(workspace.iterdir()) == []

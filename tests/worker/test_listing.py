@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient
 from devhost.media import write_feed
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import FAST, TOKEN, worker_env
+from tests.worker.conftest import FAST, STAGING, TOKEN, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.contract import JobStatus, PlaylistEntry
@@ -65,11 +65,11 @@ def test_a_feed_is_listed_with_urls_and_titles_and_nothing_is_downloaded(
 
 
 def job_blobs(blob_service: BlobServiceClient, job_id: str) -> list[str]:
-    return [b.name for b in blob_service.get_container_client("downloads").list_blobs(name_starts_with=f"{job_id}/")]
+    return [b.name for b in blob_service.get_container_client(STAGING).list_blobs(name_starts_with=f"{job_id}/")]
 
 
 def recorded(blob_service: BlobServiceClient, job_id: str) -> JobStatus:
-    data = blob_service.get_blob_client("downloads", result_record_name(job_id, 1, None)).download_blob().readall()
+    data = blob_service.get_blob_client(STAGING, result_record_name(job_id, 1, None)).download_blob().readall()
     return parse_record(data, job_id=job_id, attempt=1, run=None, mac_key=TOKEN)
 
 
@@ -180,9 +180,10 @@ def test_write_feed_escapes_titles(tmp_path: Path):
     assert "A &amp; B" in text and "&lt;x&gt;" in text and "a=1&amp;b=2" in text
 
 
-def test_a_list_job_reaches_the_worker_through_the_create_input_and_the_spec():
+def test_a_list_job_reaches_the_worker_through_the_create_input_and_the_spec(azurite: Azurite):
     from datetime import UTC, datetime, timedelta
 
+    from activities.upload_grant import issue_upload_grant
     from videojob.activity_wire import CreateInput
     from videojob.container_env import parse_worker_env
     from videojob.container_spec import build_container_spec
@@ -190,7 +191,8 @@ def test_a_list_job_reaches_the_worker_through_the_create_input_and_the_spec():
     from videojob.settings import load_settings
 
     settings = load_settings(environ={"CONTAINER_BACKEND": "local", "CALLBACK_BASE_URL": "http://127.0.0.1:7071",
-                                      "CALLBACK_SIGNING_KEY": "k" * 40, "OUTPUT_CONNECTION_STRING": "x=y"})
+                                      "CALLBACK_SIGNING_KEY": "k" * 40,
+                                      "OUTPUT_CONNECTION_STRING": azurite.connection_string})
     now = datetime(2026, 1, 1, tzinfo=UTC)
     request = DownloadRequest(url="https://www.youtube.com/playlist?list=PL1")
     listing = CreateInput.from_wire(CreateInput("b-list", request, now, now + timedelta(hours=1),
@@ -199,10 +201,11 @@ def test_a_list_job_reaches_the_worker_through_the_create_input_and_the_spec():
 
     def env_of(job: CreateInput) -> dict[str, str]:
         spec = build_container_spec(job.request, settings, job.job_id, job.created_at, job.deadline, job.attempt,
-                                    mode=job.mode, max_items=job.max_items)
+                                    mode=job.mode, max_items=job.max_items, upload=issue_upload_grant(settings, job))
         return spec.environment()
 
     listed = parse_worker_env(env_of(listing))
     assert (listed.mode, listed.max_items) == ("list", 7)
+    assert listed.media_upload_url is None and listed.record_upload_url  # a listing stores no media
     assert "mode" not in download.to_wire() and E.JOB_MODE not in env_of(download)
     assert parse_worker_env(env_of(download)).mode == "download"

@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.services import AZURITE_KEY, REPO, Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import TOKEN, sha256_of, worker_env
+from tests.worker.conftest import STAGING, TOKEN, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.output_blob import is_result_record
@@ -71,9 +71,8 @@ def test_the_worker_process_downloads_uploads_reports_and_exits_0(
     media_server: MediaServer, callbacks: CallbackReceiver, azurite: Azurite, blob_service: BlobServiceClient,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    env = worker_env(
-        job_id=uuid.uuid4().hex, url=media_server.url("dash/manifest.mpd"), callbacks=callbacks, azurite=azurite
-    )
+    jid = uuid.uuid4().hex
+    env = worker_env(job_id=jid, url=media_server.url("dash/manifest.mpd"), callbacks=callbacks, azurite=azurite)
     proc = start_worker(env, tmp_path / "tmp")
     uploader = upload_process_of(proc)
     out, err = proc.communicate(timeout=120)
@@ -82,10 +81,12 @@ def test_the_worker_process_downloads_uploads_reports_and_exits_0(
     assert gone([uploader])
     last = callbacks.accepted()[-1]
     assert last["state"] == "succeeded"
-    data = blob_service.get_blob_client("downloads", last["result"]["blob"]["name"]).download_blob().readall()
+    data = staged_media(blob_service, jid).download_blob().readall()
     assert sha256_of(data) == last["result"]["blob"]["sha256"]
     logs = (out + err).decode()
     assert TOKEN not in logs and AZURITE_KEY not in logs, "a secret reached the logs"
+    sas = [env[E.STAGING_MEDIA_URL].split("?", 1)[1], env[E.STAGING_RECORD_URL].split("?", 1)[1]]
+    assert not any(s in logs for s in sas), "a SAS reached the logs"
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -143,7 +144,7 @@ def test_media_failing_verification_is_never_committed_by_the_upload_process(
     assert proc.returncode == 1, err.decode()
     last = callbacks.accepted()[-1]
     assert (last["state"], last["error"]["code"]) == ("failed", "no_audio")
-    downloads = blob_service.get_container_client("downloads")
+    downloads = blob_service.get_container_client(STAGING)
     assert not downloads.exists() or [
         b.name for b in downloads.list_blobs(name_starts_with=jid) if not is_result_record(jid, b.name)
     ] == []

@@ -24,7 +24,7 @@ from yt_dlp.version import __version__ as YTDLP_VERSION
 
 from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
-from tests.worker.conftest import FAST, worker_env
+from tests.worker.conftest import FAST, staged_media, worker_env
 from tests.worker.forward_proxy import ForwardProxy, run_forward_proxy
 from tests.worker.media_server import GATE_COOKIE_NAME, GATE_COOKIE_VALUE, MediaServer
 from videojob import container_env as E
@@ -123,7 +123,7 @@ def test_with_the_cookies_file_the_job_succeeds_and_the_cookies_stay_secret(
     assert (mounted.read_bytes(), os.stat(mounted).st_mtime_ns) == before
     assert list(workspace.iterdir()) == []
     # No cookie value in a log line, an event, the output, the blob or its metadata.
-    blob = blob_service.get_blob_client("downloads", event["result"]["blob"]["name"])
+    blob = staged_media(blob_service, jid)
     props = blob.get_blob_properties()
     places = {
         "logs": caplog.text,
