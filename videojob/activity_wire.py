@@ -349,7 +349,7 @@ def parse_publish_input(d: Any) -> PublishInput:
         raise ValueError("the input must be an object")
     from .instances import is_url_safe_instance_id  # instances -> batching -> this module
 
-    job_id, attempt, run = parse_record_input(d)
+    job_id, attempt, run = _attempt_ref(d)
     if not is_url_safe_instance_id(job_id):
         raise ValueError("the input needs a valid 'jobId'")
     container, name, size, sha = d.get("container"), d.get("name"), d.get("sizeBytes"), d.get("sha256")
@@ -397,18 +397,24 @@ def record_input(job_id: str, attempt: int, run: str | None, deadline: datetime)
     return {"jobId": job_id, "attempt": attempt, "run": run, "deadline": format_utc(deadline)}
 
 
-def parse_record_input(d: Any) -> tuple[str, int, str | None, datetime]:
-    """(job id, attempt, run, deadline) of a `read_result_record` input; ValueError when malformed."""
+def _attempt_ref(d: Any) -> tuple[str, int, str | None]:
+    """(job id, attempt, run) named by an activity input; ValueError when malformed."""
     if not isinstance(d, dict) or not isinstance(d.get("jobId"), str):
         raise ValueError("'jobId' is required")
     attempt = d.get("attempt")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_JOB_ATTEMPTS:
         raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_JOB_ATTEMPTS}")
+    return d["jobId"], attempt, _run(d.get("run"))
+
+
+def parse_record_input(d: Any) -> tuple[str, int, str | None, datetime]:
+    """(job id, attempt, run, deadline) of a `read_result_record` input; ValueError when malformed."""
+    job_id, attempt, run = _attempt_ref(d)
     try:
         deadline = parse_utc(d["deadline"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError("'deadline' must be a UTC time") from e
-    return d["jobId"], attempt, _run(d.get("run")), deadline
+    return job_id, attempt, run, deadline
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Canonical unpadded base64url only: a text whose spare bits are set decodes to the same bytes
+    as another text, so a token would have several spellings (ValueError)."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:

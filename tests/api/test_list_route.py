@@ -156,7 +156,8 @@ def _forged_tokens(signing_key: str) -> dict[str, str]:
     key = token_key(signing_key)
     real = encode_list_token(key, ListQuery(), f"t{'0' * 13}-{'a' * 32}")
     payload, mac = real.split(".")
-    flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
+    flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")  # also a spelling whose spare bits differ
+    flipped_inside = mac[:5] + ("A" if mac[5] != "A" else "B") + mac[6:]
     tampered = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     tampered["after"] = f"t{'9' * 13}-{'b' * 32}"
     return {
@@ -169,7 +170,8 @@ def _forged_tokens(signing_key: str) -> dict[str, str]:
         "the old envelope, another version": _b64(b'{"v": 2, "host": "x"}'),
         "too long": "A" * 5000,
         "payload without a MAC": payload,
-        "a MAC that does not match": f"{payload}.{flipped}",
+        "a MAC that does not match": f"{payload}.{flipped_inside}",
+        "a MAC's last character changed": f"{payload}.{flipped}",
         "a tampered payload under the old MAC": f"{_b64(json.dumps(tampered).encode())}.{mac}",
         "signed with another key": encode_list_token(token_key("x" * 48), ListQuery(), f"t{'0' * 13}-{'a' * 32}"),
         "issued for another filter": encode_list_token(key, ListQuery(status=StatusGroup.FAILED),
