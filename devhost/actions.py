@@ -81,7 +81,8 @@ class NewEntityMessage:
         return self.target.split("@", 2)[2]
 
     def request(self) -> str:
-        return H.entity_request(self.operation, self.input, self.request_id, self.parent or None, None, self.signal)
+        return H.entity_request(self.operation, H.request_input_from_action(self.input), self.request_id,
+                                self.parent or None, None, self.signal)
 
 
 @dataclass
@@ -193,7 +194,7 @@ class _Walk:
         if recorded.get("op") != operation or bool(recorded.get("signal")) != signal:
             raise _differs(task_id, "entity operation", (recorded.get("op"), bool(recorded.get("signal"))),
                            (operation, signal))
-        self._same(task_id, "input", recorded.get("input"), value)
+        self._same(task_id, "input", recorded.get("input"), H.request_input_from_action(value))
         return task_id
 
     def retrying(self, action: dict[str, Any], schedule: Callable[[], int]) -> None:

@@ -38,6 +38,8 @@ from .episode import CONTINUED_AS_NEW, Decision, decide
 from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
 from .store import (
     RUNNING,
+    EntityPage,
+    EntityQuery,
     EpisodeResult,
     Instance,
     InstanceQuery,
@@ -117,7 +119,14 @@ class Engine:
             return Answer(400, {"Message": "One or more of the arguments submitted is incorrect",
                                 "ExceptionMessage": message})
         if not self.store.create(instance_id, name, value, self.clock()):
-            return Answer(409, {"Message": f"An instance with ID '{instance_id}' already exists."})
+            # DTFx refuses an active instance's id (the extension's default dedupe statuses) with
+            # an InvalidOperationException, which HttpApiHandler answers 500.
+            existing = self.store.get(instance_id)
+            status = existing.status if existing else "Running"
+            refusal = f"An Orchestration instance with the status {status} already exists."
+            return Answer(500, {"Message": "Something went wrong while processing your request",
+                                "ExceptionMessage": refusal,
+                                "ExceptionType": "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"})
         self.kick(instance_id)
         return Answer(202, {"id": instance_id})
 
@@ -159,12 +168,20 @@ class Engine:
             self._disarm_instance(instance_id)
         return Answer(200, {"instancesDeleted": len(purged)}) if purged else Answer(404)
 
-    def signal_entity(self, name: str, key: str, operation: str, value_text: str | None) -> Answer:
-        """A client's signal: queued, answered 202 (as the extension's entity HTTP API)."""
+    def signal_entity(self, name: str, key: str, operation: str, request_input: str | None) -> Answer:
+        """A client's signal (`request_input`: the `RequestMessage.Input`): queued, 202; an entity
+        name the app does not define is 400 (the extension's `ThrowIfFunctionDoesNotExist`)."""
+        if name.lower() not in self.index.entities:
+            return Answer(400, {"Message": unknown_entity_message(name, self.index.entities)})
         target = entity_id(name, key)
-        self.store.signal_entity(target, H.entity_request(operation, value_text, str(uuid.uuid4()), None, None, True))
+        request = H.entity_request(operation, request_input, str(uuid.uuid4()), None, None, True)
+        self.store.signal_entity(target, request)
         self.kick_entity(target)
         return Answer(202)
+
+    def list_entities(self, name: str, query: EntityQuery, page_size: int, token: str | None) -> EntityPage:
+        """Existing entities named `name` (any name when empty), in entity-id order."""
+        return self.store.query_entities(name.lower(), query, page_size, token)
 
     def entity_state(self, name: str, key: str) -> Answer:
         """200 with the state, or 404 when the entity does not exist."""
@@ -399,6 +416,14 @@ class Engine:
     def _disarm_instance(self, instance_id: str) -> None:
         for key in [k for k in self._timers if k[0] == instance_id]:
             self._timers.pop(key).cancel()
+
+
+def unknown_entity_message(name: str, known: dict[str, Any]) -> str:
+    """The extension's `GetInvalidEntityFunctionMessage` (DurableTaskExtension.cs)."""
+    message = f"The function '{name}' doesn't exist, is disabled, or is not an entity function. Additional info: "
+    if known:
+        return message + "The following are the known entity functions: '" + "', '".join(known) + "'."
+    return message + "No entity functions are currently registered!"
 
 
 def _entity_ops(decision: Decision) -> tuple[PendingEntityOp, ...]:

@@ -136,7 +136,9 @@ def event_sent(at: datetime, event_id: int, target_instance_id: str, request_tex
 
 def entity_request(operation: str, input_text: str | None, request_id: str, parent: str | None,
                    parent_execution: str | None, signal: bool) -> str:
-    """The extension's `RequestMessage` JSON (EntityScheduler/RequestMessage.cs)."""
+    """The extension's `RequestMessage` JSON (EntityScheduler/RequestMessage.cs). `input_text` is
+    its `Input` exactly as the extension sets it (`request_input_from_action`,
+    `request_input_from_http`): the entity trigger receives it unchanged."""
     message: dict[str, Any] = {"op": operation, "id": request_id}
     if signal:
         message["signal"] = True
@@ -146,6 +148,23 @@ def entity_request(operation: str, input_text: str | None, request_id: str, pare
         message["parent"] = parent
         message["parentExecution"] = parent_execution
     return json.dumps(message)
+
+
+def request_input_from_action(action_input: str | None) -> str | None:
+    """`RequestMessage.Input` for an orchestration's `call_entity` / `signal_entity`: the SDK's
+    action carries the input as JSON text (a string), and `RequestMessage.SetInput` serializes
+    that string once more (`MessagePayloadDataConverter.Serialize` of a non-JToken object)."""
+    return None if action_input is None else json.dumps(action_input)
+
+
+def request_input_from_http(body: str, media_type: str) -> str:
+    """`RequestMessage.Input` for a signal through the entity HTTP API (HttpApiHandler
+    `HandlePostEntityOperationRequestAsync`): an `application/json` body is parsed into a JSON
+    token and written back as is (`JToken.ToString(Formatting.None)`); any other body is a string,
+    serialized as one. Raises ValueError for a JSON body that does not parse."""
+    if media_type.lower() == "application/json":
+        return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(body, ensure_ascii=False)
 
 
 def entity_response(result_text: str | None, is_error: bool) -> str:

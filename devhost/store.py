@@ -99,6 +99,31 @@ class BadContinuationToken(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class EntityQuery:
+    """The filters of the entity HTTP API's listing (`GET entities/{name}`)."""
+
+    last_operation_from: datetime | None = None
+    last_operation_to: datetime | None = None
+    fetch_state: bool = False
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    name: str
+    key: str
+    last_operation: datetime
+    state: str | None
+    """JSON text (None when not fetched)."""
+
+
+@dataclass(frozen=True)
+class EntityPage:
+    entities: tuple[EntityRecord, ...]
+    continuation_token: str | None
+    """Opaque; None on the last page."""
+
+
 def _sortable_stamp(t: datetime) -> str:
     """A bound in the stored `created` format (which sorts as text), whatever the year."""
     t = t.astimezone(UTC)
@@ -519,6 +544,32 @@ class Store:
         rows = self._query("SELECT seq, request FROM entity_ops WHERE entity_id=? ORDER BY seq LIMIT ?",
                            (target, limit))
         return [(seq, json.loads(r)) for seq, r in rows]
+
+    def query_entities(self, name: str, query: EntityQuery, page_size: int, token: str | None = None) -> EntityPage:
+        """One page of existing entities (named `name`, lowercase; any when empty) in entity-id
+        order, as the Azure Storage provider lists them (PartitionKey = `@name@key`)."""
+        clauses, args = ["present = 1"], []
+        if name:
+            clauses.append("substr(id, 1, ?) = ?")
+            args.extend((len(name) + 2, f"@{name}@"))
+        if query.last_operation_from is not None:
+            clauses.append("updated >= ?")
+            args.append(_sortable_stamp(query.last_operation_from))
+        if query.last_operation_to is not None:
+            clauses.append("updated <= ?")
+            args.append(_sortable_stamp(query.last_operation_to))
+        if token is not None:
+            _, after = _decode_token(token)
+            clauses.append("id > ?")
+            args.append(after)
+        rows = self._query(
+            f"SELECT id, name, key, state, updated FROM entities WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
+            [*args, page_size + 1],
+        )
+        page = rows[:page_size]
+        records = tuple(EntityRecord(n, k, H.parse_timestamp(u), st if query.fetch_state else None)
+                        for _, n, k, st, u in page)
+        return EntityPage(records, _encode_token("", page[-1][0]) if len(rows) > page_size else None)
 
     def entities_with_ops(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT entity_id FROM entity_ops")]

@@ -182,6 +182,36 @@ def counter(context: df.DurableEntityContext) -> None:
     context.set_state(value)
 
 
+@app.entity_trigger(context_name="context", entity_name="Recorder")
+def recorder(context: df.DurableEntityContext) -> None:
+    """Keeps what each operation received: its name, its input (or why `get_input` failed) and the
+    input's Python type."""
+    seen = context.get_state(lambda: [])
+    try:
+        value = context.get_input()
+        seen.append({"op": context.operation_name, "input": value, "type": type(value).__name__})
+    except Exception as e:
+        seen.append({"op": context.operation_name, "error": type(e).__name__})
+    context.set_state(seen)
+
+
+@app.route(route="signal/{name}/{key}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.durable_client_input(client_name="client")
+async def signal(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The Python client's `signal_entity` with the request's JSON body as the input."""
+    entity = df.EntityId(req.route_params["name"], req.route_params["key"])
+    await client.signal_entity(entity, req.params.get("op", "record"), req.get_json())
+    return func.HttpResponse(status_code=202)
+
+
+@app.orchestration_trigger(context_name="context")
+def recording(context: df.DurableOrchestrationContext):
+    """Signals the recorder named by `key` with `value` (an orchestration's `signal_entity`)."""
+    args = context.get_input()
+    context.signal_entity(df.EntityId("recorder", args["key"]), "record", args["value"])
+    yield context.call_activity("echo", {"signalled": args["key"]})
+
+
 @app.orchestration_trigger(context_name="context")
 def counting(context: df.DurableOrchestrationContext):
     """Signals `add` (fire and forget), then calls `add` and `get` on the counter named by `key`;

@@ -130,11 +130,15 @@ def test_entity_function_through_the_sdk_entry_point():
     assert entity.name == slots.ENTITY_NAME
 
     def op(name: str, value: object) -> tuple[str, str, bool]:
-        return name, json.dumps(value), False
+        return name, request_input(value), False
+
+    def request_input(value: object) -> str:  # RequestMessage.Input: the SDK's JSON text serialized once more
+        return json.dumps(json.dumps(value))
 
     arrived = slots.format_utc(T0)
     batch = [op("acquire", {"id": j, "arrived": arrived, "capacity": 2}) for j in ("a", "b", "c")]
-    batch += [("release", json.dumps({"id": "a"}), True), op("acquire", {"id": "c", "arrived": arrived, "capacity": 2}),
+    batch += [("release", request_input({"id": "a"}), True),
+              op("acquire", {"id": "c", "arrived": arrived, "capacity": 2}),
               op("acquire", {"id": "bad id!", "arrived": arrived, "capacity": 2})]
     outcome = run_entity(entity, entity_batch_json("job_slots", "global", False, None, batch))
 
