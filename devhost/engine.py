@@ -43,6 +43,7 @@ from .store import (
     EpisodeResult,
     Instance,
     InstanceQuery,
+    OrphanActivity,
     PendingActivity,
     PendingChild,
     PendingEntityOp,
@@ -93,6 +94,8 @@ class Engine:
             self._arm(t)
         for a in self.store.pending_activities():
             self._start_activity(a)
+        for orphan in self.store.pending_orphan_activities():
+            self._spawn(self._orphan_activity(orphan))
         for instance_id in self.store.instances_with_inbox():
             self.kick(instance_id)
         for target in self.store.entities_with_ops():
@@ -299,17 +302,25 @@ class Engine:
             self._start_activity(a)
 
     def _continue_as_new(self, instance_id: str, consumed: tuple[int, ...], decision: Decision, now: datetime) -> None:
-        """A new execution of the instance: the old one's timers, activities and unconsumed
-        results are dropped, its children left to run alone (see `episode`)."""
+        """A new execution of the instance. What the last episode scheduled is sent, as DTFx sends
+        it: its activities run (results dropped), its children start (outcome dropped), its
+        entity messages go; its timers would fire into an execution that is gone, so they are not
+        armed. The old execution's earlier timers, activities and unconsumed results are dropped."""
         assert decision.next_execution is not None
-        if decision.activities or decision.timers or decision.children:
-            log.warning("instance %s continued as new: the work its last episode scheduled is dropped", instance_id)
         ops = _entity_ops(decision)
-        if not self.store.continue_as_new(instance_id, consumed, decision.next_execution,
-                                          decision.custom_status, now, ops):
+        activities = tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities)
+        children = tuple(PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input)
+                         for c in decision.children)
+        orphans = self.store.continue_as_new(instance_id, consumed, decision.next_execution,
+                                             decision.custom_status, now, ops, activities, children)
+        if orphans is None:
             return
         for op in ops:
             self.kick_entity(op.entity_id)
+        for child in children:
+            self.kick(child.instance_id)
+        for orphan in orphans:
+            self._spawn(self._orphan_activity(orphan))
         log.info("instance %s continued as new", instance_id)
         self._disarm_instance(instance_id)
         self.kick(instance_id)
@@ -396,6 +407,14 @@ class Engine:
                 event = H.task_completed(now, a.task_id, outcome.result)
         if self.store.finish_activity(a.instance_id, a.task_id, event):
             self.kick(a.instance_id)
+
+    async def _orphan_activity(self, a: OrphanActivity) -> None:
+        activity = self.index.activities.get(a.name)
+        if activity is not None:
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool, run_activity, activity, a.input)
+            log.info("activity %s of an earlier execution of %s ended (%s); its result is dropped",
+                     a.name, a.instance_id, "failed" if outcome.failed else "completed")
+        self.store.finish_orphan_activity(a.seq)
 
     # -- timers -------------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS entities (
 CREATE TABLE IF NOT EXISTS entity_ops (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, entity_id TEXT NOT NULL, request TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS entity_ops_by_entity ON entity_ops (entity_id, seq);
+CREATE TABLE IF NOT EXISTS orphan_activities (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, name TEXT NOT NULL, input TEXT);
 """
 _INSTANCE_COLUMNS = "id,name,status,input,output,custom_status,created,updated"
 
@@ -173,6 +175,17 @@ class PendingTimer:
 class PendingActivity:
     instance_id: str
     task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True)
+class OrphanActivity:
+    """An activity scheduled by the episode that continued as new: it runs (DTFx sent its message),
+    and its result is dropped (it answers the old execution)."""
+
+    seq: int
+    instance_id: str
     name: str
     input: str | None
 
@@ -466,19 +479,25 @@ class Store:
         return True
 
     def continue_as_new(self, instance_id: str, consumed: Iterable[int], started: dict[str, Any],
-                        custom_status: Any, now: datetime, entity_messages: Iterable[PendingEntityOp] = ()) -> bool:
+                        custom_status: Any, now: datetime, entity_messages: Iterable[PendingEntityOp] = (),
+                        activities: Iterable[PendingActivity] = (), children: Iterable[PendingChild] = (),
+                        ) -> list[OrphanActivity] | None:
         """Start the instance's next execution (ContinueAsNew), unless it was terminated or purged
         meanwhile: a fresh history whose first event is `started`; the custom status carries over.
         Events the old execution consumed go with its history; of the ones that arrived during
         its last episode, raised events reach the new execution and task results are dropped (they
         answer the old one). Its timers and activities go, and its children are no longer its
         own: they run to their end, their outcome dropped (DTFx drops it too: it names the old
-        execution)."""
+        execution). What the last episode scheduled is still sent, as DTFx sends it: `activities`
+        become orphans (run, their result dropped; returned to be started) and `children` start
+        unlinked. None when the instance ended meanwhile."""
         with self._tx() as db:
             row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
             if row is None or row[0] in TERMINAL_STATUSES:
-                return False
+                return None
             db.executemany("DELETE FROM inbox WHERE seq=?", [(seq,) for seq in consumed])
+            for child in children:  # first: a refused child's failure is a stale answer, dropped below
+                self._start_child(db, child, now)
             rows = db.execute("SELECT seq, event FROM inbox WHERE instance_id=?", (instance_id,)).fetchall()
             stale = [(seq,) for seq, event in rows if json.loads(event)["EventType"] != HistoryEventType.EVENT_RAISED]
             db.executemany("DELETE FROM inbox WHERE seq=?", stale)
@@ -486,12 +505,24 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
             db.execute("DELETE FROM parents WHERE parent_id=?", (instance_id,))
             self._queue_entity_ops(db, entity_messages)
+            orphans = [OrphanActivity(db.execute(
+                "INSERT INTO orphan_activities (instance_id, name, input) VALUES (?,?,?)",
+                (instance_id, a.name, a.input)).lastrowid or 0, instance_id, a.name, a.input) for a in activities]
             db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(started)))
             db.execute(
                 "UPDATE instances SET status=?, input=?, output=NULL, custom_status=?, updated=? WHERE id=?",
                 (RUNNING, _dump(started["Input"]), _dump(custom_status), H.format_timestamp(now), instance_id),
             )
-        return True
+        return orphans
+
+    def pending_orphan_activities(self) -> list[OrphanActivity]:
+        rows = self._query("SELECT seq, instance_id, name, input FROM orphan_activities")
+        return [OrphanActivity(*r) for r in rows]
+
+    def finish_orphan_activity(self, seq: int) -> None:
+        """An orphan ran: its result answers an execution that is gone."""
+        with self._tx() as db:
+            db.execute("DELETE FROM orphan_activities WHERE seq=?", (seq,))
 
     # -- activities and timers -------------------------------------------------------------
 

@@ -139,6 +139,30 @@ def gated_generations(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def handing_over(context: df.DurableOrchestrationContext):
+    """Generation 1 waits for Go, then, in the same episode (Also was raised before Go), schedules an
+    activity that touches `touch`, a child `<id>-child` and a day-long timer, and continues as new
+    at once; generation 2 returns."""
+    args = context.get_input()
+    if args["generation"] == 1:
+        yield context.wait_for_external_event("Go")
+        work = [context.call_activity("touch", args["touch"]),
+                context.call_sub_orchestrator("child", {"echo": "orphan"}, f"{context.instance_id}-child"),
+                context.create_timer(context.current_utc_datetime + timedelta(days=1)),
+                context.wait_for_external_event("Also")]
+        yield context.task_any(work)
+        context.continue_as_new({"generation": 2, "touch": args["touch"]})
+        return None
+    return {"generation": 2}
+
+
+@app.activity_trigger(input_name="path")
+def touch(path: str) -> str:
+    Path(path).write_text("touched")
+    return path
+
+
+@app.orchestration_trigger(context_name="context")
 def renewing_child(context: df.DurableOrchestrationContext):
     """Sleeps a moment and continues as new until `left` reaches 0, then returns its last input."""
     args = context.get_input() or {}

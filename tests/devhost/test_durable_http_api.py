@@ -262,3 +262,27 @@ def test_a_replay_that_schedules_an_activity_with_another_input_fails_the_instan
 
     assert done["runtimeStatus"] == "Failed"
     assert "Non-Deterministic workflow detected" in done["output"] and "input" in done["output"]
+
+
+def test_work_scheduled_in_the_episode_that_continues_as_new_is_sent(sample: SampleHost, tmp_path):
+    """DTFx sends every message of the episode that continues as new: activities (messagesToSend),
+    sub-orchestrations (orchestratorMessages) and timers (timerMessages) are gathered across the
+    `do ... while (continuedAsNew)` loop and all passed to CompleteTaskOrchestrationWorkItemAsync
+    (Azure/durabletask@5217032, src/DurableTask.Core/TaskOrchestrationDispatcher.cs:491-520,
+    677, 714-720); only the completion message itself is kept back (530-533). Their answers name
+    the old execution, which no longer waits."""
+    touched = tmp_path / "touched"
+    job = start(sample, "handing_over", {"generation": 1, "touch": str(touched)})
+    raise_url = job.links["sendEventPostUri"]
+
+    assert http("POST", raise_url.replace("{eventName}", "Also"), {})[0] == 202
+    assert http("POST", raise_url.replace("{eventName}", "Go"), {})[0] == 202
+    done = job.wait_done(timeout=60)
+    child_url = job.links["statusQueryGetUri"].replace(job.id, f"{job.id}-child")
+
+    assert done["runtimeStatus"] == "Completed" and done["output"] == {"generation": 2}
+    end = time.monotonic() + 60
+    while not (touched.exists() and http("GET", child_url)[1]["runtimeStatus"] == "Completed"):
+        assert time.monotonic() < end, "the activity or the child of the handing-over episode never ran"
+        time.sleep(0.1)
+    assert http("GET", child_url)[1]["output"]["echo"] == "orphan"
