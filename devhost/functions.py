@@ -103,8 +103,12 @@ def find_app(module: Any) -> func.FunctionRegister:
 
 
 def load_index(module_name: str = "function_app", route_prefix: str = "api") -> FunctionIndex:
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
+    """Index the app defined by `module_name`, imported from the current folder first (ahead of
+    anything else on `sys.path` under the same name)."""
+    cwd = str(Path.cwd())
+    if cwd in sys.path:
+        sys.path.remove(cwd)
+    sys.path.insert(0, cwd)
     app = find_app(importlib.import_module(module_name))
     http: list[HttpFunction] = []
     timers: list[TimerFunction] = []
