@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any
 
 from . import history as H
+from .actions import NewSubOrchestration
 from .episode import CONTINUED_AS_NEW, Decision, decide
 from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
 from .store import (
@@ -72,8 +73,11 @@ class Answer:
 
 class Engine:
     def __init__(self, store: Store, index: FunctionIndex, *, max_activity_threads: int = 10,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, default_version: str | None = None):
+        """`default_version`: host.json's `extensions.durableTask.defaultVersion`, the version of
+        instances and sub-orchestrations started without one."""
         self.store = store
+        self.default_version = default_version
         self.index = index
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max_activity_threads, thread_name_prefix="activity")
@@ -116,12 +120,13 @@ class Engine:
 
     # -- client operations ---------------------------------------------------------------------
 
-    def start_new(self, name: str, instance_id: str, value: Any) -> Answer:
+    def start_new(self, name: str, instance_id: str, value: Any, version: str | None = None) -> Answer:
         if name not in self.index.orchestrators:
             message = f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
             return Answer(400, {"Message": "One or more of the arguments submitted is incorrect",
                                 "ExceptionMessage": message})
-        if not self.store.create(instance_id, name, value, self.clock()):
+        version = self.default_version if version is None else version
+        if not self.store.create(instance_id, name, value, self.clock(), version):
             # DTFx refuses an active instance's id (the extension's default dedupe statuses) with
             # an InvalidOperationException, which HttpApiHandler answers 500.
             existing = self.store.get(instance_id)
@@ -276,9 +281,7 @@ class Engine:
             consumed, decision.appended, decision.status, decision.output, decision.custom_status,
             activities=tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities),
             timers=tuple(PendingTimer(instance_id, t.timer_id, t.fire_at) for t in decision.timers),
-            children=tuple(
-                PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input) for c in decision.children
-            ),
+            children=tuple(self._child(instance_id, c) for c in decision.children),
             entity_messages=_entity_ops(decision),
         )
         if not self.store.commit_episode(instance_id, result, now):
@@ -309,8 +312,7 @@ class Engine:
         assert decision.next_execution is not None
         ops = _entity_ops(decision)
         activities = tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities)
-        children = tuple(PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input)
-                         for c in decision.children)
+        children = tuple(self._child(instance_id, c) for c in decision.children)
         orphans = self.store.continue_as_new(instance_id, consumed, decision.next_execution,
                                              decision.custom_status, now, ops, activities, children)
         if orphans is None:
@@ -324,6 +326,12 @@ class Engine:
         log.info("instance %s continued as new", instance_id)
         self._disarm_instance(instance_id)
         self.kick(instance_id)
+
+    def _child(self, parent_id: str, c: NewSubOrchestration) -> PendingChild:
+        """A sub-orchestration to start: the version its action names, else the default version at
+        the time it is created."""
+        version = self.default_version if c.version is None else c.version
+        return PendingChild(parent_id, c.task_id, c.instance_id, c.name, c.input, version)
 
     def _kick_parent(self, instance_id: str) -> None:
         parent = self.store.parent_of(instance_id)

@@ -163,7 +163,10 @@ def decide(
         return Decision(appended, RUNNING, None, custom, state, **work)
     if plan.continues_as_new:
         started = next(e for e in history if e["EventType"] == E.EXECUTION_STARTED)
-        next_execution = H.execution_started(now, name, plan.next_input, started.get("ParentInstance"))
+        # The version carries over (TaskOrchestrationDispatcher: `NewVersion ?? runtimeState.Version`;
+        # the out-of-process ContinueAsNew action names none).
+        next_execution = H.execution_started(now, name, plan.next_input, started.get("ParentInstance"),
+                                             started.get("Version"))
         appended = (*new, *scheduled, H.continued_as_new(now, plan.next_input))
         return Decision(appended, CONTINUED_AS_NEW, None, custom, state, next_execution=next_execution, **work)
     output = state.get("output")

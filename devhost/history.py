@@ -55,8 +55,11 @@ def orchestrator_completed(at: datetime) -> dict[str, Any]:
     return _event(E.ORCHESTRATOR_COMPLETED, at)
 
 
-def execution_started(at: datetime, name: str, value: Any, parent: dict[str, Any] | None = None) -> dict[str, Any]:
-    event = _event(E.EXECUTION_STARTED, at, Name=name, Input=input_text(value), Version=None)
+def execution_started(at: datetime, name: str, value: Any, parent: dict[str, Any] | None = None,
+                      version: str | None = None) -> dict[str, Any]:
+    """`Version` is what the SDK's `context.version` reads (DurableOrchestrationContext
+    `_extract_version_from_history`)."""
+    event = _event(E.EXECUTION_STARTED, at, Name=name, Input=input_text(value), Version=version)
     if parent is not None:
         event["ParentInstance"] = parent
     return event
@@ -87,9 +90,10 @@ def task_failed(at: datetime, task_id: int, reason: str, details: str | None) ->
     return _event(E.TASK_FAILED, at, TaskScheduledId=task_id, Reason=reason, Details=details)
 
 
-def sub_orchestration_created(at: datetime, task_id: int, name: str, instance_id: str, value: str | None
-                              ) -> dict[str, Any]:
-    return _event(E.SUB_ORCHESTRATION_INSTANCE_CREATED, at, task_id, Name=name, InstanceId=instance_id, Input=value)
+def sub_orchestration_created(at: datetime, task_id: int, name: str, instance_id: str, value: str | None,
+                              version: str | None = None) -> dict[str, Any]:
+    return _event(E.SUB_ORCHESTRATION_INSTANCE_CREATED, at, task_id, Name=name, InstanceId=instance_id, Input=value,
+                  Version=version)
 
 
 def sub_orchestration_completed(at: datetime, task_id: int, result: str | None) -> dict[str, Any]:

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     index = load_index(args.app, config.route_prefix(host))
     install_local_backend(args.state_dir.resolve())
     store = Store(args.state_dir / "durable.sqlite3")
-    engine = Engine(store, index)
+    engine = Engine(store, index, default_version=config.default_version(host))
     api = DurableApi(engine, config.hub_name(host))
     app = build_app(index, engine, api, args.port)
     log.info("devhost: %d HTTP, %d orchestrator, %d activity, %d timer functions on http://127.0.0.1:%d",

@@ -200,6 +200,7 @@ class PendingChild:
     name: str
     input: str | None
     """The input as JSON text (as the SDK's action carries it)."""
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ class Store:
             _encode_token(page[-1][6], page[-1][0]) if more else None,
         )
 
-    def create(self, instance_id: str, name: str, value: Any, now: datetime) -> bool:
+    def create(self, instance_id: str, name: str, value: Any, now: datetime, version: str | None = None) -> bool:
         """A new Pending instance with its ExecutionStarted event queued; False if one is active."""
         stamp = H.format_timestamp(now)
         with self._tx() as db:
@@ -315,7 +316,7 @@ class Store:
             )
             db.execute(
                 "INSERT INTO inbox (instance_id, event) VALUES (?,?)",
-                (instance_id, json.dumps(H.execution_started(now, name, value))),
+                (instance_id, json.dumps(H.execution_started(now, name, value, version=version))),
             )
         return True
 
@@ -378,7 +379,7 @@ class Store:
         )
         parent = {"Name": None, "OrchestrationInstance": {"InstanceId": child.parent_id},
                   "TaskScheduleId": child.task_id}
-        started = H.execution_started(now, child.name, child.input, parent)
+        started = H.execution_started(now, child.name, child.input, parent, child.version)
         db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (child.instance_id, json.dumps(started)))
         db.execute("INSERT OR REPLACE INTO parents VALUES (?,?,?)", (child.instance_id, child.parent_id, child.task_id))
 

@@ -131,7 +131,9 @@ class DurableApi:
         if not ok:
             return web.json_response({"Message": "Invalid JSON content"}, status=400)
         instance_id = request.match_info.get("id") or uuid.uuid4().hex
-        answer = self.engine.start_new(request.match_info["name"], instance_id, value)
+        # `version`: what the Python client's start_new(version=) adds to the URL.
+        answer = self.engine.start_new(request.match_info["name"], instance_id, value,
+                                       request.query.get("version"))
         if answer.status != 202:
             return self._answer(answer)
         payload = self.management_urls(self._origin(request), instance_id)
