@@ -228,3 +228,22 @@ def test_the_last_page_of_instances_carries_an_empty_continuation_header(sample:
 
     assert status == EXTRACT["list_instances"]["status"] and body == []
     assert spec["sent_on_every_page"] and headers[spec["name"]] == spec["last_page_value"]
+
+
+def test_purge_answers_like_the_handler(sample: SampleHost):
+    """HttpApiHandler.cs:554-567 (one instance: 404 unknown, 200 with instancesDeleted) and 569-596
+    (by filter: 400 without createdTimeFrom, 404 when nothing matched, 200)."""
+    one, by_filter = EXTRACT["purge_one"], EXTRACT["purge_by_filter"]
+    job = start(sample, "failing")
+    job.wait_done(timeout=30)
+    instances = f"{sample.base}{WEBHOOK}/instances"
+
+    purged = call("DELETE", job.links["purgeHistoryDeleteUri"])
+    again = call("DELETE", job.links["purgeHistoryDeleteUri"])
+    no_from = call("DELETE", f"{instances}?createdTimeTo=2001-01-01T00:00:00Z")
+    nothing = call("DELETE", f"{instances}?createdTimeFrom=1999-01-01T00:00:00Z&createdTimeTo=1999-01-02T00:00:00Z")
+
+    assert (purged[0], purged[2]) == (one["purged"], {"instancesDeleted": 1})
+    assert again[0] == one["unknown"]
+    assert no_from[0] == by_filter["no_created_time_from"]
+    assert nothing[0] == by_filter["nothing_matched"]
