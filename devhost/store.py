@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS activities (
   PRIMARY KEY (instance_id, task_id));
 CREATE TABLE IF NOT EXISTS parents (
   child_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, task_id INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_newest_first ON instances (created DESC, id DESC);
 CREATE TABLE IF NOT EXISTS entities (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL,
   present INTEGER NOT NULL, state TEXT, updated TEXT NOT NULL);
@@ -282,25 +281,23 @@ class Store:
         return self._instance(rows[0]) if rows else None
 
     def query_instances(self, query: InstanceQuery, page_size: int, token: str | None = None) -> InstancePage:
-        """One page of matching instances, newest first. The token marks where the page ended
-        (creation time and id), so instances created meanwhile (they sort first) neither shift
-        nor repeat the pages that follow."""
+        """One page of matching instances in instance-id order, as the Azure Storage provider
+        lists them (its Instances table's PartitionKey is the instance id, and a table query
+        answers in key order), not newest first. The token marks the last id of the page, so an
+        instance created meanwhile shows up on a later page exactly when its id sorts after it."""
         clauses, args = _where(query)
         if token is not None:
-            created, instance_id = _decode_token(token)
-            clauses.append("(created < ? OR (created = ? AND id < ?))")
-            args.extend((created, created, instance_id))
+            _, after = _decode_token(token)
+            clauses.append("id > ?")
+            args.append(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where} ORDER BY created DESC, id DESC LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where} ORDER BY id LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
             [*args, page_size + 1],
         )
         page = rows[:page_size]
         more = len(rows) > page_size
-        return InstancePage(
-            tuple(self._instance(r) for r in page),
-            _encode_token(page[-1][6], page[-1][0]) if more else None,
-        )
+        return InstancePage(tuple(self._instance(r) for r in page), _encode_token("", page[-1][0]) if more else None)
 
     def create(self, instance_id: str, name: str, value: Any, now: datetime, version: str | None = None) -> bool:
         """A new Pending instance with its ExecutionStarted event queued; False if one is active."""

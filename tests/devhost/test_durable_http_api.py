@@ -120,14 +120,15 @@ def _ticks(sample: SampleHost) -> list[str]:
 
 
 def add_instances(sample: SampleHost, prefix: str, first_created: datetime, count: int,
-                  terminated_every: int = 0) -> list[str]:
+                  terminated_every: int = 0, suffixes: list[str] | None = None) -> list[str]:
     """Instances written straight into the devhost's store, one second apart (cheap: nothing
-    runs them, their start event is dropped). Every `terminated_every`-th one is Terminated."""
+    runs them, their start event is dropped), named `prefix` + a counter (or + `suffixes[i]`).
+    Every `terminated_every`-th one is Terminated."""
     store = Store(sample.state / "durable.sqlite3")
     try:
         ids = []
         for i in range(count):
-            instance_id = f"{prefix}{i:03d}"
+            instance_id = f"{prefix}{suffixes[i] if suffixes else f'{i:03d}'}"
             created = first_created + timedelta(seconds=i)
             assert store.create(instance_id, "pipeline", {"i": i}, created)
             store.drop_inbox(instance_id)
@@ -149,9 +150,14 @@ def list_page(url: str, token: str | None = None) -> tuple[int, list | dict, str
 
 
 @pytest.mark.parametrize("base", [WEBHOOK, RPC])
-def test_instances_are_listed_newest_first_in_pages_that_new_instances_do_not_shift(sample: SampleHost, base: str):
+def test_instances_are_listed_in_instance_id_order_in_pages(sample: SampleHost, base: str):
+    """The Azure Storage provider's order: its Instances table's PartitionKey is the instance id
+    (Azure/durabletask@5217032, src/DurableTask.AzureStorage/Tracking/AzureTableTrackingStore.cs:720),
+    so a page is the next ids, not the newest instances; an instance created while a client pages
+    appears on a later page only when its id sorts after the page it has reached."""
     prefix = f"page-{uuid.uuid4().hex[:8]}-"
-    created = add_instances(sample, prefix, datetime(2020, 1, 1, tzinfo=UTC), 130)
+    suffixes = [uuid.uuid4().hex[:12] for _ in range(130)]  # created in an order unrelated to the ids
+    created = add_instances(sample, prefix, datetime(2020, 1, 1, tzinfo=UTC), 130, suffixes=suffixes)
     url = f"{sample.base}{base}/instances?instanceIdPrefix={prefix}"
 
     code, default_page, default_token = list_page(url)
@@ -162,15 +168,16 @@ def test_instances_are_listed_newest_first_in_pages_that_new_instances_do_not_sh
         pages.append([s["instanceId"] for s in page])
         if not token:
             break
-        if len(pages) == 1:  # a job submitted while a client pages through the list
-            add_instances(sample, f"{prefix}new-", datetime.now(UTC), 3)
+        if len(pages) == 1:  # jobs submitted while a client pages through the list
+            add_instances(sample, prefix, datetime.now(UTC), 2, suffixes=["0" * 12, "f" * 13])
 
-    newest_first = created[::-1]
+    in_id_order = sorted(created)
+    assert in_id_order != created
     assert (code, len(default_page), code_rest, len(rest), no_more) == (200, 100, 200, 30, "")
-    assert [s["instanceId"] for s in default_page + rest] == newest_first
-    assert default_page[0]["input"] == {"i": 129}
-    assert [len(p) for p in pages] == [50, 50, 30]
-    assert [i for p in pages for i in p] == newest_first
+    assert [s["instanceId"] for s in default_page + rest] == in_id_order
+    assert default_page[0]["input"] == {"i": created.index(in_id_order[0])}
+    assert [len(p) for p in pages] == [50, 50, 31]
+    assert [i for p in pages for i in p] == [*in_id_order, f"{prefix}{'f' * 13}"]  # the "0…" one sorts before
     assert list_page(f"{url}&top=50", "not-a-token")[0] == 400
 
 
