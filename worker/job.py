@@ -30,7 +30,7 @@ from .blob_sink import BlobProperties, BlobSink, StagedBlob
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import DownloadedMedia, Downloader, MediaRequest
-from .errors import DownloadAborted, JobFailed, clean_message
+from .errors import OUT_OF_MEMORY_MESSAGE, DownloadAborted, JobFailed, clean_message
 from .naming import blob_name, content_disposition, content_type, header_safe
 from .progress import progress_from_hook
 from .reporter import Reporter
@@ -339,6 +339,8 @@ def run_job(
         return Outcome(result=result, reported=reported)
     except (JobFailed, DownloadAborted) as e:
         error = e.error
+    except MemoryError:  # under the job process's limit (`memory_limit`): the container is too small
+        error = JobError(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, retryable=False)
     except Exception as e:  # the job must always report, whatever broke
         log.exception("unexpected failure")
         error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")

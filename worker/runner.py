@@ -27,7 +27,7 @@ from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
 from .downloader import Downloader, YtDlpDownloader
 from .job import YTDLP_VERSION, Outcome, WorkArea, run_job
 from .logs import configure_logging
-from .memory_limit import limit_job_process
+from .memory_limit import MemoryWatchdog, MiB, cgroup_memory_bytes, limit_job_process
 from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
@@ -124,9 +124,15 @@ def main(
         log.error("cannot start: %s", e)  # names the variable, never its value
         return EXIT_CONFIG
     env, t = config.env, config.tuning
+    cancel = cancel or CancelToken()
+    watchdog: MemoryWatchdog | None = None
     if not in_process:  # a test's process is not the worker's to limit
         limit_job_process(env.container_memory_mb)
-    cancel = cancel or CancelToken()
+        container_mb = env.container_memory_mb or (cgroup_memory_bytes() or 0) // MiB
+        if container_mb:
+            watchdog = MemoryWatchdog(
+                container_mb, cancel.cancel, spared=lambda: (blob_process.pid if blob_process else None,)
+            ).start()
     reporter = Reporter(
         env.job_id,
         HttpCallbackTransport(env.callback_url, env.callback_token, t.callback_timeout_seconds),
@@ -195,6 +201,8 @@ def main(
                     return _give_up(reporter, cancel, work, hard_exit=not in_process)
     finally:
         deadline.cancel()
+        if watchdog is not None:
+            watchdog.stop()
     if not outcome:
         return _report_for_a_dead_job(reporter, work)
     result = outcome[0]
