@@ -143,13 +143,16 @@ class MemoryWatchdog:
         share: float = WATCHDOG_SHARE,
         interval_seconds: float = WATCHDOG_INTERVAL_SECONDS,
         measure: Callable[[int], int] = tree_anonymous_bytes,
+        helpers: Callable[[int], Iterable[int]] = descendants,
     ):
+        """`measure(pid)`: the tree's anonymous bytes; `helpers(pid)`: the processes to kill."""
         self._mb = container_memory_mb
         self._threshold = int(container_memory_mb * MiB * share)
         self._on_exceeded = on_exceeded
         self._spared = spared
         self._interval = interval_seconds
         self._measure = measure
+        self._helpers = helpers
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-watchdog", daemon=True)
 
@@ -170,7 +173,7 @@ class MemoryWatchdog:
             if used <= self._threshold:
                 continue
             spared = {pid for pid in self._spared() if pid}
-            for pid in descendants(me):
+            for pid in self._helpers(me):
                 if pid not in spared:
                     try:
                         os.kill(pid, signal.SIGKILL)
