@@ -75,3 +75,34 @@ def test_the_byte_cap_holds_on_the_wire(
         f"{sent / MiB:.2f} MiB on the wire for a {CAP / MiB:.0f} MiB cap (margin {margin / MiB:.2f} MiB)"
     )
     assert list(workspace.iterdir()) == []
+
+
+def test_the_cap_holds_on_the_wire_even_when_the_progress_hooks_see_nothing(
+    counted: MediaServer,
+    callbacks: CallbackReceiver,
+    azurite: Azurite,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """yt-dlp's hooks may under-report a concurrent fragment download: the socket count alone must
+    hold the cap. Before, the wire limit (cap + 32 MiB) failed every read, yt-dlp skipped the
+    fragment (`skip_unavailable_fragments`) and asked for the next, and the server sent all of them."""
+    import worker.downloader
+
+    monkeypatch.setattr(worker.downloader, "check_hook_against_budget", lambda status, budget: None)
+    env = worker_env(
+        job_id=uuid.uuid4().hex, url=counted.url("many.m3u8"), callbacks=callbacks, azurite=azurite,
+        **{E.JOB_MAX_BYTES: str(CAP)},
+    )  # fmt: skip
+
+    main(env, tuning=FAST)
+
+    assert counted.counter is not None
+    sent = counted.counter.sent
+    print(f"hooks blind: the server sent {sent / MiB:.2f} MiB for a {CAP / MiB:.0f} MiB cap")
+    playlist = (counted.root / "many.m3u8").stat().st_size
+    margin = wire_margin(FAST.concurrent_fragments)
+    assert sent <= CAP + playlist + margin, f"{sent / MiB:.2f} MiB on the wire for a {CAP / MiB:.0f} MiB cap"
+    event = callbacks.accepted()[-1]
+    assert (event["state"], event["error"]["code"]) == ("failed", "too_large"), event
+    assert list(workspace.iterdir()) == []
