@@ -337,7 +337,7 @@ def test_no_secure_value_is_in_podman_inspect_and_no_secret_outlives_the_contain
         spec_for(WORKER_PROXY_URL=f"http://videojob:{PROXY_SECRET}@127.0.0.1:3128"), image=an_existing_image()
     )
     secure = dict(spec.secure_env)
-    assert {"CALLBACK_TOKEN", "OUTPUT_CONNECTION_STRING", "PROXY_URL"} <= secure.keys()
+    assert {"CALLBACK_TOKEN", "STAGING_MEDIA_URL", "STAGING_RECORD_URL", "PROXY_URL"} <= secure.keys()
     assert PROXY_SECRET in secure["PROXY_URL"]
 
     backend.create(spec)

@@ -19,7 +19,8 @@ PLAIN = {
 }
 SECURE = {
     E.CALLBACK_TOKEN: "token-from-the-file-0123456789",
-    E.OUTPUT_CONNECTION_STRING: "UseDevelopmentStorage=true",
+    E.STAGING_MEDIA_URL: "http://127.0.0.1:10000/devstoreaccount1/staging/job-1/r/a1/media?sp=w&sig=file-secret",
+    E.STAGING_RECORD_URL: "http://127.0.0.1:10000/devstoreaccount1/staging/job-1/r/a1/record.json?sp=w&sig=file-secret",
     E.PROXY_URL: "http://user:file-secret@127.0.0.1:3128",
 }
 
@@ -33,7 +34,7 @@ def write(tmp_path: Path, content: object) -> str:
 def test_the_secure_values_come_from_the_file(tmp_path: Path) -> None:
     env = load_config({**PLAIN, E.SECURE_ENV_FILE: write(tmp_path, SECURE)}).env
     assert env.callback_token == SECURE[E.CALLBACK_TOKEN]
-    assert env.output_connection_string == SECURE[E.OUTPUT_CONNECTION_STRING]
+    assert (env.media_upload_url, env.record_upload_url) == (SECURE[E.STAGING_MEDIA_URL], SECURE[E.STAGING_RECORD_URL])
     assert env.proxy_url == SECURE[E.PROXY_URL]
 
 
