@@ -40,6 +40,9 @@ param maxRunningJobs int
 param maxBatchUrls int
 param maxPlaylistItems int
 param deduplicate bool
+@allowed(['key', 'entra'])
+param authMode string
+param maxActiveJobsPerUser int
 param jobMaxAttempts int
 param jobRetryBackoffSeconds int
 param shareLinkHours int
@@ -234,6 +237,9 @@ var videojobSettings = {
   WORKER_PROXY_URL: '@Microsoft.KeyVault(SecretUri=${workerProxySecretUri})'
   YTDLP_EXTRACTOR_ARGS: ytdlpExtractorArgs
   RETRY_BOT_CHECK: string(retryBotCheck)
+  // Users (README "Users"): in entra mode App Service Authentication signs callers in (authsettingsV2 below).
+  AUTH_MODE: authMode
+  MAX_ACTIVE_JOBS_PER_USER: string(maxActiveJobsPerUser)
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.
