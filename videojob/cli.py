@@ -8,6 +8,10 @@
 
 Works against the devhost (default http://127.0.0.1:7071) and a deployed app: `--base-url`
 (env VIDEO_DOWNLOADER_URL) and `--key` (env VIDEO_DOWNLOADER_KEY, sent as `x-functions-key`).
+With `AUTH_MODE=entra`: `--as NAME [--operator]` signs in to the devhost (its principal
+headers), `--entra-scope SCOPE` (env VIDEO_DOWNLOADER_ENTRA_SCOPE, e.g. `api://<client id>/.default`)
+signs in to Azure with azure-identity (the Azure CLI's login, else a device code) and sends the
+bearer token App Service Authentication accepts.
 Progress goes to stderr; the final JSON goes to stdout. Exit status: 0 completed, 1 the job
 failed or was terminated, 2 the request itself failed.
 """
@@ -22,10 +26,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from .instances import ACTIVE_RUNTIME_STATUSES, RuntimeStatus
 
@@ -46,6 +50,12 @@ class Client:
     base_url: str
     key: str | None = None
     timeout: float = 30.0
+    identity: Mapping[str, str] = field(default_factory=dict)
+    """Headers naming the caller (entra mode): sent to the app's own origin only."""
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
 
     def _request(self, method: str, url: str, body: bytes | None = None, content_type: str | None = None,
                  with_key: bool = True) -> tuple[int, Any, dict[str, str]]:
@@ -54,6 +64,8 @@ class Client:
             headers["Content-Type"] = content_type
         if with_key and self.key:
             headers["x-functions-key"] = self.key
+        if self.identity and self._same_origin(url):
+            headers.update(self.identity)
         req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (http/https only)
         if not url.startswith(("http://", "https://")):
             raise RequestFailed(None, f"not an http(s) URL: {url}")
@@ -77,6 +89,8 @@ class Client:
     def status(self, id_or_url: str) -> tuple[int, dict[str, Any]]:
         if id_or_url.startswith(("http://", "https://")):
             url, with_key = id_or_url, False  # a statusQueryGetUri carries its own credentials
+        elif self.identity:  # entra mode: the app's own status route
+            url, with_key = self.api(f"downloads/{quote(id_or_url, safe='')}"), True
         else:
             url, with_key = f"{self.base_url.rstrip('/')}{STATUS_PATH}{quote(id_or_url, safe='')}", True
         status, body, _ = self._request("GET", url, with_key=with_key)
@@ -257,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the app's base URL (env VIDEO_DOWNLOADER_URL; default %(default)s)")
     p.add_argument("--key", default=os.environ.get("VIDEO_DOWNLOADER_KEY"),
                    help="function key, sent as x-functions-key (env VIDEO_DOWNLOADER_KEY)")
+    p.add_argument("--as", dest="as_user", metavar="NAME",
+                   help="devhost with AUTH_MODE=entra: act as this local user (its principal headers)")
+    p.add_argument("--operator", action="store_true", help="with --as: the user holds Downloads.Admin")
+    p.add_argument("--entra-scope", default=os.environ.get("VIDEO_DOWNLOADER_ENTRA_SCOPE"),
+                   help="Azure with AUTH_MODE=entra: sign in with azure-identity for this scope, e.g. "
+                        "api://<client id>/.default (env VIDEO_DOWNLOADER_ENTRA_SCOPE)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between status polls (default %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="start a download")
@@ -314,8 +334,8 @@ def list_command(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
-    client = Client(args.base_url, args.key)
     try:
+        client = Client(args.base_url, args.key, identity=identity_headers(args))
         if args.command == "submit":
             started = client.submit(request_body(args))
             if not args.wait:
@@ -342,6 +362,36 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         print("\ninterrupted (the job keeps running; `status ID` follows it again)", file=err)
         return 130
     return EXIT_REQUEST_FAILED
+
+
+def identity_headers(args: argparse.Namespace, credential: Any = None) -> dict[str, str]:
+    """Who the CLI says it is: a devhost user (`--as`), an Entra bearer token (`--entra-scope`), or
+    nobody (function keys)."""
+    if args.as_user:
+        from .local_principal import principal_headers, valid_name
+
+        if not valid_name(args.as_user):
+            raise RequestFailed(None, "--as takes a user name of 1 to 64 printable characters")
+        return principal_headers(args.as_user, args.operator)
+    if args.entra_scope:
+        return {"Authorization": f"Bearer {entra_token(args.entra_scope, credential)}"}
+    return {}
+
+
+def entra_token(scope: str, credential: Any = None) -> str:
+    """An access token for `scope` from azure-identity (imported here: the worker image shares this
+    module and has no azure-identity): the Azure CLI's login when there is one, else a device code
+    sign-in. The token is never printed."""
+    if credential is None:
+        try:
+            from azure.identity import AzureCliCredential, ChainedTokenCredential, DeviceCodeCredential
+        except ImportError as e:
+            raise RequestFailed(None, "--entra-scope needs azure-identity (pip install azure-identity)") from e
+        credential = ChainedTokenCredential(AzureCliCredential(), DeviceCodeCredential())
+    try:
+        return credential.get_token(scope).token
+    except Exception as e:  # azure-identity's errors: no login, a cancelled device code, ...
+        raise RequestFailed(None, f"could not sign in for {scope}: {type(e).__name__}") from e
 
 
 if __name__ == "__main__":
