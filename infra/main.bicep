@@ -129,6 +129,9 @@ param deduplicate bool = false
 @description('AUTH_MODE: key (function keys, one kind of caller) or entra (sign-in with Microsoft Entra ID, jobs per user; docs/deploy.md).')
 param authMode string = 'key'
 
+@description('Entra mode: the application (client) ID of the app registration users sign in to (docs/deploy.md, "Users"). Required when authMode is entra.')
+param entraClientId string = ''
+
 @minValue(1)
 @maxValue(10000)
 @description('MAX_ACTIVE_JOBS_PER_USER: queued + running jobs (batch items counted) one user may have (entra mode).')
@@ -314,6 +317,7 @@ module functionApp 'modules/functionapp.bicep' = {
     maxPlaylistItems: maxPlaylistItems
     deduplicate: deduplicate
     authMode: authMode
+    entraClientId: entraClientId
     maxActiveJobsPerUser: maxActiveJobsPerUser
     jobMaxAttempts: jobMaxAttempts
     jobRetryBackoffSeconds: jobRetryBackoffSeconds

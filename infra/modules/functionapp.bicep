@@ -42,6 +42,8 @@ param maxPlaylistItems int
 param deduplicate bool
 @allowed(['key', 'entra'])
 param authMode string
+@description('Entra mode: the app registration users sign in to (its application ID).')
+param entraClientId string
 param maxActiveJobsPerUser int
 param jobMaxAttempts int
 param jobRetryBackoffSeconds int
@@ -247,6 +249,50 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: union(runtimeSettings, videojobSettings)
+}
+
+// Entra mode (README "Users"): App Service Authentication signs callers in with Microsoft Entra ID
+// in front of the app, which then trusts the x-ms-client-principal* headers (WEBSITE_AUTH_ENABLED).
+// Unauthenticated API calls get 401 from the platform (no login redirect for an API). Excluded:
+// the page (it holds no secret and sends people to /.auth/login/aad) and the worker callback (the
+// worker holds a per-attempt token, not an Entra one); "/<path>/*" is the wildcard form Microsoft
+// gives for excludedPaths (MicrosoftDocs/azure-docs issue 86514). The app has no health route.
+// Accepted tokens: ID tokens of the sign-in (audience = client ID) and access tokens for the
+// app's API (api://<client ID>), which the CLI requests.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (authMode == 'entra') {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/app'
+        '/api/jobs/*'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            entraClientId
+            'api://${entraClientId}'
+          ]
+        }
+      }
+    }
+  }
 }
 
 output functionAppName string = site.name
