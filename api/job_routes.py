@@ -1,5 +1,6 @@
-"""One job's own routes (issue 21): `GET /api/downloads/{id}` (its status, in the Durable status
-shape) and `DELETE /api/downloads/{id}` (remove a finished job: history and blobs).
+"""The routes issue 21 adds: `GET /api/downloads/{id}` (a job's status, in the Durable status
+shape), `DELETE /api/downloads/{id}` (remove a finished job: history and blobs) and `GET /api/me`
+(who the caller is: what the page shows).
 
 In entra mode these are what a submit answer's `statusQueryGetUri` and `purgeHistoryDeleteUri`
 name instead of the Durable webhooks, so a client that polls the check-status links works
@@ -144,3 +145,16 @@ async def delete_job(req: func.HttpRequest, client: str) -> func.HttpResponse:
         return unavailable_response()
     log.info("job %s removed (%d instances, %d blobs)", instance_id, len(purged), blobs_deleted)
     return json_response(200, {"instancesDeleted": len(purged), "blobsDeleted": blobs_deleted})
+
+
+@bp.route(route="me", methods=["GET"], auth_level=route_auth_level())
+def who_am_i(req: func.HttpRequest) -> func.HttpResponse:
+    """`{"authMode": "key"}`, or in entra mode `{"authMode": "entra", "id", "name", "operator"}`; 401
+    without a signed-in caller."""
+    caller = authenticate(req)
+    if isinstance(caller, func.HttpResponse):
+        return caller
+    if not entra_mode():
+        return json_response(200, {"authMode": "key"}, {"Cache-Control": "no-store"})
+    return json_response(200, {"authMode": "entra", "id": caller.owner, "name": caller.name,
+                               "operator": caller.is_operator}, {"Cache-Control": "no-store"})

@@ -83,7 +83,10 @@ class Users:
             headers = {**headers, "Content-Type": "application/json"}
         req = http_request(method, f"{APP_ORIGIN}/api/{path}", body=body, headers=headers, route_params=route_params)
         user_function = self.functions.user_function(function_name)
-        resp = run(user_function(req=req, client=client_binding_value(self.standin.binding_json())))
+        if function_name in ("who_am_i", "web_app"):  # no durable client binding
+            resp = user_function(req=req)
+        else:
+            resp = run(user_function(req=req, client=client_binding_value(self.standin.binding_json())))
         return Answer(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.get_body(),
                       resp.mimetype)
 
@@ -399,3 +402,24 @@ def test_in_entra_mode_the_host_asks_no_function_key_on_any_route():
     levels = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"start_download", "list_downloads", "cancel_download", "job_status", "delete_job"} <= set(levels)
     assert {level.lower() for level in levels.values()} == {"anonymous"}
+
+
+# --- what the page asks: who am I, and which mode it runs in ------------------------------------------
+
+def test_me_names_the_signed_in_caller_and_an_operator(users: Users):
+    alice = users.call("who_am_i", "me", ALICE_H, method="GET")
+    operator = users.call("who_am_i", "me", OPERATOR_H, method="GET")
+    nobody = users.call("who_am_i", "me", {}, method="GET")
+
+    assert alice.json == {"authMode": "entra", "id": ALICE, "name": "alice@example.com", "operator": False}
+    assert operator.json["operator"] is True
+    assert (nobody.status, nobody.error_code) == (401, "unauthorized")
+
+
+def test_the_page_says_which_mode_the_app_runs_in(users: Users, monkeypatch: pytest.MonkeyPatch):
+    def served(mode: str) -> str:
+        monkeypatch.setenv("AUTH_MODE", mode)
+        return users.call("web_app", "app", {}, method="GET").body.decode()
+
+    assert '<meta name="auth-mode" content="entra">' in served("entra")
+    assert '<meta name="auth-mode" content="key">' in served("key")
