@@ -3,6 +3,7 @@
     python -m videojob.cli submit URL [--format audio] [--wait]
     python -m videojob.cli status ID_OR_STATUS_URL [--wait]
     python -m videojob.cli cancel ID
+    python -m videojob.cli delete ID          # a finished job's history and files (GET/DELETE /api/downloads/{id})
     python -m videojob.cli list [--top N] [--status running|completed|failed] [--since ISO] [--all]
                                 [--continuation-token T] [--json]
 
@@ -106,6 +107,12 @@ class Client:
         status, body, _ = self._request("GET", url)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
             raise RequestFailed(status, _error_text(status, body), body)
+        return body
+
+    def delete(self, instance_id: str) -> Any:
+        status, body, _ = self._request("DELETE", self.api(f"downloads/{quote(instance_id, safe='')}"))
+        if status != 200:
+            raise RequestFailed(status, _error_text(status, body, "no such job" if status == 404 else None), body)
         return body
 
     def cancel(self, instance_id: str) -> tuple[int, Any]:
@@ -291,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--wait", action="store_true")
     c = sub.add_parser("cancel", help="cancel a running job")
     c.add_argument("id")
+    d = sub.add_parser("delete", help="remove a finished job: its history and its files")
+    d.add_argument("id")
     ls = sub.add_parser("list", help="recent jobs, newest first (batch items under their batch)")
     ls.add_argument("--top", type=int, default=20, help="jobs per page, 1-100 (default %(default)s)")
     ls.add_argument("--status", choices=("running", "completed", "failed"), help="only jobs in this state")
@@ -351,6 +360,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return EXIT_OK
         if args.command == "list":
             return list_command(client, args, out, err)
+        if args.command == "delete":
+            print(json.dumps(client.delete(args.id), indent=2), file=out)
+            return EXIT_OK
         if args.command == "cancel":
             _, body = client.cancel(args.id)
             print(json.dumps(body, indent=2) if body is not None else "cancel requested", file=out)

@@ -423,3 +423,13 @@ def test_the_page_says_which_mode_the_app_runs_in(users: Users, monkeypatch: pyt
 
     assert '<meta name="auth-mode" content="entra">' in served("entra")
     assert '<meta name="auth-mode" content="key">' in served("key")
+
+
+def test_a_completion_webhook_belongs_to_its_submitters_job(users: Users):
+    alice = users.submit(ALICE_H, {"url": VIDEO, "notifyUrl": "https://hooks.example/alice"}).json["id"]
+    bob = users.submit(BOB_H, {"urls": [VIDEO], "notifyUrl": "https://hooks.example/bob"}).json["id"]
+
+    plans = {s.instance_id: s.input for s in users.standin.started}
+    assert (plans[alice]["owner"], plans[alice]["request"]["notifyUrl"]) == (ALICE, "https://hooks.example/alice")
+    assert (plans[bob]["owner"], plans[bob]["notifyUrl"]) == (BOB, "https://hooks.example/bob")
+    assert users.status(BOB_H, alice).status == 404  # nor can bob read alice's job (and its share link)

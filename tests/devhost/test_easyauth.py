@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from devhost import stack
 from tests.api.test_list_route import MEDIA, ListHost, list_host
 from tests.e2e.harness import http as http_call
 from videojob import cli
@@ -62,6 +63,17 @@ def test_cli_as_a_user_sees_and_manages_only_that_users_jobs(host: ListHost):
     assert code == 2 and "does not exist" in err
     code, _, err = run_cli(host, "--as", "alice", "cancel", job)
     assert code == 0, err
+
+    def finished() -> bool:
+        code, out, _ = run_cli(host, "--as", "alice", "status", job)
+        return code == 0 and json.loads(out)["runtimeStatus"] not in ("Pending", "Running")
+
+    stack.wait_until(finished, 60, "the cancelled job to end")
+    code, _, err = run_cli(host, "--as", "bob", "delete", job)
+    assert code == 2 and "does not exist" in err
+    code, out, err = run_cli(host, "--as", "alice", "delete", job)
+    assert code == 0 and json.loads(out)["instancesDeleted"] == 1, err
+    assert job not in listed(host, "--as", "alice")
 
 
 def test_without_a_sign_in_the_api_is_401_and_the_page_is_served(host: ListHost):
