@@ -391,7 +391,8 @@ def load_settings(
         retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
         job_retention_days=r.int("JOB_RETENTION_DAYS", 30, 1, 3650),
         auth_mode=auth_mode(r.env),  # type: ignore[arg-type]
-        platform_auth_enabled=r.bool("WEBSITE_AUTH_ENABLED", False),
+        # The platform's variable, not ours: anything but a true value is "off", never a startup error.
+        platform_auth_enabled=(r.str("WEBSITE_AUTH_ENABLED") or "").lower() in ("true", "1"),
         max_active_jobs_per_user=r.int("MAX_ACTIVE_JOBS_PER_USER", 50, 1, 10000),
     )
 

@@ -433,3 +433,11 @@ def test_a_completion_webhook_belongs_to_its_submitters_job(users: Users):
     assert (plans[alice]["owner"], plans[alice]["request"]["notifyUrl"]) == (ALICE, "https://hooks.example/alice")
     assert (plans[bob]["owner"], plans[bob]["notifyUrl"]) == (BOB, "https://hooks.example/bob")
     assert users.status(BOB_H, alice).status == 404  # nor can bob read alice's job (and its share link)
+
+
+@pytest.mark.parametrize(("raw", "enabled"), [("True", True), ("true", True), ("1", True), (None, False),
+                                              ("False", False), ("", False), ("maybe", False)])
+def test_the_platform_flag_is_read_leniently_and_never_stops_the_app(raw: str | None, enabled: bool):
+    env = {**TEST_ENV, "AUTH_MODE": "entra", **({"WEBSITE_AUTH_ENABLED": raw} if raw is not None else {})}
+    settings = load_settings(environ=env)
+    assert (settings.auth_mode, settings.platform_auth_enabled) == ("entra", enabled)
