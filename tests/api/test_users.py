@@ -441,3 +441,30 @@ def test_the_platform_flag_is_read_leniently_and_never_stops_the_app(raw: str | 
     env = {**TEST_ENV, "AUTH_MODE": "entra", **({"WEBSITE_AUTH_ENABLED": raw} if raw is not None else {})}
     settings = load_settings(environ=env)
     assert (settings.auth_mode, settings.platform_auth_enabled) == ("entra", enabled)
+
+
+def test_deleting_a_finished_batch_removes_its_items_history_and_files(users: Users, azurite: Azurite):
+    batch = users.submit(ALICE_H, {"urls": [VIDEO, VIDEO + "1"]}).json["id"]
+    plan = users.standin.started[0].input
+    items = [f"{batch}-000", f"{batch}-001"]
+    for item, item_plan in zip(items, plan["items"], strict=True):
+        users.standin.add_instance(item, "Completed", input=item_plan)
+    inst = users.standin.store.get(batch)
+    counts = {"total": 2, "running": 0, "succeeded": 2, "failed": 0, "pending": 0}
+    users.standin.store.put(dataclasses.replace(inst, status="Completed", custom_status={"phase": "done",
+                                                                                         "counts": counts}))
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    out = service.get_container_client(users.settings.output_container)
+    out.create_container()
+    for item in items:
+        out.upload_blob(f"{item}/clip.mp4", b"media")
+    staging = service.get_container_client(users.settings.staging_container)
+    staging.create_container()
+    staging.upload_blob(f"{items[0]}/record.json", b"{}")
+
+    assert users.delete(BOB_H, batch).status == 404
+    deleted = users.delete(ALICE_H, batch)
+
+    assert (deleted.status, deleted.json) == (200, {"instancesDeleted": 3, "blobsDeleted": 3})
+    assert [users.status(ALICE_H, i).status for i in (batch, *items)] == [404, 404, 404]
+    assert list(out.list_blobs()) == [] and list(staging.list_blobs()) == []
