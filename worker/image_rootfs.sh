@@ -46,7 +46,13 @@ libs=$(
     { echo /usr/bin/python3.11; find /usr/lib/python3.11/lib-dynload /opt -name '*.so*' -type f; } \
     | xargs -n 50 ldd 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u
 )
+# pycryptodomex (yt-dlp's AES, RSA) opens GMP by name for its big integers: dlopen, which ldd
+# does not see, after `ldconfig -p` (ctypes' find_library) has said where it is.
+dlopened=$(ldconfig -p | awk '$1 == "libgmp.so.10" && $NF ~ /^\// { print $NF; exit }')
+[ -n "$dlopened" ] || { echo "image_rootfs: libgmp.so.10 not installed" >&2; exit 1; }
+libs="$libs $dlopened"
 for lib in $libs; do copy "$lib"; done
+copy /sbin/ldconfig
 
 # TLS trust (Debian's bundle; OpenSSL's default paths point here), accounts, name resolution,
 # the loader's configuration and cache, and what identifies the distribution.
@@ -63,7 +69,7 @@ cp -a /home/worker "$root/home/"
 
 # The packages of everything copied, as dpkg's status file (what scanners read).
 owners=$(
-    for lib in $libs /lib64/ld-linux-x86-64.so.2; do
+    for lib in $libs /lib64/ld-linux-x86-64.so.2 /sbin/ldconfig; do
         dpkg-query -S "$lib" "$(readlink -f "$lib")" "/lib/${lib#/usr/lib/}" 2>/dev/null || true
     done | cut -d: -f1 | sort -u
 )
