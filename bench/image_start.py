@@ -21,12 +21,17 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from videojob import container_env as E
-from videojob.backends.podman import create_arguments, podman_environment
+from videojob.backends.podman import (
+    container_environment,
+    create_arguments,
+    podman_environment,
+    secret_name,
+    secure_env_document,
+)
 from videojob.container_spec import ContainerSpec, group_name
 
 PODMAN = ("podman", "--runtime", "runc")
 RUN_ARGS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
-DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105 (Azurite's published key)
 
 
 class StartedReports:
@@ -84,10 +89,10 @@ def job_spec(image: str, port: int) -> ContainerSpec:
         E.ALLOWED_HOSTS: "127.0.0.1",
         E.ALLOW_PRIVATE_ADDRESSES: "true",
     }
+    staging = f"http://127.0.0.1:9/devstoreaccount1/staging/{job_id}/a1"  # nothing listens: the job fails first
     secure = {
-        # Nothing listens there: the job fails before it would upload.
-        E.OUTPUT_CONNECTION_STRING: "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+        E.STAGING_MEDIA_URL: f"{staging}/media?sp=w&sig=image-start",
+        E.STAGING_RECORD_URL: f"{staging}/record.json?sp=w&sig=image-start",
         E.CALLBACK_TOKEN: uuid.uuid4().hex,
     }
     return ContainerSpec(
@@ -111,8 +116,17 @@ def podman(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
 def start_seconds(image: str, reports: StartedReports, timeout: float) -> float:
     spec = job_spec(image, reports.port)
     job_id = dict(spec.env)[E.JOB_ID]
-    args = create_arguments(spec, scope="image-start", run_args=RUN_ARGS)
-    podman(*args, env=podman_environment(spec.environment(), os.environ))
+    scope = "image-start"
+    secret = secret_name(scope, spec.name)
+    # The secure values as the podman backend passes them: a podman secret mounted as a file.
+    subprocess.run([*PODMAN, "secret", "rm", secret], capture_output=True, timeout=120, check=False)
+    subprocess.run([*PODMAN, "secret", "create", secret, "-"], input=secure_env_document(spec),
+                   check=True, capture_output=True, timeout=120)
+    try:
+        args = create_arguments(spec, scope=scope, run_args=RUN_ARGS)
+        podman(*args, env=podman_environment(container_environment(spec), os.environ))
+    finally:
+        subprocess.run([*PODMAN, "secret", "rm", secret], capture_output=True, timeout=120, check=False)
     try:
         begin = time.monotonic()
         podman("start", spec.name)
