@@ -198,24 +198,31 @@ class AzureBlobSink:
             if end is not None:  # while the download runs, its own progress is the job's
                 on_progress(done, total)
 
+        try:
+            file = path.open("rb", buffering=0)
+        except OSError:  # already renamed (a download quicker than the sink): staged once it ended
+            file = None
         with _classified_errors():
-            with path.open("rb", buffering=0) as file, _Blocks(blob, self._concurrency, progress) as blocks:
-                fd = file.fileno()
-                while True:
-                    if end is None:
-                        end = wait_end(0)
-                    available = os.fstat(fd).st_size - blocks.offset
-                    if available < 0:
-                        break  # truncated: yt-dlp is writing it again from the start
-                    if available >= block_bytes or (end is not None and available > 0):
-                        data = os.pread(fd, min(block_bytes, available), blocks.offset)
-                        if not data:
+            blocks = _Blocks(blob, self._concurrency, progress)
+            if file is not None:
+                with file, blocks:
+                    fd = file.fileno()
+                    while True:
+                        if end is None:
+                            end = wait_end(0)
+                        available = os.fstat(fd).st_size - blocks.offset
+                        if available < 0:
+                            break  # truncated: yt-dlp is writing it again from the start
+                        if available >= block_bytes or (end is not None and available > 0):
+                            data = os.pread(fd, min(block_bytes, available), blocks.offset)
+                            if not data:
+                                break
+                            blocks.put(data)
+                            del data  # the next read must not hold a block more in memory
+                            continue
+                        if end is not None:
                             break
-                        blocks.put(data)
-                        continue
-                    if end is not None:
-                        break
-                    end = wait_end(TAIL_POLL_SECONDS)
+                        end = wait_end(TAIL_POLL_SECONDS)
             while end is None:
                 end = wait_end(TAIL_POLL_SECONDS)
             final, name = end
@@ -329,7 +336,7 @@ class _Blocks:
         self._expected = expected_bytes
         self._sha = hashlib.sha256()
         self._in_flight: set[Future[int]] = set()
-        self._pool = ThreadPoolExecutor(concurrency, "stage")
+        self._pool: ThreadPoolExecutor | None = None  # made on entering the `with`
         self.ids: list[str] = []
         self.offset = 0
         self.sent = 0
@@ -348,6 +355,8 @@ class _Blocks:
         if len(self._in_flight) >= self._concurrency:
             done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
             self._settle(done)
+        if self._pool is None:
+            raise RuntimeError("blocks are put inside `with _Blocks(...)` only")
         self._in_flight.add(self._pool.submit(self._put, self.ids[-1], data))
 
     def _put(self, block: str, data: bytes) -> int:
@@ -360,17 +369,18 @@ class _Blocks:
             self._on_progress(self.sent, max(self._expected, self.offset))
 
     def __enter__(self) -> _Blocks:
+        self._pool = ThreadPoolExecutor(self._concurrency, "stage")
         return self
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
-        if error is None:
-            try:
+        pool, self._pool = self._pool, None
+        try:
+            if error is None:
                 self._settle(wait(self._in_flight).done)
                 self._in_flight = set()
-            finally:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-        else:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def has_bytes(path: Path, size: int, sha256: str) -> bool:

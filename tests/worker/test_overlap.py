@@ -298,3 +298,20 @@ def test_an_abandoned_growing_staging_stops_and_commits_nothing(
     finally:
         process.close()
     assert not staged_media(blob_service, jid).exists()
+
+
+def test_a_download_renamed_before_the_staging_opened_it_is_staged_from_its_final_file(
+    azurite: Azurite, blob_service: BlobServiceClient, tmp_path: Path
+) -> None:
+    """A quick download: yt-dlp renamed `media.mp4.part` before the upload side looked at it."""
+    jid = uuid.uuid4().hex
+    final = tmp_path / "media.mp4"
+    final.write_bytes(os.urandom(300 * KiB))
+    process = BlobProcess.start("spawn")
+    try:
+        sink = ProcessBlobSink(process, upload_target(azurite, jid))
+        sink.begin_growing(tmp_path / "media.mp4.part", 10 * MiB)
+        staged = sink.finish_growing(final, f"{jid}/media.mp4", lambda *_: None, lambda: None)
+    finally:
+        process.close()
+    assert (staged.size_bytes, staged.sha256) == (300 * KiB, sha256_of(final.read_bytes()))
