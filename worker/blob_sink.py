@@ -9,7 +9,7 @@ is a proposal: the app copies the staged blob there after checking it (`activiti
 Two steps, so the job can verify the file while it is being uploaded:
 - `stage` reads the file once, in order, in block-sized reads, hashes each block as it is
   read (the sha256 costs no second read) and puts up to `concurrency` blocks at a time
-  (Put Block). Memory stays at about `(concurrency + 1) x block size` whatever the file size;
+  (Put Block). Memory stays at about `concurrency x block size` whatever the file size;
   each block is held as bytes until it is stored, so the SDK's retry policy can resend it.
 - `commit` (Put Block List) makes the blob, with its content type and metadata, from exactly
   the staged blocks. Until then nothing is visible: staged blocks that are never committed
@@ -17,8 +17,8 @@ Two steps, so the job can verify the file while it is being uploaded:
 
 `stage_growing` is `stage` for a file yt-dlp is still writing (issue 24): it stages each full
 block as soon as the file holds it, hashing what it stages, until it is told the download ended
-and which file it produced. Then it stages the rest and hashes that final file as it is on disk;
-only when that hash and size equal the staged ones (the staged blocks are exactly the file that
+and which file it produced. Then it stages the rest while it hashes that final file as it is on
+disk; only when that hash and size equal the staged ones (the staged blocks are exactly the file that
 will be verified) are the blocks kept. Anything else (the file was truncated and rewritten, a
 resumed request brought other bytes, a post-processor or fixup wrote another file) means the
 final file is staged again from its start, as `stage` does, under the same block ids.
@@ -194,26 +194,38 @@ class AzureBlobSink:
         block_bytes = block_size_for(max_bytes, self._block_bytes)
         end: DownloadEnd | None = None
 
+        # The final file is hashed from the moment the download ended, while the last blocks go.
+        rehash = ThreadPoolExecutor(1, "rehash")
+        final_digest: Future[tuple[int, str] | None] | None = None
+
         def progress(done: int, total: int) -> None:
             if end is not None:  # while the download runs, its own progress is the job's
                 on_progress(done, total)
+
+        def ended(timeout: float) -> DownloadEnd | None:
+            nonlocal final_digest
+            got = wait_end(timeout)
+            if got is not None:
+                final_digest = rehash.submit(file_digest, got[0])
+            return got
 
         try:
             file = path.open("rb", buffering=0)
         except OSError:  # already renamed (a download quicker than the sink): staged once it ended
             file = None
-        with _classified_errors():
+        with _classified_errors(), _shut_down_after(rehash):
             blocks = _Blocks(blob, self._concurrency, progress)
             if file is not None:
                 with file, blocks:
                     fd = file.fileno()
                     while True:
                         if end is None:
-                            end = wait_end(0)
+                            end = ended(0)
                         available = os.fstat(fd).st_size - blocks.offset
                         if available < 0:
                             break  # truncated: yt-dlp is writing it again from the start
                         if available >= block_bytes or (end is not None and available > 0):
+                            blocks.reserve()
                             data = os.pread(fd, min(block_bytes, available), blocks.offset)
                             if not data:
                                 break
@@ -222,11 +234,12 @@ class AzureBlobSink:
                             continue
                         if end is not None:
                             break
-                        end = wait_end(TAIL_POLL_SECONDS)
+                        end = ended(TAIL_POLL_SECONDS)
             while end is None:
-                end = wait_end(TAIL_POLL_SECONDS)
+                end = ended(TAIL_POLL_SECONDS)
             final, name = end
-            if blocks.offset and has_bytes(final, blocks.offset, blocks.sha256):
+            digest = final_digest.result() if final_digest is not None else None
+            if blocks.offset and digest == (blocks.offset, blocks.sha256):
                 return blocks.staged(name)
         log.warning("the downloaded file is not the bytes staged while it grew: staging it again")
         return self.stage(final, name, on_progress, checkpoint)
@@ -317,6 +330,7 @@ class AzureBlobSink:
         with _Blocks(self._media_blob(), self._concurrency, on_progress, expected_bytes) as blocks:
             while True:
                 checkpoint()
+                blocks.reserve()
                 data = read(block_bytes)
                 if not data:
                     break
@@ -348,13 +362,18 @@ class _Blocks:
     def staged(self, name: str) -> StagedBlob:
         return StagedBlob(name=name, block_ids=tuple(self.ids), size_bytes=self.offset, sha256=self.sha256)
 
+    def reserve(self) -> None:
+        """Wait until fewer than `concurrency` puts are in flight: called before reading a block,
+        so at most `concurrency` blocks are in memory, the one just read included."""
+        if len(self._in_flight) >= self._concurrency:
+            done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._settle(done)
+
     def put(self, data: bytes) -> None:
         self.offset += len(data)
         self._sha.update(data)  # hashlib releases the GIL for big buffers: the puts go on meanwhile
         self.ids.append(block_id(len(self.ids)))
-        if len(self._in_flight) >= self._concurrency:
-            done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
-            self._settle(done)
+        self.reserve()
         if self._pool is None:
             raise RuntimeError("blocks are put inside `with _Blocks(...)` only")
         self._in_flight.add(self._pool.submit(self._put, self.ids[-1], data))
@@ -383,15 +402,21 @@ class _Blocks:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def has_bytes(path: Path, size: int, sha256: str) -> bool:
-    """Whether the file at `path` is `size` bytes with that sha256 (read in 1 MiB pieces)."""
+def file_digest(path: Path) -> tuple[int, str] | None:
+    """(size, sha256) of the file at `path` as it is on disk; None if it cannot be read."""
     try:
         with path.open("rb") as file:
-            if os.fstat(file.fileno()).st_size != size:
-                return False
-            return hashlib.file_digest(file, "sha256").hexdigest() == sha256
+            return os.fstat(file.fileno()).st_size, hashlib.file_digest(file, "sha256").hexdigest()
     except OSError:
-        return False
+        return None
+
+
+@contextlib.contextmanager
+def _shut_down_after(pool: ThreadPoolExecutor) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager

@@ -270,7 +270,7 @@ def test_staging_a_1_gib_file_while_it_grows_keeps_memory_flat(azurite: Azurite,
     small_peak, small_staged, small_file = staged_while_growing_rss_kib(azurite, tmp_path, 16 * MiB)
     big_peak, big_staged, big_file = staged_while_growing_rss_kib(azurite, tmp_path, GiB)
     assert small_staged == small_file and big_staged == big_file
-    # The file is 1 GiB; the upload process holds at most (concurrency + 1) 8 MiB blocks.
+    # The file is 1 GiB; the upload process holds at most `concurrency` 8 MiB blocks.
     assert big_peak - small_peak < 48 * 1024, (small_peak, big_peak)
     assert big_peak < 200 * 1024
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < GiB // KiB  # nor did this test hold it
