@@ -49,6 +49,8 @@ class NewSubOrchestration:
     name: str
     instance_id: str
     input: str | None
+    version: str | None = None
+    """The version the action names (`call_sub_orchestrator(..., version=)`); None: the host's default."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class NewEntityMessage:
         return self.target.split("@", 2)[2]
 
     def request(self) -> str:
-        return H.entity_request(self.operation, self.input, self.request_id, self.parent or None, None, self.signal)
+        return H.entity_request(self.operation, H.request_input_from_action(self.input), self.request_id,
+                                self.parent or None, None, self.signal)
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Plan:
     def history_events(self, at: datetime) -> list[dict[str, Any]]:
         events = [(a.task_id, H.task_scheduled(at, a.task_id, a.name, a.input)) for a in self.activities]
         events += [
-            (c.task_id, H.sub_orchestration_created(at, c.task_id, c.name, c.instance_id, c.input))
+            (c.task_id, H.sub_orchestration_created(at, c.task_id, c.name, c.instance_id, c.input, c.version))
             for c in self.sub_orchestrations
         ]
         events += [(t.timer_id, H.timer_created(at, t.timer_id, t.fire_at)) for t in self.timers]
@@ -163,12 +166,13 @@ class _Walk:
             self.plan.cancelled_timer_ids.add(timer_id)
         return timer_id
 
-    def sub_orchestration(self, name: str, instance_id: str | None, value: str | None) -> int:
+    def sub_orchestration(self, name: str, instance_id: str | None, value: str | None,
+                          version: str | None = None) -> int:
         task_id = self.next_id()
         known = self._known(task_id, E.SUB_ORCHESTRATION_INSTANCE_CREATED, name, f"the sub-orchestration {name!r}")
         child_id = instance_id or f"{self.instance_id}:{task_id}"
         if known is None:
-            self.plan.sub_orchestrations.append(NewSubOrchestration(task_id, name, child_id, value))
+            self.plan.sub_orchestrations.append(NewSubOrchestration(task_id, name, child_id, value, version))
         else:
             self._same(task_id, "instance id", known.get("InstanceId"), child_id)
             self._same(task_id, "input", known.get("Input"), value)
@@ -193,7 +197,7 @@ class _Walk:
         if recorded.get("op") != operation or bool(recorded.get("signal")) != signal:
             raise _differs(task_id, "entity operation", (recorded.get("op"), bool(recorded.get("signal"))),
                            (operation, signal))
-        self._same(task_id, "input", recorded.get("input"), value)
+        self._same(task_id, "input", recorded.get("input"), H.request_input_from_action(value))
         return task_id
 
     def retrying(self, action: dict[str, Any], schedule: Callable[[], int]) -> None:
@@ -217,9 +221,10 @@ class _Walk:
         elif kind == A.CALL_ACTIVITY_WITH_RETRY:
             self.retrying(action, lambda: self.activity(name, value))
         elif kind == A.CALL_SUB_ORCHESTRATOR:
-            self.sub_orchestration(name, action.get("instanceId"), value)
+            self.sub_orchestration(name, action.get("instanceId"), value, action.get("version"))
         elif kind == A.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
-            self.retrying(action, lambda: self.sub_orchestration(name, action.get("instanceId"), value))
+            self.retrying(action, lambda: self.sub_orchestration(name, action.get("instanceId"), value,
+                                                                 action.get("version")))
         elif kind == A.CREATE_TIMER:
             self.timer(H.parse_timestamp(action["fireAt"]), bool(action.get("isCanceled")))
         elif kind == A.CALL_ENTITY:

@@ -75,6 +75,13 @@ def route_prefix(host: dict) -> str:
     return str(http.get("routePrefix", "api"))
 
 
+def default_version(host: dict) -> str | None:
+    """`extensions.durableTask.defaultVersion`: the version of instances started without one."""
+    durable = (host.get("extensions") or {}).get("durableTask") or {}
+    value = durable.get("defaultVersion")
+    return None if value is None else str(value)
+
+
 def hub_name(host: dict) -> str:
     durable = (host.get("extensions") or {}).get("durableTask") or {}
     return str(durable.get("hubName") or "TestHubName")

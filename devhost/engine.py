@@ -34,13 +34,17 @@ from functools import partial
 from typing import Any
 
 from . import history as H
+from .actions import NewSubOrchestration
 from .episode import CONTINUED_AS_NEW, Decision, decide
 from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
 from .store import (
     RUNNING,
+    EntityPage,
+    EntityQuery,
     EpisodeResult,
     Instance,
     InstanceQuery,
+    OrphanActivity,
     PendingActivity,
     PendingChild,
     PendingEntityOp,
@@ -69,8 +73,11 @@ class Answer:
 
 class Engine:
     def __init__(self, store: Store, index: FunctionIndex, *, max_activity_threads: int = 10,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, default_version: str | None = None):
+        """`default_version`: host.json's `extensions.durableTask.defaultVersion`, the version of
+        instances and sub-orchestrations started without one."""
         self.store = store
+        self.default_version = default_version
         self.index = index
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max_activity_threads, thread_name_prefix="activity")
@@ -91,6 +98,8 @@ class Engine:
             self._arm(t)
         for a in self.store.pending_activities():
             self._start_activity(a)
+        for orphan in self.store.pending_orphan_activities():
+            self._spawn(self._orphan_activity(orphan))
         for instance_id in self.store.instances_with_inbox():
             self.kick(instance_id)
         for target in self.store.entities_with_ops():
@@ -111,13 +120,21 @@ class Engine:
 
     # -- client operations ---------------------------------------------------------------------
 
-    def start_new(self, name: str, instance_id: str, value: Any) -> Answer:
+    def start_new(self, name: str, instance_id: str, value: Any, version: str | None = None) -> Answer:
         if name not in self.index.orchestrators:
             message = f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
             return Answer(400, {"Message": "One or more of the arguments submitted is incorrect",
                                 "ExceptionMessage": message})
-        if not self.store.create(instance_id, name, value, self.clock()):
-            return Answer(409, {"Message": f"An instance with ID '{instance_id}' already exists."})
+        version = self.default_version if version is None else version
+        if not self.store.create(instance_id, name, value, self.clock(), version):
+            # DTFx refuses an active instance's id (the extension's default dedupe statuses) with
+            # an InvalidOperationException, which HttpApiHandler answers 500.
+            existing = self.store.get(instance_id)
+            status = existing.status if existing else "Running"
+            refusal = f"An Orchestration instance with the status {status} already exists."
+            return Answer(500, {"Message": "Something went wrong while processing your request",
+                                "ExceptionMessage": refusal,
+                                "ExceptionType": "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"})
         self.kick(instance_id)
         return Answer(202, {"id": instance_id})
 
@@ -159,12 +176,20 @@ class Engine:
             self._disarm_instance(instance_id)
         return Answer(200, {"instancesDeleted": len(purged)}) if purged else Answer(404)
 
-    def signal_entity(self, name: str, key: str, operation: str, value_text: str | None) -> Answer:
-        """A client's signal: queued, answered 202 (as the extension's entity HTTP API)."""
+    def signal_entity(self, name: str, key: str, operation: str, request_input: str | None) -> Answer:
+        """A client's signal (`request_input`: the `RequestMessage.Input`): queued, 202; an entity
+        name the app does not define is 400 (the extension's `ThrowIfFunctionDoesNotExist`)."""
+        if name.lower() not in self.index.entities:
+            return Answer(400, {"Message": unknown_entity_message(name, self.index.entities)})
         target = entity_id(name, key)
-        self.store.signal_entity(target, H.entity_request(operation, value_text, str(uuid.uuid4()), None, None, True))
+        request = H.entity_request(operation, request_input, str(uuid.uuid4()), None, None, True)
+        self.store.signal_entity(target, request)
         self.kick_entity(target)
         return Answer(202)
+
+    def list_entities(self, name: str, query: EntityQuery, page_size: int, token: str | None) -> EntityPage:
+        """Existing entities named `name` (any name when empty), in entity-id order."""
+        return self.store.query_entities(name.lower(), query, page_size, token)
 
     def entity_state(self, name: str, key: str) -> Answer:
         """200 with the state, or 404 when the entity does not exist."""
@@ -256,9 +281,7 @@ class Engine:
             consumed, decision.appended, decision.status, decision.output, decision.custom_status,
             activities=tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities),
             timers=tuple(PendingTimer(instance_id, t.timer_id, t.fire_at) for t in decision.timers),
-            children=tuple(
-                PendingChild(instance_id, c.task_id, c.instance_id, c.name, c.input) for c in decision.children
-            ),
+            children=tuple(self._child(instance_id, c) for c in decision.children),
             entity_messages=_entity_ops(decision),
         )
         if not self.store.commit_episode(instance_id, result, now):
@@ -282,20 +305,33 @@ class Engine:
             self._start_activity(a)
 
     def _continue_as_new(self, instance_id: str, consumed: tuple[int, ...], decision: Decision, now: datetime) -> None:
-        """A new execution of the instance: the old one's timers, activities and unconsumed
-        results are dropped, its children left to run alone (see `episode`)."""
+        """A new execution of the instance. What the last episode scheduled is sent, as DTFx sends
+        it: its activities run (results dropped), its children start (outcome dropped), its
+        entity messages go; its timers would fire into an execution that is gone, so they are not
+        armed. The old execution's earlier timers, activities and unconsumed results are dropped."""
         assert decision.next_execution is not None
-        if decision.activities or decision.timers or decision.children:
-            log.warning("instance %s continued as new: the work its last episode scheduled is dropped", instance_id)
         ops = _entity_ops(decision)
-        if not self.store.continue_as_new(instance_id, consumed, decision.next_execution,
-                                          decision.custom_status, now, ops):
+        activities = tuple(PendingActivity(instance_id, a.task_id, a.name, a.input) for a in decision.activities)
+        children = tuple(self._child(instance_id, c) for c in decision.children)
+        orphans = self.store.continue_as_new(instance_id, consumed, decision.next_execution,
+                                             decision.custom_status, now, ops, activities, children)
+        if orphans is None:
             return
         for op in ops:
             self.kick_entity(op.entity_id)
+        for child in children:
+            self.kick(child.instance_id)
+        for orphan in orphans:
+            self._spawn(self._orphan_activity(orphan))
         log.info("instance %s continued as new", instance_id)
         self._disarm_instance(instance_id)
         self.kick(instance_id)
+
+    def _child(self, parent_id: str, c: NewSubOrchestration) -> PendingChild:
+        """A sub-orchestration to start: the version its action names, else the default version at
+        the time it is created."""
+        version = self.default_version if c.version is None else c.version
+        return PendingChild(parent_id, c.task_id, c.instance_id, c.name, c.input, version)
 
     def _kick_parent(self, instance_id: str) -> None:
         parent = self.store.parent_of(instance_id)
@@ -380,6 +416,14 @@ class Engine:
         if self.store.finish_activity(a.instance_id, a.task_id, event):
             self.kick(a.instance_id)
 
+    async def _orphan_activity(self, a: OrphanActivity) -> None:
+        activity = self.index.activities.get(a.name)
+        if activity is not None:
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool, run_activity, activity, a.input)
+            log.info("activity %s of an earlier execution of %s ended (%s); its result is dropped",
+                     a.name, a.instance_id, "failed" if outcome.failed else "completed")
+        self.store.finish_orphan_activity(a.seq)
+
     # -- timers -------------------------------------------------------------------------------
 
     def _arm(self, t: PendingTimer) -> None:
@@ -399,6 +443,14 @@ class Engine:
     def _disarm_instance(self, instance_id: str) -> None:
         for key in [k for k in self._timers if k[0] == instance_id]:
             self._timers.pop(key).cancel()
+
+
+def unknown_entity_message(name: str, known: dict[str, Any]) -> str:
+    """The extension's `GetInvalidEntityFunctionMessage` (DurableTaskExtension.cs)."""
+    message = f"The function '{name}' doesn't exist, is disabled, or is not an entity function. Additional info: "
+    if known:
+        return message + "The following are the known entity functions: '" + "', '".join(known) + "'."
+    return message + "No entity functions are currently registered!"
 
 
 def _entity_ops(decision: Decision) -> tuple[PendingEntityOp, ...]:

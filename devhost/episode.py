@@ -10,8 +10,11 @@ src/DurableTask.Core/TaskOrchestrationDispatcher.cs, `OnProcessWorkItemAsync` an
 `ProcessWorkflowCompletedTaskDecision`): the execution ends with a `ContinueAsNewEvent`; a new
 execution of the same instance starts with `OrchestratorStarted` + an `ExecutionStarted` that
 carries the new input and the old `ParentInstance`; the custom status carries over
-(`runtimeState.Status = ... ?? carryOverStatus`); activities and timers the last episode
-scheduled are not sent (`continuedAsNew ? null : messagesToSend`). Events the old execution
+(`runtimeState.Status = ... ?? carryOverStatus`); the activities, timers, sub-orchestrations and
+entity messages the last episode scheduled are sent all the same (they are gathered across the
+`do ... while (continuedAsNew)` loop and passed to `CompleteTaskOrchestrationWorkItemAsync`;
+only the completion message is held back as `continuedAsNewMessage`), and their answers name the
+old execution. Events the old execution
 received but did not consume are carried over only with `preserveUnprocessedEvents`, which the
 out-of-process shim never sets (azure-functions-durable-extension,
 src/WebJobs.Extensions.DurableTask/Listener/OutOfProcOrchestrationShim.cs:
@@ -160,7 +163,10 @@ def decide(
         return Decision(appended, RUNNING, None, custom, state, **work)
     if plan.continues_as_new:
         started = next(e for e in history if e["EventType"] == E.EXECUTION_STARTED)
-        next_execution = H.execution_started(now, name, plan.next_input, started.get("ParentInstance"))
+        # The version carries over (TaskOrchestrationDispatcher: `NewVersion ?? runtimeState.Version`;
+        # the out-of-process ContinueAsNew action names none).
+        next_execution = H.execution_started(now, name, plan.next_input, started.get("ParentInstance"),
+                                             started.get("Version"))
         appended = (*new, *scheduled, H.continued_as_new(now, plan.next_input))
         return Decision(appended, CONTINUED_AS_NEW, None, custom, state, next_execution=next_execution, **work)
     output = state.get("output")

@@ -103,8 +103,12 @@ def find_app(module: Any) -> func.FunctionRegister:
 
 
 def load_index(module_name: str = "function_app", route_prefix: str = "api") -> FunctionIndex:
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
+    """Index the app defined by `module_name`, imported from the current folder first (ahead of
+    anything else on `sys.path` under the same name)."""
+    cwd = str(Path.cwd())
+    if cwd in sys.path:
+        sys.path.remove(cwd)
+    sys.path.insert(0, cwd)
     app = find_app(importlib.import_module(module_name))
     http: list[HttpFunction] = []
     timers: list[TimerFunction] = []
@@ -199,11 +203,12 @@ def entity_from_builder(builder: Any) -> EntityFunction:
 
 def entity_batch_json(name: str, key: str, exists: bool, state: str | None,
                       operations: list[tuple[str, str | None, bool]]) -> str:
-    """The entity trigger's payload (the extension's `EntityContextToString`): exactly these four
-    keys (the SDK builds its context from them). An operation's input is its JSON text encoded
-    once more (the extension serializes the request's input string; `get_input` decodes twice)."""
-    batch = [{"name": op, "input": json.dumps(value) if value is not None else "null", "isSignal": signal}
-             for op, value, signal in operations]
+    """The entity trigger's payload (the extension's `EntityContextToString`,
+    Bindings/EntityTriggerAttributeBindingProvider.cs): exactly these four keys (the SDK builds its
+    context from them). An operation's `input` is its `RequestMessage.Input` as is (`null` when it
+    has none); the SDK's `get_input` decodes it twice, so what an orchestration or the Python client
+    sent (JSON text, serialized once more) arrives as the value it was."""
+    batch = [{"name": op, "input": value, "isSignal": signal} for op, value, signal in operations]
     return json.dumps({"self": {"name": name, "key": key}, "exists": exists, "state": state, "batch": batch})
 
 

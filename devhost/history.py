@@ -55,8 +55,11 @@ def orchestrator_completed(at: datetime) -> dict[str, Any]:
     return _event(E.ORCHESTRATOR_COMPLETED, at)
 
 
-def execution_started(at: datetime, name: str, value: Any, parent: dict[str, Any] | None = None) -> dict[str, Any]:
-    event = _event(E.EXECUTION_STARTED, at, Name=name, Input=input_text(value), Version=None)
+def execution_started(at: datetime, name: str, value: Any, parent: dict[str, Any] | None = None,
+                      version: str | None = None) -> dict[str, Any]:
+    """`Version` is what the SDK's `context.version` reads (DurableOrchestrationContext
+    `_extract_version_from_history`)."""
+    event = _event(E.EXECUTION_STARTED, at, Name=name, Input=input_text(value), Version=version)
     if parent is not None:
         event["ParentInstance"] = parent
     return event
@@ -87,9 +90,10 @@ def task_failed(at: datetime, task_id: int, reason: str, details: str | None) ->
     return _event(E.TASK_FAILED, at, TaskScheduledId=task_id, Reason=reason, Details=details)
 
 
-def sub_orchestration_created(at: datetime, task_id: int, name: str, instance_id: str, value: str | None
-                              ) -> dict[str, Any]:
-    return _event(E.SUB_ORCHESTRATION_INSTANCE_CREATED, at, task_id, Name=name, InstanceId=instance_id, Input=value)
+def sub_orchestration_created(at: datetime, task_id: int, name: str, instance_id: str, value: str | None,
+                              version: str | None = None) -> dict[str, Any]:
+    return _event(E.SUB_ORCHESTRATION_INSTANCE_CREATED, at, task_id, Name=name, InstanceId=instance_id, Input=value,
+                  Version=version)
 
 
 def sub_orchestration_completed(at: datetime, task_id: int, result: str | None) -> dict[str, Any]:
@@ -136,7 +140,9 @@ def event_sent(at: datetime, event_id: int, target_instance_id: str, request_tex
 
 def entity_request(operation: str, input_text: str | None, request_id: str, parent: str | None,
                    parent_execution: str | None, signal: bool) -> str:
-    """The extension's `RequestMessage` JSON (EntityScheduler/RequestMessage.cs)."""
+    """The extension's `RequestMessage` JSON (EntityScheduler/RequestMessage.cs). `input_text` is
+    its `Input` exactly as the extension sets it (`request_input_from_action`,
+    `request_input_from_http`): the entity trigger receives it unchanged."""
     message: dict[str, Any] = {"op": operation, "id": request_id}
     if signal:
         message["signal"] = True
@@ -146,6 +152,23 @@ def entity_request(operation: str, input_text: str | None, request_id: str, pare
         message["parent"] = parent
         message["parentExecution"] = parent_execution
     return json.dumps(message)
+
+
+def request_input_from_action(action_input: str | None) -> str | None:
+    """`RequestMessage.Input` for an orchestration's `call_entity` / `signal_entity`: the SDK's
+    action carries the input as JSON text (a string), and `RequestMessage.SetInput` serializes
+    that string once more (`MessagePayloadDataConverter.Serialize` of a non-JToken object)."""
+    return None if action_input is None else json.dumps(action_input)
+
+
+def request_input_from_http(body: str, media_type: str) -> str:
+    """`RequestMessage.Input` for a signal through the entity HTTP API (HttpApiHandler
+    `HandlePostEntityOperationRequestAsync`): an `application/json` body is parsed into a JSON
+    token and written back as is (`JToken.ToString(Formatting.None)`); any other body is a string,
+    serialized as one. Raises ValueError for a JSON body that does not parse."""
+    if media_type.lower() == "application/json":
+        return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(body, ensure_ascii=False)
 
 
 def entity_response(result_text: str | None, is_error: bool) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import azure.functions as func
 from aiohttp import web
 
-from . import config
+from . import config, easyauth
 from .engine import Engine
 from .functions import FunctionIndex, HttpFunction, close_sdk_session, invoke_http, invoke_timer, load_index
 from .routes import match_route
@@ -33,9 +33,10 @@ WORKER_COMMAND_ENV = "DEVHOST_WORKER_COMMAND"
 class FunctionRoutes:
     """Dispatches requests under the route prefix to the app's HTTP triggers."""
 
-    def __init__(self, index: FunctionIndex, api: DurableApi):
+    def __init__(self, index: FunctionIndex, api: DurableApi, sign_in: easyauth.LocalSignIn | None = None):
         self.index = index
         self.api = api
+        self.sign_in = sign_in
 
     def find(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | None | bool:
         seen_path = False
@@ -60,7 +61,7 @@ class FunctionRoutes:
         req = func.HttpRequest(
             method=request.method,
             url=str(request.url),
-            headers=dict(request.headers),
+            headers=self.sign_in.request_headers(request) if self.sign_in else dict(request.headers),
             params=dict(request.query),
             route_params=params,
             body=body,
@@ -122,7 +123,10 @@ def install_local_backend(state_dir: Path) -> None:
 def build_app(index: FunctionIndex, engine: Engine, api: DurableApi, port: int) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.add_routes(api.routes())
-    app.router.add_route("*", "/{tail:.*}", FunctionRoutes(index, api).handle)
+    sign_in = easyauth.LocalSignIn() if easyauth.entra_mode() else None
+    if sign_in is not None:
+        app.add_routes(sign_in.routes())
+    app.router.add_route("*", "/{tail:.*}", FunctionRoutes(index, api, sign_in).handle)
     origin = f"http://127.0.0.1:{port}"
 
     async def lifecycle(app: web.Application):  # noqa: ANN202
@@ -144,6 +148,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     p.add_argument("--port", type=int, default=int(os.environ.get("DEVHOST_PORT", DEFAULT_PORT)))
     p.add_argument("--state-dir", type=Path, default=Path(os.environ.get("DEVHOST_STATE_DIR", DEFAULT_STATE_DIR)))
+    p.add_argument("--app-dir", type=Path, default=None,
+                   help="the function app's folder (default: the current one); host.json, local.settings.json "
+                        "and the app module are read from it")
     p.add_argument("--app", default="function_app", help="module defining the FunctionApp (default function_app)")
     p.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     p.add_argument("--settings-sample", type=Path, default=Path("local.settings.sample.json"))
@@ -151,21 +158,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def app_problem(root: Path, module: str) -> str | None:
+    """Why `module` cannot be the app in `root`, or None. The module must be a file inside the
+    folder: otherwise Python would import whatever `sys.path` holds under that name (a folder
+    without `function_app.py`, run with this project on PYTHONPATH, would serve the project's own
+    app), where the Functions host simply finds no functions."""
+    if not root.is_dir():
+        return f"{root} is not a folder"
+    relative = Path(*module.split("."))
+    if not ((root / relative).with_suffix(".py").is_file() or (root / relative / "__init__.py").is_file()):
+        return (f"{root} has no {relative.with_suffix('.py')}: not a Python function app folder "
+                "(run the devhost in your app's folder, or name it with --app-dir)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    root = Path.cwd()
+    root = (args.app_dir or Path.cwd()).resolve()
+    problem = app_problem(root, args.app)
+    if problem:
+        print(f"devhost: {problem}", file=sys.stderr)
+        return 2
+    os.chdir(root)
     if args.settings_sample.exists() and config.ensure_local_settings(args.settings, args.settings_sample):
         log.info("created %s from %s with a new signing key", args.settings, args.settings_sample)
     config.apply_settings(args.settings, args.port)
     os.environ.setdefault("LOCAL_SETTINGS_PATH", str(args.settings))
+    if easyauth.play_the_platform():
+        log.info("AUTH_MODE=entra: sign in at http://127.0.0.1:%d/.auth/login", args.port)
     host = config.host_json(root)
     index = load_index(args.app, config.route_prefix(host))
     install_local_backend(args.state_dir.resolve())
     store = Store(args.state_dir / "durable.sqlite3")
-    engine = Engine(store, index)
+    engine = Engine(store, index, default_version=config.default_version(host))
     api = DurableApi(engine, config.hub_name(host))
     app = build_app(index, engine, api, args.port)
     log.info("devhost: %d HTTP, %d orchestrator, %d activity, %d timer functions on http://127.0.0.1:%d",

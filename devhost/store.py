@@ -50,13 +50,14 @@ CREATE TABLE IF NOT EXISTS activities (
   PRIMARY KEY (instance_id, task_id));
 CREATE TABLE IF NOT EXISTS parents (
   child_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, task_id INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_newest_first ON instances (created DESC, id DESC);
 CREATE TABLE IF NOT EXISTS entities (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL,
   present INTEGER NOT NULL, state TEXT, updated TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entity_ops (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, entity_id TEXT NOT NULL, request TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS entity_ops_by_entity ON entity_ops (entity_id, seq);
+CREATE TABLE IF NOT EXISTS orphan_activities (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, name TEXT NOT NULL, input TEXT);
 """
 _INSTANCE_COLUMNS = "id,name,status,input,output,custom_status,created,updated"
 
@@ -97,6 +98,31 @@ class InstancePage:
 
 class BadContinuationToken(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """The filters of the entity HTTP API's listing (`GET entities/{name}`)."""
+
+    last_operation_from: datetime | None = None
+    last_operation_to: datetime | None = None
+    fetch_state: bool = False
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    name: str
+    key: str
+    last_operation: datetime
+    state: str | None
+    """JSON text (None when not fetched)."""
+
+
+@dataclass(frozen=True)
+class EntityPage:
+    entities: tuple[EntityRecord, ...]
+    continuation_token: str | None
+    """Opaque; None on the last page."""
 
 
 def _sortable_stamp(t: datetime) -> str:
@@ -153,6 +179,17 @@ class PendingActivity:
 
 
 @dataclass(frozen=True)
+class OrphanActivity:
+    """An activity scheduled by the episode that continued as new: it runs (DTFx sent its message),
+    and its result is dropped (it answers the old execution)."""
+
+    seq: int
+    instance_id: str
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True)
 class PendingChild:
     """A sub-orchestration a parent's episode starts: created with the episode's commit."""
 
@@ -162,6 +199,7 @@ class PendingChild:
     name: str
     input: str | None
     """The input as JSON text (as the SDK's action carries it)."""
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,27 +281,25 @@ class Store:
         return self._instance(rows[0]) if rows else None
 
     def query_instances(self, query: InstanceQuery, page_size: int, token: str | None = None) -> InstancePage:
-        """One page of matching instances, newest first. The token marks where the page ended
-        (creation time and id), so instances created meanwhile (they sort first) neither shift
-        nor repeat the pages that follow."""
+        """One page of matching instances in instance-id order, as the Azure Storage provider
+        lists them (its Instances table's PartitionKey is the instance id, and a table query
+        answers in key order), not newest first. The token marks the last id of the page, so an
+        instance created meanwhile shows up on a later page exactly when its id sorts after it."""
         clauses, args = _where(query)
         if token is not None:
-            created, instance_id = _decode_token(token)
-            clauses.append("(created < ? OR (created = ? AND id < ?))")
-            args.extend((created, created, instance_id))
+            _, after = _decode_token(token)
+            clauses.append("id > ?")
+            args.append(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where} ORDER BY created DESC, id DESC LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where} ORDER BY id LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
             [*args, page_size + 1],
         )
         page = rows[:page_size]
         more = len(rows) > page_size
-        return InstancePage(
-            tuple(self._instance(r) for r in page),
-            _encode_token(page[-1][6], page[-1][0]) if more else None,
-        )
+        return InstancePage(tuple(self._instance(r) for r in page), _encode_token("", page[-1][0]) if more else None)
 
-    def create(self, instance_id: str, name: str, value: Any, now: datetime) -> bool:
+    def create(self, instance_id: str, name: str, value: Any, now: datetime, version: str | None = None) -> bool:
         """A new Pending instance with its ExecutionStarted event queued; False if one is active."""
         stamp = H.format_timestamp(now)
         with self._tx() as db:
@@ -277,7 +313,7 @@ class Store:
             )
             db.execute(
                 "INSERT INTO inbox (instance_id, event) VALUES (?,?)",
-                (instance_id, json.dumps(H.execution_started(now, name, value))),
+                (instance_id, json.dumps(H.execution_started(now, name, value, version=version))),
             )
         return True
 
@@ -340,7 +376,7 @@ class Store:
         )
         parent = {"Name": None, "OrchestrationInstance": {"InstanceId": child.parent_id},
                   "TaskScheduleId": child.task_id}
-        started = H.execution_started(now, child.name, child.input, parent)
+        started = H.execution_started(now, child.name, child.input, parent, child.version)
         db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (child.instance_id, json.dumps(started)))
         db.execute("INSERT OR REPLACE INTO parents VALUES (?,?,?)", (child.instance_id, child.parent_id, child.task_id))
 
@@ -441,19 +477,25 @@ class Store:
         return True
 
     def continue_as_new(self, instance_id: str, consumed: Iterable[int], started: dict[str, Any],
-                        custom_status: Any, now: datetime, entity_messages: Iterable[PendingEntityOp] = ()) -> bool:
+                        custom_status: Any, now: datetime, entity_messages: Iterable[PendingEntityOp] = (),
+                        activities: Iterable[PendingActivity] = (), children: Iterable[PendingChild] = (),
+                        ) -> list[OrphanActivity] | None:
         """Start the instance's next execution (ContinueAsNew), unless it was terminated or purged
         meanwhile: a fresh history whose first event is `started`; the custom status carries over.
         Events the old execution consumed go with its history; of the ones that arrived during
         its last episode, raised events reach the new execution and task results are dropped (they
         answer the old one). Its timers and activities go, and its children are no longer its
         own: they run to their end, their outcome dropped (DTFx drops it too: it names the old
-        execution)."""
+        execution). What the last episode scheduled is still sent, as DTFx sends it: `activities`
+        become orphans (run, their result dropped; returned to be started) and `children` start
+        unlinked. None when the instance ended meanwhile."""
         with self._tx() as db:
             row = db.execute("SELECT status FROM instances WHERE id=?", (instance_id,)).fetchone()
             if row is None or row[0] in TERMINAL_STATUSES:
-                return False
+                return None
             db.executemany("DELETE FROM inbox WHERE seq=?", [(seq,) for seq in consumed])
+            for child in children:  # first: a refused child's failure is a stale answer, dropped below
+                self._start_child(db, child, now)
             rows = db.execute("SELECT seq, event FROM inbox WHERE instance_id=?", (instance_id,)).fetchall()
             stale = [(seq,) for seq, event in rows if json.loads(event)["EventType"] != HistoryEventType.EVENT_RAISED]
             db.executemany("DELETE FROM inbox WHERE seq=?", stale)
@@ -461,12 +503,24 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 (fixed names)
             db.execute("DELETE FROM parents WHERE parent_id=?", (instance_id,))
             self._queue_entity_ops(db, entity_messages)
+            orphans = [OrphanActivity(db.execute(
+                "INSERT INTO orphan_activities (instance_id, name, input) VALUES (?,?,?)",
+                (instance_id, a.name, a.input)).lastrowid or 0, instance_id, a.name, a.input) for a in activities]
             db.execute("INSERT INTO inbox (instance_id, event) VALUES (?,?)", (instance_id, json.dumps(started)))
             db.execute(
                 "UPDATE instances SET status=?, input=?, output=NULL, custom_status=?, updated=? WHERE id=?",
                 (RUNNING, _dump(started["Input"]), _dump(custom_status), H.format_timestamp(now), instance_id),
             )
-        return True
+        return orphans
+
+    def pending_orphan_activities(self) -> list[OrphanActivity]:
+        rows = self._query("SELECT seq, instance_id, name, input FROM orphan_activities")
+        return [OrphanActivity(*r) for r in rows]
+
+    def finish_orphan_activity(self, seq: int) -> None:
+        """An orphan ran: its result answers an execution that is gone."""
+        with self._tx() as db:
+            db.execute("DELETE FROM orphan_activities WHERE seq=?", (seq,))
 
     # -- activities and timers -------------------------------------------------------------
 
@@ -519,6 +573,32 @@ class Store:
         rows = self._query("SELECT seq, request FROM entity_ops WHERE entity_id=? ORDER BY seq LIMIT ?",
                            (target, limit))
         return [(seq, json.loads(r)) for seq, r in rows]
+
+    def query_entities(self, name: str, query: EntityQuery, page_size: int, token: str | None = None) -> EntityPage:
+        """One page of existing entities (named `name`, lowercase; any when empty) in entity-id
+        order, as the Azure Storage provider lists them (PartitionKey = `@name@key`)."""
+        clauses, args = ["present = 1"], []
+        if name:
+            clauses.append("substr(id, 1, ?) = ?")
+            args.extend((len(name) + 2, f"@{name}@"))
+        if query.last_operation_from is not None:
+            clauses.append("updated >= ?")
+            args.append(_sortable_stamp(query.last_operation_from))
+        if query.last_operation_to is not None:
+            clauses.append("updated <= ?")
+            args.append(_sortable_stamp(query.last_operation_to))
+        if token is not None:
+            _, after = _decode_token(token)
+            clauses.append("id > ?")
+            args.append(after)
+        rows = self._query(
+            f"SELECT id, name, key, state, updated FROM entities WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",  # noqa: S608 (fixed clauses, values bound)
+            [*args, page_size + 1],
+        )
+        page = rows[:page_size]
+        records = tuple(EntityRecord(n, k, H.parse_timestamp(u), st if query.fetch_state else None)
+                        for _, n, k, st, u in page)
+        return EntityPage(records, _encode_token("", page[-1][0]) if len(rows) > page_size else None)
 
     def entities_with_ops(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT entity_id FROM entity_ops")]

@@ -19,7 +19,7 @@ from azure.durable_functions import OrchestrationRuntimeStatus as S
 
 from . import history as H
 from .engine import Answer, Engine
-from .store import BadContinuationToken, InstanceQuery
+from .store import BadContinuationToken, EntityQuery, InstanceQuery
 
 PUBLIC_BASE = "/runtime/webhooks/durabletask"
 RPC_BASE = "/durabletask"
@@ -29,6 +29,8 @@ ACTIVE = (S.Pending.value, S.Running.value, S.ContinuedAsNew.value)
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_PAGE_SIZE = 100  # the extension's OrchestrationStatusQueryCondition.PageSize
 MAX_PAGE_SIZE = 1000  # ours: a page stays bounded whatever `top` asks
+EMPTY_ENTITY_KEY = "$"  # HttpApiHandler.EmptyEntityKeySymbol
+ENTITY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # a DateTime as Newtonsoft.Json writes it (ISO 8601, UTC)
 UNSUPPORTED_OPERATIONS = ("rewind", "restart", "suspend", "resume")
 """Operations the extension has and the devhost does not: 501 (any other name is 404)."""
 
@@ -94,8 +96,13 @@ class DurableApi:
                 web.delete(f"{base}/instances/{{id}}", self.purge),
                 web.post(f"{base}/instances/{{id}}/raiseEvent/{{event}}", self.raise_event),
                 web.post(f"{base}/instances/{{id}}/{{operation}}", self.operation),
+                web.get(f"{base}/entities", self.list_entities),
+                web.get(f"{base}/entities/", self.list_entities),
+                web.get(f"{base}/entities/{{name}}", self.list_entities),
+                web.get(f"{base}/entities/{{name}}/", self.list_entities),
                 web.get(f"{base}/entities/{{name}}/{{key}}", self.entity_state),
                 web.post(f"{base}/entities/{{name}}/{{key}}", self.signal_entity),
+                web.delete(f"{base}/entities/{{name}}/{{key}}", self.signal_entity),
             ]
         return out
 
@@ -124,7 +131,9 @@ class DurableApi:
         if not ok:
             return web.json_response({"Message": "Invalid JSON content"}, status=400)
         instance_id = request.match_info.get("id") or uuid.uuid4().hex
-        answer = self.engine.start_new(request.match_info["name"], instance_id, value)
+        # `version`: what the Python client's start_new(version=) adds to the URL.
+        answer = self.engine.start_new(request.match_info["name"], instance_id, value,
+                                       request.query.get("version"))
         if answer.status != 202:
             return self._answer(answer)
         payload = self.management_urls(self._origin(request), instance_id)
@@ -149,7 +158,7 @@ class DurableApi:
         return web.json_response(body, status=200)
 
     async def list_instances(self, request: web.Request) -> web.Response:
-        """One page, newest first; `x-ms-continuation-token` (response and request header) pages on."""
+        """One page; `x-ms-continuation-token` (response and request header) pages on."""
         q = request.query
         query = InstanceQuery(
             created_from=_time(q.get("createdTimeFrom")),
@@ -164,8 +173,8 @@ class DurableApi:
             return web.json_response({"Message": f"Invalid {CONTINUATION_HEADER}: {e}"}, status=400)
         show_input = _flag(q.get("showInput"), True)
         body = [self.engine.status_payload(inst, show_input=show_input) for inst in page.instances]
-        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
-        return web.json_response(body, headers=headers)
+        # Sent on every page, empty on the last (HttpApiHandler adds the provider's null token).
+        return web.json_response(body, headers={CONTINUATION_HEADER: page.continuation_token or ""})
 
     async def purge(self, request: web.Request) -> web.Response:
         return self._answer(self.engine.purge(request.match_info["id"]))
@@ -200,25 +209,48 @@ class DurableApi:
         return self._answer(self.engine.raise_event(instance_id, request.match_info["event"], value))
 
     async def entity_state(self, request: web.Request) -> web.Response:
-        """`GET entities/{name}/{key}`: 200 with the state, 404 when the entity does not exist."""
-        answer = self.engine.entity_state(request.match_info["name"], request.match_info["key"])
+        """`GET entities/{name}/{key}`: 200 with the state, 404 when the entity does not exist;
+        the key `$` stands for the empty key (HttpApiHandler `HandleGetEntityRequestAsync`)."""
+        key = request.match_info["key"]
+        answer = self.engine.entity_state(request.match_info["name"], "" if key == EMPTY_ENTITY_KEY else key)
         if answer.status != 200:
             return web.Response(status=answer.status)
         return web.json_response(answer.body)
 
+    async def list_entities(self, request: web.Request) -> web.Response:
+        """`GET entities[/{name}]`: one page of existing entities with `lastOperationTimeFrom`,
+        `lastOperationTimeTo`, `top`, `fetchState` and the continuation header, which is always
+        sent (empty on the last page), as `HandleListEntitiesRequestAsync`."""
+        q = request.query
+        query = EntityQuery(
+            last_operation_from=_time(q.get("lastOperationTimeFrom")),
+            last_operation_to=_time(q.get("lastOperationTimeTo")),
+            fetch_state=_flag(q.get("fetchState"), False),
+        )
+        try:
+            page = self.engine.list_entities(request.match_info.get("name", ""), query, _page_size(q.get("top")),
+                                             request.headers.get(CONTINUATION_HEADER) or None)
+        except BadContinuationToken as e:
+            return web.json_response({"Message": f"Invalid {CONTINUATION_HEADER}: {e}"}, status=400)
+        body = [{"entityId": {"name": e.name, "key": e.key},
+                 "lastOperationTime": e.last_operation.strftime(ENTITY_TIME_FORMAT),
+                 "state": _maybe_json(e.state)} for e in page.entities]
+        return web.json_response(body, headers={CONTINUATION_HEADER: page.continuation_token or ""})
+
     async def signal_entity(self, request: web.Request) -> web.Response:
-        """`POST entities/{name}/{key}?op=...` with an optional JSON body: a signal, 202."""
-        operation = request.query.get("op")
-        if not operation:
-            return web.json_response({"Message": "The 'op' query parameter is required."}, status=400)
+        """`POST entities/{name}/{key}[?op=...]` (no `op`: the empty operation name) or `DELETE`
+        (the operation `delete`), with an optional body: a signal, 202; an entity name the app does
+        not define is 400 (HttpApiHandler `HandlePostEntityOperationRequestAsync`)."""
+        operation = "delete" if request.method == "DELETE" else request.query.get("op", "")
         text = await request.text()
-        if text.strip():
+        request_input = None
+        if text:
             try:
-                json.loads(text)
-            except ValueError:
-                return web.json_response({"Message": "Invalid JSON content"}, status=400)
+                request_input = H.request_input_from_http(text, request.content_type)
+            except ValueError as e:
+                return web.json_response({"Message": f"Could not parse JSON content: {e}"}, status=400)
         answer = self.engine.signal_entity(request.match_info["name"], request.match_info["key"], operation,
-                                           text if text.strip() else None)
+                                           request_input)
         return self._answer(answer)
 
     async def operation(self, request: web.Request) -> web.Response:
@@ -265,3 +297,13 @@ def _time(raw: str | None) -> datetime | None:
         return H.parse_timestamp(raw)
     except ValueError:
         return None
+
+
+def _maybe_json(text: str | None) -> Any:
+    """Entity state as `DurableEntityStatus` shows it: parsed JSON, else the raw string."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

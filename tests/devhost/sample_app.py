@@ -139,6 +139,30 @@ def gated_generations(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def handing_over(context: df.DurableOrchestrationContext):
+    """Generation 1 waits for Go, then, in the same episode (Also was raised before Go), schedules an
+    activity that touches `touch`, a child `<id>-child` and a day-long timer, and continues as new
+    at once; generation 2 returns."""
+    args = context.get_input()
+    if args["generation"] == 1:
+        yield context.wait_for_external_event("Go")
+        work = [context.call_activity("touch", args["touch"]),
+                context.call_sub_orchestrator("child", {"echo": "orphan"}, f"{context.instance_id}-child"),
+                context.create_timer(context.current_utc_datetime + timedelta(days=1)),
+                context.wait_for_external_event("Also")]
+        yield context.task_any(work)
+        context.continue_as_new({"generation": 2, "touch": args["touch"]})
+        return None
+    return {"generation": 2}
+
+
+@app.activity_trigger(input_name="path")
+def touch(path: str) -> str:
+    Path(path).write_text("touched")
+    return path
+
+
+@app.orchestration_trigger(context_name="context")
 def renewing_child(context: df.DurableOrchestrationContext):
     """Sleeps a moment and continues as new until `left` reaches 0, then returns its last input."""
     args = context.get_input() or {}
@@ -180,6 +204,36 @@ def counter(context: df.DurableEntityContext) -> None:
         value = 0
         context.set_result(None)
     context.set_state(value)
+
+
+@app.entity_trigger(context_name="context", entity_name="Recorder")
+def recorder(context: df.DurableEntityContext) -> None:
+    """Keeps what each operation received: its name, its input (or why `get_input` failed) and the
+    input's Python type."""
+    seen = context.get_state(lambda: [])
+    try:
+        value = context.get_input()
+        seen.append({"op": context.operation_name, "input": value, "type": type(value).__name__})
+    except Exception as e:
+        seen.append({"op": context.operation_name, "error": type(e).__name__})
+    context.set_state(seen)
+
+
+@app.route(route="signal/{name}/{key}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.durable_client_input(client_name="client")
+async def signal(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The Python client's `signal_entity` with the request's JSON body as the input."""
+    entity = df.EntityId(req.route_params["name"], req.route_params["key"])
+    await client.signal_entity(entity, req.params.get("op", "record"), req.get_json())
+    return func.HttpResponse(status_code=202)
+
+
+@app.orchestration_trigger(context_name="context")
+def recording(context: df.DurableOrchestrationContext):
+    """Signals the recorder named by `key` with `value` (an orchestration's `signal_entity`)."""
+    args = context.get_input()
+    context.signal_entity(df.EntityId("recorder", args["key"]), "record", args["value"])
+    yield context.call_activity("echo", {"signalled": args["key"]})
 
 
 @app.orchestration_trigger(context_name="context")

@@ -88,45 +88,8 @@ def test_a_failing_orchestrator_is_failed_with_its_message_and_last_custom_statu
     assert done["customStatus"] == {"phase": "failed"}
 
 
-def test_status_codes_follow_the_extension(sample: SampleHost):
-    unknown = f"{sample.base}{WEBHOOK}/instances/{uuid.uuid4().hex}"
-    job = start(sample, "pipeline", {"sleep": 30})
-    job.wait(lambda b: b["runtimeStatus"] == "Running", timeout=20)
-    status_url = job.links["statusQueryGetUri"]
-
-    running = http("GET", status_url)[0]
-    raise_url = job.links["sendEventPostUri"].replace("{eventName}", "Ping")
-    not_json = http("POST", raise_url, None, {"Content-Type": "text/plain"})[0]
-    raised = http("POST", raise_url, {"a": 1})[0]
-    terminated = http("POST", job.links["terminatePostUri"].replace("{text}", "enough"))[0]
-    terminated_again = http("POST", job.links["terminatePostUri"].replace("{text}", "enough"))[0]
-    raised_late = http("POST", raise_url, {"a": 1})[0]
-    final = job.status()
-    purged = http("DELETE", job.links["purgeHistoryDeleteUri"])
-    purged_again = http("DELETE", job.links["purgeHistoryDeleteUri"])[0]
-
-    assert http("GET", unknown)[0] == 404
-    assert http("POST", f"{unknown}/terminate?reason=x")[0] == 404
-    assert http("POST", f"{unknown}/raiseEvent/Ping", {})[0] == 404
-    assert (running, not_json, raised) == (202, 400, 202)
-    assert (terminated, terminated_again, raised_late) == (202, 410, 410)
-    assert final["runtimeStatus"] == "Terminated" and final["output"] == "enough"
-    assert purged == (200, {"instancesDeleted": 1})
-    assert purged_again == 404 and http("GET", status_url)[0] == 404
-
-
-def test_the_client_rpc_starts_by_name_and_refuses_unknown_or_duplicate_ones(sample: SampleHost):
-    rpc = f"{sample.base}/durabletask/orchestrators"
-    fixed_id = uuid.uuid4().hex
-
-    first = http("POST", f"{rpc}/pipeline/{fixed_id}", json.dumps({"sleep": 30}))
-    duplicate = http("POST", f"{rpc}/pipeline/{fixed_id}", json.dumps({}))[0]
-    unknown = http("POST", f"{rpc}/no_such_orchestrator", None)
-
-    assert first[0] == 202 and first[1]["id"] == fixed_id
-    assert duplicate == 409
-    assert unknown[0] == 400 and "no_such_orchestrator" in unknown[1]["ExceptionMessage"]
-    assert http("POST", f"{sample.base}{WEBHOOK}/instances/{fixed_id}/terminate?reason=done")[0] == 202
+# Status codes and headers of start, status, terminate and raiseEvent: test_conformance.py (from the
+# extension's HttpApiHandler, not from constants written here).
 
 
 def test_the_timer_trigger_runs_on_its_schedule(sample: SampleHost):
@@ -157,14 +120,15 @@ def _ticks(sample: SampleHost) -> list[str]:
 
 
 def add_instances(sample: SampleHost, prefix: str, first_created: datetime, count: int,
-                  terminated_every: int = 0) -> list[str]:
+                  terminated_every: int = 0, suffixes: list[str] | None = None) -> list[str]:
     """Instances written straight into the devhost's store, one second apart (cheap: nothing
-    runs them, their start event is dropped). Every `terminated_every`-th one is Terminated."""
+    runs them, their start event is dropped), named `prefix` + a counter (or + `suffixes[i]`).
+    Every `terminated_every`-th one is Terminated."""
     store = Store(sample.state / "durable.sqlite3")
     try:
         ids = []
         for i in range(count):
-            instance_id = f"{prefix}{i:03d}"
+            instance_id = f"{prefix}{suffixes[i] if suffixes else f'{i:03d}'}"
             created = first_created + timedelta(seconds=i)
             assert store.create(instance_id, "pipeline", {"i": i}, created)
             store.drop_inbox(instance_id)
@@ -186,9 +150,14 @@ def list_page(url: str, token: str | None = None) -> tuple[int, list | dict, str
 
 
 @pytest.mark.parametrize("base", [WEBHOOK, RPC])
-def test_instances_are_listed_newest_first_in_pages_that_new_instances_do_not_shift(sample: SampleHost, base: str):
+def test_instances_are_listed_in_instance_id_order_in_pages(sample: SampleHost, base: str):
+    """The Azure Storage provider's order: its Instances table's PartitionKey is the instance id
+    (Azure/durabletask@5217032, src/DurableTask.AzureStorage/Tracking/AzureTableTrackingStore.cs:720),
+    so a page is the next ids, not the newest instances; an instance created while a client pages
+    appears on a later page only when its id sorts after the page it has reached."""
     prefix = f"page-{uuid.uuid4().hex[:8]}-"
-    created = add_instances(sample, prefix, datetime(2020, 1, 1, tzinfo=UTC), 130)
+    suffixes = [uuid.uuid4().hex[:12] for _ in range(130)]  # created in an order unrelated to the ids
+    created = add_instances(sample, prefix, datetime(2020, 1, 1, tzinfo=UTC), 130, suffixes=suffixes)
     url = f"{sample.base}{base}/instances?instanceIdPrefix={prefix}"
 
     code, default_page, default_token = list_page(url)
@@ -197,17 +166,18 @@ def test_instances_are_listed_newest_first_in_pages_that_new_instances_do_not_sh
     while True:
         _, page, token = list_page(f"{url}&top=50&showInput=false", token)
         pages.append([s["instanceId"] for s in page])
-        if token is None:
+        if not token:
             break
-        if len(pages) == 1:  # a job submitted while a client pages through the list
-            add_instances(sample, f"{prefix}new-", datetime.now(UTC), 3)
+        if len(pages) == 1:  # jobs submitted while a client pages through the list
+            add_instances(sample, prefix, datetime.now(UTC), 2, suffixes=["0" * 12, "f" * 13])
 
-    newest_first = created[::-1]
-    assert (code, len(default_page), code_rest, len(rest), no_more) == (200, 100, 200, 30, None)
-    assert [s["instanceId"] for s in default_page + rest] == newest_first
-    assert default_page[0]["input"] == {"i": 129}
-    assert [len(p) for p in pages] == [50, 50, 30]
-    assert [i for p in pages for i in p] == newest_first
+    in_id_order = sorted(created)
+    assert in_id_order != created
+    assert (code, len(default_page), code_rest, len(rest), no_more) == (200, 100, 200, 30, "")
+    assert [s["instanceId"] for s in default_page + rest] == in_id_order
+    assert default_page[0]["input"] == {"i": created.index(in_id_order[0])}
+    assert [len(p) for p in pages] == [50, 50, 31]
+    assert [i for p in pages for i in p] == [*in_id_order, f"{prefix}{'f' * 13}"]  # the "0…" one sorts before
     assert list_page(f"{url}&top=50", "not-a-token")[0] == 400
 
 
@@ -299,3 +269,27 @@ def test_a_replay_that_schedules_an_activity_with_another_input_fails_the_instan
 
     assert done["runtimeStatus"] == "Failed"
     assert "Non-Deterministic workflow detected" in done["output"] and "input" in done["output"]
+
+
+def test_work_scheduled_in_the_episode_that_continues_as_new_is_sent(sample: SampleHost, tmp_path):
+    """DTFx sends every message of the episode that continues as new: activities (messagesToSend),
+    sub-orchestrations (orchestratorMessages) and timers (timerMessages) are gathered across the
+    `do ... while (continuedAsNew)` loop and all passed to CompleteTaskOrchestrationWorkItemAsync
+    (Azure/durabletask@5217032, src/DurableTask.Core/TaskOrchestrationDispatcher.cs:491-520,
+    677, 714-720); only the completion message itself is kept back (530-533). Their answers name
+    the old execution, which no longer waits."""
+    touched = tmp_path / "touched"
+    job = start(sample, "handing_over", {"generation": 1, "touch": str(touched)})
+    raise_url = job.links["sendEventPostUri"]
+
+    assert http("POST", raise_url.replace("{eventName}", "Also"), {})[0] == 202
+    assert http("POST", raise_url.replace("{eventName}", "Go"), {})[0] == 202
+    done = job.wait_done(timeout=60)
+    child_url = job.links["statusQueryGetUri"].replace(job.id, f"{job.id}-child")
+
+    assert done["runtimeStatus"] == "Completed" and done["output"] == {"generation": 2}
+    end = time.monotonic() + 60
+    while not (touched.exists() and http("GET", child_url)[1]["runtimeStatus"] == "Completed"):
+        assert time.monotonic() < end, "the activity or the child of the handing-over episode never ran"
+        time.sleep(0.1)
+    assert http("GET", child_url)[1]["output"]["echo"] == "orphan"

@@ -12,6 +12,7 @@ id): the entity runs operations in order, so once the probe is in the state the 
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -57,7 +58,11 @@ class SlotsHost:
         return body
 
     def signal(self, operation: str, body: Any) -> None:
-        code, answer = http("POST", f"{self.entity_url()}?op={operation}", body)
+        # As the Python client's signal_entity sends it: the JSON text of the input as a JSON string.
+        # The extension keeps a JSON body as is (RequestMessage.Input) and the SDK's get_input
+        # decodes twice, so a bare object body would fail in the entity before any rule is reached;
+        # the attack that works is the encoded one (tests/devhost/test_conformance.py).
+        code, answer = http("POST", f"{self.entity_url()}?op={operation}", json.dumps(body))
         assert code == 202, (code, answer)
 
     def probe(self) -> dict[str, Any]:

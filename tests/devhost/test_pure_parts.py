@@ -217,3 +217,27 @@ def test_replay_with_another_entity_operation_is_non_deterministic(replayed):
     recorded = plan_actions([[entity_action(7, "acquire", '{"id": "a"}')]], [], T0, "job-1").history_events(T0)
     with pytest.raises(NonDeterminismError):
         plan_actions([[replayed]], recorded, T0, "job-1")
+
+
+def test_the_next_execution_keeps_the_version_and_a_child_carries_its_own():
+    """DTFx TaskOrchestrationDispatcher.cs:1075 (Azure/durabletask@5217032): the new execution's
+    `Version = NewVersion ?? runtimeState.Version` (the SDK's ContinueAsNew action names none); a
+    sub-orchestration action's `version` (CallSubOrchestratorAction) reaches its history event."""
+    from devhost.episode import decide
+    from devhost.functions import OrchestratorOutcome
+
+    def answer(actions: list) -> OrchestratorOutcome:
+        return OrchestratorOutcome({"isDone": True, "actions": [actions], "schemaVersion": 2}, None)
+
+    started = H.execution_started(T0, "o", {"n": 1}, version="1.5")
+    child = {"actionType": ActionType.CALL_SUB_ORCHESTRATOR, "functionName": "c", "input": None,
+             "instanceId": "kid", "version": "0.9"}
+    can = {"actionType": ActionType.CONTINUE_AS_NEW, "input": '{"n": 2}'}
+
+    decision = decide(instance_id="i", name="o", past=[], new=H.new_events(T0, [started]), now=T0,
+                      invoke=lambda _: answer([child, can]))
+
+    assert decision.next_execution is not None and decision.next_execution["Version"] == "1.5"
+    assert [c.version for c in decision.children] == ["0.9"]
+    created = [e for e in decision.appended if e["EventType"] == HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED]
+    assert [e["Version"] for e in created] == ["0.9"]

@@ -248,15 +248,18 @@ def test_entity_function_through_the_sdk_entry_point(monkeypatch):
         entity = entity_from_builder(job_slots)
         assert entity.name == slots.ENTITY_NAME
 
+        def request_input(value: object) -> str:  # RequestMessage.Input: the SDK's JSON text serialized once more
+            return json.dumps(json.dumps(value))
+
         def op(name: str, value: object, signal: bool = False) -> tuple[str, str, bool]:
-            return name, json.dumps(value), signal
+            return name, request_input(value), signal
 
         batch = [op("acquire", {"id": j, "capacity": 500}) for j in ("a", "b", "c")]
         outcome = run_entity(entity, entity_batch_json("job_slots", "global", False, None, batch))
         answers = [json.loads(r["result"]) for r in outcome.results]
         token_a, token_c = answers[0]["token"], answers[2]["token"]
         batch = [op("release", {"id": "a"}, True),  # no token: refused
-                 ("release", json.dumps(json.dumps({"id": "a", "token": token_a})), True),  # JSON text
+                 ("release", request_input(json.dumps({"id": "a", "token": token_a})), True),  # JSON text
                  op("acquire", {"id": "c", "token": token_c}), op("acquire", {"id": "bad id!"})]
         outcome = run_entity(entity, entity_batch_json("job_slots", "global", True, outcome.state, batch))
     finally:

@@ -248,7 +248,14 @@ class ReplayHost:
         for message in decision.entity_messages:  # sent however the episode ends (devhost/episode.py)
             self._send_to_entity(message)
         if decision.status == CONTINUED_AS_NEW:
-            # DTFx sends none of the last episode's activities and timers.
+            # DTFx sends the last episode's activities, timers and children too (devhost/engine.py
+            # `_continue_as_new`); their answers name this execution, so they are dropped.
+            for activity in decision.activities:
+                self._schedule_activity(activity)
+            for timer in decision.timers:
+                self._schedule_timer(timer)
+            for child in decision.children:
+                self._start_child(child)
             assert decision.next_execution is not None
             self.execution_history_sizes.append(len(self.history))
             self.history, self.execution = [], self.execution + 1
