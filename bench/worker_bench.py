@@ -18,6 +18,18 @@ per extra byte, and its value extrapolated to zero bytes is the fixed cost. The 
 
     bench: per_byte_ratio=<r> fixed_s=<s> rss_small_mb=<n> rss_large_mb=<n>
 
+    bench: per_byte_ratio=<r> fixed_s=<s> rss_small_mb=<n> rss_large_mb=<n> overlap_ratio=<r> ...
+
+`overlap_ratio` (issue 24) is the worker's wall time for the large file over the raw download
+plus the raw upload of the same bytes, both as the baseline measures them in the same run (its
+transfers alone, without interpreter start or imports): 1.0 means the worker downloads, then
+uploads; 0.5 would be perfect overlap at equal speeds. It is measured where the links, not the
+CPU, are the limit, as in a container: the media server and Azurite behind a throttling proxy
+(`bench.throttle_proxy`), at equal download and upload rates (`overlap_ratio`, target <= 0.65)
+and with the upload the slower side (`overlap_ratio_slow_upload`; its floor is
+slower / (download + upload)). `overlap_ratio_loopback` is the same figure on the unthrottled
+loopback runs above, where one pinned CPU does all the work of both transfers.
+
 `per_byte_ratio` is the worker's slope over the baseline's (1.0: each extra byte costs the worker
 what it costs a raw download + upload); `fixed_s` is the worker's fixed cost in seconds (reported,
 not a target: a real job first waits tens of seconds for its container). RSS is the worker's peak
@@ -44,6 +56,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
+from bench.throttle_proxy import ThrottleProxy, throttle_proxy
 from tests.support.services import REPO, Azurite, run_azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
@@ -61,6 +74,22 @@ class ProcessRun:
     seconds: float
     peak_rss_mb: float
     exit_code: int
+    download_s: float = 0.0
+    upload_s: float = 0.0
+    """The baseline's raw transfers (what it prints); 0 for the worker."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A throttled case: the rate the site sends and the rate Blob Storage takes (MiB/s)."""
+
+    label: str
+    down_mib_s: float
+    up_mib_s: float
+
+
+LINKS = (Link("overlap_ratio", 32, 32), Link("overlap_ratio_slow_upload", 64, 24))
+_TRANSFER = re.compile(rb"transfer: download_s=([0-9.]+) upload_s=([0-9.]+)")
 
 
 def prepare_media(root: Path) -> tuple[Path, Path]:
@@ -100,22 +129,41 @@ def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
 def run_process(argv: Sequence[str], env: dict[str, str], cpu: int | None) -> ProcessRun:
     """Wall time from spawn to exit on `cpu`, and peak RSS (see `peak_rss_kib`)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(pinned(argv, cpu), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read() if proc.stderr else b""  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(pinned(argv, cpu), cwd=REPO, env=env, stdout=out, stderr=subprocess.PIPE)
+        stderr = proc.stderr.read() if proc.stderr else b""  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        transfer = _TRANSFER.search(out.read())
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.stderr.write(stderr.decode("utf-8", "replace")[-3000:])
-    return ProcessRun(seconds=seconds, peak_rss_mb=peak_rss_kib(usage.ru_maxrss, stderr) / 1024, exit_code=code)
+    return ProcessRun(
+        seconds=seconds,
+        peak_rss_mb=peak_rss_kib(usage.ru_maxrss, stderr) / 1024,
+        exit_code=code,
+        download_s=float(transfer[1]) if transfer else 0.0,
+        upload_s=float(transfer[2]) if transfer else 0.0,
+    )
 
 
 def base_env(scratch: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
 
 
-def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch: Path, cpu: int | None) -> ProcessRun:
+def run_worker(
+    url: str,
+    azurite: Azurite,
+    callbacks: CallbackReceiver,
+    scratch: Path,
+    cpu: int | None,
+    via: ThrottleProxy | None = None,
+) -> ProcessRun:
     job_id = uuid.uuid4().hex
+    staging = upload_env(azurite, job_id)  # the worker's write-only staging SAS, as the app signs it
+    if via is not None:
+        staging = {k: via.rewrite(v, azurite.port) for k, v in staging.items()}
     env = {
         **base_env(scratch),
         E.JOB_ID: job_id,
@@ -124,7 +172,7 @@ def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch:
         E.JOB_MAX_BYTES: str(4 * 1024 * MiB),
         E.JOB_TIMEOUT_SECONDS: "600",
         E.OUTPUT_CONTAINER: CONTAINER,
-        **upload_env(azurite, job_id),  # the worker's write-only staging SAS, as the app signs it
+        **staging,
         E.CALLBACK_URL: callbacks.url(job_id),
         E.CALLBACK_TOKEN: "bench-token",
         E.ALLOWED_HOSTS: "127.0.0.1",
@@ -134,10 +182,13 @@ def run_worker(url: str, azurite: Azurite, callbacks: CallbackReceiver, scratch:
     return run_process([sys.executable, "-m", "worker"], env, cpu)
 
 
-def run_baseline(url: str, azurite: Azurite, scratch: Path, cpu: int | None) -> ProcessRun:
+def run_baseline(
+    url: str, azurite: Azurite, scratch: Path, cpu: int | None, via: ThrottleProxy | None = None
+) -> ProcessRun:
+    connection_string = azurite.connection_string
     env = {
         **base_env(scratch),
-        "BASELINE_CONNECTION_STRING": azurite.connection_string,
+        "BASELINE_CONNECTION_STRING": via.rewrite(connection_string, azurite.port) if via else connection_string,
         "BASELINE_CONTAINER": CONTAINER,
     }
     target = scratch / f"baseline-{uuid.uuid4().hex}.mp4"
@@ -164,6 +215,13 @@ class Series:
     def median(self, side: str) -> float:
         return statistics.median(r.seconds for r in getattr(self, side))
 
+    def overlap_ratio(self) -> float:
+        """Worker wall over the baseline's raw download + raw upload (medians)."""
+        raw = statistics.median(r.download_s for r in self.baseline) + statistics.median(
+            r.upload_s for r in self.baseline
+        )
+        return self.median("worker") / raw if raw > 0 else float("inf")
+
 
 @dataclass(frozen=True)
 class CostLine:
@@ -178,7 +236,38 @@ def cost_line(small_mib: float, small_s: float, large_mib: float, large_s: float
     return CostLine(fixed_s=small_s - per_mib * small_mib, per_mib_s=per_mib)
 
 
-def measure(runs: int, media_root: Path, *, pin: bool = True) -> None:
+def measure_links(
+    runs: int, large: Path, server_port: int, azurite: Azurite, callbacks: CallbackReceiver,
+    service: BlobServiceClient, scratch: Path, cpu: int | None,
+) -> dict[str, Series]:  # fmt: skip
+    """The large file through throttled links (`LINKS`): worker and baseline, interleaved."""
+    results: dict[str, Series] = {}
+    for link in LINKS:
+        series = results[link.label] = Series([], [])
+        with (
+            throttle_proxy(server_port, up_mib_s=link.down_mib_s, down_mib_s=link.down_mib_s) as site,
+            throttle_proxy(azurite.port, up_mib_s=link.up_mib_s, down_mib_s=link.up_mib_s) as storage,
+        ):
+            url = f"http://127.0.0.1:{site.port}/{large.name}"
+            for i in range(runs):
+                for side in ("worker", "baseline") if i % 2 == 0 else ("baseline", "worker"):
+                    if side == "worker":
+                        run = run_worker(url, azurite, callbacks, scratch, cpu, via=storage)
+                    else:
+                        run = run_baseline(url, azurite, scratch, cpu, via=storage)
+                    getattr(series, side).append(run)
+                    empty_container(service)
+                base = series.baseline[-1]
+                print(
+                    f"{link.label} (down {link.down_mib_s:g} MiB/s, up {link.up_mib_s:g} MiB/s) round {i + 1}: "
+                    f"worker {series.worker[-1].seconds:.2f}s (rss {series.worker[-1].peak_rss_mb:.0f} MB), "
+                    f"raw download {base.download_s:.2f}s + raw upload {base.upload_s:.2f}s; {load()}",
+                    flush=True,
+                )
+    return results
+
+
+def measure(runs: int, media_root: Path, *, pin: bool = True, link_runs: int = 2) -> None:
     large, small = prepare_media(media_root)
     cpu = bench_cpu(pin)
     others = os.sched_getaffinity(0) - {cpu}
@@ -213,11 +302,12 @@ def measure(runs: int, media_root: Path, *, pin: bool = True) -> None:
                     f"baseline {little.baseline[-1].seconds:.2f}s; {load()}",
                     flush=True,
                 )
-    _report(large, small, series["large"], series["small"])
+            links = measure_links(link_runs, large, server.port, azurite, callbacks, service, scratch, cpu)
+    _report(large, small, series["large"], series["small"], links)
 
 
-def _report(large: Path, small: Path, big: Series, little: Series) -> None:
-    failed = [r for s in (big, little) for r in s.worker + s.baseline if r.exit_code != 0]
+def _report(large: Path, small: Path, big: Series, little: Series, links: dict[str, Series]) -> None:
+    failed = [r for s in (big, little, *links.values()) for r in s.worker + s.baseline if r.exit_code != 0]
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed")
     large_mib, small_mib = large.stat().st_size / MiB, small.stat().st_size / MiB
@@ -239,10 +329,20 @@ def _report(large: Path, small: Path, big: Series, little: Series) -> None:
     row("peak RSS (MB), large", max(r.peak_rss_mb for r in big.baseline), rss_large, 0)
     row("peak RSS (MB), small", max(r.peak_rss_mb for r in little.baseline), rss_small, 0)
     print(f"per-byte ratio worker/baseline: {per_byte_ratio:.2f} (target <= 1.15); worker RSS target <= 200 MB, flat")
+    for label, series in links.items():
+        base = series.baseline
+        print(
+            f"{label}: worker {series.median('worker'):.2f}s / (raw download "
+            f"{statistics.median(r.download_s for r in base):.2f}s + raw upload "
+            f"{statistics.median(r.upload_s for r in base):.2f}s) = {series.overlap_ratio():.2f}"
+        )
+    print("overlap_ratio target <= 0.65 (1.0: download then upload; 0.5: perfect overlap at equal speeds)")
     print(f"end: {load()}")
+    ratios = " ".join(f"{label}={series.overlap_ratio():.2f}" for label, series in links.items())
     print(
         f"bench: per_byte_ratio={per_byte_ratio:.2f} fixed_s={worker.fixed_s:.2f} "
-        f"rss_small_mb={rss_small:.0f} rss_large_mb={rss_large:.0f}"
+        f"rss_small_mb={rss_small:.0f} rss_large_mb={rss_large:.0f} {ratios} "
+        f"overlap_ratio_loopback={big.overlap_ratio():.2f}"
     )
 
 
@@ -250,9 +350,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds; every time is the median over them")
     parser.add_argument("--media", type=Path, default=REPO / ".bench" / "media", help="where generated media is kept")
+    parser.add_argument("--link-runs", type=int, default=2, help="rounds of each throttled case")
     parser.add_argument("--no-pin", action="store_true", help="let both sides use every CPU (for comparison)")
     args = parser.parse_args(argv)
-    measure(args.runs, args.media, pin=not args.no_pin)
+    measure(args.runs, args.media, pin=not args.no_pin, link_runs=args.link_runs)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ configured (as the download starts) and only does what the job process asks over
     job process                          upload process
     ("configure", BlobTarget)        ->  ("ready",) | ("failed", JobError)
     ("stage", path, name)            ->  ("progress", sent, total)* then ("staged", StagedBlob) | ("failed", JobError)
-    ("abort", JobError)              ->  (ends a stage in progress: its reply is ("failed", ...); otherwise ignored)
+    ("grow", path, max_bytes)        ->  nothing yet: stages the file while the download writes it
+    ("grown", final path, name)      ->  ("progress", sent, total)* then ("staged", StagedBlob) | ("failed", JobError)
+    ("abort", JobError)              ->  (ends a stage or grow in progress: it answers ("failed", ...); else ignored)
     ("commit", StagedBlob, props)    ->  ("committed", BlobResult) | ("failed", JobError)
     ("record", name, bytes)          ->  ("recorded",) | ("failed", JobError)   (the result record)
     ("exit",)                        ->  ("exited", peak RSS KiB), then the process exits
@@ -150,6 +152,22 @@ class ProcessBlobSink:
 
     def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Callable[[], None]) -> StagedBlob:
         self._process.send(("stage", str(path), name))
+        return self._await_staged(on_progress, checkpoint)
+
+    def begin_growing(self, path: Path, max_bytes: int) -> None:
+        # No reply until "grown": the job process reads nothing from the pipe while it downloads.
+        self._process.send(("grow", str(path), max_bytes))
+
+    def finish_growing(
+        self, final: Path, name: str, on_progress: UploadProgress, checkpoint: Callable[[], None]
+    ) -> StagedBlob:
+        self._process.send(("grown", str(final), name))
+        return self._await_staged(on_progress, checkpoint)
+
+    def abandon_growing(self, reason: JobError) -> None:
+        self._abort(reason)
+
+    def _await_staged(self, on_progress: UploadProgress, checkpoint: Callable[[], None]) -> StagedBlob:
         while True:
             try:
                 checkpoint()
@@ -230,8 +248,8 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
         if kind == "configure":
             sink = _make_sink(message[1])
             return ("ready",)
-        if kind == "abort":
-            return None  # late: the stage it meant had already ended
+        if kind in ("abort", "grown"):
+            return None  # late: the stage it meant had already ended (and answered)
         if sink is None:
             raise JobFailed(JobError(ErrorCode.INTERNAL, f"the upload process got {kind!r} before its target"))
         if kind == "stage":
@@ -241,6 +259,24 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
                 conn.send(("progress", done, total))
 
             return ("staged", sink.stage(path, name, progress, checkpoint))
+        if kind == "grow":
+
+            def wait_end(timeout: float) -> tuple[Path, str] | None:
+                if not conn.poll(timeout):
+                    return None
+                message = conn.recv()
+                if message[0] == "grown":
+                    return Path(message[1]), message[2]
+                if message[0] == "abort":
+                    raise JobFailed(message[1])
+                if message[0] == "exit":
+                    os._exit(0)
+                raise JobFailed(JobError(ErrorCode.INTERNAL, f"the upload process got {message[0]!r} while staging"))
+
+            def growing_progress(done: int, total: int) -> None:
+                conn.send(("progress", done, total))
+
+            return ("staged", sink.stage_growing(Path(message[1]), message[2], wait_end, growing_progress, checkpoint))
         if kind == "commit":
             return ("committed", sink.commit(message[1], message[2]))
         if kind == "record":

@@ -9,11 +9,19 @@ is a proposal: the app copies the staged blob there after checking it (`activiti
 Two steps, so the job can verify the file while it is being uploaded:
 - `stage` reads the file once, in order, in block-sized reads, hashes each block as it is
   read (the sha256 costs no second read) and puts up to `concurrency` blocks at a time
-  (Put Block). Memory stays at about `(concurrency + 1) x block size` whatever the file size;
+  (Put Block). Memory stays at about `concurrency x block size` whatever the file size;
   each block is held as bytes until it is stored, so the SDK's retry policy can resend it.
 - `commit` (Put Block List) makes the blob, with its content type and metadata, from exactly
   the staged blocks. Until then nothing is visible: staged blocks that are never committed
   (verification failed, job cancelled) are discarded by the service.
+
+`stage_growing` is `stage` for a file yt-dlp is still writing (issue 24): it stages each full
+block as soon as the file holds it, hashing what it stages, until it is told the download ended
+and which file it produced. Then it stages the rest while it hashes that final file as it is on
+disk; only when that hash and size equal the staged ones (the staged blocks are exactly the file that
+will be verified) are the blocks kept. Anything else (the file was truncated and rewritten, a
+resumed request brought other bytes, a post-processor or fixup wrote another file) means the
+final file is staged again from its start, as `stage` does, under the same block ids.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
+import queue
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -42,6 +52,13 @@ UploadProgress = Callable[[int, int], None]
 """(bytes uploaded so far, total bytes)."""
 Checkpoint = Callable[[], None]
 """Called between reads; raises to abort the upload (cancellation)."""
+
+DownloadEnd = tuple[Path, str]
+"""The download's final file and the blob name the job proposes for it."""
+WaitForEnd = Callable[[float], "DownloadEnd | None"]
+"""Waits up to that many seconds for the end of the download; raises to abort the staging."""
+TAIL_POLL_SECONDS = 0.05
+"""How often a growing file is looked at when it holds less than a block more."""
 
 MAX_BLOCKS = 50_000
 """A block blob has at most 50,000 blocks: bigger files get bigger blocks."""
@@ -69,6 +86,20 @@ class BlobSink(Protocol):
     def stage(self, path: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint) -> StagedBlob: ...
 
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult: ...
+
+    def begin_growing(self, path: Path, max_bytes: int) -> None:
+        """Start staging `path` while it is being written (`stage_growing`); returns at once."""
+        ...
+
+    def finish_growing(
+        self, final: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint
+    ) -> StagedBlob:
+        """The download ended with `final`: the staged blocks once they are exactly its bytes."""
+        ...
+
+    def abandon_growing(self, reason: JobError) -> None:
+        """Stop a growing staging (the download failed); its blocks are never committed."""
+        ...
 
     def put_record(self, name: str, data: bytes) -> None:
         """Write the job's result record (`videojob.result_record`) at once. `name` must be the
@@ -138,6 +169,7 @@ class AzureBlobSink:
         self._media = BlobClient.from_blob_url(target.media_url) if target.media_url else None
         self._record = BlobClient.from_blob_url(target.record_url)
         self.endpoint_url = _service_endpoint(self._record)
+        self._growing: Any = None
 
     @classmethod
     def from_target(cls, target: UploadTarget) -> AzureBlobSink:
@@ -153,6 +185,100 @@ class AzureBlobSink:
         size = path.stat().st_size
         with _classified_errors(), path.open("rb", buffering=0) as file:
             return self._stage_blocks(name, lambda n: read_block(file, n), on_progress, checkpoint, size)
+
+    def stage_growing(
+        self, path: Path, max_bytes: int, wait_end: WaitForEnd, on_progress: UploadProgress, checkpoint: Checkpoint
+    ) -> StagedBlob:
+        """Stage `path` while it grows (see the module doc); `wait_end` says when and how it ended."""
+        blob = self._media_blob()
+        block_bytes = block_size_for(max_bytes, self._block_bytes)
+        end: DownloadEnd | None = None
+
+        # The final file is hashed from the moment the download ended, while the last blocks go.
+        rehash = ThreadPoolExecutor(1, "rehash")
+        final_digest: Future[tuple[int, str] | None] | None = None
+
+        def progress(done: int, total: int) -> None:
+            if end is not None:  # while the download runs, its own progress is the job's
+                on_progress(done, total)
+
+        def ended(timeout: float) -> DownloadEnd | None:
+            nonlocal final_digest
+            got = wait_end(timeout)
+            if got is not None:
+                final_digest = rehash.submit(file_digest, got[0])
+            return got
+
+        try:
+            file = path.open("rb", buffering=0)
+        except OSError:  # already renamed (a download quicker than the sink): staged once it ended
+            file = None
+        with _classified_errors(), _shut_down_after(rehash):
+            blocks = _Blocks(blob, self._concurrency, progress)
+            if file is not None:
+                with file, blocks:
+                    fd = file.fileno()
+                    while True:
+                        if end is None:
+                            end = ended(0)
+                        available = os.fstat(fd).st_size - blocks.offset
+                        if available < 0:
+                            break  # truncated: yt-dlp is writing it again from the start
+                        if available >= block_bytes or (end is not None and available > 0):
+                            blocks.reserve()
+                            data = os.pread(fd, min(block_bytes, available), blocks.offset)
+                            if not data:
+                                break
+                            blocks.put(data)
+                            del data  # the next read must not hold a block more in memory
+                            continue
+                        if end is not None:
+                            break
+                        end = ended(TAIL_POLL_SECONDS)
+            while end is None:
+                end = ended(TAIL_POLL_SECONDS)
+            final, name = end
+            digest = final_digest.result() if final_digest is not None else None
+            if blocks.offset and digest == (blocks.offset, blocks.sha256):
+                return blocks.staged(name)
+        log.warning("the downloaded file is not the bytes staged while it grew: staging it again")
+        return self.stage(final, name, on_progress, checkpoint)
+
+    def begin_growing(self, path: Path, max_bytes: int) -> None:
+        ends: queue.SimpleQueue[DownloadEnd | JobError] = queue.SimpleQueue()
+        progress: list[UploadProgress] = []
+        checkpoints: list[Checkpoint] = []
+
+        def wait_end(timeout: float) -> DownloadEnd | None:
+            try:
+                end = ends.get(timeout=timeout) if timeout else ends.get_nowait()
+            except queue.Empty:
+                return None
+            if isinstance(end, JobError):
+                raise JobFailed(end)
+            return end
+
+        pool = ThreadPoolExecutor(1, "grow")
+        future = pool.submit(
+            self.stage_growing, path, max_bytes, wait_end,
+            lambda done, total: progress[0](done, total), lambda: checkpoints[0]() if checkpoints else None,
+        )  # fmt: skip
+        pool.shutdown(wait=False)
+        self._growing = (ends, progress, checkpoints, future)
+
+    def finish_growing(
+        self, final: Path, name: str, on_progress: UploadProgress, checkpoint: Checkpoint
+    ) -> StagedBlob:
+        ends, progress, checkpoints, future = self._growing
+        progress.append(on_progress)
+        checkpoints.append(checkpoint)
+        ends.put((final, name))
+        return future.result()  # type: ignore[no-any-return]
+
+    def abandon_growing(self, reason: JobError) -> None:
+        ends, _, _, future = self._growing
+        ends.put(reason)
+        wait([future])
 
     def commit(self, staged: StagedBlob, properties: BlobProperties) -> BlobResult:
         """Make the staged media blob from exactly the staged blocks. The result names the final
@@ -200,43 +326,97 @@ class AzureBlobSink:
         checkpoint: Checkpoint,
         expected_bytes: int,
     ) -> StagedBlob:
-        blob = self._media_blob()
         block_bytes = block_size_for(expected_bytes, self._block_bytes)
-        sha = hashlib.sha256()
-        ids: list[str] = []
-        read_bytes = sent = 0
-        in_flight: set[Future[int]] = set()
+        with _Blocks(self._media_blob(), self._concurrency, on_progress, expected_bytes) as blocks:
+            while True:
+                checkpoint()
+                blocks.reserve()
+                data = read(block_bytes)
+                if not data:
+                    break
+                blocks.put(data)
+                del data
+        return blocks.staged(name)
 
-        def put(block: str, data: bytes) -> int:
-            blob.stage_block(block, data, length=len(data))
-            return len(data)
 
-        def settle(futures: set[Future[int]]) -> None:
-            nonlocal sent
-            for f in futures:
-                sent += f.result()  # raises the block's error, if any
-                on_progress(sent, max(expected_bytes, read_bytes))
+class _Blocks:
+    """Put Block for each block handed in, in order, at most `concurrency` at a time, hashing
+    them as they go; leaving the `with` waits for every put (or cancels them on an error)."""
 
-        with ThreadPoolExecutor(self._concurrency, "stage") as pool:
-            try:
-                while True:
-                    checkpoint()
-                    data = read(block_bytes)
-                    if not data:
-                        break
-                    read_bytes += len(data)
-                    sha.update(data)  # hashlib releases the GIL for big buffers: the puts go on meanwhile
-                    ids.append(block_id(len(ids)))
-                    if len(in_flight) >= self._concurrency:
-                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        settle(done)
-                    in_flight.add(pool.submit(put, ids[-1], data))
-                    del data
-                settle(wait(in_flight).done)
-            except BaseException:
+    def __init__(self, blob: Any, concurrency: int, on_progress: UploadProgress, expected_bytes: int = 0):
+        self._blob = blob
+        self._concurrency = concurrency
+        self._on_progress = on_progress
+        self._expected = expected_bytes
+        self._sha = hashlib.sha256()
+        self._in_flight: set[Future[int]] = set()
+        self._pool: ThreadPoolExecutor | None = None  # made on entering the `with`
+        self.ids: list[str] = []
+        self.offset = 0
+        self.sent = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def staged(self, name: str) -> StagedBlob:
+        return StagedBlob(name=name, block_ids=tuple(self.ids), size_bytes=self.offset, sha256=self.sha256)
+
+    def reserve(self) -> None:
+        """Wait until fewer than `concurrency` puts are in flight: called before reading a block,
+        so at most `concurrency` blocks are in memory, the one just read included."""
+        if len(self._in_flight) >= self._concurrency:
+            done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._settle(done)
+
+    def put(self, data: bytes) -> None:
+        self.offset += len(data)
+        self._sha.update(data)  # hashlib releases the GIL for big buffers: the puts go on meanwhile
+        self.ids.append(block_id(len(self.ids)))
+        self.reserve()
+        if self._pool is None:
+            raise RuntimeError("blocks are put inside `with _Blocks(...)` only")
+        self._in_flight.add(self._pool.submit(self._put, self.ids[-1], data))
+
+    def _put(self, block: str, data: bytes) -> int:
+        self._blob.stage_block(block, data, length=len(data))
+        return len(data)
+
+    def _settle(self, futures: set[Future[int]]) -> None:
+        for f in futures:
+            self.sent += f.result()  # raises the block's error, if any
+            self._on_progress(self.sent, max(self._expected, self.offset))
+
+    def __enter__(self) -> _Blocks:
+        self._pool = ThreadPoolExecutor(self._concurrency, "stage")
+        return self
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        pool, self._pool = self._pool, None
+        try:
+            if error is None:
+                self._settle(wait(self._in_flight).done)
+                self._in_flight = set()
+        finally:
+            if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        return StagedBlob(name=name, block_ids=tuple(ids), size_bytes=read_bytes, sha256=sha.hexdigest())
+
+
+def file_digest(path: Path) -> tuple[int, str] | None:
+    """(size, sha256) of the file at `path` as it is on disk; None if it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return os.fstat(file.fileno()).st_size, hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _shut_down_after(pool: ThreadPoolExecutor) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from .blob_sink import BlobProperties, BlobSink, StagedBlob
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import DownloadedMedia, Downloader, MediaRequest
+from .early_upload import EarlyUpload
 from .errors import OUT_OF_MEMORY_MESSAGE, DownloadAborted, JobFailed, clean_message
 from .naming import blob_name, content_disposition, content_type, header_safe
 from .progress import progress_from_hook
@@ -234,6 +235,7 @@ class _Steps:
         self.clock = clock
         self.verified = threading.Event()
         self.abandoned = threading.Event()
+        self.early_upload: EarlyUpload | None = None
 
     def staging_checkpoint(self) -> None:
         if self.abandoned.is_set():
@@ -257,6 +259,8 @@ class _Steps:
         reason = self.stop_reason()
         if reason is not None:
             raise DownloadAborted(reason)
+        if self.early_upload is not None:
+            self.early_upload.on_progress(status)
         # Called for every block read: the throttle is asked first, so a dropped event costs no work.
         if status.get("status") == "downloading" and self.reporter.progress_due(DOWNLOADING):
             self.reporter.progress(DOWNLOADING, progress_from_hook(status))
@@ -296,6 +300,9 @@ def run_job(
         # The blob client (and its SDK import) is built while the download runs.
         sink_future = _background.submit(sink_factory)
         workdir = work.create()
+        # A single-file download is staged while it is written (`early_upload`); its blocks are
+        # committed only after the file on disk proved to be exactly them and passed ffprobe.
+        steps.early_upload = EarlyUpload(sink_future, env.format, workdir, env.max_bytes)
         steps.checkpoint()
         policy = guard_policy(config, env.callback_url, config.blob_endpoint)
         # yt-dlp works on a private copy of the operator's cookies, gone before the upload starts.
@@ -319,7 +326,9 @@ def run_job(
         # after the file passed verification.
         sink = sink_future.result()
         name = blob_name(env.job_id, media.title, media.ext)
-        staging = _background.submit(sink.stage, media.path, name, steps.on_upload_progress, steps.staging_checkpoint)
+        early = steps.early_upload.started
+        stage = early.finish_growing if early is not None else sink.stage
+        staging = _background.submit(stage, media.path, name, steps.on_upload_progress, steps.staging_checkpoint)
         info = media_info(media, verify(media.path, env.format))
 
         steps.verified.set()
@@ -350,6 +359,8 @@ def run_job(
         steps.abandoned.set()
         if staging is not None:
             wait([staging])
+        elif steps.early_upload is not None and steps.early_upload.started is not None:
+            steps.early_upload.started.abandon_growing(JobError(ErrorCode.CANCELLED, "the download failed"))
         work.remove()
     try:
         if guard_state is not None and guard_state.refusals and error.code in (
