@@ -237,7 +237,7 @@ def test_the_worker_container_sees_exactly_the_specs_environment_and_no_secret_l
     assert ended.finished_at is not None
     assert abs(datetime.now(UTC) - datetime.fromisoformat(ended.finished_at)) < timedelta(hours=1)
     # podman's log file may trail the exit by a moment on a busy machine
-    wait_for(lambda: bool(backend.logs(spec.name, tail=5).strip()), 60, "the container's output in its log")
+    wait_for(lambda: bool(backend.logs(spec.name, tail=5).strip()), 180, "the container's output in its log")
     seen = json.loads(backend.logs(spec.name, tail=5).strip().splitlines()[-1])
     assert {k: seen.get(k) for k in spec.environment()} == spec.environment()
     secrets = [v for _, v in spec.secure_env]

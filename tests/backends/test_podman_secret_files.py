@@ -20,9 +20,13 @@ from videojob.settings import load_settings
 
 COOKIES = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t4102444800\tSID\tpodman-cookie-secret-31"
 READ_AND_TRY_TO_WRITE = [
-    "/bin/sh", "-c",
-    'sha256sum "$COOKIES_FILE"; (echo x > "$COOKIES_FILE") 2>/dev/null && echo WRITABLE || echo READ-ONLY',
-]  # fmt: skip
+    "python3", "-c",
+    "import hashlib, os\n"
+    "path = os.environ['COOKIES_FILE']\n"
+    "print(hashlib.sha256(open(path, 'rb').read()).hexdigest())\n"
+    "try:\n    open(path, 'a').write('x')\n    print('WRITABLE')\n"
+    "except OSError:\n    print('READ-ONLY')\n",
+]  # the worker image has python3 and no shell
 
 
 def spec():
