@@ -36,7 +36,15 @@ from typing import Any
 from . import history as H
 from .actions import NewSubOrchestration
 from .episode import CONTINUED_AS_NEW, Decision, decide
-from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
+from .functions import (
+    FunctionIndex,
+    entity_batch_json,
+    is_async_activity,
+    run_activity,
+    run_async_activity,
+    run_entity,
+    run_orchestrator,
+)
 from .store import (
     RUNNING,
     EntityPage,
@@ -88,6 +96,8 @@ class Engine:
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.client_binding: Callable[[], str | None] = lambda: None
+        """The durable client binding an activity with a client input gets (set by the server)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -406,7 +416,10 @@ class Engine:
         if activity is None:
             event = H.task_failed(self.clock(), a.task_id, f"The function '{a.name}' doesn't exist.", None)
         else:
-            outcome = await loop.run_in_executor(self._pool, run_activity, activity, a.input)
+            if is_async_activity(activity):
+                outcome = await run_async_activity(activity, a.input, self.client_binding())
+            else:
+                outcome = await loop.run_in_executor(self._pool, run_activity, activity, a.input)
             now = self.clock()
             if outcome.failed:
                 log.warning("activity %s of %s failed: %s", a.name, a.instance_id, outcome.reason)
@@ -418,7 +431,9 @@ class Engine:
 
     async def _orphan_activity(self, a: OrphanActivity) -> None:
         activity = self.index.activities.get(a.name)
-        if activity is not None:
+        if activity is not None and is_async_activity(activity):
+            outcome = await run_async_activity(activity, a.input, self.client_binding())
+        elif activity is not None:
             outcome = await asyncio.get_running_loop().run_in_executor(self._pool, run_activity, activity, a.input)
             log.info("activity %s of an earlier execution of %s ended (%s); its result is dropped",
                      a.name, a.instance_id, "failed" if outcome.failed else "completed")

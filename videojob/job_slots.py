@@ -4,8 +4,11 @@ It is the state of one durable entity, `job_slots` / `global` (`entities/`), who
 Durable engine runs one at a time, in order: that serialization is the only lock. A job asks
 (`acquire`) before it creates a container group and gives its slot back (`release`) once its
 group is gone; the sweeper frees the slots of jobs that ended without running orchestrator code
-(`evict`). Python entities cannot send anything (azure-functions-durable 1.7), so a waiting job
-learns of its grant by asking again: `acquire` is idempotent and answers the caller's place.
+(`evict`). Python entities cannot send anything (azure-functions-durable 1.7: `Entity.handle`
+answers `EntityState(results, signals=[])` and `DurableEntityContext` has no signal or start), so
+the operations that free a slot answer whom they granted it to (`{"granted": [ids]}`) and the
+caller tells them (`GRANT_EVENT`, raised by the `ANNOUNCE_GRANTS` activity); a told job asks
+again (`acquire` is idempotent and answers the caller's place) and so claims it.
 
 The entity trusts no caller (issue 19.5): its operations can be signalled by anyone holding the
 key of the Durable webhook. So every fact that decides who runs is the entity's own:
@@ -24,7 +27,7 @@ the entity to log; a malformed one raises `SlotError`.
 A quota refusal steps aside (`step_aside`): the slot goes to the next job, the place is kept but
 not promoted (`resting`) until the job asks again after its backoff, so it gets the next free slot
 then without overtaking anyone who was granted meanwhile. A freed slot goes to the head of the
-queue at once (reserved for it until it asks, at most one re-check interval later).
+queue at once (reserved for it until it asks: when told, or at its fallback re-check).
 """
 
 from __future__ import annotations
@@ -332,6 +335,13 @@ def evict(state: SlotState, ids: Iterable[str], before: datetime, now: datetime)
     return _promote(_without(state, {_job_id(i) for i in ids}, before), now)
 
 
+def newly_granted(before: SlotState, after: SlotState) -> list[str]:
+    """The jobs an operation promoted from the queue to the holders: the ones to tell (a Python
+    entity cannot tell them itself, see the module docstring), in the order they were granted."""
+    held = {m.id for m in before.holders}
+    return [m.id for m in after.holders if m.id not in held and before.member(m.id) is not None]
+
+
 def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capacity: int,
           new_token: Callable[[], str], signing_key: str | None) -> tuple[SlotState, Any, Refusal | None]:
     """One entity operation: the new state, the operation's result (wire form) and, when it was
@@ -347,7 +357,9 @@ def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capaci
     if operation in (RELEASE, STEP_ASIDE):
         step = release if operation == RELEASE else step_aside
         after = step(state, args.get("id"), now, token=args.get("token"))
-        return (state, None, after) if isinstance(after, Refusal) else (after, None, None)
+        if isinstance(after, Refusal):
+            return state, {"granted": []}, after
+        return after, {"granted": newly_granted(state, after)}, None
     if operation == EVICT:
         ids, before, mac = args.get("ids"), args.get("before"), args.get("mac")
         if not isinstance(ids, list) or len(ids) > MAX_MEMBERS or not all(isinstance(i, str) for i in ids):
@@ -356,7 +368,8 @@ def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capaci
         if not signing_key or not isinstance(mac, str) or not hmac.compare_digest(
                 mac, evict_mac(signing_key, ids, str(before))):
             return state, None, Refusal(EVICT, None, "no valid MAC of the service's signing key")
-        return evict(state, ids, when, now), None, None
+        after = evict(state, ids, when, now)
+        return after, {"granted": newly_granted(state, after)}, None
     if operation == GET:
         return state, state.to_wire(), None
     raise SlotError(f"unknown operation {str(operation)[:40]!r}")
@@ -364,19 +377,36 @@ def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capaci
 
 # --- the waiting job's policy (pure; `orchestrators/job_queue.py` is its shell) ------------------
 
-QUEUE_RECHECK_MIN_SECONDS = 2
-QUEUE_RECHECK_MAX_SECONDS = 10
+GRANT_EVENT = "SlotGranted"
+"""The event a job that was granted a slot is sent (by `ANNOUNCE_GRANTS`, run by whoever freed it)."""
+ANNOUNCE_GRANTS = "announce_slot_grants"
+"""The activity that raises `GRANT_EVENT` to the jobs a `release`/`step_aside` answer names."""
+QUEUE_FALLBACK_SECONDS = 60
+"""A queued job asks again on its own only this rarely: grants are pushed (`GRANT_EVENT`); the
+re-check only repairs a lost one (a releasing job that crashed between its release and the
+announcement, a sweeper eviction, a raised cap)."""
 QUOTA_BACKOFF_CAP_SECONDS = 300
 
 
 def queue_recheck_seconds(position: int | None) -> float:
-    """How long a queued job waits before asking again: 2 s at places 1 and 2 (a slot may be
-    reserved for it already), one second more per place behind, at most 10 s. Each re-check costs
-    two episodes, one entity operation and about eight history events, so a job far back asks
-    less often; it never shows a place more than ~10 s of queue motion old."""
-    if position is None:
-        return float(QUEUE_RECHECK_MIN_SECONDS)
-    return float(min(QUEUE_RECHECK_MAX_SECONDS, max(QUEUE_RECHECK_MIN_SECONDS, position)))
+    """How long a queued job waits for its `GRANT_EVENT` before asking again anyway. Constant:
+    a queued job costs one timer per fallback period whatever its place, so 1,000 queued jobs
+    cost the entity 1,000 / 60 s ≈ 17 operations a second at most (against 100 or more when every
+    job polled every 2-10 s), and a queued job adds ~4 history events a minute."""
+    return float(QUEUE_FALLBACK_SECONDS)
+
+
+def granted_ids(answer: Any) -> list[str]:
+    """The ids a `release`/`step_aside`/`evict` answer names as newly granted (valid ids only:
+    the answer is the entity's, but it reaches an activity that raises events by id)."""
+    return valid_ids(answer.get("granted") if isinstance(answer, Mapping) else None)
+
+
+def valid_ids(ids: Any) -> list[str]:
+    """The well-formed job ids of a list (at most `MAX_CAPACITY`: no operation grants more)."""
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids[:MAX_CAPACITY] if isinstance(i, str) and _ID.match(i)]
 
 
 def quota_backoff_seconds(first_seconds: float, refusals: int) -> float:

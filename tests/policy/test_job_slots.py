@@ -219,8 +219,28 @@ def test_state_round_trips_through_the_wire_and_keeps_no_token():
     assert slots.SlotState.from_wire(None) == slots.SlotState()
 
 
-def test_queue_recheck_grows_with_the_position_and_is_bounded():
-    assert [slots.queue_recheck_seconds(p) for p in (None, 1, 2, 3, 7, 50)] == [2, 2, 2, 3, 7, 10]
+def test_a_queued_job_re_checks_only_as_a_fallback_whatever_its_place():
+    """Issue 22: grants are pushed; a queued job's own re-check (one entity operation) only
+    repairs a lost announcement, so 1,000 queued jobs cost the entity a few operations a second."""
+    waits = {slots.queue_recheck_seconds(p) for p in (None, 1, 2, 3, 7, 50, 1000)}
+    assert waits == {slots.QUEUE_FALLBACK_SECONDS} and slots.QUEUE_FALLBACK_SECONDS >= 60
+
+
+def test_the_operations_that_free_a_slot_answer_whom_they_granted_it_to():
+    """The entity cannot tell the job it granted a slot to (a Python entity sends nothing): the
+    freeing operation's answer names it, for the caller to tell."""
+    e = Entity()
+    for i, job in enumerate("abcde"):
+        e.ask(job, i)
+    assert e.op("release", slots.holder_request("a", e.tokens["a"]), 10) == {"granted": ["c"]}
+    assert e.op("step_aside", slots.holder_request("b", e.tokens["b"]), 11) == {"granted": ["d"]}
+    assert e.op("release", slots.holder_request("e", e.tokens["e"]), 12) == {"granted": []}  # a queued job left
+    e.capacity = 3
+    assert e.op("release", slots.holder_request("c", e.tokens["c"]), 13) == {"granted": []}  # b rests
+    assert e.op("evict", slots.evict_request(KEY, ["d"], t(20)), 14) == {"granted": []}
+    assert e.holders() == [] and e.queue() == ["b"]
+    assert slots.granted_ids({"granted": ["ok-1", "../bad", 3]}) == ["ok-1"]
+    assert slots.granted_ids(None) == []
 
 
 def test_quota_backoff_doubles_and_is_capped():
