@@ -429,3 +429,15 @@ def queued_status(grant: Grant | None, group: str, now: datetime, queued_since: 
     if reason:
         status["reason"] = reason
     return status
+
+
+def with_current_place(custom_status: Any, state: SlotState, job_id: str) -> Any:
+    """A queued job's customStatus with its place as the entity has it now (the status route reads
+    the state: pushed grants leave a waiting job's own customStatus up to one fallback period
+    old). Anything else, or a job the entity no longer queues (granted, about to start), as is."""
+    if not isinstance(custom_status, Mapping) or custom_status.get("phase") != "queued":
+        return custom_status
+    position = state.position(job_id)
+    if position is None:
+        return custom_status
+    return {**custom_status, "queuePosition": position, "running": len(state.holders), "capacity": state.capacity}
