@@ -1,22 +1,22 @@
 """A job's place under the global cap (`MAX_RUNNING_JOBS`): the `job_slots` entity's client side.
 
-Why a waiting job asks again on a durable timer rather than being told (docs/design.md, "Global
-cap and queue"): a Python entity cannot send anything (azure-functions-durable 1.7:
-`DurableEntityContext` has no signal, `Entity.handle` sends none), entities never raise events to
-orchestrations, and the SDK has no critical section (`lock`). So the entity decides FIFO under
-its own serialization, and the job learns its grant (or its place) by calling `acquire` again
-after `job_slots.queue_recheck_seconds(position)`. The price: two episodes, one entity
-operation and ~8 history events per re-check while queued; so the wait hands over to a new
-generation like the watch does (`acquire`'s `hand_over`, between re-checks), and the next one
-asks again with the same token: its place is kept.
+Grants are pushed (issue 22; docs/design.md, "Global cap and queue"): a Python entity cannot send
+anything and an orchestration cannot raise an event to another instance (azure-functions-durable
+1.7), so a holder that ends calls `release` (not a signal: it needs the answer, the jobs granted)
+and the `announce_slot_grants` activity raises `SlotGranted` to them (`hand_on`). A queued job
+waits for that event, asking `acquire` again only after `QUEUE_FALLBACK_SECONDS` (60 s) to repair
+a lost one. While queued, the wait hands over to a new generation like the watch does
+(`acquire`'s `hand_over`, between re-checks), and the next one asks again with the same token:
+its place is kept.
 
 The entity decides the cap, the order and who holds what (issue 19.5): the job sends only its id
 and the token the entity gave it in the answer to its first ask (kept in the carry, so a new
 generation keeps the place); `release` and `step_aside` (a quota refusal) need that token.
 
-Every exit releases what it holds (`release`, a fire-and-forget signal that goes out even with
-the episode that fails the orchestration); endings that run no orchestrator code (terminate,
-purge, a crash) are the sweeper's (`sweeper.sweep.reconcile_slots`).
+Every exit releases what it holds: `hand_on` where the orchestration can wait, `release` (a
+fire-and-forget signal that goes out even with the episode that fails the orchestration) on an
+unexpected exception; endings that run no orchestrator code (terminate, purge, a crash) are the
+sweeper's (`sweeper.sweep.reconcile_slots`, which tells the next jobs too).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ class JobSlot:
                 self.queued_since = began
                 self._save()
                 return hand_over(max(now, status_floor) if status_floor else now)
-            request = slots.acquire_request(self._job_id, self.token, self._arrived, self._plan.max_running_jobs)
+            request = slots.acquire_request(self._job_id, self.token, self._arrived, self._plan.max_running_jobs,
+                                            self._plan.owner)
             self._member = True
             task = yield from mailbox.until_done(context.call_entity(SLOTS, slots.ACQUIRE, request))
             try:

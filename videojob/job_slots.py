@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ MAX_MEMBERS = 10_000
 """Holders plus queued ids: a bound on the state whatever callers send."""
 MAX_CAPACITY = 500
 MAX_TOKEN_CHARS = 100
+MAX_OWNER_CHARS = 200
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 EVICT_MAC_DOMAIN = b"videojob job_slots evict v1\n"
@@ -87,12 +89,17 @@ class Member:
     """SHA-256 of the holder's token; None for a member from before tokens (its id is enough)."""
     resting: bool = False
     """Stepped aside after a quota refusal: keeps its place, is not promoted until it asks again."""
+    owner: str | None = None
+    """Who submitted the job (the plan's `owner`, sent with the first ask); None in key mode and
+    for members from before owners: they share one turn (`_promote`)."""
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"id": self.id, "arrived": format_utc(self.arrived), "since": format_utc(self.since),
                                 "seq": self.seq}
         if self.key is not None:
             wire["key"] = self.key
+        if self.owner is not None:
+            wire["owner"] = self.owner
         if self.resting:
             wire["resting"] = True
         return wire
@@ -105,7 +112,7 @@ class Member:
         if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
             raise SlotError("a member's key must be 64 hex digits")
         return cls(_job_id(d.get("id")), _time(d.get("arrived"), "arrived"), _time(d.get("since"), "since"),
-                   _count(d.get("seq")), key, d.get("resting") is True)
+                   _count(d.get("seq")), key, d.get("resting") is True, _owner(d.get("owner")))
 
     def answers_to(self, token: Any) -> bool:
         if self.key is None:
@@ -187,11 +194,14 @@ class Grant:
                    token if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS else None)
 
 
-def acquire_request(job_id: str, token: str | None, arrived: datetime, capacity: int | None) -> dict[str, Any]:
+def acquire_request(job_id: str, token: str | None, arrived: datetime, capacity: int | None,
+                    owner: str | None = None) -> dict[str, Any]:
     """What a job sends to `acquire`. `arrived` and `capacity` are sent as before issue 19.5 and
-    ignored by the entity, and `token` only once the job has one: a history in flight across the
-    upgrade replays the very request it recorded (the devhost, like a strict replay, compares them)."""
-    return {"id": job_id, "arrived": format_utc(arrived), "capacity": capacity, **({"token": token} if token else {})}
+    ignored by the entity, `token` only once the job has one and `owner` only when its plan names
+    one (entra mode): a history in flight across the upgrade replays the very request it recorded
+    (the devhost, like a strict replay, compares them)."""
+    return {"id": job_id, "arrived": format_utc(arrived), "capacity": capacity, **({"token": token} if token else {}),
+            **({"owner": owner} if owner else {})}
 
 
 def holder_request(job_id: str, token: str | None) -> dict[str, Any]:
@@ -240,6 +250,16 @@ def _capacity(value: Any) -> int:
     return value
 
 
+def _owner(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_OWNER_CHARS else None
+
+
+def _per_owner(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CAPACITY:
+        raise SlotError(f"the per-owner cap must be an integer from 0 to {MAX_CAPACITY}")
+    return value
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -248,18 +268,29 @@ def _ordered(queue: Iterable[Member]) -> tuple[Member, ...]:
     return tuple(sorted(queue, key=lambda m: (m.seq, m.id)))
 
 
-def _promote(state: SlotState, now: datetime) -> SlotState:
-    """Hand free slots to the head of the queue (members that stepped aside wait until they ask)."""
-    free = max(0, state.capacity - len(state.holders))
-    moved: list[Member] = []
-    kept: list[Member] = []
-    for m in state.queue:
-        if free > 0 and not m.resting:
-            moved.append(replace(m, since=now))
-            free -= 1
-        else:
-            kept.append(m)
-    return replace(state, holders=state.holders + tuple(moved), queue=tuple(kept))
+def _promote(state: SlotState, now: datetime, per_owner: int = 0) -> SlotState:
+    """Hand free slots out fairly across owners (issue 22): each goes to the owner with the fewest
+    slots held among those with a job waiting, the one whose first waiting job came first on a tie
+    (so owners take turns), and within one owner to its first job (FIFO). `per_owner` (> 0) caps
+    the slots one owner holds. With one owner (key mode) this is the queue's order. Members that
+    stepped aside wait until they ask."""
+    holders = list(state.holders)
+    queue = list(state.queue)
+    free = state.capacity - len(holders)
+    while free > 0:
+        held = Counter(m.owner for m in holders)
+        heads: dict[str | None, Member] = {}
+        for m in queue:
+            if m.resting or m.owner in heads or (per_owner and held[m.owner] >= per_owner):
+                continue
+            heads[m.owner] = m
+        if not heads:
+            break
+        chosen = min(heads.values(), key=lambda m: (held[m.owner], m.seq))
+        queue.remove(chosen)
+        holders.append(replace(chosen, since=now))
+        free -= 1
+    return replace(state, holders=tuple(holders), queue=tuple(queue))
 
 
 def _without(state: SlotState, ids: set[str], before: datetime | None = None) -> SlotState:
@@ -277,7 +308,8 @@ def _with(state: SlotState, member: Member) -> SlotState:
 
 
 def acquire(state: SlotState, job_id: str, now: datetime, capacity: int, *, token: str | None = None,
-            new_token: Callable[[], str]) -> tuple[SlotState, Grant | Refusal]:
+            new_token: Callable[[], str], owner: str | None = None, per_owner: int = 0
+            ) -> tuple[SlotState, Grant | Refusal]:
     """Join the queue (a first ask: a place after everyone there, and a token in the answer) or
     keep one's place (`token` of that first ask), and take a slot if one is free for it.
     `capacity` is the operator's cap: lowering it stops new grants, never takes a slot back. An
@@ -290,13 +322,13 @@ def acquire(state: SlotState, job_id: str, now: datetime, capacity: int, *, toke
         if len(state.holders) + len(state.queue) >= MAX_MEMBERS:
             raise SlotError(f"the queue is full ({MAX_MEMBERS} jobs)")
         issued = new_token()
-        member = Member(job_id, now, now, state.next_seq, token_key(issued))
+        member = Member(job_id, now, now, state.next_seq, token_key(issued), owner=_owner(owner))
         state = replace(state, queue=_ordered((*state.queue, member)), next_seq=state.next_seq + 1)
     elif not member.answers_to(token):
         return state, Refusal(ACQUIRE, job_id, "the token is not this member's")
     elif member.resting:
         state = _with(state, replace(member, resting=False))
-    state = _promote(state, now)
+    state = _promote(state, now, per_owner)
     return state, replace(grant_of(state, job_id), token=issued)
 
 
@@ -304,7 +336,8 @@ def grant_of(state: SlotState, job_id: str) -> Grant:
     return Grant(state.holds(job_id), state.position(job_id), len(state.holders), state.capacity, len(state.queue))
 
 
-def release(state: SlotState, job_id: str, now: datetime, *, token: str | None = None) -> SlotState | Refusal:
+def release(state: SlotState, job_id: str, now: datetime, *, token: str | None = None,
+            per_owner: int = 0) -> SlotState | Refusal:
     """Leave: give the slot back or the place in the queue up (a no-op for a stranger). Only the
     member's own token frees it."""
     member = state.member(_job_id(job_id))
@@ -312,10 +345,11 @@ def release(state: SlotState, job_id: str, now: datetime, *, token: str | None =
         return state
     if not member.answers_to(token):
         return Refusal(RELEASE, job_id, "the token is not this member's")
-    return _promote(_without(state, {job_id}), now)
+    return _promote(_without(state, {job_id}), now, per_owner)
 
 
-def step_aside(state: SlotState, job_id: str, now: datetime, *, token: str | None = None) -> SlotState | Refusal:
+def step_aside(state: SlotState, job_id: str, now: datetime, *, token: str | None = None,
+               per_owner: int = 0) -> SlotState | Refusal:
     """A quota refusal: give the slot to the next job, keep the place, resting until asked again."""
     member = state.member(_job_id(job_id))
     if member is None:
@@ -325,14 +359,14 @@ def step_aside(state: SlotState, job_id: str, now: datetime, *, token: str | Non
     resting = replace(member, since=now, resting=True)
     state = replace(state, holders=tuple(m for m in state.holders if m.id != job_id),
                     queue=_ordered((*(m for m in state.queue if m.id != job_id), resting)))
-    return _promote(state, now)
+    return _promote(state, now, per_owner)
 
 
-def evict(state: SlotState, ids: Iterable[str], before: datetime, now: datetime) -> SlotState:
+def evict(state: SlotState, ids: Iterable[str], before: datetime, now: datetime, per_owner: int = 0) -> SlotState:
     """The sweeper's release for jobs that ended without running orchestrator code. Only entries
     older than `before` (the moment the sweeper read the state) go: an id that came back since
     (a job restarted under the same id) keeps its new entry."""
-    return _promote(_without(state, {_job_id(i) for i in ids}, before), now)
+    return _promote(_without(state, {_job_id(i) for i in ids}, before), now, per_owner)
 
 
 def newly_granted(before: SlotState, after: SlotState) -> list[str]:
@@ -343,20 +377,25 @@ def newly_granted(before: SlotState, after: SlotState) -> list[str]:
 
 
 def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capacity: int,
-          new_token: Callable[[], str], signing_key: str | None) -> tuple[SlotState, Any, Refusal | None]:
+          new_token: Callable[[], str], signing_key: str | None, per_owner: int = 0
+          ) -> tuple[SlotState, Any, Refusal | None]:
     """One entity operation: the new state, the operation's result (wire form) and, when it was
-    refused, why (the state is then unchanged). `capacity` and `signing_key` are the operator's
-    (settings); `new_token` makes a holder's token."""
+    refused, why (the state is then unchanged). `capacity`, `per_owner` (`MAX_RUNNING_JOBS_PER_USER`)
+    and `signing_key` are the operator's (settings); `new_token` makes a holder's token. The
+    `owner` a first ask names is the caller's word (the plan's owner): it only picks whose turn
+    the job waits in, never the cap."""
     args = value if isinstance(value, Mapping) else {}
     state = replace(state, capacity=_capacity(capacity))
+    per_owner = _per_owner(per_owner)
     if operation == ACQUIRE:
-        state, answer = acquire(state, args.get("id"), now, capacity, token=args.get("token"), new_token=new_token)
+        state, answer = acquire(state, args.get("id"), now, capacity, token=args.get("token"), new_token=new_token,
+                                owner=args.get("owner"), per_owner=per_owner)
         if isinstance(answer, Refusal):  # not the member: no grant, no place (the job waits, asking again)
             return state, Grant(False, None, len(state.holders), state.capacity, len(state.queue)).to_wire(), answer
         return state, answer.to_wire(), None
     if operation in (RELEASE, STEP_ASIDE):
         step = release if operation == RELEASE else step_aside
-        after = step(state, args.get("id"), now, token=args.get("token"))
+        after = step(state, args.get("id"), now, token=args.get("token"), per_owner=per_owner)
         if isinstance(after, Refusal):
             return state, {"granted": []}, after
         return after, {"granted": newly_granted(state, after)}, None
@@ -368,7 +407,7 @@ def apply(state: SlotState, operation: str, value: Any, now: datetime, *, capaci
         if not signing_key or not isinstance(mac, str) or not hmac.compare_digest(
                 mac, evict_mac(signing_key, ids, str(before))):
             return state, None, Refusal(EVICT, None, "no valid MAC of the service's signing key")
-        after = evict(state, ids, when, now)
+        after = evict(state, ids, when, now, per_owner)
         return after, {"granted": newly_granted(state, after)}, None
     if operation == GET:
         return state, state.to_wire(), None
