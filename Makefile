@@ -13,7 +13,7 @@ help:
 	@echo "make test   - lint and run every test (offline)"
 	@echo "make serve  - keep the local stack running for curl"
 	@echo "make bench  - worker throughput and memory benchmark; orchestration cost of long jobs"
-	@echo "make load   - 40 jobs at once under MAX_RUNNING_JOBS=3 (the load: line)"
+	@echo "make load   - JOBS=40 CAP=3 USERS=1 WORKER=real|stub jobs at once under MAX_RUNNING_JOBS=CAP (the load: line)"
 	@echo "make image  - build the worker image with podman (localhost/video-worker:dev)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
@@ -65,9 +65,13 @@ bench: deps
 	$(PY) -m bench.worker_bench
 	$(PY) -m bench.replay_bench
 
-# 40 jobs at once under MAX_RUNNING_JOBS=3 on the devhost (issue 13): the `load:` line.
+# JOBS at once under MAX_RUNNING_JOBS=CAP on the devhost (issues 13, 22): the `load:` line, last.
+JOBS ?= 40
+CAP ?= 3
+USERS ?= 1
+WORKER ?= real
 load: deps
-	$(PY) -m bench.load_bench
+	$(PY) -m bench.load_bench --jobs $(JOBS) --cap $(CAP) --users $(USERS) --worker $(WORKER)
 
 demo: deps $(if $(filter podman,$(CONTAINER_BACKEND)),image-if-changed)
 	$(PY) -m devhost.demo $(if $(URL),--url "$(URL)")

@@ -19,6 +19,8 @@ Payloads (the one definition is `videojob.activity_wire`, which the orchestrator
   job's prefix (`invalid_result`)
 - `notify_completion`: `{"url", "payload"}` -> `{"ok": true, "status"}` or
   `{"ok": false, "status"?, "error"}` (`notify.py`)
+- `announce_slot_grants`: `{"ids", "by"}` -> `{"ok": true, "told"}` (`videojob/slot_announce.py`): `SlotGranted`
+  raised to the jobs a freed `MAX_RUNNING_JOBS` slot went to (an async activity with a durable client)
 - `read_result_record`: `{"jobId", "attempt", "run"}` -> `{"ok": true, "found", "event"?, "refused"?}`
   or `{"ok": false, "error"}` (`result_record.py`): the worker's recorded outcome
 
@@ -34,6 +36,7 @@ Function names are the activity names: the orchestrator calls them by these stri
 import azure.durable_functions as df
 
 from videojob import bootstrap
+from videojob.slot_announce import announce_grants
 
 from .container_activities import create_group, delete_group, inspect_group, stop_group
 from .notify import notify_completion_activity
@@ -94,3 +97,10 @@ def notify_completion(payload: dict) -> dict:
 def read_result_record(payload: dict) -> dict:
     """`{"jobId", "attempt", "run"}` -> `{"ok", "found", "event"?}`: the worker's recorded outcome."""
     return read_result_record_activity(payload, bootstrap.settings)
+
+
+@bp.activity_trigger(input_name="payload")
+@bp.durable_client_input(client_name="client")
+async def announce_slot_grants(payload: dict, client: df.DurableOrchestrationClient) -> dict:
+    """`{"ids", "by"}` -> `{"ok", "told"}`: `SlotGranted` raised to each job granted a slot."""
+    return await announce_grants(payload, client)

@@ -24,7 +24,8 @@ from azure.storage.blob import BlobServiceClient
 
 from activities.share_link import default_credential, output_service
 from videojob import bootstrap
-from videojob.contract import ErrorCode
+from videojob import job_slots as slots
+from videojob.contract import PHASE_QUEUED, ErrorCode
 from videojob.durable_http import DurableHttp
 from videojob.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed, is_url_safe_instance_id
 from videojob.job_index import DEFAULT_OWNER, JobIndexUnavailable
@@ -87,6 +88,19 @@ async def _visible_status(client: str, caller: Caller, instance_id: str | None
     return hub, status
 
 
+async def _current_place(hub: DurableHttp, instance_id: str, custom_status: Any) -> Any:
+    """A queued job's place read from `job_slots` now (issue 22: computed on read, not pushed to
+    every waiting job); when the read fails, the place the job last showed."""
+    if not isinstance(custom_status, Mapping) or custom_status.get("phase") != PHASE_QUEUED:
+        return custom_status
+    try:
+        state = slots.SlotState.from_wire(await hub.entity_state(slots.ENTITY_NAME, slots.ENTITY_KEY))
+    except (JobLookupFailed, slots.SlotError) as e:
+        log.warning("job_slots read for a queue position failed: %s", type(e).__name__)
+        return custom_status
+    return slots.with_current_place(custom_status, state, instance_id)
+
+
 @bp.route(route="downloads/{id}", methods=["GET"], auth_level=route_auth_level())
 @bp.generic_input_binding(arg_name="client", type="durableClient")
 async def job_status(req: func.HttpRequest, client: str) -> func.HttpResponse:
@@ -102,6 +116,7 @@ async def job_status(req: func.HttpRequest, client: str) -> func.HttpResponse:
     if status is None:
         return not_found(instance_id)
     body = {k: status.get(k) for k in STATUS_FIELDS}
+    body["customStatus"] = await _current_place(found[0], instance_id, body["customStatus"])
     headers = {"Cache-Control": "no-store"}
     if status.get("runtimeStatus") in ACTIVE_RUNTIME_STATUSES:
         location = app_links(req, instance_id)["statusQueryGetUri"] if entra_mode() else req.url

@@ -1,17 +1,24 @@
-"""The service under load: 40 jobs submitted at once to a devhost capped at 3 running groups.
+"""The service under load: JOBS jobs submitted at once to a devhost capped at CAP running groups.
 
-`make load` prints one line:
+`make load [JOBS=40] [CAP=3] [USERS=1] [WORKER=real|stub]` prints, last, one line:
 
-    load: jobs=40 cap=3 max_running=<most groups alive at a sampled moment> completed=<n>
-          p50_queue_s=<median wait for a slot> p95_queue_s=<95th percentile>
+    load: jobs=<n> cap=<c> users=<u> max_running=<most groups alive at a sampled moment>
+          completed=<k> entity_ops_per_job=<x> episodes_per_job=<y> p50_queue_s=<a> p95_queue_s=<b>
+          wall_s=<first submit to last job done> ideal_wall_s=<jobs / cap x one job's own duration>
 
-The worker is the real one (through tests/e2e/fake_worker.py, as in the end-to-end tests) on a
-1-second clip served from loopback into Azurite, as local processes. The e2e test
+`WORKER=real`: the real worker (through tests/e2e/fake_worker.py, as in the end-to-end tests) on a
+1-second clip served from loopback into Azurite, as local processes. `WORKER=stub`:
+bench/stub_worker.py, the real runner, callback and upload with the download replaced by a
+copy of the clip (~1 s). A job's own duration is the median from its grant to its end; the
+entity operations and episodes are the devhost's own counts (logged when it stops). `USERS` > 1
+needs entra mode's principals (not driven here yet): only 1 is accepted. The e2e test
 tests/e2e/test_load.py drives the same `LoadRun` and asserts on it.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import secrets
 import sys
@@ -32,11 +39,15 @@ from tests.support.services import REPO, Azurite, run_azurite
 JOBS = 40
 CAP = 3
 FAKE_WORKER = REPO / "tests" / "e2e" / "fake_worker.py"
+STUB_WORKER = REPO / "bench" / "stub_worker.py"
+SUBMIT_THREADS = 16
+POLL_PAUSE_SECONDS = 0.1
 SAMPLE_SECONDS = 0.2
 FIFO_TOLERANCE_SECONDS = 5.0
-"""Start order is FIFO by arrival within this: a freed slot is reserved for the head of the queue
-at once, but the head learns it on its next re-check (every 2-3 s near the front), plus episode
-latency on a busy machine."""
+"""Start order is FIFO by arrival within this: a freed slot is granted to the head of the queue at
+once and the head is told (`SlotGranted`), but arrival here is the orchestration's start, and
+jobs submitted together reach the entity in the order their first episodes ran (seconds apart
+on a busy machine)."""
 
 
 def load_env(azurite: Azurite, cap: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -82,6 +93,8 @@ class LoadRun:
     running_samples: list[int] = field(default_factory=list)
     positions_seen: set[int] = field(default_factory=set)
     finals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done_at: dict[str, float] = field(default_factory=dict)
+    started_at: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _sample(self) -> None:
@@ -101,15 +114,17 @@ class LoadRun:
                     self.positions_seen.add(custom["queuePosition"])
                 if body.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
                     self.finals[job.id] = body
-            self._stop.wait(0.1)
+                    self.done_at[job.id] = time.monotonic()
+            self._stop.wait(POLL_PAUSE_SECONDS)
 
     def run(self, urls: list[str], timeout: float) -> LoadRun:
         threads = [threading.Thread(target=self._sample, daemon=True),
                    threading.Thread(target=self._poll, daemon=True)]
         for t in threads:
             t.start()
+        self.started_at = time.monotonic()
         try:
-            with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            with ThreadPoolExecutor(max_workers=min(SUBMIT_THREADS, len(urls))) as pool:
                 self.jobs = list(pool.map(lambda u: submit(self.devhost, u), urls))
             end = time.monotonic() + timeout
             while len(self.finals) < len(self.jobs) and time.monotonic() < end:
@@ -150,23 +165,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def line(run: LoadRun, cap: int) -> str:
+def job_seconds(run: LoadRun) -> float:
+    """A job's own duration: the median from its grant to its end (`output.queue.grantedAt` to
+    `lastUpdatedTime`)."""
+    from videojob.activity_wire import parse_utc
+
+    spans = []
+    for body in run.finals.values():
+        queue = (body.get("output") or {}).get("queue") if isinstance(body.get("output"), dict) else None
+        if queue and queue.get("grantedAt") and body.get("lastUpdatedTime"):
+            spans.append((parse_utc(body["lastUpdatedTime"]) - parse_utc(queue["grantedAt"])).total_seconds())
+    return percentile(spans, 0.5)
+
+
+def devhost_stats(log_file: Path) -> dict[str, int]:
+    """The counts the devhost logs when it stops (`devhost.engine.Engine.stats`)."""
+    found: dict[str, int] = {}
+    for text in log_file.read_text(errors="replace").splitlines():
+        if "devhost stats: " in text:
+            found = json.loads(text.split("devhost stats: ", 1)[1])
+    return found
+
+
+def line(run: LoadRun, cap: int, users: int = 1, stats: dict[str, int] | None = None) -> str:
     waits = [q["waitedSeconds"] for q in run.queue_records]
-    return (f"load: jobs={len(run.jobs)} cap={cap} max_running={max(run.running_samples, default=0)} "
-            f"completed={run.completed} p50_queue_s={percentile(waits, 0.5):.1f} "
-            f"p95_queue_s={percentile(waits, 0.95):.1f}")
+    jobs = max(1, len(run.jobs))
+    stats = stats or {}
+    wall = max(run.done_at.values(), default=run.started_at) - run.started_at
+    ideal = len(run.jobs) / cap * job_seconds(run)
+    return (f"load: jobs={len(run.jobs)} cap={cap} users={users} max_running={max(run.running_samples, default=0)} "
+            f"completed={run.completed} entity_ops_per_job={stats.get('entity_operations', 0) / jobs:.2f} "
+            f"episodes_per_job={stats.get('episodes', 0) / jobs:.1f} p50_queue_s={percentile(waits, 0.5):.1f} "
+            f"p95_queue_s={percentile(waits, 0.95):.1f} wall_s={wall:.0f} ideal_wall_s={ideal:.0f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make load")
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--cap", type=int, default=CAP)
+    parser.add_argument("--users", type=int, default=1, choices=[1])
+    parser.add_argument("--worker", choices=["real", "stub"], default="real")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         root = Path(tmp)
         (root / "clips").mkdir()
-        media.make_clip(root / "clips" / "one.mp4", seconds=1, size="160x120")
-        with run_azurite() as azurite, media.serve_directory(root / "clips") as server, \
-                load_devhost(azurite, root / "state", CAP) as devhost:
-            started = time.monotonic()
-            run = LoadRun(devhost).run([server.url("one.mp4")] * JOBS, timeout=600)
-            print(line(run, CAP), f"wall_s={time.monotonic() - started:.0f}", flush=True)
+        clip = root / "clips" / "one.mp4"
+        media.make_clip(clip, seconds=1, size="160x120")
+        extra = {"JOB_DEADLINE_SECONDS": str(max(600, 20 * args.jobs // args.cap))}
+        if args.worker == "stub":
+            extra["DEVHOST_WORKER_COMMAND"] = f"{sys.executable} {STUB_WORKER} {clip}"
+        with run_azurite() as azurite, media.serve_directory(root / "clips") as server:
+            with load_devhost(azurite, root / "state", args.cap, extra) as devhost:
+                run = LoadRun(devhost).run([server.url("one.mp4")] * args.jobs,
+                                           timeout=max(600, 30 * args.jobs / args.cap))
+            print(line(run, args.cap, args.users, devhost_stats(root / "state" / "devhost.log")), flush=True)
 
 
 if __name__ == "__main__":

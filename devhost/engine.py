@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +37,15 @@ from typing import Any
 from . import history as H
 from .actions import NewSubOrchestration
 from .episode import CONTINUED_AS_NEW, Decision, decide
-from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
+from .functions import (
+    FunctionIndex,
+    entity_batch_json,
+    is_async_activity,
+    run_activity,
+    run_async_activity,
+    run_entity,
+    run_orchestrator,
+)
 from .store import (
     RUNNING,
     EntityPage,
@@ -88,6 +97,11 @@ class Engine:
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.stats: Counter[str] = Counter()
+        """Work done since start (episodes, entity operations, activities): `make load`'s figures,
+        logged at stop."""
+        self.client_binding: Callable[[], str | None] = lambda: None
+        """The durable client binding an activity with a client input gets (set by the server)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -106,6 +120,7 @@ class Engine:
             self.kick_entity(target)
 
     async def stop(self) -> None:
+        log.info("devhost stats: %s", json.dumps(dict(self.stats), sort_keys=True))
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -270,6 +285,7 @@ class Engine:
             parent_id=self.store.parent_of(instance_id),
         )
         consumed = tuple(seq for seq, _ in inbox)
+        self.stats["episodes"] += 1
         if decision.nondeterminism:
             log.error("instance %s does not replay: %s", instance_id, decision.nondeterminism)
         if decision.exception is not None:
@@ -378,6 +394,7 @@ class Engine:
             batch = entity_batch_json(name, key, exists, state,
                                       [(r.get("op") or "", r.get("input"), bool(r.get("signal"))) for _, r in ops])
             outcome = await asyncio.to_thread(run_entity, entity, batch)
+            self.stats["entity_operations"] += len(ops)
             if outcome.error is not None:
                 log.error("entity %s: the batch failed: %s", target, outcome.error)
                 outcome_results = [{"isError": True, "result": json.dumps(outcome.error)} for _ in ops]
@@ -402,11 +419,15 @@ class Engine:
 
     async def _activity(self, a: PendingActivity) -> None:
         activity = self.index.activities.get(a.name)
+        self.stats["activities"] += 1
         loop = asyncio.get_running_loop()
         if activity is None:
             event = H.task_failed(self.clock(), a.task_id, f"The function '{a.name}' doesn't exist.", None)
         else:
-            outcome = await loop.run_in_executor(self._pool, run_activity, activity, a.input)
+            if is_async_activity(activity):
+                outcome = await run_async_activity(activity, a.input, self.client_binding())
+            else:
+                outcome = await loop.run_in_executor(self._pool, run_activity, activity, a.input)
             now = self.clock()
             if outcome.failed:
                 log.warning("activity %s of %s failed: %s", a.name, a.instance_id, outcome.reason)
@@ -418,7 +439,9 @@ class Engine:
 
     async def _orphan_activity(self, a: OrphanActivity) -> None:
         activity = self.index.activities.get(a.name)
-        if activity is not None:
+        if activity is not None and is_async_activity(activity):
+            outcome = await run_async_activity(activity, a.input, self.client_binding())
+        elif activity is not None:
             outcome = await asyncio.get_running_loop().run_in_executor(self._pool, run_activity, activity, a.input)
             log.info("activity %s of an earlier execution of %s ended (%s); its result is dropped",
                      a.name, a.instance_id, "failed" if outcome.failed else "completed")

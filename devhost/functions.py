@@ -57,6 +57,8 @@ class Activity:
     name: str
     trigger_name: str
     user_function: Callable[..., Any]
+    client_name: str | None = None
+    """A durable client input binding (an activity may start or signal instances, as in the worker)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def load_index(module_name: str = "function_app", route_prefix: str = "api") -> 
         elif kind == "timerTrigger":
             timers.append(TimerFunction(name, trigger["schedule"], trigger["name"], client, user))
         elif kind == ACTIVITY_TRIGGER:
-            activities[name] = Activity(name, trigger["name"], user)
+            activities[name] = Activity(name, trigger["name"], user, client)
         elif kind == ORCHESTRATION_TRIGGER:
             orchestrators[name] = Orchestrator(name, trigger["name"], user)
         elif kind == ENTITY_TRIGGER:
@@ -274,13 +276,34 @@ class ActivityOutcome:
         return self.reason is not None
 
 
+def _activity_kwargs(a: Activity, input_text: str | None, client_binding: str | None) -> dict[str, Any]:
+    datum = meta.Datum(type="json", value=input_text or "null")
+    value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
+    kwargs: dict[str, Any] = {a.trigger_name: value}
+    if a.client_name:
+        kwargs[a.client_name] = client_binding
+    return kwargs | _context_kwargs(a.user_function, a.name, kwargs)
+
+
+def is_async_activity(a: Activity) -> bool:
+    """Run on the host's loop, as the worker runs `async def` functions on its own (the SDK's
+    client keeps one aiohttp session per process, bound to the loop that made it)."""
+    return inspect.iscoroutinefunction(a.user_function)
+
+
+async def run_async_activity(a: Activity, input_text: str | None, client_binding: str | None) -> ActivityOutcome:
+    try:
+        result = await a.user_function(**_activity_kwargs(a, input_text, client_binding))
+        return ActivityOutcome(result=ActivityTriggerConverter.encode(result, expected_type=None).value)
+    except Exception as e:
+        reason, details = activity_failure(a.name, e)
+        return ActivityOutcome(reason=reason, details=details)
+
+
 def call_activity(a: Activity, input_text: str | None) -> str | None:
     """Run an activity as the worker does (input decoded, result encoded by the library's
     converters); raises what the activity raises. Blocking: call it from a worker thread."""
-    datum = meta.Datum(type="json", value=input_text or "null")
-    value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
-    kwargs = {a.trigger_name: value} | _context_kwargs(a.user_function, a.name, {a.trigger_name: value})
-    result = a.user_function(**kwargs)
+    result = a.user_function(**_activity_kwargs(a, input_text, None))
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return ActivityTriggerConverter.encode(result, expected_type=None).value

@@ -128,6 +128,7 @@ def build_app(index: FunctionIndex, engine: Engine, api: DurableApi, port: int) 
         app.add_routes(sign_in.routes())
     app.router.add_route("*", "/{tail:.*}", FunctionRoutes(index, api, sign_in).handle)
     origin = f"http://127.0.0.1:{port}"
+    engine.client_binding = lambda: api.client_binding(origin)
 
     async def lifecycle(app: web.Application):  # noqa: ANN202
         await engine.start()

@@ -42,7 +42,7 @@ def job_slots(context: df.DurableEntityContext) -> None:
         state, result, refused = slots.apply(
             state, operation, _decoded(context.get_input()), datetime.now(UTC),
             capacity=settings.max_running_jobs, new_token=lambda: secrets.token_urlsafe(TOKEN_BYTES),
-            signing_key=settings.callback_signing_key)
+            signing_key=settings.callback_signing_key, per_owner=settings.max_running_jobs_per_user)
     except slots.SlotError as e:
         log.warning("job_slots: malformed %r refused: %s", str(operation)[:40], e)
         raise

@@ -137,6 +137,11 @@ param entraClientId string = ''
 @description('MAX_ACTIVE_JOBS_PER_USER: queued + running jobs (batch items counted) one user may have (entra mode).')
 param maxActiveJobsPerUser int = 50
 
+@minValue(0)
+@maxValue(500)
+@description('MAX_RUNNING_JOBS_PER_USER: MAX_RUNNING_JOBS slots one user may hold at once; 0 = no per-user limit.')
+param maxRunningJobsPerUser int = 0
+
 @minValue(1)
 @maxValue(10)
 @description('JOB_MAX_ATTEMPTS: worker attempts per job, each in a fresh container group, for retryable failures.')
@@ -319,6 +324,7 @@ module functionApp 'modules/functionapp.bicep' = {
     authMode: authMode
     entraClientId: entraClientId
     maxActiveJobsPerUser: maxActiveJobsPerUser
+    maxRunningJobsPerUser: maxRunningJobsPerUser
     jobMaxAttempts: jobMaxAttempts
     jobRetryBackoffSeconds: jobRetryBackoffSeconds
     shareLinkHours: shareLinkHours

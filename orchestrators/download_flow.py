@@ -200,7 +200,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
             outcome = policy.Outcome(error=policy.cancelled_error())
             break
 
-    slot.release()  # the last group is gone (or stopped): the next job in the queue may start
+    yield from slot.hand_on()  # the last group is gone (or stopped): the next job in the queue is told
     attempts = tuple(records)
     last = attempts[-1]
     ended_at: datetime = context.current_utc_datetime

@@ -20,6 +20,7 @@ from videojob import job_slots as slots
 from videojob.backends.base import ContainerBackend, ManagedGroup
 from videojob.instances import JobLookupFailed, find_job
 from videojob.settings import Settings
+from videojob.slot_announce import announce_grants
 from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ async def sweep(
 
 
 SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
+"""(`videojob.slot_announce.announce_grants` raises `SlotGranted` through the same client.)"""
 LOOKUP_CONCURRENCY = 8
 
 
@@ -115,6 +117,12 @@ async def reconcile_slots(client: df.DurableOrchestrationClient, now: datetime, 
     if stale:
         await client.signal_entity(SLOTS, slots.EVICT, slots.evict_request(signing_key, stale, now))
         log.info("sweep: freed the job slots of %s", ", ".join(stale))
+        # A signal has no answer: whom the eviction grants the slots to is predicted from the
+        # state read (the entity's own rule, `slots.evict`) and told, as a releasing job tells
+        # (pushed grants, issue 22). A wrong guess costs an extra `acquire`; a missed one, the
+        # receiver's fallback re-check.
+        await announce_grants({"ids": slots.newly_granted(state, slots.evict(state, stale, now, now)),
+                               "by": "sweeper"}, client)
     return len(stale)
 
 

@@ -40,6 +40,7 @@ def _host_time(t: datetime) -> str:
 class DurableHttp:
     def __init__(self, rpc_base_url: str, timeout_seconds: float = QUERY_TIMEOUT_SECONDS):
         self.base = f"{rpc_base_url.rstrip('/')}/instances/"
+        self.entities = f"{rpc_base_url.rstrip('/')}/entities/"
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     async def _call(self, method: str, url: str, params: Mapping[str, str] | None = None,
@@ -84,6 +85,16 @@ class DurableHttp:
         if next_token is not None and next_token.strip() in _EXHAUSTED_HOST_TOKENS:
             next_token = None
         return InstancePage(tuple(s for s in body if isinstance(s, dict)), next_token)
+
+    async def entity_state(self, name: str, key: str) -> Any:
+        """An entity's state (`GET {rpcBaseUrl}entities/{name}/{key}`, what the SDK's
+        `read_entity_state` calls); None when it does not exist (404). A read: no operation."""
+        status, body, _ = await self._call("GET", f"{self.entities}{quote(name, safe='')}/{quote(key, safe='')}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise JobLookupFailed(f"the entity read answered {status}")
+        return body
 
     async def purge(self, instance_id: str) -> bool:
         """Purge a finished instance's history; False when the host has no such instance."""

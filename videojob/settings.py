@@ -73,6 +73,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "RETRY_BOT_CHECK",
     "AUTH_MODE",
     "MAX_ACTIVE_JOBS_PER_USER",
+    "MAX_RUNNING_JOBS_PER_USER",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
@@ -176,6 +177,9 @@ class Settings:
     the `x-ms-client-principal*` headers the platform's (it strips them from outside requests)."""
     max_active_jobs_per_user: int = 50
     """`MAX_ACTIVE_JOBS_PER_USER`: queued + running jobs (batch items counted) one owner may have."""
+    max_running_jobs_per_user: int = 0
+    """`MAX_RUNNING_JOBS_PER_USER`: `MAX_RUNNING_JOBS` slots one owner may hold at once; 0: no
+    per-owner limit (the `job_slots` entity reads it, like the cap)."""
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -394,6 +398,7 @@ def load_settings(
         # The platform's variable, not ours: anything but a true value is "off", never a startup error.
         platform_auth_enabled=(r.str("WEBSITE_AUTH_ENABLED") or "").lower() in ("true", "1"),
         max_active_jobs_per_user=r.int("MAX_ACTIVE_JOBS_PER_USER", 50, 1, 10000),
+        max_running_jobs_per_user=r.int("MAX_RUNNING_JOBS_PER_USER", 0, 0, 500),
     )
 
 

@@ -45,6 +45,7 @@ param authMode string
 @description('Entra mode: the app registration users sign in to (its application ID).')
 param entraClientId string
 param maxActiveJobsPerUser int
+param maxRunningJobsPerUser int
 param jobMaxAttempts int
 param jobRetryBackoffSeconds int
 param shareLinkHours int
@@ -242,6 +243,7 @@ var videojobSettings = {
   // Users (README "Users"): in entra mode App Service Authentication signs callers in (authsettingsV2 below).
   AUTH_MODE: authMode
   MAX_ACTIVE_JOBS_PER_USER: string(maxActiveJobsPerUser)
+  MAX_RUNNING_JOBS_PER_USER: string(maxRunningJobsPerUser)
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.

@@ -10,6 +10,7 @@ next sweep, every 3 s here).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,22 @@ def test_cancel_queued_and_terminate_running_free_their_slots(capped, clip_serve
 def test_the_queue_is_visible_through_the_entity_api(capped):
     state = slots_state(capped)
     assert state["capacity"] == CAP and "holders" in state and "queue" in state
+
+
+def test_stub_worker_jobs_cost_the_entity_a_constant_few_operations(azurite, clip_server, tmp_path):
+    """Issue 22: pushed grants, measured on the devhost with the stub worker (real callback and
+    upload): every job completes, never more than the cap run, and the entity sees at most 4
+    operations per job (first ask, claim, release), however long the queue."""
+    from bench.load_bench import STUB_WORKER, devhost_stats, line
+
+    clip = tmp_path / "clip.mp4"
+    media.make_clip(clip, seconds=1, size="160x120")
+    extra = {"DEVHOST_WORKER_COMMAND": f"{sys.executable} {STUB_WORKER} {clip}"}
+    with load_devhost(azurite, tmp_path / "state", 3, extra) as devhost:
+        run = LoadRun(devhost).run([clip_server.url("one.mp4")] * 15, timeout=300)
+    stats = devhost_stats(tmp_path / "state" / "devhost.log")
+
+    assert run.completed == 15, {i: b.get("output") for i, b in run.finals.items()}
+    assert max(run.running_samples) <= 3
+    assert 0 < stats["entity_operations"] <= 4 * 15, stats
+    assert line(run, 3, 1, stats).startswith("load: jobs=15 cap=3 users=1 ")

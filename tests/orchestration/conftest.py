@@ -13,6 +13,7 @@ from orchestrators import download_job
 from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ORCHESTRATOR_STARTED, ReplayHost, RunResult, format_time, run_activity_function
 from videojob import bootstrap
+from videojob import job_slots as slots
 from videojob.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
@@ -71,6 +72,8 @@ def scripted_side_activity(name: str, payload: Any) -> dict[str, Any]:
                 "expiresAt": SHARE_LINK_EXPIRES}
     if name == NOTIFY_COMPLETION:
         return {"ok": True, "status": 204}
+    if name == slots.ANNOUNCE_GRANTS:  # its own tests: tests/devhost (the durable client raises the events)
+        return {"ok": True, "told": len(payload["ids"])}
     if name == READ_RESULT_RECORD:  # the worker recorded nothing (tests/orchestration/test_generations.py: a record)
         return {"ok": True, "found": False}
     raise AssertionError(f"unexpected activity {name}")

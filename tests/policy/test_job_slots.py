@@ -219,8 +219,28 @@ def test_state_round_trips_through_the_wire_and_keeps_no_token():
     assert slots.SlotState.from_wire(None) == slots.SlotState()
 
 
-def test_queue_recheck_grows_with_the_position_and_is_bounded():
-    assert [slots.queue_recheck_seconds(p) for p in (None, 1, 2, 3, 7, 50)] == [2, 2, 2, 3, 7, 10]
+def test_a_queued_job_re_checks_only_as_a_fallback_whatever_its_place():
+    """Issue 22: grants are pushed; a queued job's own re-check (one entity operation) only
+    repairs a lost announcement, so 1,000 queued jobs cost the entity a few operations a second."""
+    waits = {slots.queue_recheck_seconds(p) for p in (None, 1, 2, 3, 7, 50, 1000)}
+    assert waits == {slots.QUEUE_FALLBACK_SECONDS} and slots.QUEUE_FALLBACK_SECONDS >= 60
+
+
+def test_the_operations_that_free_a_slot_answer_whom_they_granted_it_to():
+    """The entity cannot tell the job it granted a slot to (a Python entity sends nothing): the
+    freeing operation's answer names it, for the caller to tell."""
+    e = Entity()
+    for i, job in enumerate("abcde"):
+        e.ask(job, i)
+    assert e.op("release", slots.holder_request("a", e.tokens["a"]), 10) == {"granted": ["c"]}
+    assert e.op("step_aside", slots.holder_request("b", e.tokens["b"]), 11) == {"granted": ["d"]}
+    assert e.op("release", slots.holder_request("e", e.tokens["e"]), 12) == {"granted": []}  # a queued job left
+    e.capacity = 3
+    assert e.op("release", slots.holder_request("c", e.tokens["c"]), 13) == {"granted": []}  # b rests
+    assert e.op("evict", slots.evict_request(KEY, ["d"], t(20)), 14) == {"granted": []}
+    assert e.holders() == [] and e.queue() == ["b"]
+    assert slots.granted_ids({"granted": ["ok-1", "../bad", 3]}) == ["ok-1"]
+    assert slots.granted_ids(None) == []
 
 
 def test_quota_backoff_doubles_and_is_capped():
@@ -271,3 +291,86 @@ def test_entity_function_through_the_sdk_entry_point(monkeypatch):
     assert outcome.results[3]["isError"] is True
     state = slots.SlotState.from_wire(json.loads(outcome.state))
     assert [m.id for m in state.holders] == ["b", "c"] and state.queue == () and state.capacity == 2
+
+
+# --- fair across owners (issue 22 item 2) ---------------------------------------------------------
+
+class Owners(Entity):
+    """The entity with owners: each job's first ask names its plan's owner."""
+
+    def __init__(self, capacity: int, per_owner: int = 0):
+        super().__init__(capacity)
+        self.per_owner = per_owner
+        self.grants: list[str] = []
+        """Every job granted, in order (by a first ask or by someone's release)."""
+
+    def op(self, operation: str, value: object, now: float = 0) -> object:
+        before = self.state
+        self.state, result, refused = slots.apply(
+            self.state, operation, value, t(now), capacity=self.capacity,
+            new_token=lambda: f"tok-{next(self._counter)}", signing_key=KEY, per_owner=self.per_owner)
+        assert refused is None, refused
+        held = {m.id for m in before.holders}
+        self.grants += [m.id for m in self.state.holders if m.id not in held]
+        return result
+
+    def ask_as(self, owner: str, job: str, now: float = 0) -> slots.Grant:
+        grant = slots.Grant.from_wire(self.op("acquire", slots.acquire_request(job, None, T0, 1, owner), now))
+        self.tokens[job] = grant.token
+        return grant
+
+    def finish_oldest(self, now: float) -> None:
+        self.release(self.state.holders[0].id, now)
+
+
+def test_a_late_owner_is_not_stuck_behind_an_earlier_owners_thirty_jobs():
+    """Alice pastes 30, Bob comes later with 3, cap 2: Bob's jobs start within two grants of
+    arriving, not after Alice's 28 queued ones."""
+    e = Owners(capacity=2)
+    for i in range(30):
+        e.ask_as("alice", f"alice-{i:02d}", i)
+    for n in range(3):  # a few of Alice's finish first
+        e.finish_oldest(100 + n)
+    arrived = len(e.grants)
+    for i in range(3):
+        e.ask_as("bob", f"bob-{i}", 200 + i)
+    now = 300
+    while e.state.queue or e.state.holders:
+        e.finish_oldest(now)
+        now += 1
+    for i in range(3):
+        assert e.grants.index(f"bob-{i}") - arrived < 2 * (i + 1), e.grants  # alternating turns
+    alice = [g for g in e.grants if g.startswith("alice")]
+    assert alice == sorted(alice)  # FIFO within one owner
+    assert len(e.grants) == 33
+
+
+def test_one_owner_keeps_the_queues_order():
+    e = Owners(capacity=2)
+    for i, job in enumerate("abcdef"):
+        e.ask_as("only", job, i)
+    now = 10
+    while e.state.holders:
+        e.finish_oldest(now)
+        now += 1
+    assert e.grants == list("abcdef")
+
+
+def test_max_running_jobs_per_user_caps_one_owner_and_leaves_the_rest_to_others():
+    e = Owners(capacity=4, per_owner=2)
+    grants = [e.ask_as("alice", f"alice-{i}", i).granted for i in range(4)]
+    assert grants == [True, True, False, False]  # two free slots stay free for others
+    assert e.ask_as("bob", "bob-0", 5).granted and e.ask_as("bob", "bob-1", 6).granted
+    assert not e.ask_as("bob", "bob-2", 7).granted
+    e.release("alice-0", 8)
+    assert sorted(e.holders()) == ["alice-1", "alice-2", "bob-0", "bob-1"]  # alice's next, within her 2
+    assert e.state.position("bob-2") is not None
+
+
+def test_owners_round_trip_and_a_bad_per_owner_cap_is_refused():
+    e = Owners(capacity=1)
+    e.ask_as("alice", "a1")
+    assert slots.SlotState.from_wire(e.state.to_wire()) == e.state
+    assert e.state.holders[0].owner == "alice"
+    with pytest.raises(slots.SlotError):
+        slots.apply(e.state, "get", None, T0, capacity=1, new_token=str, signing_key=KEY, per_owner=-1)

@@ -252,3 +252,6 @@ def test_sweep_frees_the_slots_of_jobs_that_ended_without_giving_them_back(sweep
         return [m["id"] for m in json.loads(found[1])["holders"]] if found else []
 
     wait_until(lambda: holders() == [running.instance_id, queued.instance_id], 30, "the slots freed")
+    # ...and tells the job its slot went to (issue 22: pushed grants, not found at a re-check).
+    told = [(e.instance_id, e.name) for e in standin.raised_events]
+    assert told == [(queued.instance_id, slots.GRANT_EVENT)]
