@@ -31,8 +31,7 @@ from typing import Any, Protocol
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
 from videojob.activity_wire import INVALID_INPUT, format_utc
-from videojob.contract import ErrorCode
-from videojob.instances import is_url_safe_instance_id
+from videojob.contract import ErrorCode, is_url_safe_instance_id
 from videojob.output_blob import blob_url, output_blob_problem
 from videojob.settings import Settings
 

@@ -17,8 +17,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import MAX_EVENT_BYTES, ContractError, ErrorCode, EventState, JobStatus
-from videojob.instances import is_url_safe_instance_id
+from videojob.contract import MAX_EVENT_BYTES, ContractError, ErrorCode, EventState, JobStatus, is_url_safe_instance_id
 from videojob.orchestration import admit_report, progress_event_limit
 from videojob.report_gate import (
     ReportLedgers,

@@ -15,8 +15,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob.batching import running_children
-from videojob.contract import ErrorCode, EventState
-from videojob.instances import JobLookupFailed, find_job, is_url_safe_instance_id
+from videojob.contract import ErrorCode, EventState, is_url_safe_instance_id
+from videojob.instances import JobLookupFailed, find_job
 
 from .blueprint import bp
 from .events import Delivery, deliver_event

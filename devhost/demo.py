@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from videojob.settings import DEFAULT_ALLOWED_HOSTS, read_local_settings
+from videojob.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.settings import read_local_settings
 
 from . import media, stack
 

@@ -52,9 +52,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .container_spec import RUN_TOKEN_RE, attempt_group_name, format_time
-from .contract import JOB_MODES, MAX_PLAYLIST_ENTRIES, ContractError, DownloadRequest, JobError, JobStatus
-from .failure_reason import FailureReason, default_reason, parse_reason
+from videojob.container_env import RUN_TOKEN_RE
+from videojob.container_spec import attempt_group_name, format_time
+from videojob.contract import (
+    JOB_MODES,
+    MAX_PLAYLIST_ENTRIES,
+    ContractError,
+    DownloadRequest,
+    JobError,
+    JobStatus,
+    is_url_safe_instance_id,
+)
+from videojob.failure_reason import FailureReason, default_reason, parse_reason
 
 CREATE_CONTAINER_GROUP = "create_container_group"
 INSPECT_CONTAINER_GROUP = "inspect_container_group"
@@ -347,8 +356,6 @@ def parse_publish_input(d: Any) -> PublishInput:
     """A `publish_output_blob` input; ValueError when malformed."""
     if not isinstance(d, dict):
         raise ValueError("the input must be an object")
-    from .instances import is_url_safe_instance_id  # instances -> batching -> this module
-
     job_id, attempt, run = _attempt_ref(d)
     if not is_url_safe_instance_id(job_id):
         raise ValueError("the input needs a valid 'jobId'")

@@ -5,12 +5,13 @@ One owner for the names, so the function app and the worker cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 from .contract import AUDIO_FORMATS, FORMATS, JOB_MODES, MAX_PLAYLIST_ENTRIES
-from .settings import SettingsError, parse_allowed_hosts, parse_extractor_args, parse_proxy_url
+from .setting_values import SettingsError, parse_allowed_hosts, parse_extractor_args, parse_proxy_url
 
 JOB_ID = "JOB_ID"
 JOB_ATTEMPT = "JOB_ATTEMPT"
@@ -37,6 +38,10 @@ PROXY_URL = "PROXY_URL"  # secure: yt-dlp's proxy (may hold credentials)
 YTDLP_EXTRACTOR_ARGS = "YTDLP_EXTRACTOR_ARGS"  # space-separated `IE_KEY:ARGS` groups
 
 # What the worker assumes when a variable is absent (the spec builder writes most of them).
+# The orchestration run's token (`videojob.container_spec.run_token`): the first hex digits of a UUID.
+RUN_TOKEN_CHARS = 8
+RUN_TOKEN_RE = re.compile(rf"[0-9a-f]{{{RUN_TOKEN_CHARS}}}")
+
 DEFAULT_MODE = "download"
 DEFAULT_FORMAT = "video"
 DEFAULT_AUDIO_FORMAT = "m4a"
@@ -177,8 +182,6 @@ def _sas_url(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _run_token(env: Mapping[str, str]) -> str | None:
-    from .container_spec import RUN_TOKEN_RE  # container_spec imports this module
-
     raw = (env.get(JOB_RUN) or "").strip()
     if raw and not RUN_TOKEN_RE.fullmatch(raw):
         raise WorkerEnvError(f"{JOB_RUN} must be a run token")

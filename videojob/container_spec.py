@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from . import container_env as E
+from .container_env import RUN_TOKEN_CHARS, RUN_TOKEN_RE
 from .contract import DownloadRequest
 from .settings import Settings
 from .tokens import worker_token
@@ -102,10 +103,6 @@ def group_name(job_id: str) -> str:
         head = name[: MAX_GROUP_NAME - len(digest) - 1].rstrip("-")
         name = f"{head}-{digest}"
     return name
-
-
-RUN_TOKEN_CHARS = 8
-RUN_TOKEN_RE = re.compile(rf"[0-9a-f]{{{RUN_TOKEN_CHARS}}}")
 
 
 def run_token(run_uuid: str) -> str:

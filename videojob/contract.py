@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -664,3 +665,14 @@ class BatchPlan:
             allowed_hosts=tuple(d.get("allowedHosts") or ()),
             allow_private_addresses=bool(d.get("allowPrivateAddresses", False)),
         )
+
+
+# A job id is a Durable instance id that goes into URLs and blob names unquoted.
+MAX_INSTANCE_ID_LENGTH = 100
+
+_SAFE_INSTANCE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_INSTANCE_ID_LENGTH}}}")
+
+
+def is_url_safe_instance_id(instance_id: object) -> bool:
+    """Letters, digits, `-` and `_` only (what the extension generates: 32 hex digits)."""
+    return isinstance(instance_id, str) and _SAFE_INSTANCE_ID.fullmatch(instance_id) is not None

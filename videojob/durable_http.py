@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .instances import JobLookupFailed, is_url_safe_instance_id
+from videojob.contract import is_url_safe_instance_id
+from videojob.instances import JobLookupFailed
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 QUERY_TIMEOUT_SECONDS = 30

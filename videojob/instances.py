@@ -18,12 +18,8 @@ from enum import StrEnum
 from typing import Any
 
 from .batching import LISTING_SUFFIX
+from .contract import is_url_safe_instance_id
 from .url_policy import MAX_URL_LENGTH
-
-MAX_INSTANCE_ID_LENGTH = 100
-
-_SAFE_INSTANCE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_INSTANCE_ID_LENGTH}}}")
-
 
 
 class RuntimeStatus(StrEnum):
@@ -48,11 +44,6 @@ FINISHED_RUNTIME_STATUSES: frozenset[str] = frozenset(
 ACTIVE_RUNTIME_STATUSES: frozenset[str] = frozenset(set(RuntimeStatus) - FINISHED_RUNTIME_STATUSES)
 PENDING, RUNNING, CONTINUED_AS_NEW, SUSPENDED, COMPLETED, FAILED, TERMINATED, CANCELED = RuntimeStatus
 """Aliases for the job list below (being edited elsewhere): use `RuntimeStatus` in new code."""
-
-
-def is_url_safe_instance_id(instance_id: object) -> bool:
-    """Letters, digits, `-` and `_` only (what the extension generates: 32 hex digits)."""
-    return isinstance(instance_id, str) and _SAFE_INSTANCE_ID.fullmatch(instance_id) is not None
 
 
 def is_finished(runtime_status: str | None) -> bool:

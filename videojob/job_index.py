@@ -35,7 +35,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from .instances import JobList, JobSummary, RuntimeStatus, is_url_safe_instance_id, summarize
+from videojob.contract import is_url_safe_instance_id
+from videojob.instances import JobList, JobSummary, RuntimeStatus, summarize
 
 DEFAULT_OWNER = "default"
 """The partition of every job while jobs have no owner (issue 21 partitions per user)."""

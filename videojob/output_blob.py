@@ -24,7 +24,7 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote
 
-from .instances import is_url_safe_instance_id
+from videojob.contract import is_url_safe_instance_id
 
 MAX_BLOB_NAME_CHARS = 1024
 RECORDS_SEGMENT = ".results"
@@ -55,22 +55,6 @@ def blob_name_problem(job_id: str, name: str) -> str | None:
     if name[len(prefix):].startswith("."):
         return f"blob name {_shown(name)} is in the job's reserved '.' names"
     return None
-
-
-def result_record_name(job_id: str, attempt: int, run: str | None) -> str:
-    """Where the worker of attempt `attempt` of run `run` records its outcome (`videojob.result_record`):
-    its staging record, `<job id>/<run>/a<attempt>/record.json` in `STAGING_CONTAINER`
-    (`videojob.staging`), the one name its record SAS reaches."""
-    from .staging import staged_record_name  # staging builds on this module
-
-    return staged_record_name(job_id, run, attempt)
-
-
-def is_result_record(job_id: str, name: str) -> bool:
-    """Whether `name` is one of the job's result records rather than its media."""
-    from .staging import STAGED_RECORD
-
-    return name.startswith(job_blob_prefix(job_id)) and name.endswith(f"/{STAGED_RECORD}")
 
 
 def output_blob_problem(

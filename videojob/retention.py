@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .instances import FINISHED_RUNTIME_STATUSES, RuntimeStatus, is_url_safe_instance_id
+from videojob.contract import is_url_safe_instance_id
+from videojob.instances import FINISHED_RUNTIME_STATUSES, RuntimeStatus
 
 RETENTION_SCHEDULE = "0 17 * * * *"
 """Hourly, at minute 17 (away from the sweeper's 10-minute marks)."""

@@ -44,6 +44,18 @@ def staged_record_name(job_id: str, run: str | None, attempt: int) -> str:
     return staging_prefix(job_id, run, attempt) + STAGED_RECORD
 
 
+def result_record_name(job_id: str, attempt: int, run: str | None) -> str:
+    """Where the worker of attempt `attempt` of run `run` records its outcome (`videojob.result_record`):
+    its staging record, `<job id>/<run>/a<attempt>/record.json` in `STAGING_CONTAINER`
+    (this module), the one name its record SAS reaches."""
+    return staged_record_name(job_id, run, attempt)
+
+
+def is_result_record(job_id: str, name: str) -> bool:
+    """Whether `name` is one of the job's result records rather than its media."""
+    return name.startswith(job_blob_prefix(job_id)) and name.endswith(f"/{STAGED_RECORD}")
+
+
 @dataclass(frozen=True)
 class UploadGrant:
     """The SAS URLs a worker gets (secure env values, never logged): its record's always, its

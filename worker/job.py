@@ -21,8 +21,8 @@ from typing import Any
 from yt_dlp.version import __version__ as YTDLP_VERSION
 
 from videojob.contract import ErrorCode, EventState, JobError, JobResult, JobStatus, MediaInfo, Progress
-from videojob.output_blob import result_record_name
 from videojob.result_record import ResultRecord
+from videojob.staging import result_record_name
 from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
 
 from . import address_guard, logs

@@ -21,7 +21,7 @@ from videojob import container_env as E
 from videojob.backends.base import FAILED, SUCCEEDED
 from videojob.backends.podman import PodmanBackend
 from videojob.container_spec import ContainerSpec, group_name
-from videojob.output_blob import is_result_record
+from videojob.staging import is_result_record
 
 pytestmark = requires_podman
 

@@ -19,10 +19,10 @@ from tests.support.services import Azurite
 from videojob import bootstrap
 from videojob.activity_wire import CreateInput, RecordResult, record_input
 from videojob.contract import DownloadRequest, JobStatus
-from videojob.output_blob import blob_name_problem, result_record_name
+from videojob.output_blob import blob_name_problem
 from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, ResultRecord, parse_record
 from videojob.settings import Settings, load_settings
-from videojob.staging import staged_record_name
+from videojob.staging import result_record_name, staged_record_name
 from videojob.tokens import worker_token
 
 SIGNING_KEY = "k" * 40

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from videojob.contract import is_url_safe_instance_id
 from videojob.idempotency import (
     checked_client_key,
     derived_key,
@@ -14,9 +15,8 @@ from videojob.idempotency import (
     normalize_url,
     submission_instance_id,
 )
-from videojob.instances import is_url_safe_instance_id
 from videojob.request_parsing import RequestLimits, RequestRejected, parse_submission
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
+from videojob.setting_values import DEFAULT_ALLOWED_HOSTS
 from videojob.url_policy import UrlPolicy
 
 LIMITS = RequestLimits(UrlPolicy(DEFAULT_ALLOWED_HOSTS), 7200, max_batch_urls=5, notify_enabled=True)

@@ -14,7 +14,7 @@ from videojob.request_parsing import (
     parse_download_request,
     parse_seed_request,
 )
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
+from videojob.setting_values import DEFAULT_ALLOWED_HOSTS
 from videojob.url_policy import UrlPolicy
 
 LIMITS = RequestLimits(UrlPolicy(DEFAULT_ALLOWED_HOSTS), max_deadline_seconds=7200)

@@ -18,7 +18,7 @@ from videojob.request_parsing import (
     parse_seed_submission,
     parse_submission,
 )
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
+from videojob.setting_values import DEFAULT_ALLOWED_HOSTS
 from videojob.url_policy import UrlPolicy
 
 LIMITS = RequestLimits(

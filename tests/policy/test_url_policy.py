@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
+from videojob.setting_values import DEFAULT_ALLOWED_HOSTS
 from videojob.url_policy import UrlPolicy, UrlRejected, check_url, is_forbidden_address, parse_ip_literal
 
 YOUTUBE = UrlPolicy(DEFAULT_ALLOWED_HOSTS)

@@ -16,8 +16,9 @@ from tests.worker.conftest import FAST, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from worker import address_guard
+from worker.address_guard import AddressRefused
 from worker.downloader import MediaRequest, YtDlpDownloader
-from worker.errors import AddressRefused, JobFailed
+from worker.errors import JobFailed
 from worker.runner import main
 
 STRICT = address_guard.GuardPolicy(allow_private_addresses=False)

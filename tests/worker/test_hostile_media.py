@@ -22,7 +22,7 @@ from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, STAGING, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
-from videojob.output_blob import is_result_record
+from videojob.staging import is_result_record
 from worker.runner import main
 
 MiB = 1024 * 1024

@@ -17,8 +17,8 @@ from tests.worker.conftest import FAST, STAGING, TOKEN, sha256_of, staged_media,
 from tests.worker.media_server import MediaServer, refused_port
 from videojob import container_env as E
 from videojob.contract import JobStatus
-from videojob.output_blob import is_result_record, result_record_name
 from videojob.result_record import parse_record
+from videojob.staging import is_result_record, result_record_name
 from worker.runner import main
 
 

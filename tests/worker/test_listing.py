@@ -18,8 +18,8 @@ from tests.worker.conftest import FAST, STAGING, TOKEN, worker_env
 from tests.worker.media_server import MediaServer
 from videojob import container_env as E
 from videojob.contract import JobStatus, PlaylistEntry
-from videojob.output_blob import result_record_name
 from videojob.result_record import parse_record
+from videojob.staging import result_record_name
 from worker.listing import entries_of
 from worker.runner import main
 
