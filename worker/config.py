@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from videojob.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
 from videojob.url_policy import UrlPolicy
-
-if TYPE_CHECKING:
-    from .downloader import DownloadTuning
 
 __all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
 
@@ -44,17 +40,6 @@ class Tuning:
     YouTube needs about 10 MB)."""
     max_fragments: int = 100_000
     """Segments one playlist or manifest may describe (a 10-hour stream of 2 s segments has 18,000)."""
-
-    def download_tuning(self) -> DownloadTuning:
-        from .downloader import DownloadTuning  # yt-dlp is imported where it is used
-
-        return DownloadTuning(
-            concurrent_fragments=self.concurrent_fragments,
-            socket_timeout_seconds=self.socket_timeout_seconds,
-            retries=self.download_retries,
-            in_memory_bytes=self.in_memory_bytes,
-            max_fragments=self.max_fragments,
-        )
 
 
 @dataclass(frozen=True)

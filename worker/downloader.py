@@ -74,6 +74,16 @@ class DownloadTuning:
     in_memory_bytes: int = Tuning.in_memory_bytes
     max_fragments: int = Tuning.max_fragments
 
+    @classmethod
+    def of(cls, tuning: Tuning) -> DownloadTuning:
+        return cls(
+            concurrent_fragments=tuning.concurrent_fragments,
+            socket_timeout_seconds=tuning.socket_timeout_seconds,
+            retries=tuning.download_retries,
+            in_memory_bytes=tuning.in_memory_bytes,
+            max_fragments=tuning.max_fragments,
+        )
+
 
 @dataclass(frozen=True)
 class DownloadedMedia:

@@ -18,10 +18,11 @@ from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, 
 
 from videojob.contract import ErrorCode, JobError
 
+from .address_guard import AddressRefused
 from .failures import JobFailed, clean_message
 from .traffic import TrafficExceeded
 
-__all__ = ["AddressRefused", "DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
+__all__ = ["DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
 
 
 class DownloadAborted(DownloadCancelled):
@@ -164,12 +165,3 @@ def classify(exc: BaseException) -> JobError:
     if _NETWORK_TEXT.search(full_text):
         return JobError(ErrorCode.NETWORK, message, retryable=True)
     return JobError(ErrorCode.INTERNAL, message)
-
-
-class AddressRefused(ConnectionRefusedError):
-    """The address guard refused a connection to a private/loopback/link-local/reserved address."""
-
-    def __init__(self, address: str, port: int | None):
-        super().__init__(f"connection to a private or reserved address refused ({address})")
-        self.address = address
-        self.port = port

@@ -24,7 +24,7 @@ from videojob.contract import ErrorCode, JobError
 
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
-from .downloader import Downloader, YtDlpDownloader
+from .downloader import Downloader, DownloadTuning, YtDlpDownloader
 from .job import YTDLP_VERSION, Outcome, WorkArea, run_job
 from .logs import configure_logging
 from .memory_limit import limit_job_process
@@ -151,13 +151,13 @@ def main(
             from .listing import YtDlpLister, run_listing
 
             outcome.append(run_listing(
-                config, lister=YtDlpLister(t.download_tuning()), reporter=reporter, cancel=cancel, sink_factory=sinks
+                config, lister=YtDlpLister(DownloadTuning.of(t)), reporter=reporter, cancel=cancel, sink_factory=sinks
             ))
             return
         outcome.append(
             run_job(
                 config,
-                downloader=downloader or YtDlpDownloader(t.download_tuning()),
+                downloader=downloader or YtDlpDownloader(DownloadTuning.of(t)),
                 sink_factory=sinks,
                 reporter=reporter,
                 cancel=cancel,
