@@ -1,7 +1,7 @@
 """Activities: the container-group operations the orchestrators call, plus the share link and
 the completion webhook.
 
-Payloads (the one definition is `videojob.activity_wire`, which the orchestrator uses as well):
+Payloads (the one definition is `videojob.domain.activity_wire`, which the orchestrator uses as well):
 
 - `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline", "attempt", "run", "group"}`
   (`group` is attempt `attempt`'s own in run `run`: `attempt_group_name(jobId, attempt, run)`)

@@ -2,7 +2,7 @@
 
 Input `{"jobId", "container", "name", "hours"}`; answer `{"ok": true, "url", "expiresAt"}` or
 `{"ok": false, "error": {code, message, retryable}}`. Only a blob of that job in `OUTPUT_CONTAINER`
-(`videojob.output_blob`) is signed; anything else is `invalid_result`. The orchestrator checked
+(`videojob.contract.output_blob`) is signed; anything else is `invalid_result`. The orchestrator checked
 already; this is the last gate before a signature, so a regression there cannot sign a link to
 another job's file or another container.
 
@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
-from videojob.activity_wire import INVALID_INPUT, format_utc
-from videojob.contract import ErrorCode, is_url_safe_instance_id
-from videojob.output_blob import blob_url, output_blob_problem
-from videojob.settings import Settings
+from videojob.contract.output_blob import blob_url, output_blob_problem
+from videojob.contract.wire import ErrorCode, is_url_safe_instance_id
+from videojob.domain.activity_wire import INVALID_INPUT, format_utc
+from videojob.domain.settings import Settings
 
 from .storage_failures import failure_answer, storage_failure_answer
 

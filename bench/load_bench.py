@@ -131,7 +131,7 @@ class LoadRun:
 
     def fifo_inversions(self, tolerance: float = FIFO_TOLERANCE_SECONDS) -> list[tuple[str, str]]:
         """Pairs that started out of arrival order by more than `tolerance` seconds."""
-        from videojob.activity_wire import parse_utc
+        from videojob.domain.activity_wire import parse_utc
 
         records = self.queue_records
         rows = sorted((parse_utc(q["arrivedAt"]), parse_utc(q["grantedAt"]), q["arrivedAt"]) for q in records)

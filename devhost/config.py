@@ -16,7 +16,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from videojob.settings import read_local_settings
+from videojob.domain.settings import read_local_settings
 
 SIGNING_KEY = "CALLBACK_SIGNING_KEY"  # noqa: S105 (a setting name)
 NOTIFY_KEY = "NOTIFY_SIGNING_KEY"

@@ -99,7 +99,7 @@ def install_local_backend(state_dir: Path) -> None:
     backend = (os.environ.get("CONTAINER_BACKEND") or "").strip().lower()
     if backend == "podman":
         from videojob import bootstrap
-        from videojob.backends.podman import PodmanBackend
+        from videojob.adapters.containers.podman import PodmanBackend
 
         from .stack import PODMAN_DIR
 
@@ -108,7 +108,7 @@ def install_local_backend(state_dir: Path) -> None:
     if backend != "local":
         return
     from videojob import bootstrap
-    from videojob.backends.local import LocalBackend
+    from videojob.adapters.containers.local import LocalBackend
 
     kwargs: dict = {"state_dir": state_dir / "containers"}
     command = os.environ.get(WORKER_COMMAND_ENV)

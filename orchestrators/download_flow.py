@@ -35,7 +35,7 @@ Every yield goes through the `kernel.Mailbox`, so no `JobStatus` event is lost o
 Generations (README, "Long jobs"): while it waits for its slot or watches a worker, the orchestration
 hands over to a new execution of the same instance (`continue_as_new`, `_hand_over`) every
 `policy.GENERATION_MAX_WEIGHT` steps, when no event is left unread (`Mailbox.settled`), carrying
-`videojob.generation.JobCarry`; the new one resumes the queue wait (same place) or the watch (no
+`videojob.domain.generation.JobCarry`; the new one resumes the queue wait (same place) or the watch (no
 provisioning, same group, run token and deadline). A terminal report lost
 anyway (the worker gave up, the app was down) is read back from the worker's result record when
 the heartbeat finds the container ended (`_recover`).
@@ -49,8 +49,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from videojob import orchestration as policy
-from videojob.activity_wire import (
+from videojob.contract.wire import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
+from videojob.domain import orchestration as policy
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -70,10 +71,9 @@ from videojob.activity_wire import (
     record_input,
     share_link_input,
 )
-from videojob.backends.base import ACTIVE_CONTAINER_STATES
-from videojob.container_spec import attempt_group_name, run_token
-from videojob.contract import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
-from videojob.generation import JobCarry, WatchCarry, carry_of, next_input
+from videojob.domain.container_port import ACTIVE_CONTAINER_STATES
+from videojob.domain.container_spec import attempt_group_name, run_token
+from videojob.domain.generation import JobCarry, WatchCarry, carry_of, next_input
 
 from .job_queue import JobSlot
 from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log

@@ -16,11 +16,11 @@ from datetime import datetime
 
 import azure.durable_functions as df
 
-from videojob import job_slots as slots
-from videojob.backends.base import ContainerBackend, ManagedGroup
-from videojob.instances import JobLookupFailed, find_job
-from videojob.settings import Settings
-from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
+from videojob.domain import job_slots as slots
+from videojob.domain.container_port import ContainerBackend, ManagedGroup
+from videojob.domain.instances import JobLookupFailed, find_job
+from videojob.domain.settings import Settings
+from videojob.domain.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from videojob.url_policy import is_forbidden_address
+from videojob.contract.url_policy import is_forbidden_address
 
 
 class AddressRefused(ConnectionRefusedError):

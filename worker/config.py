@@ -1,6 +1,6 @@
 """The worker's configuration: the container env contract plus tuning that is ours to choose.
 
-The env names are owned by `videojob.container_env`; this module adds nothing the function
+The env names are owned by `videojob.contract.container_env`; this module adds nothing the function
 app would have to know about.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from videojob.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
-from videojob.url_policy import UrlPolicy
+from videojob.contract.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
+from videojob.contract.url_policy import UrlPolicy
 
 __all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
 
@@ -32,7 +32,7 @@ class Tuning:
     callback_backoff_seconds: float = 1.0
     callback_backoff_max_seconds: float = 8.0
     callback_final_give_up_seconds: float = 120.0
-    """How long a terminal report is retried (the outcome is recorded before: `videojob.result_record`)."""
+    """How long a terminal report is retried (the outcome is recorded before: `videojob.contract.result_record`)."""
     cancel_grace_seconds: float = 5.0
     """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
     in_memory_bytes: int = 32 * MiB

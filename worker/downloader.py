@@ -35,8 +35,8 @@ import yt_dlp
 from yt_dlp.downloader.external import FFmpegFD
 from yt_dlp.postprocessor.common import PostProcessor
 
-from videojob.container_env import DEFAULT_AUDIO_FORMAT, DEFAULT_MAX_BYTES
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.container_env import DEFAULT_AUDIO_FORMAT, DEFAULT_MAX_BYTES
+from videojob.contract.wire import ErrorCode, JobError
 
 from . import traffic
 from .config import Tuning

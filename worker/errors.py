@@ -1,4 +1,4 @@
-"""Failure classification: every way a job can fail, mapped to a `videojob.contract.ErrorCode`.
+"""Failure classification: every way a job can fail, mapped to a `videojob.contract.wire.ErrorCode`.
 
 Pure: it inspects exception types and messages and returns a `JobError`; no I/O. yt-dlp wraps
 the real cause (`DownloadError.exc_info`, `ExtractorError.cause`), so the whole cause chain is
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, PostProcessingError, UnsupportedError
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 from .address_guard import AddressRefused
 from .failures import JobFailed, clean_message

@@ -6,7 +6,7 @@ Events are sent by one background thread so a slow callback never stalls the dow
 - Connection errors, 5xx and 429 are retried with exponential backoff: progress for
   `max_attempts` tries, a terminal event for at least that and until `final_give_up_seconds`
   (2 minutes) have passed since its first try (the function app may be restarting); the job
-  recorded its outcome before (`videojob.result_record`), so the orchestrator still learns it.
+  recorded its outcome before (`videojob.contract.result_record`), so the orchestrator still learns it.
 - 401/404/410 stop all reporting: the token is wrong or the orchestration is gone or done,
   so nobody is listening; the job reads `rejected_status` and stops working.
 - The first terminal event (`succeeded`/`failed`) wins; `finish` waits for its delivery.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from videojob.contract import FAILED, PROGRESS, STARTED, SUCCEEDED, JobError, JobResult, JobStatus, Progress
+from videojob.contract.wire import FAILED, PROGRESS, STARTED, SUCCEEDED, JobError, JobResult, JobStatus, Progress
 
 from .progress import ProgressThrottle
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config

@@ -33,15 +33,15 @@ from tests.backends.arm_transport import (
     group_path,
     operation_json,
 )
-from videojob.backends import ContainerBackend, make_backend
-from videojob.backends.aci import AciBackend
-from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
-from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.container_spec import build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.failure_reason import FailureReason
-from videojob.settings import load_settings
-from videojob.staging import UploadGrant
+from videojob.adapters.containers import ContainerBackend, make_backend
+from videojob.adapters.containers.aci import AciBackend
+from videojob.adapters.containers.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
+from videojob.contract.staging import UploadGrant
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_port import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.domain.container_spec import build_container_spec
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import load_settings
 
 IDENTITY = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"

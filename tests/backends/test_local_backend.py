@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 
 from activities.upload_grant import issue_upload_grant
-from videojob.activity_wire import CreateInput
-from videojob.backends import ContainerBackend, make_backend
-from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.backends.local import (
+from videojob.adapters.containers import ContainerBackend, make_backend
+from videojob.adapters.containers.local import (
     RUNTIME_VARIABLES,
     LocalBackend,
     LocalRecord,
     tail_lines,
     worker_environment,
 )
-from videojob.container_spec import build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.container_port import FAILED, MISSING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.domain.container_spec import build_container_spec
+from videojob.domain.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
@@ -192,7 +192,7 @@ def test_cookies_reach_the_worker_as_a_private_file_in_the_group_not_as_a_value(
 
 
 def test_runtime_python_can_import_the_repo_packages(state_dir, cleanup):
-    b = LocalBackend(state_dir, command=[sys.executable, "-c", "import videojob.contract; print('imported ok')"])
+    b = LocalBackend(state_dir, command=[sys.executable, "-c", "import videojob.contract.wire; print('imported ok')"])
     cleanup(b)
     spec = spec_for("import-job")
     b.create(spec)
@@ -308,7 +308,7 @@ def test_a_restarted_devhost_sees_running_groups_and_their_exit_codes(state_dir,
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from tests.backends.test_local_backend import spec_for, fake
-        from videojob.backends.local import LocalBackend
+        from videojob.adapters.containers.local import LocalBackend
         b = LocalBackend({str(state_dir)!r}, command=fake("--wait-for", {str(go)!r}, "--exit", "5"))
         print(b.create(spec_for("restart-job")).state)
         """

@@ -16,15 +16,15 @@ import pytest
 
 from activities.upload_grant import issue_upload_grant
 from tests.support.podman import podman, requires_podman, wait_for, worker_image
-from videojob.activity_wire import CreateInput
-from videojob.backends import make_backend
-from videojob.backends.aci import container_group
-from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.backends.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
-from videojob.container_spec import ContainerSpec, build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.failure_reason import FailureReason
-from videojob.settings import PODMAN_DEFAULT_IMAGE, load_settings
+from videojob.adapters.containers import make_backend
+from videojob.adapters.containers.aci import container_group
+from videojob.adapters.containers.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.container_port import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.domain.container_spec import ContainerSpec, build_container_spec
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import PODMAN_DEFAULT_IMAGE, load_settings
 
 SECRET_CONNECTION = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LWtleQ==;" \
     "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"

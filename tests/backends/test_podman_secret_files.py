@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.podman import requires_podman, wait_for, worker_image
-from videojob.backends.base import SUCCEEDED
-from videojob.backends.podman import PodmanBackend, create_arguments
-from videojob.container_spec import SECRETS_MOUNT_PATH, build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
+from videojob.adapters.containers.podman import PodmanBackend, create_arguments
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_port import SUCCEEDED
+from videojob.domain.container_spec import SECRETS_MOUNT_PATH, build_container_spec
+from videojob.domain.settings import load_settings
 
 COOKIES = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t4102444800\tSID\tpodman-cookie-secret-31"
 READ_AND_TRY_TO_WRITE = [

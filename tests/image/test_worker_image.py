@@ -17,11 +17,11 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import STAGING, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.backends.base import FAILED, SUCCEEDED
-from videojob.backends.podman import PodmanBackend
-from videojob.container_spec import ContainerSpec, group_name
-from videojob.staging import is_result_record
+from videojob.adapters.containers.podman import PodmanBackend
+from videojob.contract import container_env as E
+from videojob.contract.staging import is_result_record
+from videojob.domain.container_port import FAILED, SUCCEEDED
+from videojob.domain.container_spec import ContainerSpec, group_name
 
 pytestmark = requires_podman
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from videojob.container_spec import build_container_spec, format_time
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
-from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide, parse_tag_time
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_spec import build_container_spec, format_time
+from videojob.domain.settings import load_settings
+from videojob.domain.sweep_policy import JobSnapshot, SweepPolicy, decide, parse_tag_time
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 POLICY = SweepPolicy(failed_group_retention_seconds=86400, grace_seconds=1800)
@@ -159,7 +159,7 @@ def test_policy_reads_the_tags_the_spec_builder_writes() -> None:
 
 
 def _slot_state(now):
-    from videojob import job_slots as slots
+    from videojob.domain import job_slots as slots
 
     state = slots.SlotState()
     for job in ["running", "terminated", "purged", "completed", "failed-lookup", "fresh"]:
@@ -169,7 +169,7 @@ def _slot_state(now):
 
 
 def test_stale_slot_members_are_finished_or_missing_jobs_past_grace():
-    from videojob.sweep_policy import stale_slot_members
+    from videojob.domain.sweep_policy import stale_slot_members
 
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     jobs = {"running": JobSnapshot("Running"), "terminated": JobSnapshot("Terminated"), "purged": None,
@@ -181,7 +181,7 @@ def test_stale_slot_members_are_finished_or_missing_jobs_past_grace():
 
 
 def test_lookup_failure_never_frees_a_slot():
-    from videojob.sweep_policy import stale_slot_members
+    from videojob.domain.sweep_policy import stale_slot_members
 
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert "failed-lookup" not in stale_slot_members(_slot_state(now), {}, now)
