@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
 DEFAULT_GRACE_SECONDS = 10.0
 KILL_WAIT_SECONDS = 5.0
