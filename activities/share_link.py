@@ -22,7 +22,6 @@ path runs with a stub key in tests; `generate_blob_sas` itself always runs for r
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
+from videojob.adapters.azure_credential import default_credential
 from videojob.contract.output_blob import blob_url, output_blob_problem
 from videojob.contract.wire import ErrorCode, is_url_safe_instance_id
 from videojob.domain.activity_wire import INVALID_INPUT, format_utc
@@ -134,22 +134,6 @@ def signer_from_settings(settings: Settings, credential_factory: Callable[[], An
         raise ValueError("share links need OUTPUT_ACCOUNT_URL or a connection string with an account key")
     client = BlobServiceClient(settings.output_account_url, credential=credential_factory(), **client_options)
     return DelegationSigner(client.url, client.account_name or "", client)
-
-
-_credential_lock = threading.Lock()
-_credential: Any = None
-
-
-def default_credential() -> Any:
-    """One `DefaultAzureCredential` per process (it caches tokens); `AZURE_CLIENT_ID` picks the
-    function app's user-assigned identity."""
-    global _credential
-    with _credential_lock:
-        if _credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            _credential = DefaultAzureCredential()
-        return _credential
 
 
 def parse_blob_ref(payload: Any) -> tuple[str, str, str]:

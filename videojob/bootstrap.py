@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 
+from videojob.adapters.azure_credential import default_credential
 from videojob.adapters.containers import ContainerBackend, make_backend
 from videojob.domain.job_index import JobIndex
 from videojob.domain.settings import Settings, load_settings
@@ -46,8 +47,6 @@ def job_index() -> JobIndex:
     s = settings()
     with _lock:
         if _job_index is None:
-            # The one cached app identity credential of the process (share links use it too).
-            from activities.share_link import default_credential
             from videojob.adapters.job_index_table import job_index_from_settings
 
             _job_index = job_index_from_settings(s, default_credential)
