@@ -55,8 +55,10 @@ chromium:
 infra-check: .venv-checkov/.installed
 	.venv-checkov/bin/checkov --config-file infra/.checkov.yaml --compact --quiet
 
+# Import rules (pyproject.toml [tool.importlinter]): the layers, a worker that needs only the contract, a pure domain.
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: deps chromium lint infra-check $(if $(PODMAN_BIN),image-if-changed)
 	$(PY) -m pytest -q
