@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devhost import media, stack
 from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
 from videojob.domain.settings import read_local_settings
-
-from . import media, stack
 
 SAMPLE_NAME = "sample.mp4"
 SAMPLE_SECONDS = 5

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import stack
+from devhost import stack
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

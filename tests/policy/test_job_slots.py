@@ -232,7 +232,7 @@ def test_entity_function_through_the_sdk_entry_point(monkeypatch):
     the cap from the settings whatever the caller says; inputs as a dict or as JSON text."""
     import json
 
-    from devhost.functions import entity_batch_json, entity_from_builder, run_entity
+    from devhost.emulator.functions import entity_batch_json, entity_from_builder, run_entity
     from entities import job_slots
     from videojob import bootstrap
     from videojob.domain.settings import load_settings

@@ -230,8 +230,8 @@ def test_timer_binding_uses_the_schedule_setting() -> None:
 def test_sweep_frees_the_slots_of_jobs_that_ended_without_giving_them_back(sweep_function, standin, settings):
     """Terminated and purged jobs run no orchestrator code: the sweep evicts them from `job_slots`,
     which hands their slots to the queue; live jobs and jobs whose lookup fails keep theirs."""
+    from devhost.emulator.store import entity_id
     from devhost.stack import wait_until
-    from devhost.store import entity_id
     from videojob.domain import job_slots as slots
 
     now = datetime.now(UTC)

@@ -35,8 +35,8 @@ from azure.durable_functions import OrchestrationRuntimeStatus as S
 from azure.durable_functions.models.history import HistoryEventType as E
 from azure.durable_functions.models.ReplaySchema import ReplaySchema
 
-from . import history as H
-from .actions import (
+from devhost.emulator import history as H
+from devhost.emulator.actions import (
     NewActivity,
     NewEntityMessage,
     NewSubOrchestration,
@@ -45,7 +45,7 @@ from .actions import (
     ReplayError,
     plan_actions,
 )
-from .functions import OrchestratorOutcome
+from devhost.emulator.functions import OrchestratorOutcome
 
 Invoke = Callable[[str], OrchestratorOutcome]
 """The orchestrator's handle: context JSON in, the SDK's answer out (`functions.run_orchestrator`)."""

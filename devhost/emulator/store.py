@@ -29,7 +29,7 @@ from typing import Any
 from azure.durable_functions import OrchestrationRuntimeStatus as S
 from azure.durable_functions.models.history import HistoryEventType
 
-from . import history as H
+from devhost.emulator import history as H
 
 PENDING, RUNNING, COMPLETED, FAILED, TERMINATED = (
     S.Pending.value, S.Running.value, S.Completed.value, S.Failed.value, S.Terminated.value)

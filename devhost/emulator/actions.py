@@ -25,7 +25,7 @@ from typing import Any
 from azure.durable_functions.models.actions import ActionType as A
 from azure.durable_functions.models.history import HistoryEventType as E
 
-from . import history as H
+from devhost.emulator import history as H
 
 
 class ReplayError(Exception):

@@ -33,11 +33,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from . import history as H
-from .actions import NewSubOrchestration
-from .episode import CONTINUED_AS_NEW, Decision, decide
-from .functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
-from .store import (
+from devhost.emulator import history as H
+from devhost.emulator.actions import NewSubOrchestration
+from devhost.emulator.episode import CONTINUED_AS_NEW, Decision, decide
+from devhost.emulator.functions import FunctionIndex, entity_batch_json, run_activity, run_entity, run_orchestrator
+from devhost.emulator.store import (
     RUNNING,
     EntityPage,
     EntityQuery,
@@ -53,7 +53,7 @@ from .store import (
     entity_id,
 )
 
-log = logging.getLogger("devhost.engine")
+log = logging.getLogger("devhost.emulator.engine")
 
 ENTITY_BATCH_LIMIT = 50
 """Operations of one entity run in one batch at most (the extension batches too)."""

@@ -17,9 +17,9 @@ from urllib.parse import quote
 from aiohttp import web
 from azure.durable_functions import OrchestrationRuntimeStatus as S
 
-from . import history as H
-from .engine import Answer, Engine
-from .store import BadContinuationToken, EntityQuery, InstanceQuery
+from devhost.emulator import history as H
+from devhost.emulator.engine import Answer, Engine
+from devhost.emulator.store import BadContinuationToken, EntityQuery, InstanceQuery
 
 PUBLIC_BASE = "/runtime/webhooks/durabletask"
 RPC_BASE = "/durabletask"

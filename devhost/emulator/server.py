@@ -14,13 +14,20 @@ from pathlib import Path
 import azure.functions as func
 from aiohttp import web
 
-from . import config
-from .engine import Engine
-from .functions import FunctionIndex, HttpFunction, close_sdk_session, invoke_http, invoke_timer, load_index
-from .routes import match_route
-from .schedule import parse_schedule, resolve_setting_reference
-from .store import Store
-from .webhooks import DurableApi
+from devhost.emulator import config
+from devhost.emulator.engine import Engine
+from devhost.emulator.functions import (
+    FunctionIndex,
+    HttpFunction,
+    close_sdk_session,
+    invoke_http,
+    invoke_timer,
+    load_index,
+)
+from devhost.emulator.routes import match_route
+from devhost.emulator.schedule import parse_schedule, resolve_setting_reference
+from devhost.emulator.store import Store
+from devhost.emulator.webhooks import DurableApi
 
 log = logging.getLogger("devhost")
 
@@ -98,10 +105,9 @@ def install_local_backend(state_dir: Path) -> None:
     """Containers of the `local` and `podman` backends are tracked under the devhost's state dir."""
     backend = (os.environ.get("CONTAINER_BACKEND") or "").strip().lower()
     if backend == "podman":
+        from devhost.stack import PODMAN_DIR
         from videojob import bootstrap
         from videojob.adapters.containers.podman import PodmanBackend
-
-        from .stack import PODMAN_DIR
 
         bootstrap.override(backend=PodmanBackend(state_dir / PODMAN_DIR))
         return
