@@ -1,4 +1,4 @@
-"""A small client for the video downloader API (stdlib only: the worker image shares this package).
+"""A small client for the video downloader API (standard library only, so it runs anywhere Python does).
 
     python -m videojob.client.cli submit URL [--format audio] [--wait]
     python -m videojob.client.cli status ID_OR_STATUS_URL [--wait]
