@@ -21,7 +21,7 @@ from videojob.adapters.containers.aci import container_group
 from videojob.adapters.containers.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
 from videojob.contract.wire import DownloadRequest
 from videojob.domain.activity_wire import CreateInput
-from videojob.domain.container_port import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
+from videojob.domain.container_port import BackendError, ContainerState
 from videojob.domain.container_spec import ContainerSpec, build_container_spec
 from videojob.domain.failure_reason import FailureReason
 from videojob.domain.settings import PODMAN_DEFAULT_IMAGE, load_settings
@@ -111,14 +111,14 @@ def test_the_podman_backend_is_chosen_by_setting_and_defaults_to_the_make_image_
 @pytest.mark.parametrize(
     ("state", "stopped", "expected", "detail"),
     [
-        ({"Status": "created"}, False, PENDING, None),
-        ({"Status": "running"}, False, RUNNING, None),
-        ({"Status": "exited", "ExitCode": 0}, False, SUCCEEDED, None),
-        ({"Status": "exited", "ExitCode": 3}, False, FAILED, None),
-        ({"Status": "exited", "ExitCode": 137}, False, FAILED, "out of memory"),
-        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, False, FAILED, "OOMKilled"),
-        ({"Status": "exited", "ExitCode": 143}, True, STOPPED, "stopped"),
-        ({"Status": "exited", "ExitCode": 137}, True, STOPPED, "stopped"),
+        ({"Status": "created"}, False, ContainerState.PENDING, None),
+        ({"Status": "running"}, False, ContainerState.RUNNING, None),
+        ({"Status": "exited", "ExitCode": 0}, False, ContainerState.SUCCEEDED, None),
+        ({"Status": "exited", "ExitCode": 3}, False, ContainerState.FAILED, None),
+        ({"Status": "exited", "ExitCode": 137}, False, ContainerState.FAILED, "out of memory"),
+        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, False, ContainerState.FAILED, "OOMKilled"),
+        ({"Status": "exited", "ExitCode": 143}, True, ContainerState.STOPPED, "stopped"),
+        ({"Status": "exited", "ExitCode": 137}, True, ContainerState.STOPPED, "stopped"),
     ],
 )
 def test_podman_states_map_to_aci_states(
@@ -214,7 +214,7 @@ def test_the_worker_container_sees_exactly_the_specs_environment_and_no_secret_l
     finished(backend, spec.name)
 
     ended = backend.state(spec.name)
-    assert ended.state == SUCCEEDED
+    assert ended.state == ContainerState.SUCCEEDED
     assert ended.finished_at is not None
     assert abs(datetime.now(UTC) - datetime.fromisoformat(ended.finished_at)) < timedelta(hours=1)
     seen = json.loads(backend.logs(spec.name, tail=5).strip().splitlines()[-1])
@@ -253,19 +253,19 @@ def test_the_container_has_acis_limits_labels_restart_policy_and_the_hosts_netwo
 def test_stop_keeps_a_stopped_group_delete_removes_it_and_listing_stays_in_its_scope(image: str, made) -> None:
     backend, other = made(entrypoint=SLEEP), made(entrypoint=SLEEP)
     spec = replace(spec_for(), image=image)
-    assert backend.create(spec).state in (RUNNING, PENDING)
-    assert backend.create(spec).state in (RUNNING, PENDING)  # idempotent: the same group
+    assert backend.create(spec).state in (ContainerState.RUNNING, ContainerState.PENDING)
+    assert backend.create(spec).state in (ContainerState.RUNNING, ContainerState.PENDING)  # idempotent: the same group
 
     listed = {g.name: g for g in backend.list_managed(APP)}
-    assert listed[spec.name].state == RUNNING and listed[spec.name].job_id == spec.tag_map()["jobId"]
+    assert listed[spec.name].state == ContainerState.RUNNING and listed[spec.name].job_id == spec.tag_map()["jobId"]
     assert other.list_managed(APP) == []  # another devhost's sweeper does not see it
 
     backend.stop(spec.name)
-    assert backend.state(spec.name).state == STOPPED
-    assert {g.name: g.state for g in backend.list_managed(APP)} == {spec.name: STOPPED}
+    assert backend.state(spec.name).state == ContainerState.STOPPED
+    assert {g.name: g.state for g in backend.list_managed(APP)} == {spec.name: ContainerState.STOPPED}
 
     backend.delete(spec.name)
-    assert backend.state(spec.name).state == MISSING
+    assert backend.state(spec.name).state == ContainerState.MISSING
     backend.delete(spec.name)  # idempotent
     backend.stop(spec.name)  # a missing group is not an error
     assert backend.logs(spec.name) == ""
@@ -279,7 +279,7 @@ def test_a_worker_over_its_memory_limit_is_failed_with_137_and_an_out_of_memory_
     finished(backend, spec.name)
 
     state = backend.state(spec.name)
-    assert (state.state, state.exit_code) == (FAILED, 137), state
+    assert (state.state, state.exit_code) == (ContainerState.FAILED, 137), state
     assert state.detail and "memory" in state.detail and "102 MiB" in state.detail
 
 
@@ -290,4 +290,4 @@ def test_an_image_that_does_not_exist_is_an_inaccessible_image(made) -> None:
     with pytest.raises(BackendError) as e:
         backend.create(spec)
     assert e.value.code == "InaccessibleImage" and not e.value.retryable
-    assert backend.state(spec.name).state == MISSING
+    assert backend.state(spec.name).state == ContainerState.MISSING

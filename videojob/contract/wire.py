@@ -39,8 +39,6 @@ class EventState(StrEnum):
 
 EVENT_STATES: tuple[str, ...] = tuple(EventState)
 TERMINAL_EVENT_STATES: frozenset[str] = frozenset({EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED})
-STARTED, PROGRESS, SUCCEEDED, FAILED, CANCELLED = EventState
-"""Aliases for worker/reporter.py only (being edited elsewhere): use `EventState` in new code."""
 
 # Worker phases (in events) and the orchestration's own phases (in customStatus).
 WORKER_PHASES: tuple[str, ...] = ("downloading", "processing", "uploading")

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from videojob.domain.container_spec import ContainerSpec
 
 
-
 class ContainerState(StrEnum):
     """A container group's state, as ACI names them, plus MISSING for "no such group". Not a
     Durable instance's status (`instances.RuntimeStatus`) nor an event's (`contract.EventState`)."""
@@ -30,8 +29,6 @@ class ContainerState(StrEnum):
 
 
 ACTIVE_CONTAINER_STATES: frozenset[str] = frozenset({ContainerState.PENDING, ContainerState.RUNNING})
-PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, MISSING = ContainerState
-"""Aliases for the backends and tests being edited elsewhere (local, podman): use `ContainerState`."""
 
 
 class BackendError(Exception):

@@ -42,8 +42,6 @@ FINISHED_RUNTIME_STATUSES: frozenset[str] = frozenset(
 )
 """An instance in one of these states runs no more code and accepts no events."""
 ACTIVE_RUNTIME_STATUSES: frozenset[str] = frozenset(set(RuntimeStatus) - FINISHED_RUNTIME_STATUSES)
-PENDING, RUNNING, CONTINUED_AS_NEW, SUSPENDED, COMPLETED, FAILED, TERMINATED, CANCELED = RuntimeStatus
-"""Aliases for the job list below (being edited elsewhere): use `RuntimeStatus` in new code."""
 
 
 def is_finished(runtime_status: str | None) -> bool:

@@ -37,16 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from videojob.adapters.containers import local_runner
-from videojob.domain.container_port import (
-    FAILED,
-    MISSING,
-    RUNNING,
-    STOPPED,
-    SUCCEEDED,
-    BackendError,
-    GroupState,
-    ManagedGroup,
-)
+from videojob.domain.container_port import BackendError, ContainerState, GroupState, ManagedGroup
 from videojob.domain.container_spec import TAG_MANAGED_BY, ContainerSpec
 from videojob.domain.failure_reason import FailureReason
 
@@ -139,16 +130,18 @@ def derive_local_state(record: LocalRecord, exit_doc: Mapping[str, Any] | None, 
     """Stopped after stop(); else the recorded exit code; else Running while the runner lives."""
     exit_code = exit_doc.get("exitCode") if exit_doc else None
     if record.stopped:
-        return GroupState(record.name, STOPPED, exit_code, record.stop_detail)
+        return GroupState(record.name, ContainerState.STOPPED, exit_code, record.stop_detail)
     if exit_doc is not None:
         # As ACI shows a terminated container: Succeeded/Failed by exit code, `Completed`/`Error`, its finish time.
-        state = SUCCEEDED if exit_code == 0 else FAILED
+        state = ContainerState.SUCCEEDED if exit_code == 0 else ContainerState.FAILED
         detail = exit_doc.get("detail") or ("Completed" if exit_code == 0 else "Error")
         finished = exit_doc.get("finishedAt")
         return GroupState(record.name, state, exit_code, detail, finished if isinstance(finished, str) else None)
     if leader_alive:
-        return GroupState(record.name, RUNNING)
-    return GroupState(record.name, FAILED, None, "the worker's process ended without recording an exit code")
+        return GroupState(record.name, ContainerState.RUNNING)
+    return GroupState(
+        record.name, ContainerState.FAILED, None, "the worker's process ended without recording an exit code"
+    )
 
 
 def tail_lines(path: Path, lines: int, max_bytes: int = MAX_LOG_TAIL_BYTES) -> str:
@@ -398,12 +391,12 @@ class LocalBackend:
             tags=spec.tag_map(),
         )
         self._write_record(record)
-        return GroupState(spec.name, RUNNING)
+        return GroupState(spec.name, ContainerState.RUNNING)
 
     def state(self, name: str) -> GroupState:
         record = self._read_record(name)
         if record is None:
-            return GroupState(name, MISSING)
+            return GroupState(name, ContainerState.MISSING)
         return self._state_of(record)
 
     def logs(self, name: str, tail: int = 50) -> str:

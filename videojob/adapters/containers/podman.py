@@ -38,17 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from videojob.adapters.containers.local import is_valid_group_name, write_secret_files
-from videojob.domain.container_port import (
-    FAILED,
-    MISSING,
-    PENDING,
-    RUNNING,
-    STOPPED,
-    SUCCEEDED,
-    BackendError,
-    GroupState,
-    ManagedGroup,
-)
+from videojob.domain.container_port import BackendError, ContainerState, GroupState, ManagedGroup
 from videojob.domain.container_spec import SECRETS_MOUNT_PATH, TAG_MANAGED_BY, ContainerSpec
 from videojob.domain.failure_reason import FailureReason
 
@@ -133,28 +123,31 @@ def derive_podman_state(
     exit_code = state.get("ExitCode")
     exit_code = exit_code if isinstance(exit_code, int) else None
     if status in ("created", "configured", "initialized"):
-        return GroupState(name, STOPPED if stopped else PENDING)
+        return GroupState(name, ContainerState.STOPPED if stopped else ContainerState.PENDING)
     if status in ("running", "paused", "stopping", "restarting"):
-        return GroupState(name, RUNNING)
+        return GroupState(name, ContainerState.RUNNING)
     ended = finish_time(state.get("FinishedAt"))
     if stopped:
-        return GroupState(name, STOPPED, exit_code, "stopped", ended)
+        return GroupState(name, ContainerState.STOPPED, exit_code, "stopped", ended)
     if status not in ("exited", "stopped", "removing", "dead"):
-        return GroupState(name, FAILED, exit_code, f"unknown container status {status!r}", ended)
+        return GroupState(name, ContainerState.FAILED, exit_code, f"unknown container status {status!r}", ended)
     if exit_code == 0:
-        return GroupState(name, SUCCEEDED, 0, None, ended)
+        return GroupState(name, ContainerState.SUCCEEDED, 0, None, ended)
     limit = f" (limit {memory_limit_bytes // (1024 * 1024)} MiB)" if memory_limit_bytes else ""
     oom = FailureReason.OUT_OF_MEMORY
     if state.get("OOMKilled"):
-        return GroupState(name, FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}", ended,
-                          reason=oom)
+        return GroupState(
+            name, ContainerState.FAILED, exit_code, f"OOMKilled: the worker went over its memory limit{limit}", ended,
+            reason=oom,
+        )
     if exit_code == SIGKILL_EXIT:
         return GroupState(
-            name, FAILED, exit_code, f"Killed (SIGKILL): most likely out of memory{limit}, or killed from outside",
+            name, ContainerState.FAILED, exit_code,
+            f"Killed (SIGKILL): most likely out of memory{limit}, or killed from outside",
             ended, reason=oom,
         )
     error = str(state.get("Error") or "").strip()
-    return GroupState(name, FAILED, exit_code, error[:300] or None, ended)
+    return GroupState(name, ContainerState.FAILED, exit_code, error[:300] or None, ended)
 
 
 def finish_time(raw: Any) -> str | None:
@@ -320,7 +313,7 @@ class PodmanBackend:
             raise BackendError("InvalidContainerGroupName", f"invalid group name {spec.name!r}", retryable=False,
                                reason=FailureReason.PERMANENT)
         existing = self.state(spec.name)
-        if existing.state != MISSING:
+        if existing.state != ContainerState.MISSING:
             log.info("podman container %s exists already; not re-created", spec.name)
             return existing
         env = podman_environment(spec.environment(), os.environ)
@@ -347,10 +340,10 @@ class PodmanBackend:
 
     def state(self, name: str) -> GroupState:
         if not is_valid_group_name(name):
-            return GroupState(name, MISSING)
+            return GroupState(name, ContainerState.MISSING)
         found = self._inspect(name)
         if found is None:
-            return GroupState(name, MISSING)
+            return GroupState(name, ContainerState.MISSING)
         state, memory = found
         return derive_podman_state(name, state, stopped=self._stop_marker(name).exists(), memory_limit_bytes=memory)
 
