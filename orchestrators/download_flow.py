@@ -82,7 +82,7 @@ from .notification import deliver_notification
 logger = logging.getLogger(__name__)
 
 
-class JobFailed(OrchestrationFailed):
+class DownloadJobFailed(OrchestrationFailed):
     """The job's failure. Its message starts with the error code."""
 
 
@@ -106,7 +106,7 @@ class _Frame:
 
 @dataclass(frozen=True)
 class _AttemptRun:
-    outcome: policy.Outcome
+    outcome: policy.AttemptOutcome
     record: policy.AttemptRecord
     provisioned_at: datetime
     finished_at: datetime
@@ -145,7 +145,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at, run=run_key))
-        raise JobFailed(failure_message(error)) from None
+        raise DownloadJobFailed(failure_message(error)) from None
 
     deadline = policy.deadline_for(started_at, plan)
     mailbox = Mailbox(context)
@@ -197,7 +197,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         _log(context, logging.WARNING, "job %s: attempt %d failed (%s); attempt %d in %.0f s",
              job_id, attempt - 1, outcome.error.code, attempt, pause)
         if (yield from mailbox.sleep_unless(fire_at, policy.is_cancel)):
-            outcome = policy.Outcome(error=policy.cancelled_error())
+            outcome = policy.AttemptOutcome(error=policy.cancelled_error())
             break
 
     slot.release()  # the last group is gone (or stopped): the next job in the queue may start
@@ -240,7 +240,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
                 run=run_key,
             )
         )
-    raise JobFailed(failure_message(error))
+    raise DownloadJobFailed(failure_message(error))
 
 
 def _failed_in_queue(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str,
@@ -255,7 +255,7 @@ def _failed_in_queue(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str,
         notification = yield from deliver_notification(context, mailbox, plan.request.notify_url, payload)
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group,
                                                        context.current_utc_datetime, (), cost, notification))
-    raise JobFailed(failure_message(error))
+    raise DownloadJobFailed(failure_message(error))
 
 
 def _run_attempt(
@@ -319,7 +319,7 @@ def _carry_maker(
 
 def _finish_attempt(
     context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, group: str, attempt: int,
-    outcome: policy.Outcome, began: datetime, provisioned_at: datetime,
+    outcome: policy.AttemptOutcome, began: datetime, provisioned_at: datetime,
 ) -> Steps:
     """Check (publish) a reported success, clean up, record the attempt."""
     finished_at: datetime = context.current_utc_datetime
@@ -332,7 +332,8 @@ def _finish_attempt(
 
 
 def _checked(
-    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int, outcome: policy.Outcome
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int,
+    outcome: policy.AttemptOutcome,
 ) -> Steps:
     """A reported success stands only for bytes the service has verified (the worker handles hostile
     content and may lie): the pure rule first, so a foreign blob costs no storage call and gets no
@@ -346,7 +347,7 @@ def _checked(
     refused = policy.result_problem(job_id, plan, result)
     if refused is not None:
         _log(context, logging.WARNING, "job %s: %s", job_id, refused.message)
-        return policy.Outcome(error=refused)
+        return policy.AttemptOutcome(error=refused)
     if result.blob is None:  # a listing: nothing stored
         return outcome
     blob = result.blob
@@ -371,7 +372,7 @@ def _provision(
     *,
     slot: JobSlot | None = None,
 ) -> Steps:
-    """Create the group. Returns None once it exists, or the failing `Outcome`.
+    """Create the group. Returns None once it exists, or the failing `AttemptOutcome`.
 
     A failure that means "not now" (`retry_after_seconds`: roles still propagating) is waited out
     without counting a failed try; the backend bounds how long it says so, the deadline bounds all.
@@ -383,9 +384,9 @@ def _provision(
     failures = 0
     while True:
         if mailbox.holds(policy.is_cancel):
-            return policy.Outcome(error=policy.cancelled_error())
+            return policy.AttemptOutcome(error=policy.cancelled_error())
         if context.current_utc_datetime >= deadline:
-            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, PHASE_PROVISIONING))
+            return policy.AttemptOutcome(error=policy.deadline_error(plan.deadline_seconds, PHASE_PROVISIONING))
         result = CreateResult.from_wire((yield from mailbox.call(CREATE_CONTAINER_GROUP, request)), group)
         if result.ok:
             return None
@@ -395,7 +396,7 @@ def _provision(
                  job_id, error.code)
             refused = yield from slot.wait_out_quota(error, group)
             if refused is not None:
-                return policy.Outcome(error=refused)
+                return policy.AttemptOutcome(error=refused)
             context.set_custom_status(policy.progress_status(policy.ProgressView(), group,
                                                              context.current_utc_datetime, job_attempt, run=run_key))
             continue
@@ -407,7 +408,7 @@ def _provision(
             failures += 1
             _log(context, logging.WARNING, "job %s: create try %d failed: %s", job_id, failures, error.code)
             if not error.retryable or failures >= max_failures:
-                return policy.Outcome(error=policy.provisioning_error(error))
+                return policy.AttemptOutcome(error=policy.provisioning_error(error))
             pause = policy.backoff_seconds(plan.provision_backoff_seconds, failures - 1)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause, deadline))
 
@@ -427,7 +428,7 @@ def _watch(
 ) -> Steps:
     """Follow the worker's reports until one ends the attempt, the heartbeat is lost or time runs out.
     Reports of other attempts are ignored; `seq` de-duplication starts afresh with each attempt.
-    Returns the `Outcome`, or `HANDED_OVER` (a new generation goes on watching: `hand_over` makes
+    Returns the `AttemptOutcome`, or `HANDED_OVER` (a new generation goes on watching: `hand_over` makes
     its carry). `state`, `status_floor`: where the last generation left the watch."""
     heartbeat = plan.heartbeat_timeout_seconds
     now = context.current_utc_datetime
@@ -460,7 +461,7 @@ def _watch(
 
         timer = None
         if now >= deadline:
-            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, state.view.phase))
+            return policy.AttemptOutcome(error=policy.deadline_error(plan.deadline_seconds, state.view.phase))
         if not policy.heartbeat_due(state, now, heartbeat):
             continue
         inspected = InspectResult.from_wire((yield from mailbox.call(INSPECT_CONTAINER_GROUP, group_input(group))))
@@ -479,7 +480,7 @@ def _watch(
                 state, outcome = _apply(context, state, payload, group, now, run)
                 if outcome is not None:
                     return outcome
-            return recovered or policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
+            return recovered or policy.AttemptOutcome(error=policy.heartbeat_error(group, inspected, heartbeat))
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
         state = replace(state, last_heard=now)
@@ -496,7 +497,7 @@ def _hand_over(context: Any, mailbox: Mailbox, plan: JobPlan, carry: JobCarry) -
 
 def _apply(
     context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime, run: str | None
-) -> tuple[policy.WatchState, policy.Outcome | None]:
+) -> tuple[policy.WatchState, policy.AttemptOutcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
     if changed or outcome is not None:  # a terminal report ends the attempt's token everywhere
         context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at,

@@ -20,7 +20,7 @@ from videojob.domain import job_slots as slots
 from videojob.domain.container_port import ContainerBackend, ManagedGroup
 from videojob.domain.instances import JobLookupFailed, find_job
 from videojob.domain.settings import Settings
-from videojob.domain.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
+from videojob.domain.sweep_policy import JobSnapshot, SweepPolicy, decide_sweep, stale_slot_members
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def sweep(
             summary.reasons["lookup_failed"] += 1
             log.warning("sweep: cannot look up the job of %s: %s", group.name, e)
             continue
-        decision = decide(group.state, group.tags, job, now, policy)
+        decision = decide_sweep(group.state, group.tags, job, now, policy)
         summary.reasons[decision.reason] += 1
         if not decision.delete:
             summary.kept += 1

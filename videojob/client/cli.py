@@ -159,7 +159,7 @@ def render_progress(status: dict[str, Any], width: int = 24) -> str:
     return "  ".join(parts)
 
 
-class ProgressView:
+class ProgressPrinter:
     """Updates one line in place on a terminal; prints a line per change otherwise."""
 
     def __init__(self, stream: TextIO):
@@ -183,7 +183,7 @@ class ProgressView:
             self.stream.flush()
 
 
-def wait_for(client: Client, status_url: str, poll: float, view: ProgressView,
+def wait_for(client: Client, status_url: str, poll: float, view: ProgressPrinter,
              sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     while True:
         _, body = client.status(status_url)
@@ -324,10 +324,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
                 print(json.dumps(started, indent=2), file=out)
                 return EXIT_OK
             print(f"job {started['id']} submitted", file=err)
-            return final_result(wait_for(client, started["statusQueryGetUri"], args.poll, ProgressView(err)), out, err)
+            final = wait_for(client, started["statusQueryGetUri"], args.poll, ProgressPrinter(err))
+            return final_result(final, out, err)
         if args.command == "status":
             if args.wait:
-                return final_result(wait_for(client, args.id, args.poll, ProgressView(err)), out, err)
+                return final_result(wait_for(client, args.id, args.poll, ProgressPrinter(err)), out, err)
             _, body = client.status(args.id)
             print(json.dumps(body, indent=2), file=out)
             return EXIT_OK

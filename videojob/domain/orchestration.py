@@ -325,7 +325,7 @@ def retrying_status(
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
     """How the job ended: a result, or an error. Cleanup never changes it."""
 
     result: JobResult | None = None
@@ -348,7 +348,7 @@ class WatchState:
     last_report_at: datetime | None = None
 
 
-def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState, Outcome | None, bool]:
+def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState, AttemptOutcome | None, bool]:
     """Apply one raised payload. Returns the new state, the outcome if the event ends the job, and
     whether customStatus should be rewritten."""
     event = parse_event(payload)
@@ -363,13 +363,13 @@ def on_event(state: WatchState, payload: Any, now: datetime) -> tuple[WatchState
     return state, outcome_of(event), False
 
 
-def outcome_of(event: JobStatus) -> Outcome:
+def outcome_of(event: JobStatus) -> AttemptOutcome:
     """The outcome a terminal event reports."""
     if event.state == EventState.SUCCEEDED and event.result is not None:
-        return Outcome(result=event.result)
+        return AttemptOutcome(result=event.result)
     if event.state == EventState.CANCELLED:
-        return Outcome(error=cancelled_error())
-    return Outcome(error=event.error or JobError(ErrorCode.INTERNAL, "the worker failed without an error"))
+        return AttemptOutcome(error=cancelled_error())
+    return AttemptOutcome(error=event.error or JobError(ErrorCode.INTERNAL, "the worker failed without an error"))
 
 
 def is_cancel(payload: Any) -> bool:
@@ -466,7 +466,7 @@ def result_problem(job_id: str, plan: JobPlan, result: JobResult) -> JobError | 
     return invalid_result_error(problem) if problem else None
 
 
-def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
+def checked_outcome(result: JobResult, checked: BlobCheckResult) -> AttemptOutcome:
     """The outcome once the reported blob was published (`publish_output_blob`: copied out of the
     attempt's staging blob and read back by the app): success carrying the URL built from the
     settings (never the worker's), `invalid_result` when nothing was staged or the copy's size or
@@ -477,15 +477,17 @@ def checked_outcome(result: JobResult, checked: BlobCheckResult) -> Outcome:
     if not checked.ok:
         error = checked.error or JobError(ErrorCode.INTERNAL, "no answer")
         if error.code == ErrorCode.INVALID_RESULT:  # the activity's own check against the settings
-            return Outcome(error=invalid_result_error(error.message))
+            return AttemptOutcome(error=invalid_result_error(error.message))
         reason = f"could not publish blob {shown} to the output storage: {error.code}: {error.message}"
-        return Outcome(error=JobError(ErrorCode.RESULT_UNVERIFIED, clip(reason, MAX_ERROR_MESSAGE), retryable=False))
+        unverified = JobError(ErrorCode.RESULT_UNVERIFIED, clip(reason, MAX_ERROR_MESSAGE), retryable=False)
+        return AttemptOutcome(error=unverified)
     if not checked.exists:
-        return Outcome(error=invalid_result_error(f"blob {shown} was never uploaded by this attempt"))
+        return AttemptOutcome(error=invalid_result_error(f"blob {shown} was never uploaded by this attempt"))
     problem = copy_problem(blob.name, blob.size_bytes, blob.sha256, checked.size_bytes or 0, checked.sha256 or "")
     if problem is not None:
-        return Outcome(error=invalid_result_error(problem))
-    return Outcome(result=replace(result, blob=replace(blob, url=checked.url, sha256=checked.sha256 or blob.sha256)))
+        return AttemptOutcome(error=invalid_result_error(problem))
+    checked_blob = replace(blob, url=checked.url, sha256=checked.sha256 or blob.sha256)
+    return AttemptOutcome(result=replace(result, blob=checked_blob))
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -587,7 +589,7 @@ class AttemptRecord:
 def attempt_record(
     attempt: int,
     group: str,
-    outcome: Outcome,
+    outcome: AttemptOutcome,
     started_at: datetime,
     ended_at: datetime,
     cleanup: Cleanup,

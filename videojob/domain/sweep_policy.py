@@ -71,7 +71,7 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def decide(
+def decide_sweep(
     group_state: str,
     tags: dict[str, str],
     job: JobSnapshot | None,
