@@ -27,7 +27,6 @@ from urllib.parse import quote
 from videojob.contract.wire import is_url_safe_instance_id
 
 MAX_BLOB_NAME_CHARS = 1024
-RECORDS_SEGMENT = ".results"
 
 
 def job_blob_prefix(job_id: str) -> str:

@@ -330,11 +330,6 @@ def share_link_input(job_id: str, container: str, name: str, hours: int) -> dict
     return {"jobId": job_id, "container": container, "name": name, "hours": hours}
 
 
-def check_blob_input(job_id: str, container: str, name: str) -> dict[str, Any]:
-    """The input of `check_output_blob`."""
-    return {"jobId": job_id, "container": container, "name": name}
-
-
 @dataclass(frozen=True)
 class PublishInput:
     """Which attempt's staging blob to publish, and what its worker reported of it."""

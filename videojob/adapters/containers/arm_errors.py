@@ -233,11 +233,6 @@ def failure_reason(status: int | None, code: str | None, message: str = "", age_
     return FailureReason.PERMANENT, False
 
 
-def is_retryable(status: int | None, code: str | None, message: str = "", age_seconds: float | None = None) -> bool:
-    """Whether trying the same request again may succeed (`failure_reason`'s second half)."""
-    return failure_reason(status, code, message, age_seconds)[1]
-
-
 _RETRY_AFTER: dict[FailureReason, float] = {
     FailureReason.AUTHORIZATION: AUTHORIZATION_RETRY_AFTER_SECONDS,
     FailureReason.QUOTA_EXHAUSTED: QUOTA_RETRY_AFTER_SECONDS,
