@@ -12,6 +12,7 @@ import sweeper
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
+app.register_functions(api.job_routes_bp)
 app.register_functions(orchestrators.bp)
 app.register_functions(activities.bp)
 app.register_functions(sweeper.bp)

@@ -19,6 +19,7 @@ from videojob.domain.batching import running_children
 from videojob.domain.instances import JobLookupFailed, find_job
 
 from .blueprint import bp
+from .caller import app_links, authenticate, entra_mode, may_see_job, route_auth_level
 from .events import Delivery, deliver_event
 from .responses import DurableUnavailable, error_response, json_response, not_found, unavailable_response
 from .starters import BATCH_ORCHESTRATOR_NAME
@@ -28,13 +29,18 @@ log = logging.getLogger(__name__)
 CANCEL_EVENT = {"state": EventState.CANCELLED}
 
 
-@bp.route(route="downloads/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="downloads/{id}/cancel", methods=["POST"], auth_level=route_auth_level())
 @bp.durable_client_input(client_name="client")
 async def cancel_download(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    caller = authenticate(req)
+    if isinstance(caller, func.HttpResponse):
+        return caller
     instance_id = req.route_params.get("id")
     if not is_url_safe_instance_id(instance_id):
         return not_found()
     try:
+        if not await may_see_job(client, caller, instance_id):
+            return not_found(instance_id)
         delivery = await deliver_event(client, instance_id, CANCEL_EVENT)
         if delivery is Delivery.NOT_FOUND:
             return not_found(instance_id)
@@ -44,7 +50,7 @@ async def cancel_download(req: func.HttpRequest, client: df.DurableOrchestration
     except DurableUnavailable:
         return unavailable_response()
     log.info("cancel requested for job %s (%d running children)", instance_id, len(children or ()))
-    links = client.get_client_response_links(req, instance_id)
+    links = app_links(req, instance_id) if entra_mode() else client.get_client_response_links(req, instance_id)
     body: dict[str, object] = {
         "id": instance_id, "state": EventState.CANCELLED, "statusQueryGetUri": links["statusQueryGetUri"]
     }

@@ -11,6 +11,7 @@ reports that only as a bare Exception, so the instance is looked up again instea
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,14 +43,21 @@ async def _existing(client: df.DurableOrchestrationClient, instance_id: str) -> 
 
 
 async def start_once(
-    client: df.DurableOrchestrationClient, orchestrator: str, instance_id: str | None, plan: Any
+    client: df.DurableOrchestrationClient, orchestrator: str, instance_id: str | None, plan: Any,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> Started:
     """Start `orchestrator` under `instance_id` unless that job runs or completed. With no id,
-    a plain start (the extension picks a random id). Raises `DurableUnavailable`."""
+    a plain start (the extension picks a random id). `admit`, when given, runs only before a real
+    start (a duplicate answers the existing job without it) and raises to refuse the start.
+    Raises `DurableUnavailable`."""
     if instance_id is None:
+        if admit is not None:
+            await admit()
         return Started(await durable_call("start_new", client.start_new(orchestrator, None, plan)), False)
     if await _existing(client, instance_id):
         return Started(instance_id, True)
+    if admit is not None:
+        await admit()
     try:
         await client.start_new(orchestrator, instance_id, plan)
     except Exception as e:  # 409 (a concurrent submit won) or a host failure: look again

@@ -35,8 +35,10 @@ from videojob.domain.job_index import (
     parse_status_filter,
     token_key,
 )
+from videojob.domain.principal import Caller, parse_owner
 
 from .blueprint import bp
+from .caller import app_links, authenticate, entra_mode, route_auth_level
 from .responses import error_response, json_response, unavailable_response
 from .starters import BATCH_ORCHESTRATOR_NAME, ORCHESTRATOR_NAME
 
@@ -55,16 +57,35 @@ def parse_top(raw: str | None) -> int | None:
     return top if 1 <= top <= MAX_LIST_TOP else None
 
 
-@bp.route(route="downloads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_owner(caller: Caller, requested: str | None) -> str | None:
+    """Whose partition an entra-mode list reads: the caller's, or (operators only) the one named;
+    None when the request may not have it."""
+    if requested is None or requested == "":
+        return caller.owner
+    named = parse_owner(requested)
+    if named is None or (named != caller.owner and not caller.is_operator):
+        return None
+    return named
+
+
+@bp.route(route="downloads", methods=["GET"], auth_level=route_auth_level())
 @bp.generic_input_binding(arg_name="client", type="durableClient")
 async def list_downloads(req: func.HttpRequest, client: str) -> func.HttpResponse:
     """`GET /api/downloads[?top=N][&status=S][&since=T][&continuationToken=C]`:
-    `{"jobs": [...], "continuationToken"?}`."""
+    `{"jobs": [...], "continuationToken"?}`. In entra mode the caller's own jobs; an operator
+    may name another owner (`&owner=<object id>`)."""
+    caller = authenticate(req)
+    if isinstance(caller, func.HttpResponse):
+        return caller
+    owner = list_owner(caller, req.params.get("owner")) if entra_mode() else DEFAULT_OWNER
+    if owner is None:
+        return error_response(400, ErrorCode.INVALID_OPTION,
+                              "owner must be a user's object id, and only operators may name another user")
     top = parse_top(req.params.get("top"))
     if top is None:
         return error_response(400, ErrorCode.INVALID_OPTION, f"top must be an integer from 1 to {MAX_LIST_TOP}")
     try:
-        query = ListQuery(DEFAULT_OWNER, parse_status_filter(req.params.get("status")),
+        query = ListQuery(owner, parse_status_filter(req.params.get("status")),
                           parse_since(req.params.get("since")))
     except InvalidListQuery as e:
         return error_response(400, ErrorCode.INVALID_OPTION, str(e))
@@ -94,6 +115,8 @@ async def list_downloads(req: func.HttpRequest, client: str) -> func.HttpRespons
         log.info("job list: %d of %d stale index rows repaired", repaired, len(repairs))
     links = df.DurableOrchestrationClient(client)
     body: dict[str, Any] = listed.to_wire()
+    own_links = entra_mode()
     for job in body["jobs"]:
-        job["statusQueryGetUri"] = links.get_client_response_links(req, job["id"])["statusQueryGetUri"]
+        job["statusQueryGetUri"] = (app_links(req, job["id"]) if own_links
+                                    else links.get_client_response_links(req, job["id"]))["statusQueryGetUri"]
     return json_response(200, body, {"Cache-Control": "no-store"})

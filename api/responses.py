@@ -75,3 +75,22 @@ def unavailable_response() -> func.HttpResponse:
         "the job service is not reachable right now; try again",
         {"Retry-After": "5"},
     )
+
+
+class TooManyJobs(Exception):
+    """The caller already has `active` queued or running downloads; `requested` more would exceed `limit`."""
+
+    def __init__(self, active: int, requested: int, limit: int, retry_after_seconds: int):
+        super().__init__(f"{active} active, {requested} requested, limit {limit}")
+        self.active, self.requested, self.limit = active, requested, limit
+        self.retry_after_seconds = retry_after_seconds
+
+
+def too_many_jobs_response(e: TooManyJobs) -> func.HttpResponse:
+    return error_response(
+        429,
+        ErrorCode.TOO_MANY_JOBS,
+        f"you have {e.active} downloads queued or running and this asks for {e.requested} more; "
+        f"at most {e.limit} at a time (MAX_ACTIVE_JOBS_PER_USER): try again when some have finished",
+        {"Retry-After": str(e.retry_after_seconds)},
+    )

@@ -17,9 +17,13 @@ from pathlib import Path
 
 import azure.functions as func
 
+from videojob.domain.settings import auth_mode
+
 from .blueprint import bp
 
 PAGE_PATH = Path(__file__).resolve().parent.parent / "web" / "app.html"
+AUTH_MODE_META = '<meta name="auth-mode" content="key">'
+"""The page's own statement of `AUTH_MODE`, replaced when served (entra: it signs people in)."""
 _INLINE_BLOCK = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
@@ -54,14 +58,17 @@ def page_for(html: str) -> Page:
 
 
 @cache
-def page() -> Page:
-    return page_for(PAGE_PATH.read_text(encoding="utf-8"))
+def page(mode: str = "key") -> Page:
+    html = PAGE_PATH.read_text(encoding="utf-8")
+    if AUTH_MODE_META not in html:
+        raise ValueError(f"the page must declare {AUTH_MODE_META}")
+    return page_for(html.replace(AUTH_MODE_META, f'<meta name="auth-mode" content="{mode}">'))
 
 
 @bp.route(route="app", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def web_app(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/app`: paste a link, watch it download; recent jobs."""
-    p = page()
+    p = page(auth_mode())
     return func.HttpResponse(
         p.html,
         status_code=200,

@@ -125,6 +125,18 @@ param maxPlaylistItems int = 25
 @description('DEDUPLICATE: without an Idempotency-Key, the same URL and options map to the same job.')
 param deduplicate bool = false
 
+@allowed(['key', 'entra'])
+@description('AUTH_MODE: key (function keys, one kind of caller) or entra (sign-in with Microsoft Entra ID, jobs per user; docs/deploy.md).')
+param authMode string = 'key'
+
+@description('Entra mode: the application (client) ID of the app registration users sign in to (docs/deploy.md, "Users"). Required when authMode is entra.')
+param entraClientId string = ''
+
+@minValue(1)
+@maxValue(10000)
+@description('MAX_ACTIVE_JOBS_PER_USER: queued + running jobs (batch items counted) one user may have (entra mode).')
+param maxActiveJobsPerUser int = 50
+
 @minValue(1)
 @maxValue(10)
 @description('JOB_MAX_ATTEMPTS: worker attempts per job, each in a fresh container group, for retryable failures.')
@@ -304,6 +316,9 @@ module functionApp 'modules/functionapp.bicep' = {
     maxBatchUrls: maxBatchUrls
     maxPlaylistItems: maxPlaylistItems
     deduplicate: deduplicate
+    authMode: authMode
+    entraClientId: entraClientId
+    maxActiveJobsPerUser: maxActiveJobsPerUser
     jobMaxAttempts: jobMaxAttempts
     jobRetryBackoffSeconds: jobRetryBackoffSeconds
     shareLinkHours: shareLinkHours

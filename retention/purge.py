@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from videojob.adapters.durable_http import InstancePage
 from videojob.domain.instances import JobLookupFailed
 from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END, JobIndex, JobIndexUnavailable, older_than_bound
+from videojob.domain.principal import job_owner
 from videojob.domain.retention import (
     MAX_BLOB_DELETES_PER_RUN,
     MAX_INDEX_ROWS_PER_RUN,
@@ -63,8 +64,10 @@ async def purge_history(hub: TaskHub, orchestrators: frozenset[str], before: dat
                 return
             instance_id = status["instanceId"]
             try:
+                owner = await _owner(hub, status)
                 if await hub.purge(instance_id):
                     summary.purged.append(instance_id)
+                    summary.owners[instance_id] = owner
             except JobLookupFailed as e:
                 summary.failures += 1
                 log.warning("retention: purging %s failed: %s", instance_id, e)
@@ -74,11 +77,21 @@ async def purge_history(hub: TaskHub, orchestrators: frozenset[str], before: dat
     summary.more = True
 
 
+async def _owner(hub: TaskHub, status: Mapping[str, Any]) -> str:
+    """The job index partition of a job: its input's owner (entra mode), else `default`. The query
+    page may come without inputs; then the instance's own status (which has it) is read."""
+    plan = status.get("input")
+    if plan is None:
+        full = await hub.status(status["instanceId"])
+        plan = full.get("input") if full else None
+    return job_owner(plan) or DEFAULT_OWNER
+
+
 async def forget_expired_rows(hub: TaskHub, index: JobIndex, before: datetime, summary: RetentionSummary) -> None:
     """The list entries of purged jobs, and any old entry whose instance is gone (purged elsewhere)."""
     for instance_id in summary.purged:
         try:
-            if await asyncio.to_thread(index.forget, DEFAULT_OWNER, instance_id):
+            if await asyncio.to_thread(index.forget, summary.owners.get(instance_id, DEFAULT_OWNER), instance_id):
                 summary.index_rows_removed += 1
         except JobIndexUnavailable as e:
             summary.failures += 1

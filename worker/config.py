@@ -6,10 +6,18 @@ app would have to know about.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from videojob.contract.container_env import WorkerEnv, WorkerEnvError, parse_worker_env
+from videojob.contract.container_env import (
+    MAX_SECURE_ENV_FILE_BYTES,
+    SECURE_ENV_FILE,
+    SECURE_NAMES,
+    WorkerEnv,
+    WorkerEnvError,
+    parse_worker_env,
+)
 from videojob.contract.url_policy import UrlPolicy
 
 __all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
@@ -65,6 +73,27 @@ def blob_endpoint_of(sas_url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
+def with_secure_env_file(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """`environ` plus the secure variables from `SECURE_ENV_FILE` when it is set (the podman
+    backend's secret: podman would show them in `Config.Env`). Only names of `SECURE_NAMES` are
+    taken from the file, and a value in the env itself wins. `WorkerEnvError` names the variable,
+    never a value."""
+    path = (environ.get(SECURE_ENV_FILE) or "").strip()
+    if not path:
+        return environ
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SECURE_ENV_FILE_BYTES + 1)
+        values = json.loads(raw) if len(raw) <= MAX_SECURE_ENV_FILE_BYTES else None
+    except (OSError, ValueError):
+        raise WorkerEnvError(f"{SECURE_ENV_FILE} does not name a readable JSON file") from None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise WorkerEnvError(f"{SECURE_ENV_FILE} must hold a JSON object of strings")
+    from_file = {name: value for name, value in values.items() if name in SECURE_NAMES}
+    return {**from_file, **environ}
+
+
 def load_config(environ: Mapping[str, str], tuning: Tuning | None = None) -> WorkerConfig:
-    """Parse the container env; raises `WorkerEnvError` naming the bad variable."""
-    return WorkerConfig(env=parse_worker_env(environ), tuning=tuning or Tuning())
+    """Parse the container env (with `SECURE_ENV_FILE`'s values); raises `WorkerEnvError` naming
+    the bad variable."""
+    return WorkerConfig(env=parse_worker_env(with_secure_env_file(environ)), tuning=tuning or Tuning())

@@ -103,6 +103,11 @@ BOT_CHECK_HINT = (
 attempt says what fixes it."""
 
 
+OUT_OF_MEMORY_MESSAGE = (
+    "the worker ran out of memory (an allocation failed under its limit, below CONTAINER_MEMORY_MB): "
+    "raise WORKER_MEMORY_GB if the media needs more"
+)
+
 _NETWORK_ERRORS = (TransportError, socket.timeout, TimeoutError, ConnectionError, socket.gaierror, ssl.SSLError)
 _NETWORK_TEXT = re.compile(
     r"timed out|connection (?:refused|reset)|name or service not known|network is unreachable", re.I
@@ -131,7 +136,9 @@ def classify(exc: BaseException) -> JobError:
             return e.error
     for e in chain:
         if isinstance(e, MemoryError):
-            return JobError(ErrorCode.TOO_LARGE, "the site's data needed more memory than the worker may use")
+            # Every data budget (traffic) held, or it would have said `too_large`: the container is
+            # too small for this job (see `memory_limit`).
+            return JobError(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, retryable=False)
     message = clean_message(str(exc)) or type(exc).__name__
     for e in chain:
         if isinstance(e, PostProcessingError):

@@ -30,7 +30,7 @@ from .blob_sink import BlobProperties, BlobSink, StagedBlob
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import DownloadedMedia, Downloader, MediaRequest
-from .errors import DownloadAborted, JobFailed, clean_message
+from .errors import OUT_OF_MEMORY_MESSAGE, DownloadAborted, JobFailed, clean_message
 from .naming import blob_name, content_disposition, content_type, header_safe
 from .progress import progress_from_hook
 from .reporter import Reporter
@@ -45,6 +45,9 @@ _background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="background")
 DOWNLOADING, PROCESSING, UPLOADING = "downloading", "processing", "uploading"
 RECORD_SINK_WAIT_SECONDS = 10.0
 """A failed job records its outcome only if the upload side is ready within this."""
+RECORD_WRITE_SECONDS = 30.0
+"""How long the result record's write may hold back the terminal report (a stuck upload process
+or storage retrying): far below a heartbeat (`HEARTBEAT_TIMEOUT_SECONDS`, 600 s by default)."""
 
 
 @dataclass(frozen=True)
@@ -155,16 +158,31 @@ def blob_properties(config: WorkerConfig, media: DownloadedMedia, info: MediaInf
 
 def record_outcome(config: WorkerConfig, sink: BlobSink, event: JobStatus) -> bool:
     """Store the terminal event as this attempt's result record before reporting it, so the
-    orchestrator learns the outcome even if the report never arrives. Best effort: a failed
-    write is logged and changes nothing."""
+    orchestrator learns the outcome even if the report never arrives. Best effort, and bounded:
+    the write runs on its own thread for at most `RECORD_WRITE_SECONDS`; whatever it raises (a
+    name the naming refuses, a dead upload process) is logged and changes nothing, because the
+    report comes after it."""
     env = config.env
-    name = result_record_name(env.job_id, env.attempt, env.run)
-    try:
-        sink.put_record(name, ResultRecord(event, env.run).to_bytes(env.callback_token))
-    except Exception as e:  # noqa: BLE001 - the report still goes out
-        log.warning("result record not written: %s", getattr(getattr(e, "error", None), "code", type(e).__name__))
+    done = threading.Event()
+    failure: list[str] = []
+
+    def write() -> None:
+        try:
+            name = result_record_name(env.job_id, env.attempt, env.run)
+            sink.put_record(name, ResultRecord(event, env.run).to_bytes(env.callback_token))
+        except BaseException as e:  # noqa: BLE001 - the report still goes out
+            failure.append(str(getattr(getattr(e, "error", None), "code", None) or type(e).__name__))
+        finally:
+            done.set()
+
+    threading.Thread(target=write, name="result-record", daemon=True).start()
+    if not done.wait(RECORD_WRITE_SECONDS):
+        _log_quietly(logging.WARNING, "result record not written within %.0f s", RECORD_WRITE_SECONDS)
         return False
-    log.info("outcome %s recorded at %s", event.state, name)
+    if failure:
+        _log_quietly(logging.WARNING, "result record not written: %s", failure[0])
+        return False
+    _log_quietly(logging.INFO, "outcome %s recorded", event.state)
     return True
 
 
@@ -173,14 +191,38 @@ def record_outcome_when_ready(
 ) -> bool:
     """`record_outcome` through the upload side `sink` (asked for now when None), if it is ready
     within `RECORD_SINK_WAIT_SECONDS`; otherwise the report alone tells."""
-    if sink is None:
-        sink = _background.submit(sink_factory)
     try:
+        if sink is None:
+            sink = _background.submit(sink_factory)
         ready = sink.result(timeout=RECORD_SINK_WAIT_SECONDS)
-    except Exception as e:  # noqa: BLE001 - no upload side: the report alone tells
-        log.warning("result record not written: no upload side (%s)", type(e).__name__)
+    except BaseException as e:  # noqa: BLE001 - no upload side: the report alone tells
+        _log_quietly(logging.WARNING, "result record not written: no upload side (%s)", type(e).__name__)
         return False
     return record_outcome(config, ready, event)
+
+
+def record_then_report(
+    reporter: Reporter, record: Callable[[JobStatus], object], state: str, **fields: Any
+) -> bool:
+    """The job's last step: the result record (best effort), then the terminal report, which
+    nothing before it may prevent (issue 19: a record that could not be named once killed the job
+    thread before its report). True when the report was delivered."""
+    try:
+        record(reporter.outcome_event(state, **fields))
+    except BaseException:  # noqa: BLE001 - the record is a second channel; the report is the first
+        _log_quietly(logging.WARNING, "result record not written (unexpected failure)")
+    if state == EventState.SUCCEEDED:
+        return reporter.succeeded(fields["result"])
+    return reporter.failed(fields["error"])
+
+
+def _log_quietly(level: int, message: str, *args: object) -> None:
+    """A log call on the way to the final report: it may not raise (a broken handler, a
+    formatting bug) and hold the report back."""
+    try:
+        log.log(level, message, *args)
+    except Exception:  # noqa: BLE001, S110 - logging is not worth a missing report
+        pass
 
 
 class _Steps:
@@ -291,11 +333,14 @@ def run_job(
         steps.checkpoint()
         result = JobResult(blob=blob, media=info)
         log.info("uploaded %s (%d bytes, sha256 %s)", blob.name, blob.size_bytes, blob.sha256)
-        record_outcome(config, sink, reporter.outcome_event(EventState.SUCCEEDED, result=result))
-        reported = reporter.succeeded(result)
+        reported = record_then_report(
+            reporter, lambda event: record_outcome(config, sink, event), EventState.SUCCEEDED, result=result
+        )
         return Outcome(result=result, reported=reported)
     except (JobFailed, DownloadAborted) as e:
         error = e.error
+    except MemoryError:  # under the job process's limit (`memory_limit`): the container is too small
+        error = JobError(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, retryable=False)
     except Exception as e:  # the job must always report, whatever broke
         log.exception("unexpected failure")
         error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")
@@ -306,16 +351,25 @@ def run_job(
         if staging is not None:
             wait([staging])
         work.remove()
-    if guard_state is not None and guard_state.refusals and error.code in (
-        ErrorCode.NETWORK,
-        ErrorCode.HTTP_ERROR,
-        ErrorCode.INTERNAL,
-        ErrorCode.UNAVAILABLE,
-    ):
-        ip, port = guard_state.refusals[0]
-        error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
-    error = hidden_error(error, secrets)
-    log.warning("job failed: %s: %s", error.code, error.message)
-    record_outcome_when_ready(config, sink_future, sink_factory, reporter.outcome_event(EventState.FAILED, error=error))
-    reported = reporter.failed(error)
+    try:
+        if guard_state is not None and guard_state.refusals and error.code in (
+            ErrorCode.NETWORK,
+            ErrorCode.HTTP_ERROR,
+            ErrorCode.INTERNAL,
+            ErrorCode.UNAVAILABLE,
+        ):
+            ip, port = guard_state.refusals[0]
+            error = JobError(
+                ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})"
+            )
+        error = hidden_error(error, secrets)
+    except Exception:  # noqa: BLE001 - the error as it stands is still worth reporting
+        error = JobError(ErrorCode.INTERNAL, "internal error")
+    _log_quietly(logging.WARNING, "job failed: %s: %s", error.code, error.message)
+    reported = record_then_report(
+        reporter,
+        lambda event: record_outcome_when_ready(config, sink_future, sink_factory, event),
+        EventState.FAILED,
+        error=error,
+    )
     return Outcome(error=error, reported=reported)

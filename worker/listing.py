@@ -29,8 +29,16 @@ from .blob_sink import BlobSink
 from .cancellation import CancelToken
 from .config import WorkerConfig
 from .downloader import BoundedYoutubeDL, DownloadTuning, YtDlpLogger
-from .errors import JobFailed, classify, clean_message
-from .job import DOWNLOADING, Outcome, check_job_url, guard_policy, hidden_error, record_outcome_when_ready
+from .errors import OUT_OF_MEMORY_MESSAGE, JobFailed, classify, clean_message
+from .job import (
+    DOWNLOADING,
+    Outcome,
+    check_job_url,
+    guard_policy,
+    hidden_error,
+    record_outcome_when_ready,
+    record_then_report,
+)
 from .reporter import Reporter
 from .site_access import NO_SITE_ACCESS, SiteAccess, private_cookie_copy, proxy_secrets
 from .traffic import TrafficBudget, limits_for
@@ -160,20 +168,36 @@ def run_listing(
             raise JobFailed(cancel.reason)
         result = JobResult(entries=listing.entries, title=listing.title)
         log.info("listed %d entries", len(listing.entries))
-        recorded = reporter.outcome_event(EventState.SUCCEEDED, result=result)
-        record_outcome_when_ready(config, None, sink_factory, recorded)
-        return Outcome(result=result, reported=reporter.succeeded(result))
+        reported = record_then_report(
+            reporter,
+            lambda event: record_outcome_when_ready(config, None, sink_factory, event),
+            EventState.SUCCEEDED,
+            result=result,
+        )
+        return Outcome(result=result, reported=reported)
     except JobFailed as e:
         error = e.error
+    except MemoryError:  # under the job process's limit (`memory_limit`): the container is too small
+        error = JobError(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, retryable=False)
     except Exception as e:  # the job must always report, whatever broke
         log.exception("unexpected failure")
         error = JobError(ErrorCode.INTERNAL, clean_message(f"{type(e).__name__}: {e}") or "internal error")
-    if guard_state is not None and guard_state.refusals and error.code in (
-        ErrorCode.NETWORK, ErrorCode.HTTP_ERROR, ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE
-    ):
-        ip, _ = guard_state.refusals[0]
-        error = JobError(ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})")
-    error = hidden_error(error, secrets)
-    log.warning("listing failed: %s: %s", error.code, error.message)
-    record_outcome_when_ready(config, None, sink_factory, reporter.outcome_event(EventState.FAILED, error=error))
-    return Outcome(error=error, reported=reporter.failed(error))
+    try:
+        if guard_state is not None and guard_state.refusals and error.code in (
+            ErrorCode.NETWORK, ErrorCode.HTTP_ERROR, ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE
+        ):
+            ip, _ = guard_state.refusals[0]
+            error = JobError(
+                ErrorCode.PRIVATE_ADDRESS, f"a connection to a private or reserved address was refused ({ip})"
+            )
+        error = hidden_error(error, secrets)
+        log.warning("listing failed: %s: %s", error.code, error.message)
+    except Exception:  # noqa: BLE001 - nothing here may hold back the report
+        error = JobError(ErrorCode.INTERNAL, "internal error")
+    reported = record_then_report(
+        reporter,
+        lambda event: record_outcome_when_ready(config, None, sink_factory, event),
+        EventState.FAILED,
+        error=error,
+    )
+    return Outcome(error=error, reported=reported)

@@ -115,6 +115,12 @@ class Reporter:
         """401/404/410 from the callback: nobody wants this job's events any more."""
         return self._rejected_status
 
+    @property
+    def terminal_made(self) -> bool:
+        """Whether a terminal event (`succeeded`/`failed`) was queued: the runner reports for a
+        job thread that ended without one."""
+        return self._terminal_made
+
     def started(self, phase: str = "downloading") -> None:
         with self._cond:
             self._throttle.sent(self._clock(), phase)

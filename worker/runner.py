@@ -27,7 +27,7 @@ from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
 from .downloader import Downloader, DownloadTuning, YtDlpDownloader
 from .job import YTDLP_VERSION, Outcome, WorkArea, run_job
 from .logs import configure_logging
-from .memory_limit import limit_job_process
+from .memory_limit import MemoryWatchdog, MiB, cgroup_memory_bytes, limit_job_process
 from .reporter import HttpCallbackTransport, Reporter
 
 if TYPE_CHECKING:
@@ -120,9 +120,15 @@ def main(
         log.error("cannot start: %s", e)  # names the variable, never its value
         return EXIT_CONFIG
     env, t = config.env, config.tuning
+    cancel = cancel or CancelToken()
+    watchdog: MemoryWatchdog | None = None
     if not in_process:  # a test's process is not the worker's to limit
         limit_job_process(env.container_memory_mb)
-    cancel = cancel or CancelToken()
+        container_mb = env.container_memory_mb or (cgroup_memory_bytes() or 0) // MiB
+        if container_mb:
+            watchdog = MemoryWatchdog(
+                container_mb, cancel.cancel, spared=lambda: (blob_process.pid if blob_process else None,)
+            ).start()
     reporter = Reporter(
         env.job_id,
         HttpCallbackTransport(env.callback_url, env.callback_token, t.callback_timeout_seconds),
@@ -147,22 +153,26 @@ def main(
     )
 
     def job() -> None:
+        try:
+            outcome.append(run_mode())
+        except BaseException:  # noqa: BLE001 - the runner reports for a job that died (below)
+            with contextlib.suppress(Exception):
+                log.exception("the job thread died")
+
+    def run_mode() -> Outcome:
         if env.mode == "list":  # a playlist's entries only (see `listing`)
             from .listing import YtDlpLister, run_listing
 
-            outcome.append(run_listing(
+            return run_listing(
                 config, lister=YtDlpLister(DownloadTuning.of(t)), reporter=reporter, cancel=cancel, sink_factory=sinks
-            ))
-            return
-        outcome.append(
-            run_job(
-                config,
-                downloader=downloader or YtDlpDownloader(DownloadTuning.of(t)),
-                sink_factory=sinks,
-                reporter=reporter,
-                cancel=cancel,
-                work=work,
             )
+        return run_job(
+            config,
+            downloader=downloader or YtDlpDownloader(DownloadTuning.of(t)),
+            sink_factory=sinks,
+            reporter=reporter,
+            cancel=cancel,
+            work=work,
         )
 
     deadline = threading.Timer(
@@ -187,9 +197,30 @@ def main(
                     return _give_up(reporter, cancel, work, hard_exit=not in_process)
     finally:
         deadline.cancel()
-    result = outcome[0] if outcome else Outcome(error=JobError(ErrorCode.INTERNAL, "the job ended without an outcome"))
-    log.info("job %s %s", env.job_id, "succeeded" if result.succeeded else f"failed ({result.error.code})")  # type: ignore[union-attr]
+        if watchdog is not None:
+            watchdog.stop()
+    if not outcome:
+        return _report_for_a_dead_job(reporter, work)
+    result = outcome[0]
+    with contextlib.suppress(Exception):
+        log.info("job %s %s", env.job_id, "succeeded" if result.succeeded else f"failed ({result.error.code})")  # type: ignore[union-attr]
     return EXIT_SUCCEEDED if result.succeeded else EXIT_FAILED
+
+
+def _report_for_a_dead_job(reporter: Reporter, work: WorkArea) -> int:
+    """The job thread ended without an outcome (an exception nothing in the job caught): the
+    runner sends the terminal report itself, unless the job queued one before it died. The exit
+    code says failed either way, so the container ends and the orchestration learns it from the
+    group's state if even this report cannot go out."""
+    try:
+        if not reporter.terminal_made:
+            reporter.failed(JobError(ErrorCode.INTERNAL, "the job ended without an outcome"))
+        else:
+            reporter.wait_delivered()
+    except Exception:  # noqa: BLE001, S110 - the exit code below still tells
+        pass
+    work.remove()
+    return EXIT_FAILED
 
 
 def _give_up(reporter: Reporter, cancel: CancelToken, work: WorkArea, *, hard_exit: bool) -> int:

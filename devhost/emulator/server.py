@@ -14,7 +14,7 @@ from pathlib import Path
 import azure.functions as func
 from aiohttp import web
 
-from devhost.emulator import config
+from devhost.emulator import config, easyauth
 from devhost.emulator.engine import Engine
 from devhost.emulator.functions import (
     FunctionIndex,
@@ -40,9 +40,10 @@ WORKER_COMMAND_ENV = "DEVHOST_WORKER_COMMAND"
 class FunctionRoutes:
     """Dispatches requests under the route prefix to the app's HTTP triggers."""
 
-    def __init__(self, index: FunctionIndex, api: DurableApi):
+    def __init__(self, index: FunctionIndex, api: DurableApi, sign_in: easyauth.LocalSignIn | None = None):
         self.index = index
         self.api = api
+        self.sign_in = sign_in
 
     def find(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | None | bool:
         seen_path = False
@@ -67,7 +68,7 @@ class FunctionRoutes:
         req = func.HttpRequest(
             method=request.method,
             url=str(request.url),
-            headers=dict(request.headers),
+            headers=self.sign_in.request_headers(request) if self.sign_in else dict(request.headers),
             params=dict(request.query),
             route_params=params,
             body=body,
@@ -128,7 +129,10 @@ def install_local_backend(state_dir: Path) -> None:
 def build_app(index: FunctionIndex, engine: Engine, api: DurableApi, port: int) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.add_routes(api.routes())
-    app.router.add_route("*", "/{tail:.*}", FunctionRoutes(index, api).handle)
+    sign_in = easyauth.LocalSignIn() if easyauth.entra_mode() else None
+    if sign_in is not None:
+        app.add_routes(sign_in.routes())
+    app.router.add_route("*", "/{tail:.*}", FunctionRoutes(index, api, sign_in).handle)
     origin = f"http://127.0.0.1:{port}"
 
     async def lifecycle(app: web.Application):  # noqa: ANN202
@@ -189,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("created %s from %s with a new signing key", args.settings, args.settings_sample)
     config.apply_settings(args.settings, args.port)
     os.environ.setdefault("LOCAL_SETTINGS_PATH", str(args.settings))
+    if easyauth.play_the_platform():
+        log.info("AUTH_MODE=entra: sign in at http://127.0.0.1:%d/.auth/login", args.port)
     host = config.host_json(root)
     index = load_index(args.app, config.route_prefix(host))
     install_local_backend(args.state_dir.resolve())

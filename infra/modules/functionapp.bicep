@@ -40,6 +40,11 @@ param maxRunningJobs int
 param maxBatchUrls int
 param maxPlaylistItems int
 param deduplicate bool
+@allowed(['key', 'entra'])
+param authMode string
+@description('Entra mode: the app registration users sign in to (its application ID).')
+param entraClientId string
+param maxActiveJobsPerUser int
 param jobMaxAttempts int
 param jobRetryBackoffSeconds int
 param shareLinkHours int
@@ -234,6 +239,9 @@ var videojobSettings = {
   WORKER_PROXY_URL: '@Microsoft.KeyVault(SecretUri=${workerProxySecretUri})'
   YTDLP_EXTRACTOR_ARGS: ytdlpExtractorArgs
   RETRY_BOT_CHECK: string(retryBotCheck)
+  // Users (README "Users"): in entra mode App Service Authentication signs callers in (authsettingsV2 below).
+  AUTH_MODE: authMode
+  MAX_ACTIVE_JOBS_PER_USER: string(maxActiveJobsPerUser)
 }
 
 // A child resource rather than siteConfig.appSettings: CALLBACK_BASE_URL needs the site's own hostname.
@@ -241,6 +249,50 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: union(runtimeSettings, videojobSettings)
+}
+
+// Entra mode (README "Users"): App Service Authentication signs callers in with Microsoft Entra ID
+// in front of the app, which then trusts the x-ms-client-principal* headers (WEBSITE_AUTH_ENABLED).
+// Unauthenticated API calls get 401 from the platform (no login redirect for an API). Excluded:
+// the page (it holds no secret and sends people to /.auth/login/aad) and the worker callback (the
+// worker holds a per-attempt token, not an Entra one); "/<path>/*" is the wildcard form Microsoft
+// gives for excludedPaths (MicrosoftDocs/azure-docs issue 86514). The app has no health route.
+// Accepted tokens: ID tokens of the sign-in (audience = client ID) and access tokens for the
+// app's API (api://<client ID>), which the CLI requests.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (authMode == 'entra') {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/app'
+        '/api/jobs/*'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            entraClientId
+            'api://${entraClientId}'
+          ]
+        }
+      }
+    }
+  }
 }
 
 output functionAppName string = site.name

@@ -18,7 +18,17 @@ from activities.upload_grant import issue_upload_grant
 from tests.support.podman import podman, requires_podman, wait_for, worker_image
 from videojob.adapters.containers import make_backend
 from videojob.adapters.containers.aci import container_group
-from videojob.adapters.containers.podman import SCOPE_LABEL, PodmanBackend, create_arguments, derive_podman_state
+from videojob.adapters.containers.podman import (
+    SCOPE_LABEL,
+    SECURE_ENV_MOUNT_PATH,
+    PodmanBackend,
+    container_environment,
+    create_arguments,
+    derive_podman_state,
+    scope_secret_prefix,
+    secret_name,
+)
+from videojob.contract.container_env import SECURE_ENV_FILE
 from videojob.contract.wire import DownloadRequest
 from videojob.domain.activity_wire import CreateInput
 from videojob.domain.container_port import BackendError, ContainerState
@@ -73,7 +83,12 @@ def test_the_podman_and_aci_adapters_carry_the_same_spec() -> None:
 
     named = {args[i + 1] for i, a in enumerate(args) if a == "--env"}
     labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
-    assert named == set(aci_env) == set(spec.environment())
+    secure = {name for name, _ in spec.secure_env}
+    assert secure and not named & secure  # the secure values travel as a podman secret (below)
+    assert named - {SECURE_ENV_FILE} | secure == set(aci_env) == set(spec.environment())
+    assert args[args.index("--secret") + 1] == f"{secret_name('/tmp/scope', spec.name)},type=mount,target=" + (
+        SECURE_ENV_MOUNT_PATH
+    )
     assert aci_env == spec.environment()
     assert labels.pop(SCOPE_LABEL) == "/tmp/scope"
     assert labels == group.tags == spec.tag_map()
@@ -88,7 +103,7 @@ def test_no_value_of_the_environment_is_on_the_command_line() -> None:
     spec = spec_for()
     args = create_arguments(spec, scope="s")
     passed = [args[i + 1] for i, a in enumerate(args) if a == "--env"]
-    assert sorted(passed) == sorted(spec.environment())  # names only: podman reads values from its env
+    assert sorted(passed) == sorted(container_environment(spec))  # names only: podman reads values from its env
     line = " ".join(args)
     for name in ("CALLBACK_TOKEN", "STAGING_MEDIA_URL", "STAGING_RECORD_URL", "JOB_URL", "CALLBACK_URL"):
         assert spec.environment()[name] not in line, name
@@ -161,7 +176,11 @@ def test_an_ended_container_reports_when_it_ended_in_utc_like_aci(
 
 # --- real containers -----------------------------------------------------------------------------
 
-PRINT_ENV = ["python3", "-c", "import json, os; print(json.dumps(dict(os.environ)))"]
+PRINT_ENV = [
+    "python3", "-c",
+    "import json, os; e = dict(os.environ); f = e.get('SECURE_ENV_FILE'); e.update(json.load(open(f)) if f else {}); "
+    "print(json.dumps(e))",
+]  # what the worker sees: its env plus the secure values' file (`worker.config.with_secure_env_file`)
 SLEEP = ["python3", "-c", "import time; time.sleep(600)"]
 HOG = ["python3", "-c", "b = []\nwhile True: b.append(bytearray(8 << 20))"]
 
@@ -291,3 +310,67 @@ def test_an_image_that_does_not_exist_is_an_inaccessible_image(made) -> None:
         backend.create(spec)
     assert e.value.code == "InaccessibleImage" and not e.value.retryable
     assert backend.state(spec.name).state == ContainerState.MISSING
+
+
+# --- secure values never in `podman inspect` (issue 19) -------------------------------------------
+
+PROXY_SECRET = "proxy-pass-7f3a91"
+SHOW_ENV_AND_SECURE_FILE = ["/bin/sh", "-c", 'env; echo "---"; cat "$SECURE_ENV_FILE" 2>/dev/null; true']
+
+
+def an_existing_image() -> str:
+    """The worker image if it is built, else its base (both have `/bin/sh`); never builds one."""
+    for image in (PODMAN_DEFAULT_IMAGE, "localhost/debian:bookworm-local"):
+        if podman("image", "exists", image).returncode == 0:
+            return image
+    pytest.skip("no local image to run (neither the worker image nor its base is built)")
+
+
+def our_secrets() -> list[str]:
+    return podman("secret", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+@requires_podman
+def test_no_secure_value_is_in_podman_inspect_and_no_secret_outlives_the_container(made) -> None:
+    backend = made(entrypoint=SHOW_ENV_AND_SECURE_FILE)
+    spec = replace(
+        spec_for(WORKER_PROXY_URL=f"http://videojob:{PROXY_SECRET}@127.0.0.1:3128"), image=an_existing_image()
+    )
+    secure = dict(spec.secure_env)
+    assert {"CALLBACK_TOKEN", "STAGING_MEDIA_URL", "STAGING_RECORD_URL", "PROXY_URL"} <= secure.keys()
+    assert PROXY_SECRET in secure["PROXY_URL"]
+
+    backend.create(spec)
+    finished(backend, spec.name)
+    assert backend.state(spec.name).state == ContainerState.SUCCEEDED
+    for command in (["container", "inspect", spec.name], ["inspect", spec.name]):
+        shown = podman(*command).stdout
+        assert spec.name in shown
+        for name, value in secure.items():
+            assert value not in shown, f"{name} is in `podman {command[0]} inspect`"
+        assert PROXY_SECRET not in shown
+    # The worker still gets every value: the plain ones in its env, the secure ones in the file.
+    env_text, _, secure_text = backend.logs(spec.name, tail=200).partition("---")
+    assert json.loads(secure_text.strip()) == secure
+    for name, value in spec.environment().items():
+        if name not in secure:
+            assert f"{name}={value}\n" in env_text, name
+
+    backend.delete(spec.name)
+    assert backend.state(spec.name).state == ContainerState.MISSING
+    assert secret_name(backend.scope, spec.name) not in our_secrets(), "a podman secret outlived its container"
+
+
+@requires_podman
+def test_the_devhosts_cleanup_removes_its_secrets_even_of_a_create_that_failed(made, tmp_path: Path) -> None:
+    backend = made()
+    spec = replace(spec_for(), image="localhost/no-such-image:never")
+    with pytest.raises(BackendError):
+        backend.create(spec)
+    assert secret_name(backend.scope, spec.name) not in our_secrets()
+    # A crash between `secret create` and `create` leaves one behind: the clean-up finds it.
+    (tmp_path / "left.json").write_text("{}")
+    podman("secret", "create", secret_name(backend.scope, "dl-crashed"), str(tmp_path / "left.json"))
+    assert secret_name(backend.scope, "dl-crashed") in our_secrets()
+    backend.remove_all()
+    assert not [s for s in our_secrets() if s.startswith(scope_secret_prefix(backend.scope))]

@@ -104,7 +104,8 @@ def test_every_property_the_bicep_sets_is_published(resource: Resource):
     version = t.doc["resources"][resource.symbol]["api_version"]
     entry = _published_type(f"{resource.type}@{version}")
     assert entry, f"{resource.type}@{version}"
-    body = {k: v for k, v in resource.config.items() if k not in BICEP_ONLY_KEYS}
+    config = resource.config["config"] if "condition" in resource.config else resource.config  # `if (...)` resources
+    body = {k: v for k, v in config.items() if k not in BICEP_ONLY_KEYS}
     assert _problems(t, body, entry["body"], resource.symbol) == []
 
 

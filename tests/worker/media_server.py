@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -47,18 +47,44 @@ _BOMB_LOCK = threading.Lock()
 
 
 @dataclass
+class SentCounter:
+    """Bytes the server's sockets accepted (body and headers), in small writes through a small send
+    buffer (`SEND_BUFFER`), so what is counted is what went on the wire within one buffer per
+    connection: the server side of the worker's byte cap."""
+
+    sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.sent += n
+
+
+SEND_BUFFER = 32 * 1024
+COUNTED_CHUNK = 16 * 1024
+
+
+@dataclass
 class MediaServer:
     root: Path
     port: int
     requests: list[str]
+    counter: SentCounter | None = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
 
-def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
+def _handler(root: Path, requests: list[str], counter: SentCounter | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            if counter is not None:
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            super().setup()
+            if counter is not None:
+                self.wfile = _CountingWriter(self.connection, counter)  # type: ignore[assignment]
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
             pass
@@ -180,6 +206,28 @@ def _handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _CountingWriter:
+    """An unbuffered `wfile` counting every byte the socket accepted, in `COUNTED_CHUNK` writes."""
+
+    def __init__(self, sock: socket.socket, counter: SentCounter):
+        self._sock = sock
+        self._counter = counter
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        for start in range(0, len(view), COUNTED_CHUNK):
+            chunk = view[start : start + COUNTED_CHUNK]
+            self._sock.sendall(chunk)
+            self._counter.add(len(chunk))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -188,14 +236,16 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve_media(root: Path) -> Iterator[MediaServer]:
-    """Serve `root` on a free 127.0.0.1 port for the duration of the block."""
+def serve_media(root: Path, *, count_sent: bool = False) -> Iterator[MediaServer]:
+    """Serve `root` on a free 127.0.0.1 port for the duration of the block; with `count_sent`,
+    `server.counter` counts the bytes sent."""
     requests: list[str] = []
-    server = _QuietServer(("127.0.0.1", 0), _handler(root, requests))
+    counter = SentCounter() if count_sent else None
+    server = _QuietServer(("127.0.0.1", 0), _handler(root, requests, counter))
     thread = threading.Thread(target=server.serve_forever, name="media-server", daemon=True)
     thread.start()
     try:
-        yield MediaServer(root=root, port=server.server_address[1], requests=requests)
+        yield MediaServer(root=root, port=server.server_address[1], requests=requests, counter=counter)
     finally:
         server.shutdown()
         server.server_close()

@@ -3,11 +3,16 @@
     python -m videojob.client.cli submit URL [--format audio] [--wait]
     python -m videojob.client.cli status ID_OR_STATUS_URL [--wait]
     python -m videojob.client.cli cancel ID
+    python -m videojob.client.cli delete ID   # a finished job's history and files (GET/DELETE /api/downloads/{id})
     python -m videojob.client.cli list [--top N] [--status running|completed|failed] [--since ISO] [--all]
                                 [--continuation-token T] [--json]
 
 Works against the devhost (default http://127.0.0.1:7071) and a deployed app: `--base-url`
 (env VIDEO_DOWNLOADER_URL) and `--key` (env VIDEO_DOWNLOADER_KEY, sent as `x-functions-key`).
+With `AUTH_MODE=entra`: `--as NAME [--operator]` signs in to the devhost (its principal
+headers), `--entra-scope SCOPE` (env VIDEO_DOWNLOADER_ENTRA_SCOPE, e.g. `api://<client id>/.default`)
+signs in to Azure with azure-identity (the Azure CLI's login, else a device code) and sends the
+bearer token App Service Authentication accepts.
 Progress goes to stderr; the final JSON goes to stdout. Exit status: 0 completed, 1 the job
 failed or was terminated, 2 the request itself failed.
 """
@@ -22,10 +27,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from videojob.domain.instances import ACTIVE_RUNTIME_STATUSES, RuntimeStatus
 
@@ -46,6 +51,12 @@ class Client:
     base_url: str
     key: str | None = None
     timeout: float = 30.0
+    identity: Mapping[str, str] = field(default_factory=dict)
+    """Headers naming the caller (entra mode): sent to the app's own origin only."""
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
 
     def _request(self, method: str, url: str, body: bytes | None = None, content_type: str | None = None,
                  with_key: bool = True) -> tuple[int, Any, dict[str, str]]:
@@ -54,6 +65,8 @@ class Client:
             headers["Content-Type"] = content_type
         if with_key and self.key:
             headers["x-functions-key"] = self.key
+        if self.identity and self._same_origin(url):
+            headers.update(self.identity)
         req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (http/https only)
         if not url.startswith(("http://", "https://")):
             raise RequestFailed(None, f"not an http(s) URL: {url}")
@@ -77,6 +90,8 @@ class Client:
     def status(self, id_or_url: str) -> tuple[int, dict[str, Any]]:
         if id_or_url.startswith(("http://", "https://")):
             url, with_key = id_or_url, False  # a statusQueryGetUri carries its own credentials
+        elif self.identity:  # entra mode: the app's own status route
+            url, with_key = self.api(f"downloads/{quote(id_or_url, safe='')}"), True
         else:
             url, with_key = f"{self.base_url.rstrip('/')}{STATUS_PATH}{quote(id_or_url, safe='')}", True
         status, body, _ = self._request("GET", url, with_key=with_key)
@@ -92,6 +107,12 @@ class Client:
         status, body, _ = self._request("GET", url)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
             raise RequestFailed(status, _error_text(status, body), body)
+        return body
+
+    def delete(self, instance_id: str) -> Any:
+        status, body, _ = self._request("DELETE", self.api(f"downloads/{quote(instance_id, safe='')}"))
+        if status != 200:
+            raise RequestFailed(status, _error_text(status, body, "no such job" if status == 404 else None), body)
         return body
 
     def cancel(self, instance_id: str) -> tuple[int, Any]:
@@ -259,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the app's base URL (env VIDEO_DOWNLOADER_URL; default %(default)s)")
     p.add_argument("--key", default=os.environ.get("VIDEO_DOWNLOADER_KEY"),
                    help="function key, sent as x-functions-key (env VIDEO_DOWNLOADER_KEY)")
+    p.add_argument("--as", dest="as_user", metavar="NAME",
+                   help="devhost with AUTH_MODE=entra: act as this local user (its principal headers)")
+    p.add_argument("--operator", action="store_true", help="with --as: the user holds Downloads.Admin")
+    p.add_argument("--entra-scope", default=os.environ.get("VIDEO_DOWNLOADER_ENTRA_SCOPE"),
+                   help="Azure with AUTH_MODE=entra: sign in with azure-identity for this scope, e.g. "
+                        "api://<client id>/.default (env VIDEO_DOWNLOADER_ENTRA_SCOPE)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between status polls (default %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="start a download")
@@ -273,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--wait", action="store_true")
     c = sub.add_parser("cancel", help="cancel a running job")
     c.add_argument("id")
+    d = sub.add_parser("delete", help="remove a finished job: its history and its files")
+    d.add_argument("id")
     ls = sub.add_parser("list", help="recent jobs, newest first (batch items under their batch)")
     ls.add_argument("--top", type=int, default=20, help="jobs per page, 1-100 (default %(default)s)")
     ls.add_argument("--status", choices=("running", "completed", "failed"), help="only jobs in this state")
@@ -316,8 +345,8 @@ def list_command(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
-    client = Client(args.base_url, args.key)
     try:
+        client = Client(args.base_url, args.key, identity=identity_headers(args))
         if args.command == "submit":
             started = client.submit(request_body(args))
             if not args.wait:
@@ -334,6 +363,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return EXIT_OK
         if args.command == "list":
             return list_command(client, args, out, err)
+        if args.command == "delete":
+            print(json.dumps(client.delete(args.id), indent=2), file=out)
+            return EXIT_OK
         if args.command == "cancel":
             _, body = client.cancel(args.id)
             print(json.dumps(body, indent=2) if body is not None else "cancel requested", file=out)
@@ -345,6 +377,36 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         print("\ninterrupted (the job keeps running; `status ID` follows it again)", file=err)
         return 130
     return EXIT_REQUEST_FAILED
+
+
+def identity_headers(args: argparse.Namespace, credential: Any = None) -> dict[str, str]:
+    """Who the CLI says it is: a devhost user (`--as`), an Entra bearer token (`--entra-scope`), or
+    nobody (function keys)."""
+    if args.as_user:
+        from videojob.client.local_principal import principal_headers, valid_name
+
+        if not valid_name(args.as_user):
+            raise RequestFailed(None, "--as takes a user name of 1 to 64 printable characters")
+        return principal_headers(args.as_user, args.operator)
+    if args.entra_scope:
+        return {"Authorization": f"Bearer {entra_token(args.entra_scope, credential)}"}
+    return {}
+
+
+def entra_token(scope: str, credential: Any = None) -> str:
+    """An access token for `scope` from azure-identity (imported here: the worker image shares this
+    module and has no azure-identity): the Azure CLI's login when there is one, else a device code
+    sign-in. The token is never printed."""
+    if credential is None:
+        try:
+            from azure.identity import AzureCliCredential, ChainedTokenCredential, DeviceCodeCredential
+        except ImportError as e:
+            raise RequestFailed(None, "--entra-scope needs azure-identity (pip install azure-identity)") from e
+        credential = ChainedTokenCredential(AzureCliCredential(), DeviceCodeCredential())
+    try:
+        return credential.get_token(scope).token
+    except Exception as e:  # azure-identity's errors: no login, a cancelled device code, ...
+        raise RequestFailed(None, f"could not sign in for {scope}: {type(e).__name__}") from e
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ CONTAINER_MEMORY_MB = "CONTAINER_MEMORY_MB"  # the container's memory: the worke
 COOKIES_FILE = "COOKIES_FILE"  # path of a read-only cookies.txt (a secret file, never a value here)
 PROXY_URL = "PROXY_URL"  # secure: yt-dlp's proxy (may hold credentials)
 YTDLP_EXTRACTOR_ARGS = "YTDLP_EXTRACTOR_ARGS"  # space-separated `IE_KEY:ARGS` groups
+SECURE_ENV_FILE = "SECURE_ENV_FILE"
+"""Path of a JSON object holding the secure variables, for a backend that cannot keep values out
+of its own inspection (podman shows a container's env): the worker reads them from there."""
+MAX_SECURE_ENV_FILE_BYTES = 256 * 1024
 
 # What the worker assumes when a variable is absent (the spec builder writes most of them).
 # The orchestration run's token (`videojob.domain.container_spec.run_token`): the first hex digits of a UUID.

@@ -69,6 +69,10 @@ class ErrorCode:
     # Callback / cancel endpoints.
     UNAUTHORIZED = "unauthorized"
     INVALID_EVENT = "invalid_event"
+    # Users (AUTH_MODE=entra, issue 21).
+    TOO_MANY_JOBS = "too_many_jobs"  # 429: MAX_ACTIVE_JOBS_PER_USER
+    AUTH_NOT_CONFIGURED = "auth_not_configured"  # 500: entra mode without App Service Authentication
+    JOB_RUNNING = "job_running"  # 409: a running job cannot be deleted (cancel it first)
     NOT_FOUND = "not_found"
     ALREADY_FINISHED = "already_finished"
     SERVICE_UNAVAILABLE = "service_unavailable"  # the Durable host did not answer
@@ -269,6 +273,8 @@ class JobPlan:
     max_running_jobs: int | None = None
     """`MAX_RUNNING_JOBS`: the job takes one of that many global slots before it creates a group
     (None in plans made before the cap: such a job takes no slot, so it replays unchanged)."""
+    owner: str | None = None
+    """Who submitted the job (`AUTH_MODE=entra`: the caller's object id); None in key mode."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
@@ -292,6 +298,7 @@ class JobPlan:
                 "outputContainer": self.output_container,
                 "retryBotCheck": self.retry_bot_check,
                 "maxRunningJobs": self.max_running_jobs,
+                "owner": self.owner,
             }
         )
 
@@ -319,6 +326,7 @@ class JobPlan:
             output_container=d.get("outputContainer"),
             retry_bot_check=d.get("retryBotCheck") is True,
             max_running_jobs=_slots(d.get("maxRunningJobs")),
+            owner=d.get("owner") if isinstance(d.get("owner"), str) else None,
         )
 
 
@@ -637,10 +645,13 @@ class BatchPlan:
     item_template: JobPlan | None = None
     allowed_hosts: tuple[str, ...] = ()
     allow_private_addresses: bool = False
+    owner: str | None = None
+    """Who submitted the batch (its items' plans name the same owner); None in key mode."""
 
     def to_wire(self) -> dict[str, Any]:
         return _drop_none(
             {
+                "owner": self.owner,
                 "items": [i.to_wire() for i in self.items],
                 "maxParallel": self.max_parallel,
                 "notifyUrl": self.notify_url,
@@ -662,6 +673,7 @@ class BatchPlan:
             item_template=JobPlan.from_wire(d["itemTemplate"]) if d.get("itemTemplate") else None,
             allowed_hosts=tuple(d.get("allowedHosts") or ()),
             allow_private_addresses=bool(d.get("allowPrivateAddresses", False)),
+            owner=d.get("owner") if isinstance(d.get("owner"), str) else None,
         )
 
 

@@ -31,10 +31,12 @@ KIND_DERIVED = "dedupe"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def instance_id_for(kind: str, key: str) -> str:
-    """`k-` + 32 hex digits of `sha256(kind, key)`: URL-safe, deterministic, no key material
-    readable from it. `kind` keeps a client key from ever colliding with a derived one."""
-    digest = hashlib.sha256(f"{kind}\n{key}".encode()).hexdigest()
+def instance_id_for(kind: str, key: str, owner: str | None = None) -> str:
+    """`k-` + 32 hex digits of `sha256(kind, [owner,] key)`: URL-safe, deterministic, no key material
+    readable from it. `kind` keeps a client key from ever colliding with a derived one; `owner`
+    (entra mode only, so key-mode ids never change) keeps two users' keys apart."""
+    scoped = key if owner is None else f"{owner}\n{key}"
+    digest = hashlib.sha256(f"{kind}\n{scoped}".encode()).hexdigest()
     return f"{INSTANCE_ID_PREFIX}{digest[:32]}"
 
 
@@ -95,10 +97,11 @@ def derived_key(submission: Submission) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def submission_instance_id(submission: Submission, client_key: str | None, deduplicate: bool) -> str | None:
+def submission_instance_id(submission: Submission, client_key: str | None, deduplicate: bool,
+                           owner: str | None = None) -> str | None:
     """The instance id to start under, or None for a fresh random one (the extension's)."""
     if client_key is not None:
-        return instance_id_for(KIND_CLIENT_KEY, client_key)
+        return instance_id_for(KIND_CLIENT_KEY, client_key, owner)
     if deduplicate:
-        return instance_id_for(KIND_DERIVED, derived_key(submission))
+        return instance_id_for(KIND_DERIVED, derived_key(submission), owner)
     return None

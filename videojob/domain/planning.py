@@ -69,7 +69,18 @@ def plan_batch(submission: BatchSubmission | PlaylistSubmission, settings: Setti
     return BatchPlan(items=items, **common)
 
 
-def plan_submission(submission: Submission, settings: Settings) -> JobPlan | BatchPlan:
+def plan_submission(submission: Submission, settings: Settings, owner: str | None = None) -> JobPlan | BatchPlan:
+    """`owner` (entra mode) goes into every plan the job's orchestrations get: the batch's, its
+    items', the playlist listing's and the item template's, so each instance names its owner."""
     if isinstance(submission, SingleSubmission):
-        return plan_job(submission.request, settings)
-    return plan_batch(submission, settings)
+        return replace(plan_job(submission.request, settings), owner=owner)
+    batch = plan_batch(submission, settings)
+    if owner is None:
+        return batch
+    return replace(
+        batch,
+        owner=owner,
+        items=tuple(replace(i, owner=owner) for i in batch.items),
+        playlist=replace(batch.playlist, owner=owner) if batch.playlist else None,
+        item_template=replace(batch.item_template, owner=owner) if batch.item_template else None,
+    )

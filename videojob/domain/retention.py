@@ -70,6 +70,8 @@ def is_expired_blob(last_modified: datetime | None, before: datetime) -> bool:
 @dataclass
 class RetentionSummary:
     purged: list[str] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)
+    """The owner (job index partition) of each purged job: `default` unless entra mode gave it one."""
     index_rows_removed: int = 0
     blobs_deleted: int = 0
     failures: int = 0

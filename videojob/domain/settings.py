@@ -64,10 +64,14 @@ SETTING_NAMES: tuple[str, ...] = (
     "WORKER_PROXY_URL",
     "YTDLP_EXTRACTOR_ARGS",
     "RETRY_BOT_CHECK",
+    "AUTH_MODE",
+    "MAX_ACTIVE_JOBS_PER_USER",
 )
 """Every app setting the code reads (the infra drift test compares this with the sample and Bicep)."""
 
-PLATFORM_VARIABLES: tuple[str, ...] = ("WEBSITE_HOSTNAME", "WEBSITE_SITE_NAME", "AZURE_CLIENT_ID")
+PLATFORM_VARIABLES: tuple[str, ...] = (
+    "WEBSITE_HOSTNAME", "WEBSITE_SITE_NAME", "AZURE_CLIENT_ID", "WEBSITE_AUTH_ENABLED"
+)
 """Set by the platform or the identity convention, not by us: read, but not app settings we own."""
 
 SECRET_SETTINGS: frozenset[str] = frozenset(
@@ -152,6 +156,15 @@ class Settings:
     retry_bot_check: bool
     job_retention_days: int = 30
     """`JOB_RETENTION_DAYS`: finished jobs older than this are purged everywhere (`retention`)."""
+    # Users (issue 21)
+    auth_mode: Literal["key", "entra"] = "key"
+    """`AUTH_MODE`: `key` (function keys, one kind of caller) or `entra` (App Service Authentication
+    signs people in; jobs belong to their submitter; `videojob.domain.principal`)."""
+    platform_auth_enabled: bool = False
+    """`WEBSITE_AUTH_ENABLED`, injected by App Service when its authentication is on: only then are
+    the `x-ms-client-principal*` headers the platform's (it strips them from outside requests)."""
+    max_active_jobs_per_user: int = 50
+    """`MAX_ACTIVE_JOBS_PER_USER`: queued + running jobs (batch items counted) one owner may have."""
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (tracebacks, logs).
@@ -353,7 +366,19 @@ def load_settings(
         extractor_args=parse_extractor_args(r.str("YTDLP_EXTRACTOR_ARGS")),
         retry_bot_check=r.bool("RETRY_BOT_CHECK", True),
         job_retention_days=r.int("JOB_RETENTION_DAYS", 30, 1, 3650),
+        auth_mode=auth_mode(r.env),  # type: ignore[arg-type]
+        # The platform's variable, not ours: anything but a true value is "off", never a startup error.
+        platform_auth_enabled=(r.str("WEBSITE_AUTH_ENABLED") or "").lower() in ("true", "1"),
+        max_active_jobs_per_user=r.int("MAX_ACTIVE_JOBS_PER_USER", 50, 1, 10000),
     )
+
+
+def auth_mode(environ: Mapping[str, str] | None = None) -> str:
+    """`AUTH_MODE`, also read on its own when the routes are declared (before settings load): in
+    `entra` mode the host lets requests through without a function key (App Service Authentication
+    is in front), so each route's auth level depends on it."""
+    r = _Reader(os.environ if environ is None else environ)
+    return r.choice("AUTH_MODE", "key", ("key", "entra"))
 
 
 def _default_image(backend: str) -> str:

@@ -5,10 +5,18 @@ exactly the spec's environment, ACI's limits (`--memory`/`--cpus`), restart poli
 spec's tags as labels. The host's network is shared, so the worker reaches the devhost, Azurite
 and test servers on loopback as it would reach public endpoints from ACI.
 
-- Environment values never appear on a command line: podman gets every variable by name only
-  (`--env NAME`) and reads its value from its own environment (podman's `--env` contract), so
-  `ps` shows names, and nothing is written to disk. Only `State` is read back from
-  `podman inspect`: the container's config (where podman keeps the env) is never read or logged.
+- Environment values never appear on a command line: podman gets every plain variable by name
+  only (`--env NAME`) and reads its value from its own environment (podman's `--env` contract), so
+  `ps` shows names. Only `State` is read back from `podman inspect`: the container's config
+  (where podman keeps the env) is never read or logged.
+- Secure values (the callback token, the storage credential, the proxy URL) are never in the
+  container's env, which `podman inspect` shows to anyone on the machine: they go as one JSON
+  podman secret, mounted read-only at `SECURE_ENV_MOUNT_PATH` (named by `SECURE_ENV_FILE`), which
+  the worker reads at start. Not `--secret ...,type=env`: podman before 5.3 shows such a secret's
+  value in `Config.Env` (containers/podman issue 23788, fixed by pull 23959); this machine has
+  4.3.1. The secret leaves podman's store right after `podman create` (the container keeps its
+  own copy, removed with it), and any left by a crash in between is removed by `delete` and by
+  the devhost's `remove_all`.
 - Podman records no "stopped by whom": a stop is remembered in `<state_dir>/<name>.stopped`, so a
   stopped group reads `Stopped` (as in ACI) rather than `Failed` with the SIGTERM/SIGKILL code.
 - Every container carries `SCOPE_LABEL=<state_dir>`: two devhosts on one machine (parallel test
@@ -26,6 +34,7 @@ and test servers on loopback as it would reach public endpoints from ACI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -38,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from videojob.adapters.containers.local import is_valid_group_name, write_secret_files
+from videojob.contract.container_env import SECURE_ENV_FILE
 from videojob.domain.container_port import BackendError, ContainerState, GroupState, ManagedGroup
 from videojob.domain.container_spec import SECRETS_MOUNT_PATH, TAG_MANAGED_BY, ContainerSpec
 from videojob.domain.failure_reason import FailureReason
@@ -57,6 +67,9 @@ CREATE_TIMEOUT_SECONDS = 300.0  # a first `create` may pull the image
 MAX_LOG_BYTES = 256 * 1024
 MAX_LOG_LINE_BYTES = 64 * 1024
 SIGKILL_EXIT = 137
+SECURE_ENV_MOUNT_PATH = "/run/videojob/secure-env.json"
+"""Where the container finds its secure values (a podman secret, `type=mount`)."""
+SECRET_PREFIX = "videojob-"  # noqa: S105 - a name prefix, no secret
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 
@@ -69,6 +82,32 @@ def memory_mib(memory_gb: float) -> int:
     return max(6, round(memory_gb * 1024))
 
 
+def secret_name(scope: str, container: str) -> str:
+    """The podman secret holding a container's secure values: per scope (a devhost's state dir),
+    so one devhost's clean-up never removes another's. Hashed: podman allows 64 characters, a
+    group name alone may have 63."""
+    return f"{scope_secret_prefix(scope)}{hashlib.sha256(container.encode()).hexdigest()[:24]}"
+
+
+def scope_secret_prefix(scope: str) -> str:
+    return f"{SECRET_PREFIX}{hashlib.sha256(scope.encode()).hexdigest()[:12]}-"
+
+
+def container_environment(spec: ContainerSpec, secrets_dir: str = SECRETS_MOUNT_PATH) -> dict[str, str]:
+    """What goes into the container's env (and so into `podman inspect`): the plain variables and
+    the path of the secure values' file; never a secure value."""
+    secure = {name for name, _ in spec.secure_env}
+    plain = {k: v for k, v in spec.environment(secrets_dir).items() if k not in secure}
+    if secure:
+        plain[SECURE_ENV_FILE] = SECURE_ENV_MOUNT_PATH
+    return plain
+
+
+def secure_env_document(spec: ContainerSpec) -> bytes:
+    """The podman secret's content: the secure variables as one JSON object."""
+    return json.dumps(dict(spec.secure_env), separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
 def create_arguments(
     spec: ContainerSpec,
     *,
@@ -77,8 +116,9 @@ def create_arguments(
     entrypoint: Sequence[str] | None = None,
     secrets_dir: str | None = None,
 ) -> list[str]:
-    """`podman create` arguments for a spec: names of variables only, never their values;
-    `secrets_dir` (the spec's secret files, written by the caller) mounted read-only."""
+    """`podman create` arguments for a spec: names of plain variables only, never their values;
+    the secure values as the podman secret `secret_name(scope, spec.name)` (created by the
+    caller); `secrets_dir` (the spec's secret files, written by the caller) mounted read-only."""
     mib = memory_mib(spec.memory_gb)
     args = [
         "create",
@@ -95,8 +135,10 @@ def create_arguments(
     for key, value in sorted(spec.tag_map().items()):
         args += ["--label", f"{key}={value}"]
     args += ["--label", f"{SCOPE_LABEL}={scope}"]
-    for name in sorted(spec.environment()):
+    for name in sorted(container_environment(spec)):
         args += ["--env", name]
+    if spec.secure_env:
+        args += ["--secret", f"{secret_name(scope, spec.name)},type=mount,target={SECURE_ENV_MOUNT_PATH}"]
     if spec.secret_files and secrets_dir:
         args += ["--volume", f"{secrets_dir}:{SECRETS_MOUNT_PATH}:ro,U"]
     if entrypoint is not None:
@@ -252,12 +294,15 @@ class PodmanBackend:
         timeout: float = COMMAND_TIMEOUT_SECONDS,
         env: Mapping[str, str] | None = None,
         stderr_to_stdout: bool = False,
+        stdin: bytes | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
+        """`stdin`: bytes for podman to read (a secret's value: never on a command line)."""
         binary = shutil.which(self._podman) or self._podman
+        feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         try:
             return self._runner(
                 [binary, *self._global, *args],
-                stdin=subprocess.DEVNULL,
+                **feed,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if stderr_to_stdout else subprocess.PIPE,
                 env=dict(env) if env is not None else None,
@@ -316,7 +361,7 @@ class PodmanBackend:
         if existing.state != ContainerState.MISSING:
             log.info("podman container %s exists already; not re-created", spec.name)
             return existing
-        env = podman_environment(spec.environment(), os.environ)
+        env = podman_environment(container_environment(spec), os.environ)
         self._state_dir.mkdir(parents=True, exist_ok=True)  # marks a devhost that ran containers
         secrets = None
         if spec.secret_files:
@@ -326,7 +371,15 @@ class PodmanBackend:
             spec, scope=self.scope, run_args=self._run_args, entrypoint=self._entrypoint, secrets_dir=secrets
         )
         log.info("creating podman container %s from %s", spec.name, spec.image)
-        result = self._podman_cmd(args, timeout=CREATE_TIMEOUT_SECONDS, env=env)
+        try:
+            if spec.secure_env:
+                self._create_secret(spec)
+            result = self._podman_cmd(args, timeout=CREATE_TIMEOUT_SECONDS, env=env)
+        finally:
+            # The container holds its own copy from `create` on (removed with it): podman's store
+            # keeps no secure value beyond this call, whatever happened.
+            if spec.secure_env:
+                self._remove_secret(secret_name(self.scope, spec.name))
         if result.returncode != 0:
             error = self._fail("create", spec.name, result)
             if error.code == "Conflict":  # created meanwhile by a concurrent call
@@ -337,6 +390,27 @@ class PodmanBackend:
         if started.returncode != 0:
             raise self._fail("start", spec.name, started)
         return self.state(spec.name)
+
+    def _create_secret(self, spec: ContainerSpec) -> None:
+        name = secret_name(self.scope, spec.name)
+        self._remove_secret(name)  # a crashed create's, so the name is free
+        result = self._podman_cmd(
+            ["secret", "create", "--label", f"{SCOPE_LABEL}={self.scope}", name, "-"],
+            stdin=secure_env_document(spec),
+        )
+        if result.returncode != 0:
+            raise self._fail("secret create", spec.name, result)
+
+    def _remove_secret(self, name: str) -> None:
+        result = self._podman_cmd(["secret", "rm", name])
+        stderr = (result.stderr or b"").decode("utf-8", errors="replace").lower()
+        if result.returncode != 0 and "no such secret" not in stderr:
+            log.warning("podman secret of %s not removed: %s", name, stderr.strip()[-300:])
+
+    def _scope_secrets(self) -> list[str]:
+        result = self._podman_cmd(["secret", "ls", "--format", "{{.Name}}"])
+        prefix = scope_secret_prefix(self.scope)
+        return [n for n in result.stdout.decode("utf-8", errors="replace").split() if n.startswith(prefix)]
 
     def state(self, name: str) -> GroupState:
         if not is_valid_group_name(name):
@@ -382,6 +456,8 @@ class PodmanBackend:
             raise self._fail("delete", name, result)
         self._stop_marker(name).unlink(missing_ok=True)
         shutil.rmtree(self._secrets_dir(name), ignore_errors=True)
+        if secret_name(self.scope, name) in self._scope_secrets():  # only a crashed create leaves one
+            self._remove_secret(secret_name(self.scope, name))
 
     def list_managed(self, managed_by: str) -> list[ManagedGroup]:
         result = self._podman_cmd(
@@ -404,4 +480,6 @@ class PodmanBackend:
         names = [n for n in result.stdout.decode("utf-8", errors="replace").split() if is_valid_group_name(n)]
         for name in names:
             self.delete(name)
+        for secret in self._scope_secrets():  # of creates that never made their container
+            self._remove_secret(secret)
         return len(names)
