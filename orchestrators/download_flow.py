@@ -49,7 +49,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from videojob.contract.wire import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
+from videojob.contract.wire import (
+    PHASE_PROVISIONING,
+    ContractError,
+    ErrorCode,
+    JobError,
+    JobPlan,
+    JobResult,
+    failure_message,
+)
 from videojob.domain import orchestration as policy
 from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
@@ -91,7 +99,8 @@ def _log(context: Any, level: int, message: str, *args: Any) -> None:
 
 
 HANDED_OVER = object()
-"""What `_watch` and `_run_attempt` return once `continue_as_new` was called: the execution ends."""
+"""What `_watch`, `_run_attempt`, `_attempts` and `_wait_for_slot` return once `continue_as_new` was called:
+the execution ends."""
 
 
 @dataclass(frozen=True)
@@ -158,19 +167,52 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     slot = JobSlot(context, mailbox, plan, job_id, started_at, deadline, dict(carry.extensions) if carry else {})
     slots.append(slot)
     if resume is None and slot.active:
-        def hand_over(status_updated_at: datetime) -> object:
-            still_queued = JobCarry.in_queue(run_key, started_at, generation + 1, status_updated_at, slot.extensions)
-            return _hand_over(context, mailbox, plan, still_queued)
-
-        refused = yield from slot.acquire(group, hand_over=hand_over,
-                                          status_floor=carry.status_updated_at if carry else None)
-        if refused is HANDED_OVER:
+        status_floor = carry.status_updated_at if carry else None
+        waited = yield from _wait_for_slot(context, mailbox, plan, job_id, run_key, started_at, generation, group,
+                                           slot, status_floor)
+        if waited is HANDED_OVER:
             return None
-        if refused is not None:
-            return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
-        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime,
-                                                         run=run_key))
 
+    ended = yield from _attempts(context, mailbox, plan, job_id, run_key, deadline, started_at, generation, slot,
+                                 resume)
+    if ended is HANDED_OVER:
+        return None  # the SDK ends this execution with its `continue_as_new`
+    outcome, run, attempts = ended
+    slot.release()  # the last group is gone (or stopped): the next job in the queue may start
+    ended_at: datetime = context.current_utc_datetime
+    if outcome.succeeded and outcome.result is not None:
+        return (yield from _succeeded(context, mailbox, plan, job_id, run_key, slot, started_at, run, attempts,
+                                      outcome.result, ended_at))
+    error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
+    return (yield from _failed(context, mailbox, plan, job_id, run_key, attempts, error, ended_at))
+
+
+def _wait_for_slot(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, started_at: datetime,
+    generation: int, group: str, slot: JobSlot, status_floor: datetime | None,
+) -> Steps:
+    """The global cap: wait in the queue for a slot before the first group. Returns None once the
+    slot is held, or `HANDED_OVER`; a job refused in the queue fails here."""
+    def hand_over(status_updated_at: datetime) -> object:
+        still_queued = JobCarry.in_queue(run_key, started_at, generation + 1, status_updated_at, slot.extensions)
+        return _hand_over(context, mailbox, plan, still_queued)
+
+    refused = yield from slot.acquire(group, hand_over=hand_over, status_floor=status_floor)
+    if refused is HANDED_OVER:
+        return HANDED_OVER
+    if refused is not None:
+        return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
+    context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime,
+                                                     run=run_key))
+    return None
+
+
+def _attempts(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, deadline: datetime,
+    started_at: datetime, generation: int, slot: JobSlot, resume: JobCarry | None,
+) -> Steps:
+    """Attempts, each in a fresh group, until one succeeds, a failure is final or time is up.
+    Returns `(outcome, the last _AttemptRun, every attempt's record)`, or `HANDED_OVER`."""
     records: list[policy.AttemptRecord] = list(resume.attempts) if resume else []
     attempt = resume.attempt if resume else 1
     while True:
@@ -179,7 +221,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline,
                                       frame=frame, resume=resume, slot=slot)
         if run is HANDED_OVER:
-            return None  # the SDK ends this execution with its `continue_as_new`
+            return HANDED_OVER
         resume = None
         records.append(run.record)
         outcome = run.outcome
@@ -199,33 +241,40 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         if (yield from mailbox.sleep_unless(fire_at, policy.is_cancel)):
             outcome = policy.AttemptOutcome(error=policy.cancelled_error())
             break
+    return outcome, run, tuple(records)
 
-    slot.release()  # the last group is gone (or stopped): the next job in the queue may start
-    attempts = tuple(records)
+
+def _succeeded(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, slot: JobSlot, started_at: datetime,
+    run: _AttemptRun, attempts: tuple[policy.AttemptRecord, ...], result: JobResult, ended_at: datetime,
+) -> Steps:
+    """The job's output: the result, its share link and the completion webhook's delivery."""
     last = attempts[-1]
-    ended_at: datetime = context.current_utc_datetime
+    timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
+    context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt,
+                                                      run=run_key))
+    _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
+    output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
+    if (queue := slot.record()) is not None:
+        output["queue"] = queue
+    if plan.share_link_hours > 0 and result.blob is not None:
+        linked = yield from mailbox.call(
+            CREATE_SHARE_LINK,
+            share_link_input(job_id, result.blob.container, result.blob.name, plan.share_link_hours),
+        )
+        output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
+    if plan.request.notify_url:
+        output["notification"] = yield from deliver_notification(context, mailbox, plan.request.notify_url,
+                                                                 dict(output))
+    return output
 
-    if outcome.succeeded and outcome.result is not None:
-        result = outcome.result
-        timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
-        context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt,
-                                                          run=run_key))
-        _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
-        output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
-        if (queue := slot.record()) is not None:
-            output["queue"] = queue
-        if plan.share_link_hours > 0 and result.blob is not None:
-            linked = yield from mailbox.call(
-                CREATE_SHARE_LINK,
-                share_link_input(job_id, result.blob.container, result.blob.name, plan.share_link_hours),
-            )
-            output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
-        if plan.request.notify_url:
-            output["notification"] = yield from deliver_notification(context, mailbox, plan.request.notify_url,
-                                                                     dict(output))
-        return output
 
-    error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
+def _failed(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str,
+    attempts: tuple[policy.AttemptRecord, ...], error: JobError, ended_at: datetime,
+) -> Steps:
+    """The job's failure: its status, the completion webhook, then the orchestration fails."""
+    last = attempts[-1]
     cost = policy.cost_summary(attempts, plan)
     context.set_custom_status(policy.failed_status(error, last.cleanup, last.group, ended_at, attempts, cost,
                                                    run=run_key))
