@@ -109,12 +109,16 @@ image-base:
 	  $(PODMAN) import --quiet --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 	    --change 'CMD ["bash"]' "$$tmp/base.tar" $(WORKER_BASE_IMAGE) >/dev/null; }
 
+# The `image:` line: the uncompressed size, and start_s: from `podman start` of a job's container
+# to the worker's `started` report (bench/image_start.py, median of 5; standard library only, no venv).
 image: image-base
 	@mkdir -p .image && printf '[global]\ncert = /run/host-ca.crt\n' >.image/pip.conf
 	$(PODMAN) build $(PODMAN_ULIMITS) --network=host --layers \
 	  -v "$(HOST_CA_BUNDLE):/run/host-ca.crt:ro" -v "$(CURDIR)/.image/pip.conf:/etc/pip.conf:ro" \
 	  --build-arg BASE_IMAGE=$(WORKER_BASE_IMAGE) -f worker/Dockerfile -t $(WORKER_IMAGE_TAG) .
-	@echo "image: name=$(WORKER_IMAGE_TAG) size_mb=$$(( $$($(PODMAN) image inspect --format '{{.Size}}' $(WORKER_IMAGE_TAG)) / 1000000 ))"
+	@size_mb=$$(( $$($(PODMAN) image inspect --format '{{.Size}}' $(WORKER_IMAGE_TAG)) / 1000000 )) && \
+	start=$$($(SYSTEM_PYTHON) -m bench.image_start $(WORKER_IMAGE_TAG)) && \
+	echo "image: name=$(WORKER_IMAGE_TAG) size_mb=$$size_mb $$start"
 
 # `make image` unless this very source tree was built into the image already.
 image-if-changed:

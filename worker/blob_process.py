@@ -3,8 +3,8 @@ a child started when the worker starts, so they use the second core instead of s
 job process's GIL with yt-dlp (its import, the download's hooks and writes).
 
 `python -m worker` forks the child first thing, while the process has one thread and nothing
-heavy imported (tests, which have threads, use `spawn`). The child imports the SDK at once and
-then only does what the job process asks over a pipe (pickled tuples):
+heavy imported (tests, which have threads, use `spawn`). The child imports the SDK when it is
+configured (as the download starts) and only does what the job process asks over a pipe (pickled tuples):
 
     job process                          upload process
     ("configure", BlobTarget)        ->  ("ready",) | ("failed", JobError)
@@ -210,7 +210,9 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
     configure_logging()
-    import azure.storage.blob  # noqa: F401 - the import this process exists to overlap with the download
+    # The Azure SDK is imported when the target arrives ("configure", sent once the job has reported
+    # `started`): then it overlaps the download. Imported here at once, on a 1-vCPU container it
+    # would share the CPU with the job process's imports and delay the `started` report.
 
     sink: AzureBlobSink | None = None
 

@@ -124,19 +124,19 @@ def _retry_sleep(n: int) -> float:
     return min(1.0 * 2**n, 10.0)
 
 
-def find_deno() -> str | None:
-    """The Deno binary yt-dlp runs YouTube's player JavaScript with: the one the `deno` package
-    installed next to this Python (image and dev venv alike), else one on PATH."""
-    try:
-        from deno import find_deno_bin
+JS_RUNTIME = "quickjs"
+"""yt-dlp's name (`js_runtimes`) for the JavaScript runtime the worker gives it: QuickJS."""
 
-        return find_deno_bin()
-    except (ImportError, FileNotFoundError):
-        return shutil.which("deno")
+
+def find_js_runtime() -> str | None:
+    """The QuickJS binary (`qjs`) yt-dlp runs YouTube's player JavaScript with: in the image
+    /opt/quickjs/bin/qjs (on PATH, see worker/Dockerfile), elsewhere whichever `qjs` is on PATH.
+    None without one: yt-dlp then skips the formats whose challenges need solving, and says so."""
+    return shutil.which("qjs")
 
 
 def ydl_params(
-    request: MediaRequest, workdir: Path, tuning: DownloadTuning, *, deno_path: str | None = None
+    request: MediaRequest, workdir: Path, tuning: DownloadTuning, *, js_runtime_path: str | None = None
 ) -> dict[str, Any]:
     """The yt-dlp options for one job (pure)."""
     params: dict[str, Any] = {
@@ -176,9 +176,10 @@ def ydl_params(
         "restrictfilenames": True,
         "check_formats": False,
         # Most YouTube formats need the player's JavaScript run (signature and `n` challenges):
-        # by Deno (sandboxed: yt-dlp grants it no network or file access) with the solver
-        # scripts of the `yt-dlp-ejs` package. Nothing is fetched at run time (no remote components).
-        "js_runtimes": {"deno": {"path": deno_path} if deno_path else {}},
+        # by QuickJS with the solver scripts of the `yt-dlp-ejs` package. The image's qjs has no
+        # file, process, network or module access (worker/quickjs-sandbox.patch). Nothing is
+        # fetched at run time (no remote components).
+        "js_runtimes": {JS_RUNTIME: {"path": js_runtime_path} if js_runtime_path else {}},
         "remote_components": [],
         "logger": YtDlpLogger(),
     }
@@ -304,7 +305,7 @@ class BoundedYoutubeDL(yt_dlp.YoutubeDL):
 class YtDlpDownloader:
     def __init__(self, tuning: DownloadTuning | None = None):
         self._tuning = tuning or DownloadTuning()
-        self.deno_path = find_deno()
+        self.js_runtime_path = find_js_runtime()
         refuse_ffmpeg_downloads()
         restrict_ytdlp_ffmpeg()
 
@@ -338,7 +339,7 @@ class YtDlpDownloader:
             if status.get("status") == "started" and status.get("postprocessor") != BeforeDownloadCheckPP.pp_key():
                 on_phase("processing")
 
-        params = ydl_params(request, workdir, tuning, deno_path=self.deno_path)
+        params = ydl_params(request, workdir, tuning, js_runtime_path=self.js_runtime_path)
         params["progress_hooks"] = [progress_hook]
         params["postprocessor_hooks"] = [postprocessor_hook]
         params["retry_sleep_functions"] = dict.fromkeys(("http", "fragment", "extractor"), retry_sleep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -22,13 +23,16 @@ requires_podman = pytest.mark.skipif(
 
 
 def worker_image() -> str:
-    """`make image`'s tag, built first if this source tree is not in it yet (cached: a hash stamp)."""
+    """`make image`'s tag (`WORKER_IMAGE_TAG`, as for make), built first if this source tree is not in
+    it yet (cached: a hash stamp)."""
+    tag = os.environ.get("WORKER_IMAGE_TAG") or PODMAN_DEFAULT_IMAGE
     build = subprocess.run(
-        ["make", "--no-print-directory", "image-if-changed"], cwd=REPO, capture_output=True, text=True, timeout=3600
+        ["make", "--no-print-directory", "image-if-changed", f"WORKER_IMAGE_TAG={tag}"],
+        cwd=REPO, capture_output=True, text=True, timeout=3600,
     )
     if build.returncode != 0:
         pytest.fail(f"make image-if-changed failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
-    return PODMAN_DEFAULT_IMAGE
+    return tag
 
 
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
