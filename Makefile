@@ -55,8 +55,10 @@ chromium:
 infra-check: .venv-checkov/.installed
 	.venv-checkov/bin/checkov --config-file infra/.checkov.yaml --compact --quiet
 
+# Import rules (pyproject.toml [tool.importlinter]): the layers, a worker that needs only the contract, a pure domain.
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: deps chromium lint infra-check $(if $(PODMAN_BIN),image-if-changed)
 	$(PY) -m pytest -q
@@ -98,7 +100,7 @@ SLIM_DPKG_OPTS := --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-incl
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --dpkgopt='path-exclude=/usr/share/groff/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
 # Everything the image is built from: the same hash means the same image (no rebuild for `make test`).
-IMAGE_SOURCES_HASH = $(shell { find worker videojob -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+IMAGE_SOURCES_HASH = $(shell { find worker videojob/__init__.py videojob/contract -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
   | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum .dockerignore; } | sha256sum | cut -c1-16)
 
 # A Debian bookworm base made from Debian's packages (no registry here); built once per machine.

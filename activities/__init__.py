@@ -1,7 +1,7 @@
 """Activities: the container-group operations the orchestrators call, plus the share link and
 the completion webhook.
 
-Payloads (the one definition is `videojob.activity_wire`, which the orchestrator uses as well):
+Payloads (the one definition is `videojob.domain.activity_wire`, which the orchestrator uses as well):
 
 - `create_container_group`: `{"jobId", "request": {...}, "createdAt", "deadline", "attempt", "run", "group"}`
   (`group` is attempt `attempt`'s own in run `run`: `attempt_group_name(jobId, attempt, run)`)
@@ -19,7 +19,7 @@ Payloads (the one definition is `videojob.activity_wire`, which the orchestrator
   job's prefix (`invalid_result`)
 - `notify_completion`: `{"url", "payload"}` -> `{"ok": true, "status"}` or
   `{"ok": false, "status"?, "error"}` (`notify.py`)
-- `announce_slot_grants`: `{"ids", "by"}` -> `{"ok": true, "told"}` (`videojob/slot_announce.py`): `SlotGranted`
+- `announce_slot_grants`: `{"ids", "by"}` -> `{"ok": true, "told"}` (`videojob/domain/slot_announce.py`): `SlotGranted`
   raised to the jobs a freed `MAX_RUNNING_JOBS` slot went to (an async activity with a durable client)
 - `read_result_record`: `{"jobId", "attempt", "run"}` -> `{"ok": true, "found", "event"?, "refused"?}`
   or `{"ok": false, "error"}` (`result_record.py`): the worker's recorded outcome
@@ -36,7 +36,7 @@ Function names are the activity names: the orchestrator calls them by these stri
 import azure.durable_functions as df
 
 from videojob import bootstrap
-from videojob.slot_announce import announce_grants
+from videojob.domain.slot_announce import announce_grants
 
 from .container_activities import create_group, delete_group, inspect_group, stop_group
 from .notify import notify_completion_activity

@@ -1,6 +1,6 @@
 """What each activity does, with its backend passed in (the triggers in `__init__` pass the
 process's own). Thin: decode the payload, make one or two backend calls, answer the wire shape
-of `videojob.activity_wire`. Classified failures become `ok: false`, never an exception.
+of `videojob.domain.activity_wire`. Classified failures become `ok: false`, never an exception.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from videojob.activity_wire import (
+from videojob.contract.staging import UploadGrant
+from videojob.contract.wire import ContractError, JobError
+from videojob.domain.activity_wire import (
     CONFIGURATION,
     INVALID_INPUT,
     MAX_LOG_TAIL_CHARS,
@@ -20,12 +22,10 @@ from videojob.activity_wire import (
     CreateResult,
     InspectResult,
 )
-from videojob.backends.base import BackendError, ContainerBackend
-from videojob.container_spec import build_container_spec, group_name
-from videojob.contract import ContractError, JobError
-from videojob.failure_reason import FailureReason
-from videojob.settings import Settings, SettingsError
-from videojob.staging import UploadGrant
+from videojob.domain.container_port import BackendError, ContainerBackend
+from videojob.domain.container_spec import build_container_spec, group_name
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 

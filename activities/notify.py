@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from videojob.contract import JobError
-from videojob.notification import (
+from videojob.contract.url_policy import UrlPolicy, UrlRejected, check_url, is_forbidden_address
+from videojob.contract.wire import JobError
+from videojob.domain.notification import (
     NOTIFY_CONNECTION_FAILED,
     NOTIFY_HTTP_STATUS,
     NOTIFY_INVALID_URL,
@@ -36,10 +37,9 @@ from videojob.notification import (
     NotifyResult,
     is_retryable_status,
 )
-from videojob.notify_signature import signature_headers
-from videojob.request_parsing import notify_policy
-from videojob.settings import Settings
-from videojob.url_policy import UrlPolicy, UrlRejected, check_url, is_forbidden_address
+from videojob.domain.notify_signature import signature_headers
+from videojob.domain.request_parsing import notify_policy
+from videojob.domain.settings import Settings
 
 logger = logging.getLogger(__name__)
 

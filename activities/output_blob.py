@@ -21,9 +21,9 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from videojob.activity_wire import INVALID_INPUT, BlobCheckResult
-from videojob.output_blob import blob_url
-from videojob.settings import Settings
+from videojob.contract.output_blob import blob_url
+from videojob.domain.activity_wire import INVALID_INPUT, BlobCheckResult
+from videojob.domain.settings import Settings
 
 from .share_link import default_credential, foreign_blob, output_service, parse_blob_ref
 from .storage_failures import failure_answer, storage_failure_answer

@@ -4,7 +4,7 @@ Input `{"jobId", "run", "attempt", "container", "name", "sizeBytes", "sha256"}` 
 result of that attempt); answer `{"ok": true, "exists", "sizeBytes", "sha256", "url"}` or
 `{"ok": false, "error": {code, message, retryable}}`.
 
-A worker writes only its attempt's staging blob (`videojob.staging`), through a write-only SAS it
+A worker writes only its attempt's staging blob (`videojob.contract.staging`), through a write-only SAS it
 holds until the job's deadline, so it can still rewrite that blob. The app therefore never checks
 the staging blob and then serves it. With its own identity (or, on Azurite, the account key):
 1. refuse a reported name outside `OUTPUT_CONTAINER` / the job's prefix (`invalid_result`, no call);
@@ -12,7 +12,7 @@ the staging blob and then serves it. With its own identity (or, on Azurite, the 
    `OUTPUT_CONTAINER` (Copy Blob, source authorized by a short read-only SAS; properties and
    metadata come along), waiting for a pending copy at most `COPY_WAIT_SECONDS`;
 3. read the COPY back, streamed in chunks (bounded memory, whatever its size), counting and hashing
-   it, and compare with the report (`videojob.output_blob.copy_problem`): a mismatch deletes the
+   it, and compare with the report (`videojob.contract.output_blob.copy_problem`): a mismatch deletes the
    copy and is answered as found, so the orchestrator fails the job `invalid_result`;
 4. delete the staging blob.
 No worker ever holds a credential for the copy's name, so the bytes hashed are the bytes served
@@ -36,10 +36,10 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from videojob.activity_wire import INVALID_INPUT, BlobCheckResult, parse_publish_input
-from videojob.output_blob import blob_url, copy_problem
-from videojob.settings import Settings
-from videojob.staging import staged_media_name
+from videojob.contract.output_blob import blob_url, copy_problem
+from videojob.contract.staging import staged_media_name
+from videojob.domain.activity_wire import INVALID_INPUT, BlobCheckResult, parse_publish_input
+from videojob.domain.settings import Settings
 
 from .share_link import (
     CLOCK_SKEW,

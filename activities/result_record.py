@@ -16,11 +16,11 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from videojob.activity_wire import INVALID_INPUT, RecordResult, parse_record_input
-from videojob.container_spec import worker_callback_token
-from videojob.output_blob import result_record_name
-from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, parse_record
-from videojob.settings import Settings
+from videojob.contract.result_record import MAX_RECORD_BYTES, RecordRefused, parse_record
+from videojob.contract.staging import result_record_name
+from videojob.domain.activity_wire import INVALID_INPUT, RecordResult, parse_record_input
+from videojob.domain.container_spec import worker_callback_token
+from videojob.domain.settings import Settings
 
 from .share_link import default_credential, output_service
 from .storage_failures import failure_answer, storage_failure_answer

@@ -2,7 +2,7 @@
 
 Input `{"jobId", "container", "name", "hours"}`; answer `{"ok": true, "url", "expiresAt"}` or
 `{"ok": false, "error": {code, message, retryable}}`. Only a blob of that job in `OUTPUT_CONTAINER`
-(`videojob.output_blob`) is signed; anything else is `invalid_result`. The orchestrator checked
+(`videojob.contract.output_blob`) is signed; anything else is `invalid_result`. The orchestrator checked
 already; this is the last gate before a signature, so a regression there cannot sign a link to
 another job's file or another container.
 
@@ -22,7 +22,6 @@ path runs with a stub key in tests; `generate_blob_sas` itself always runs for r
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +29,11 @@ from typing import Any, Protocol
 
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
-from videojob.activity_wire import INVALID_INPUT, format_utc
-from videojob.contract import ErrorCode
-from videojob.instances import is_url_safe_instance_id
-from videojob.output_blob import blob_url, output_blob_problem
-from videojob.settings import Settings
+from videojob.adapters.azure_credential import default_credential
+from videojob.contract.output_blob import blob_url, output_blob_problem
+from videojob.contract.wire import ErrorCode, is_url_safe_instance_id
+from videojob.domain.activity_wire import INVALID_INPUT, format_utc
+from videojob.domain.settings import Settings
 
 from .storage_failures import failure_answer, storage_failure_answer
 
@@ -135,22 +134,6 @@ def signer_from_settings(settings: Settings, credential_factory: Callable[[], An
         raise ValueError("share links need OUTPUT_ACCOUNT_URL or a connection string with an account key")
     client = BlobServiceClient(settings.output_account_url, credential=credential_factory(), **client_options)
     return DelegationSigner(client.url, client.account_name or "", client)
-
-
-_credential_lock = threading.Lock()
-_credential: Any = None
-
-
-def default_credential() -> Any:
-    """One `DefaultAzureCredential` per process (it caches tokens); `AZURE_CLIENT_ID` picks the
-    function app's user-assigned identity."""
-    global _credential
-    with _credential_lock:
-        if _credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            _credential = DefaultAzureCredential()
-        return _credential
 
 
 def parse_blob_ref(payload: Any) -> tuple[str, str, str]:

@@ -16,8 +16,8 @@ from typing import Any
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
-from videojob.activity_wire import CONFIGURATION, UNEXPECTED
-from videojob.contract import JobError
+from videojob.contract.wire import JobError
+from videojob.domain.activity_wire import CONFIGURATION, UNEXPECTED
 
 logger = logging.getLogger(__name__)
 

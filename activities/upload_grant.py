@@ -1,5 +1,5 @@
 """A worker's storage credential: the write-only SAS URLs of its attempt's staging blobs
-(`videojob.staging`), signed by the function app when it creates the attempt's container group.
+(`videojob.contract.staging`), signed by the function app when it creates the attempt's container group.
 
 - In Azure (`OUTPUT_ACCOUNT_URL`): user-delegation SAS, signed with a delegation key of the app's
   identity (as share links are; the app needs Storage Blob Delegator and a data role on the
@@ -22,10 +22,10 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
-from videojob.activity_wire import CreateInput
-from videojob.output_blob import blob_url
-from videojob.settings import Settings
-from videojob.staging import WORKER_BLOB_PERMISSION, UploadGrant, staged_media_name, staged_record_name
+from videojob.contract.output_blob import blob_url
+from videojob.contract.staging import WORKER_BLOB_PERMISSION, UploadGrant, staged_media_name, staged_record_name
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.settings import Settings
 
 from .share_link import CLOCK_SKEW, Signer, default_credential, signer_from_settings
 

@@ -1,10 +1,10 @@
 """`POST /api/jobs/{id}/status`: the worker's JobStatus callback, authenticated by a per-attempt token.
 
 Anonymous at the Functions level (the worker holds no function key). In order, before anything
-is raised: the token's MAC and expiry (`videojob.tokens`, before anything looks at the instance
+is raised: the token's MAC and expiry (`videojob.domain.tokens`, before anything looks at the instance
 or the body), the event's attempt against the token's, the token's run and attempt against the
 job's customStatus, then this process's ledger and the customStatus spacing
-(`videojob.report_gate`, `orchestration.admit_report`).
+(`videojob.domain.report_gate`, `orchestration.admit_report`).
 """
 
 from __future__ import annotations
@@ -17,17 +17,23 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import MAX_EVENT_BYTES, ContractError, ErrorCode, EventState, JobStatus
-from videojob.instances import is_url_safe_instance_id
-from videojob.orchestration import admit_report, progress_event_limit
-from videojob.report_gate import (
+from videojob.contract.wire import (
+    MAX_EVENT_BYTES,
+    ContractError,
+    ErrorCode,
+    EventState,
+    JobStatus,
+    is_url_safe_instance_id,
+)
+from videojob.domain.orchestration import admit_report, progress_event_limit
+from videojob.domain.report_gate import (
     ReportLedgers,
     attempt_check,
     report_spacing,
     started_already_taken,
     terminal_already_taken,
 )
-from videojob.tokens import TokenClaims, bearer_token, verified_claims
+from videojob.domain.tokens import TokenClaims, bearer_token, verified_claims
 
 from .blueprint import bp
 from .events import Delivery, job_state, raise_to_job

@@ -1,4 +1,4 @@
-"""The caller of an API request and what they may see (policy: `videojob.principal`).
+"""The caller of an API request and what they may see (policy: `videojob.domain.principal`).
 
 `AUTH_MODE=key`: every caller holds a function key and sees every job (`KEY_CALLER`); nothing is
 looked up. `AUTH_MODE=entra`: the caller comes from the platform's principal headers, jobs
@@ -15,9 +15,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.contract import ErrorCode
-from videojob.instances import JobLookupFailed, find_job
-from videojob.principal import (
+from videojob.contract.wire import ErrorCode
+from videojob.domain.instances import JobLookupFailed, find_job
+from videojob.domain.principal import (
     KEY_CALLER,
     AuthMisconfigured,
     Caller,
@@ -25,7 +25,7 @@ from videojob.principal import (
     caller_from_headers,
     job_owner,
 )
-from videojob.settings import auth_mode
+from videojob.domain.settings import auth_mode
 
 from .responses import DurableUnavailable, error_response
 

@@ -2,7 +2,7 @@
 
 A batch (`download_batch`) stops starting items when it gets the cancel, but an orchestrator
 cannot raise events to other instances, so its running children are cancelled from here: the
-ones its customStatus names (`videojob.batching.running_children`), read after the batch got
+ones its customStatus names (`videojob.domain.batching.running_children`), read after the batch got
 the event. A child that started in the moment between is cancelled by cancelling again.
 """
 
@@ -14,9 +14,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from videojob.batching import running_children
-from videojob.contract import ErrorCode, EventState
-from videojob.instances import JobLookupFailed, find_job, is_url_safe_instance_id
+from videojob.contract.wire import ErrorCode, EventState, is_url_safe_instance_id
+from videojob.domain.batching import running_children
+from videojob.domain.instances import JobLookupFailed, find_job
 
 from .blueprint import bp
 from .caller import app_links, authenticate, entra_mode, may_see_job, route_auth_level

@@ -8,8 +8,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from videojob.contract import EVENT_NAME
-from videojob.instances import JobInfo, JobLookupFailed, find_job
+from videojob.contract.wire import EVENT_NAME
+from videojob.domain.instances import JobInfo, JobLookupFailed, find_job
 
 from .responses import DurableUnavailable
 

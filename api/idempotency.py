@@ -17,7 +17,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from videojob.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed, RuntimeStatus, find_job
+from videojob.domain.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed, RuntimeStatus, find_job
 
 from .responses import DurableUnavailable, durable_call
 

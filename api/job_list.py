@@ -1,5 +1,5 @@
 """`GET /api/downloads`: this app's jobs, newest first, a page at a time, with `status` and `since`
-filters (policy: `videojob.job_index`, rows: `videojob.instances.summarize`).
+filters (policy: `videojob.domain.job_index`, rows: `videojob.domain.instances.summarize`).
 
 Which jobs and in which order come from the job index (a table the starters write), not from the
 Durable instance query: the Azure Storage provider lists instances by instance id. What each row
@@ -19,10 +19,10 @@ import azure.functions as func
 from azure.durable_functions.models.DurableOrchestrationBindings import DurableOrchestrationBindings
 
 from videojob import bootstrap
-from videojob.contract import ErrorCode
-from videojob.durable_http import DurableHttp
-from videojob.instances import BATCH_KIND, DEFAULT_LIST_TOP, JOB_KIND, MAX_LIST_TOP, JobLookupFailed
-from videojob.job_index import (
+from videojob.adapters.durable_http import DurableHttp
+from videojob.contract.wire import ErrorCode
+from videojob.domain.instances import BATCH_KIND, DEFAULT_LIST_TOP, JOB_KIND, MAX_LIST_TOP, JobLookupFailed
+from videojob.domain.job_index import (
     DEFAULT_OWNER,
     InvalidContinuationToken,
     InvalidListQuery,
@@ -35,7 +35,7 @@ from videojob.job_index import (
     parse_status_filter,
     token_key,
 )
-from videojob.principal import Caller, parse_owner
+from videojob.domain.principal import Caller, parse_owner
 
 from .blueprint import bp
 from .caller import app_links, authenticate, entra_mode, route_auth_level

@@ -24,13 +24,13 @@ from azure.storage.blob import BlobServiceClient
 
 from activities.share_link import default_credential, output_service
 from videojob import bootstrap
-from videojob import job_slots as slots
-from videojob.contract import PHASE_QUEUED, ErrorCode
-from videojob.durable_http import DurableHttp
-from videojob.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed, is_url_safe_instance_id
-from videojob.job_index import DEFAULT_OWNER, JobIndexUnavailable
-from videojob.job_removal import JobBlobs, blob_prefixes, is_removable, removal_targets
-from videojob.principal import Caller, job_owner
+from videojob.adapters.durable_http import DurableHttp
+from videojob.contract.wire import PHASE_QUEUED, ErrorCode, is_url_safe_instance_id
+from videojob.domain import job_slots as slots
+from videojob.domain.instances import ACTIVE_RUNTIME_STATUSES, JobLookupFailed
+from videojob.domain.job_index import DEFAULT_OWNER, JobIndexUnavailable
+from videojob.domain.job_removal import JobBlobs, blob_prefixes, is_removable, removal_targets
+from videojob.domain.principal import Caller, job_owner
 
 from .caller import app_links, authenticate, entra_mode, route_auth_level
 from .responses import error_response, json_response, not_found, unavailable_response

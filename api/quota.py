@@ -1,4 +1,4 @@
-"""`MAX_ACTIVE_JOBS_PER_USER` at submit time (policy: `videojob.user_quota`).
+"""`MAX_ACTIVE_JOBS_PER_USER` at submit time (policy: `videojob.domain.user_quota`).
 
 The count reads the owner's partition of the job index and each still-running row's live status
 through the durable client, so an answer is never older than the request. A failure to count is
@@ -14,10 +14,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from videojob import bootstrap
-from videojob.instances import JobLookupFailed, find_job
-from videojob.job_index import JobIndexUnavailable
-from videojob.request_parsing import Submission
-from videojob.user_quota import RETRY_AFTER_SECONDS, active_count, over_limit, requested_items
+from videojob.domain.instances import JobLookupFailed, find_job
+from videojob.domain.job_index import JobIndexUnavailable
+from videojob.domain.request_parsing import Submission
+from videojob.domain.user_quota import RETRY_AFTER_SECONDS, active_count, over_limit, requested_items
 
 from .responses import DurableUnavailable, TooManyJobs
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class ClientStatuses:
-    """`videojob.job_index.StatusSource` over a `DurableOrchestrationClient`."""
+    """`videojob.domain.job_index.StatusSource` over a `DurableOrchestrationClient`."""
 
     def __init__(self, client: df.DurableOrchestrationClient):
         self.client = client

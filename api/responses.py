@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import azure.durable_functions as df
 import azure.functions as func
 
-from videojob.contract import ErrorCode, error_body
+from videojob.contract.wire import ErrorCode, error_body
 
 log = logging.getLogger(__name__)
 

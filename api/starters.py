@@ -17,11 +17,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from videojob import bootstrap
-from videojob.idempotency import HEADER, REPLAYED_HEADER, checked_client_key, submission_instance_id
-from videojob.instances import BATCH_KIND, JOB_KIND
-from videojob.job_index import DEFAULT_OWNER, JobIndexUnavailable
-from videojob.planning import plan_submission
-from videojob.request_parsing import (
+from videojob.contract.url_policy import UrlPolicy
+from videojob.domain.idempotency import HEADER, REPLAYED_HEADER, checked_client_key, submission_instance_id
+from videojob.domain.instances import BATCH_KIND, JOB_KIND
+from videojob.domain.job_index import DEFAULT_OWNER, JobIndexUnavailable
+from videojob.domain.planning import plan_submission
+from videojob.domain.request_parsing import (
     RequestLimits,
     RequestRejected,
     SingleSubmission,
@@ -29,8 +30,7 @@ from videojob.request_parsing import (
     parse_seed_submission,
     parse_submission,
 )
-from videojob.settings import Settings
-from videojob.url_policy import UrlPolicy
+from videojob.domain.settings import Settings
 
 from .blueprint import bp
 from .caller import app_links, authenticate, owner_for_new_jobs, route_auth_level

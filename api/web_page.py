@@ -17,7 +17,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from videojob.settings import auth_mode
+from videojob.domain.settings import auth_mode
 
 from .blueprint import bp
 

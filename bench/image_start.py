@@ -20,15 +20,15 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from videojob import container_env as E
-from videojob.backends.podman import (
+from videojob.adapters.containers.podman import (
     container_environment,
     create_arguments,
     podman_environment,
     secret_name,
     secure_env_document,
 )
-from videojob.container_spec import ContainerSpec, group_name
+from videojob.contract import container_env as E
+from videojob.domain.container_spec import ContainerSpec, group_name
 
 PODMAN = ("podman", "--runtime", "runc")
 RUN_ARGS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")

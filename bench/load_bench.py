@@ -146,7 +146,7 @@ class LoadRun:
 
     def fifo_inversions(self, tolerance: float = FIFO_TOLERANCE_SECONDS) -> list[tuple[str, str]]:
         """Pairs that started out of arrival order by more than `tolerance` seconds."""
-        from videojob.activity_wire import parse_utc
+        from videojob.domain.activity_wire import parse_utc
 
         records = self.queue_records
         rows = sorted((parse_utc(q["arrivedAt"]), parse_utc(q["grantedAt"]), q["arrivedAt"]) for q in records)
@@ -168,7 +168,7 @@ def percentile(values: list[float], q: float) -> float:
 def job_seconds(run: LoadRun) -> float:
     """A job's own duration: the median from its grant to its end (`output.queue.grantedAt` to
     `lastUpdatedTime`)."""
-    from videojob.activity_wire import parse_utc
+    from videojob.domain.activity_wire import parse_utc
 
     spans = []
     for body in run.finals.values():
@@ -179,7 +179,7 @@ def job_seconds(run: LoadRun) -> float:
 
 
 def devhost_stats(log_file: Path) -> dict[str, int]:
-    """The counts the devhost logs when it stops (`devhost.engine.Engine.stats`)."""
+    """The counts the devhost logs when it stops (`devhost.emulator.engine.Engine.stats`)."""
     found: dict[str, int] = {}
     for text in log_file.read_text(errors="replace").splitlines():
         if "devhost stats: " in text:

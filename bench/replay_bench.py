@@ -127,8 +127,8 @@ def harness_run(
     from tests.orchestration.fakes import FakeBackend
     from tests.support.replay import ReplayHost
     from videojob import bootstrap
-    from videojob import orchestration as policy
-    from videojob.contract import JobStatus
+    from videojob.contract.wire import JobStatus
+    from videojob.domain import orchestration as policy
 
     bootstrap.override(settings=test_settings(), backend=FakeBackend())
     saved = policy.GENERATION_MAX_WEIGHT

@@ -62,7 +62,7 @@ from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
 from tests.worker.conftest import upload_env
 from tests.worker.media_server import serve_media
-from videojob import container_env as E
+from videojob.contract import container_env as E
 
 MiB = 1024 * 1024
 LARGE_MIN_BYTES = 256 * MiB

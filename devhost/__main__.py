@@ -1,3 +1,3 @@
-from .server import main
+from devhost.emulator.server import main
 
 raise SystemExit(main())

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from videojob.settings import DEFAULT_ALLOWED_HOSTS, read_local_settings
-
-from . import media, stack
+from devhost import media, stack
+from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.domain.settings import read_local_settings
 
 SAMPLE_NAME = "sample.mp4"
 SAMPLE_SECONDS = 5
@@ -56,7 +56,8 @@ def verify_blob(connection_string: str, blob: dict) -> str:
 
 def submit(base_url: str, url: str) -> tuple[int, dict | None]:
     """Run the client CLI: its progress goes straight to the terminal, its JSON comes back here."""
-    cmd = [sys.executable, "-m", "videojob.cli", "--base-url", base_url, "--poll", "0.5", "submit", url, "--wait"]
+    cmd = [sys.executable, "-m", "videojob.client.cli", "--base-url", base_url, "--poll", "0.5"]
+    cmd += ["submit", url, "--wait"]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     print(proc.stdout, end="", flush=True)
     try:

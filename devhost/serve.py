@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import stack
+from devhost import stack
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -74,7 +74,7 @@ Azurite  {azurite.blob_endpoint}  (tables: {azurite.table_endpoint})
 web page {base}/api/app
 
   curl -s -X POST {base}/api/downloads -H 'content-type: application/json' -d '{{"url": "https://youtu.be/<id>"}}'
-  python -m videojob.cli --base-url {base} submit <url> --wait
+  python -m videojob.client.cli --base-url {base} submit <url> --wait
 
 Ctrl-C stops everything.""", flush=True)
                 while devhost.alive():

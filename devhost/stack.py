@@ -191,7 +191,7 @@ def stop_local_containers(state_dir: Path) -> int:
     containers = state_dir / "containers"
     if not containers.exists():
         return n
-    from videojob.backends.local import LocalBackend
+    from videojob.adapters.containers.local import LocalBackend
 
     backend = LocalBackend(containers, grace_seconds=3)
     for record in containers.glob("*/record.json"):
@@ -207,7 +207,7 @@ def stop_podman_containers(state_dir: Path) -> int:
     """Delete the containers the podman backend started for the devhost of `state_dir`."""
     if not (state_dir / PODMAN_DIR).is_dir():
         return 0
-    from videojob.backends.podman import PodmanBackend
+    from videojob.adapters.containers.podman import PodmanBackend
 
     with contextlib.suppress(Exception):
         return PodmanBackend(state_dir / PODMAN_DIR, grace_seconds=3).remove_all()
@@ -219,7 +219,7 @@ def running_workers(state_dir: Path) -> list[str]:
     containers = state_dir / "containers"
     if not containers.exists():
         return []
-    from videojob.backends.local import LocalBackend
+    from videojob.adapters.containers.local import LocalBackend
 
     backend = LocalBackend(containers)
     return [r.parent.name for r in containers.glob("*/record.json") if backend.state(r.parent.name).is_active]
@@ -237,7 +237,7 @@ def devhost_env(azurite: Azurite, extra: Mapping[str, str] | None = None) -> dic
         "PYTHONUNBUFFERED": "1",
     })
     if env["CONTAINER_BACKEND"] == "podman":
-        from videojob.settings import PODMAN_DEFAULT_IMAGE
+        from videojob.domain.settings import PODMAN_DEFAULT_IMAGE
 
         # local.settings.json names the cloud's image: here it is what `make image` built, unless set.
         env["WORKER_IMAGE"] = os.environ.get("WORKER_IMAGE") or PODMAN_DEFAULT_IMAGE

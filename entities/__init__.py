@@ -1,5 +1,5 @@
 """Durable entities, as a blueprint: `job_slots` (key `global`), the semaphore behind
-`MAX_RUNNING_JOBS` (logic: `videojob.job_slots`; callers: `orchestrators/job_queue.py`, the sweeper).
+`MAX_RUNNING_JOBS` (logic: `videojob.domain.job_slots`; callers: `orchestrators/job_queue.py`, the sweeper).
 
 The engine runs one entity's operations one at a time, in order: that is the only lock the
 semaphore needs. An entity is not replayed: the replay restrictions (clock, random numbers,
@@ -22,7 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from videojob import bootstrap
-from videojob import job_slots as slots
+from videojob.domain import job_slots as slots
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)

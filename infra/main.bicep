@@ -178,7 +178,7 @@ var tags = {
 var outputContainerName = 'downloads'
 // Workers write here only (per-blob SAS); verified blobs are copied into outputContainerName.
 var stagingContainerName = 'staging'
-// The job list's index table in the output account: the name videojob/job_index_table.py uses
+// The job list's index table in the output account: the name videojob/adapters/job_index_table.py uses
 // (JOB_INDEX_TABLE; the code reads no setting for it, tests/infra/test_access.py checks they match).
 var jobIndexTableName = 'jobindex'
 // A staged blob is deleted once no attempt can still be writing it: more days than the deadline.

@@ -26,8 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from videojob import batching as B
-from videojob.contract import (
+from videojob.contract.wire import (
     PHASE_LISTING,
     PHASE_RUNNING,
     BatchPlan,
@@ -36,7 +35,8 @@ from videojob.contract import (
     JobError,
     failure_message,
 )
-from videojob.orchestration import is_cancel
+from videojob.domain import batching as B
+from videojob.domain.orchestration import is_cancel
 
 from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log
 from .notification import deliver_notification

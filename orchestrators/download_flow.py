@@ -35,7 +35,7 @@ Every yield goes through the `kernel.Mailbox`, so no `JobStatus` event is lost o
 Generations (README, "Long jobs"): while it waits for its slot or watches a worker, the orchestration
 hands over to a new execution of the same instance (`continue_as_new`, `_hand_over`) every
 `policy.GENERATION_MAX_WEIGHT` steps, when no event is left unread (`Mailbox.settled`), carrying
-`videojob.generation.JobCarry`; the new one resumes the queue wait (same place) or the watch (no
+`videojob.domain.generation.JobCarry`; the new one resumes the queue wait (same place) or the watch (no
 provisioning, same group, run token and deadline). A terminal report lost
 anyway (the worker gave up, the app was down) is read back from the worker's result record when
 the heartbeat finds the container ended (`_recover`).
@@ -49,8 +49,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from videojob import orchestration as policy
-from videojob.activity_wire import (
+from videojob.contract.wire import (
+    PHASE_PROVISIONING,
+    ContractError,
+    ErrorCode,
+    JobError,
+    JobPlan,
+    JobResult,
+    failure_message,
+)
+from videojob.domain import orchestration as policy
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -70,10 +79,9 @@ from videojob.activity_wire import (
     record_input,
     share_link_input,
 )
-from videojob.backends.base import ACTIVE_CONTAINER_STATES
-from videojob.container_spec import attempt_group_name, run_token
-from videojob.contract import PHASE_PROVISIONING, ContractError, ErrorCode, JobError, JobPlan, failure_message
-from videojob.generation import JobCarry, WatchCarry, carry_of, next_input
+from videojob.domain.container_port import ACTIVE_CONTAINER_STATES
+from videojob.domain.container_spec import attempt_group_name, run_token
+from videojob.domain.generation import JobCarry, WatchCarry, carry_of, next_input
 
 from .job_queue import JobSlot
 from .kernel import NOTHING, Mailbox, OrchestrationFailed, Steps, replay_safe_log
@@ -82,7 +90,7 @@ from .notification import deliver_notification
 logger = logging.getLogger(__name__)
 
 
-class JobFailed(OrchestrationFailed):
+class DownloadJobFailed(OrchestrationFailed):
     """The job's failure. Its message starts with the error code."""
 
 
@@ -91,7 +99,8 @@ def _log(context: Any, level: int, message: str, *args: Any) -> None:
 
 
 HANDED_OVER = object()
-"""What `_watch` and `_run_attempt` return once `continue_as_new` was called: the execution ends."""
+"""What `_watch`, `_run_attempt`, `_attempts` and `_wait_for_slot` return once `continue_as_new` was called:
+the execution ends."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,7 @@ class _Frame:
 
 @dataclass(frozen=True)
 class _AttemptRun:
-    outcome: policy.Outcome
+    outcome: policy.AttemptOutcome
     record: policy.AttemptRecord
     provisioned_at: datetime
     finished_at: datetime
@@ -145,7 +154,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     except (ContractError, KeyError, TypeError, ValueError) as e:
         error = JobError(ErrorCode.INTERNAL, f"invalid job plan: {e}"[:300])
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group, started_at, run=run_key))
-        raise JobFailed(failure_message(error)) from None
+        raise DownloadJobFailed(failure_message(error)) from None
 
     deadline = policy.deadline_for(started_at, plan)
     mailbox = Mailbox(context)
@@ -158,19 +167,52 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
     slot = JobSlot(context, mailbox, plan, job_id, started_at, deadline, dict(carry.extensions) if carry else {})
     slots.append(slot)
     if resume is None and slot.active:
-        def hand_over(status_updated_at: datetime) -> object:
-            still_queued = JobCarry.in_queue(run_key, started_at, generation + 1, status_updated_at, slot.extensions)
-            return _hand_over(context, mailbox, plan, still_queued)
-
-        refused = yield from slot.acquire(group, hand_over=hand_over,
-                                          status_floor=carry.status_updated_at if carry else None)
-        if refused is HANDED_OVER:
+        status_floor = carry.status_updated_at if carry else None
+        waited = yield from _wait_for_slot(context, mailbox, plan, job_id, run_key, started_at, generation, group,
+                                           slot, status_floor)
+        if waited is HANDED_OVER:
             return None
-        if refused is not None:
-            return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
-        context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime,
-                                                         run=run_key))
 
+    ended = yield from _attempts(context, mailbox, plan, job_id, run_key, deadline, started_at, generation, slot,
+                                 resume)
+    if ended is HANDED_OVER:
+        return None  # the SDK ends this execution with its `continue_as_new`
+    outcome, run, attempts = ended
+    yield from slot.hand_on()  # the last group is gone (or stopped): the next job in the queue is told
+    ended_at: datetime = context.current_utc_datetime
+    if outcome.succeeded and outcome.result is not None:
+        return (yield from _succeeded(context, mailbox, plan, job_id, run_key, slot, started_at, run, attempts,
+                                      outcome.result, ended_at))
+    error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
+    return (yield from _failed(context, mailbox, plan, job_id, run_key, attempts, error, ended_at))
+
+
+def _wait_for_slot(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, started_at: datetime,
+    generation: int, group: str, slot: JobSlot, status_floor: datetime | None,
+) -> Steps:
+    """The global cap: wait in the queue for a slot before the first group. Returns None once the
+    slot is held, or `HANDED_OVER`; a job refused in the queue fails here."""
+    def hand_over(status_updated_at: datetime) -> object:
+        still_queued = JobCarry.in_queue(run_key, started_at, generation + 1, status_updated_at, slot.extensions)
+        return _hand_over(context, mailbox, plan, still_queued)
+
+    refused = yield from slot.acquire(group, hand_over=hand_over, status_floor=status_floor)
+    if refused is HANDED_OVER:
+        return HANDED_OVER
+    if refused is not None:
+        return (yield from _failed_in_queue(context, mailbox, plan, job_id, group, refused))
+    context.set_custom_status(policy.progress_status(policy.ProgressView(), group, context.current_utc_datetime,
+                                                     run=run_key))
+    return None
+
+
+def _attempts(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, deadline: datetime,
+    started_at: datetime, generation: int, slot: JobSlot, resume: JobCarry | None,
+) -> Steps:
+    """Attempts, each in a fresh group, until one succeeds, a failure is final or time is up.
+    Returns `(outcome, the last _AttemptRun, every attempt's record)`, or `HANDED_OVER`."""
     records: list[policy.AttemptRecord] = list(resume.attempts) if resume else []
     attempt = resume.attempt if resume else 1
     while True:
@@ -179,7 +221,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         run = yield from _run_attempt(context, mailbox, plan, job_id, run_key, attempt, deadline,
                                       frame=frame, resume=resume, slot=slot)
         if run is HANDED_OVER:
-            return None  # the SDK ends this execution with its `continue_as_new`
+            return HANDED_OVER
         resume = None
         records.append(run.record)
         outcome = run.outcome
@@ -197,35 +239,42 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
         _log(context, logging.WARNING, "job %s: attempt %d failed (%s); attempt %d in %.0f s",
              job_id, attempt - 1, outcome.error.code, attempt, pause)
         if (yield from mailbox.sleep_unless(fire_at, policy.is_cancel)):
-            outcome = policy.Outcome(error=policy.cancelled_error())
+            outcome = policy.AttemptOutcome(error=policy.cancelled_error())
             break
+    return outcome, run, tuple(records)
 
-    yield from slot.hand_on()  # the last group is gone (or stopped): the next job in the queue is told
-    attempts = tuple(records)
+
+def _succeeded(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, slot: JobSlot, started_at: datetime,
+    run: _AttemptRun, attempts: tuple[policy.AttemptRecord, ...], result: JobResult, ended_at: datetime,
+) -> Steps:
+    """The job's output: the result, its share link and the completion webhook's delivery."""
     last = attempts[-1]
-    ended_at: datetime = context.current_utc_datetime
+    timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
+    context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt,
+                                                      run=run_key))
+    _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
+    output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
+    if (queue := slot.record()) is not None:
+        output["queue"] = queue
+    if plan.share_link_hours > 0 and result.blob is not None:
+        linked = yield from mailbox.call(
+            CREATE_SHARE_LINK,
+            share_link_input(job_id, result.blob.container, result.blob.name, plan.share_link_hours),
+        )
+        output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
+    if plan.request.notify_url:
+        output["notification"] = yield from deliver_notification(context, mailbox, plan.request.notify_url,
+                                                                 dict(output))
+    return output
 
-    if outcome.succeeded and outcome.result is not None:
-        result = outcome.result
-        timings = policy.Timings(started_at, run.provisioned_at, run.finished_at, ended_at, last.started_at)
-        context.set_custom_status(policy.succeeded_status(result, last.group, last.cleanup, ended_at, last.attempt,
-                                                          run=run_key))
-        _log(context, logging.INFO, "job %s succeeded in attempt %d (cleanup %s)", job_id, last.attempt, last.cleanup)
-        output = policy.success_output(job_id, plan, result, last.group, last.cleanup, timings, attempts)
-        if (queue := slot.record()) is not None:
-            output["queue"] = queue
-        if plan.share_link_hours > 0 and result.blob is not None:
-            linked = yield from mailbox.call(
-                CREATE_SHARE_LINK,
-                share_link_input(job_id, result.blob.container, result.blob.name, plan.share_link_hours),
-            )
-            output["shareLink"] = policy.share_link_record(ShareLinkResult.from_wire(linked))
-        if plan.request.notify_url:
-            output["notification"] = yield from deliver_notification(context, mailbox, plan.request.notify_url,
-                                                                     dict(output))
-        return output
 
-    error = outcome.error or JobError(ErrorCode.INTERNAL, "the job ended without a result")
+def _failed(
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str,
+    attempts: tuple[policy.AttemptRecord, ...], error: JobError, ended_at: datetime,
+) -> Steps:
+    """The job's failure: its status, the completion webhook, then the orchestration fails."""
+    last = attempts[-1]
     cost = policy.cost_summary(attempts, plan)
     context.set_custom_status(policy.failed_status(error, last.cleanup, last.group, ended_at, attempts, cost,
                                                    run=run_key))
@@ -240,7 +289,7 @@ def _run_job(context: Any, slots: list[JobSlot]) -> Steps:
                 run=run_key,
             )
         )
-    raise JobFailed(failure_message(error))
+    raise DownloadJobFailed(failure_message(error))
 
 
 def _failed_in_queue(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, group: str,
@@ -255,7 +304,7 @@ def _failed_in_queue(context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str,
         notification = yield from deliver_notification(context, mailbox, plan.request.notify_url, payload)
         context.set_custom_status(policy.failed_status(error, policy.CLEANUP_NONE, group,
                                                        context.current_utc_datetime, (), cost, notification))
-    raise JobFailed(failure_message(error))
+    raise DownloadJobFailed(failure_message(error))
 
 
 def _run_attempt(
@@ -319,7 +368,7 @@ def _carry_maker(
 
 def _finish_attempt(
     context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, group: str, attempt: int,
-    outcome: policy.Outcome, began: datetime, provisioned_at: datetime,
+    outcome: policy.AttemptOutcome, began: datetime, provisioned_at: datetime,
 ) -> Steps:
     """Check (publish) a reported success, clean up, record the attempt."""
     finished_at: datetime = context.current_utc_datetime
@@ -332,7 +381,8 @@ def _finish_attempt(
 
 
 def _checked(
-    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int, outcome: policy.Outcome
+    context: Any, mailbox: Mailbox, plan: JobPlan, job_id: str, run_key: str, attempt: int,
+    outcome: policy.AttemptOutcome,
 ) -> Steps:
     """A reported success stands only for bytes the service has verified (the worker handles hostile
     content and may lie): the pure rule first, so a foreign blob costs no storage call and gets no
@@ -346,7 +396,7 @@ def _checked(
     refused = policy.result_problem(job_id, plan, result)
     if refused is not None:
         _log(context, logging.WARNING, "job %s: %s", job_id, refused.message)
-        return policy.Outcome(error=refused)
+        return policy.AttemptOutcome(error=refused)
     if result.blob is None:  # a listing: nothing stored
         return outcome
     blob = result.blob
@@ -371,7 +421,7 @@ def _provision(
     *,
     slot: JobSlot | None = None,
 ) -> Steps:
-    """Create the group. Returns None once it exists, or the failing `Outcome`.
+    """Create the group. Returns None once it exists, or the failing `AttemptOutcome`.
 
     A failure that means "not now" (`retry_after_seconds`: roles still propagating) is waited out
     without counting a failed try; the backend bounds how long it says so, the deadline bounds all.
@@ -383,9 +433,9 @@ def _provision(
     failures = 0
     while True:
         if mailbox.holds(policy.is_cancel):
-            return policy.Outcome(error=policy.cancelled_error())
+            return policy.AttemptOutcome(error=policy.cancelled_error())
         if context.current_utc_datetime >= deadline:
-            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, PHASE_PROVISIONING))
+            return policy.AttemptOutcome(error=policy.deadline_error(plan.deadline_seconds, PHASE_PROVISIONING))
         result = CreateResult.from_wire((yield from mailbox.call(CREATE_CONTAINER_GROUP, request)), group)
         if result.ok:
             return None
@@ -395,7 +445,7 @@ def _provision(
                  job_id, error.code)
             refused = yield from slot.wait_out_quota(error, group)
             if refused is not None:
-                return policy.Outcome(error=refused)
+                return policy.AttemptOutcome(error=refused)
             context.set_custom_status(policy.progress_status(policy.ProgressView(), group,
                                                              context.current_utc_datetime, job_attempt, run=run_key))
             continue
@@ -407,7 +457,7 @@ def _provision(
             failures += 1
             _log(context, logging.WARNING, "job %s: create try %d failed: %s", job_id, failures, error.code)
             if not error.retryable or failures >= max_failures:
-                return policy.Outcome(error=policy.provisioning_error(error))
+                return policy.AttemptOutcome(error=policy.provisioning_error(error))
             pause = policy.backoff_seconds(plan.provision_backoff_seconds, failures - 1)
         yield from mailbox.sleep_until(policy.wake_at(context.current_utc_datetime, pause, deadline))
 
@@ -427,7 +477,7 @@ def _watch(
 ) -> Steps:
     """Follow the worker's reports until one ends the attempt, the heartbeat is lost or time runs out.
     Reports of other attempts are ignored; `seq` de-duplication starts afresh with each attempt.
-    Returns the `Outcome`, or `HANDED_OVER` (a new generation goes on watching: `hand_over` makes
+    Returns the `AttemptOutcome`, or `HANDED_OVER` (a new generation goes on watching: `hand_over` makes
     its carry). `state`, `status_floor`: where the last generation left the watch."""
     heartbeat = plan.heartbeat_timeout_seconds
     now = context.current_utc_datetime
@@ -460,7 +510,7 @@ def _watch(
 
         timer = None
         if now >= deadline:
-            return policy.Outcome(error=policy.deadline_error(plan.deadline_seconds, state.view.phase))
+            return policy.AttemptOutcome(error=policy.deadline_error(plan.deadline_seconds, state.view.phase))
         if not policy.heartbeat_due(state, now, heartbeat):
             continue
         inspected = InspectResult.from_wire((yield from mailbox.call(INSPECT_CONTAINER_GROUP, group_input(group))))
@@ -479,7 +529,7 @@ def _watch(
                 state, outcome = _apply(context, state, payload, group, now, run)
                 if outcome is not None:
                     return outcome
-            return recovered or policy.Outcome(error=policy.heartbeat_error(group, inspected, heartbeat))
+            return recovered or policy.AttemptOutcome(error=policy.heartbeat_error(group, inspected, heartbeat))
         # Still running (a slow step that does not report), or the backend could not tell:
         # give it another window; the deadline bounds the wait.
         state = replace(state, last_heard=now)
@@ -496,7 +546,7 @@ def _hand_over(context: Any, mailbox: Mailbox, plan: JobPlan, carry: JobCarry) -
 
 def _apply(
     context: Any, state: policy.WatchState, payload: Any, group: str, now: datetime, run: str | None
-) -> tuple[policy.WatchState, policy.Outcome | None]:
+) -> tuple[policy.WatchState, policy.AttemptOutcome | None]:
     state, outcome, changed = policy.on_event(state, payload, now)
     if changed or outcome is not None:  # a terminal report ends the attempt's token everywhere
         context.set_custom_status(policy.progress_status(state.view, group, now, state.attempt, state.last_report_at,

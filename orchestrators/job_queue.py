@@ -27,17 +27,17 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from videojob import job_slots as slots
-from videojob import orchestration as policy
-from videojob.activity_wire import parse_utc
-from videojob.contract import PHASE_QUEUED, ErrorCode, JobError, JobPlan
-from videojob.failure_reason import FailureReason
+from videojob.contract.wire import PHASE_QUEUED, ErrorCode, JobError, JobPlan
+from videojob.domain import job_slots as slots
+from videojob.domain import orchestration as policy
+from videojob.domain.activity_wire import parse_utc
+from videojob.domain.failure_reason import FailureReason
 
 from .kernel import Mailbox, Steps
 
 SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
 CARRY_MEMBER = "queue"
-"""The member of a generation's carry extensions (`videojob.generation.JobCarry.extensions`)."""
+"""The member of a generation's carry extensions (`videojob.domain.generation.JobCarry.extensions`)."""
 
 
 class JobSlot:

@@ -19,8 +19,8 @@ from typing import Any
 
 from azure.durable_functions.models.history import HistoryEventType
 
-from videojob.activity_wire import failed_activity_error
-from videojob.contract import EVENT_NAME
+from videojob.contract.wire import EVENT_NAME
+from videojob.domain.activity_wire import failed_activity_error
 
 Steps = Generator[Any, Any, Any]
 NOTHING = object()

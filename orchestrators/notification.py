@@ -2,7 +2,7 @@
 
 A helper generator for `download_job` and `download_batch`: `yield from` it. It is deterministic
 (durable timers only) and never raises for a failed delivery: the result is a record for the
-job's output (`videojob.notification.delivery_record`). Its activity calls and timers go through
+job's output (`videojob.domain.notification.delivery_record`). Its activity calls and timers go through
 the orchestration's `Mailbox` (`kernel`), like every other yield.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from videojob.activity_wire import NOTIFY_COMPLETION
-from videojob.notification import (
+from videojob.domain.activity_wire import NOTIFY_COMPLETION
+from videojob.domain.notification import (
     NOTIFY_FIRST_BACKOFF_SECONDS,
     NOTIFY_MAX_ATTEMPTS,
     NotifyResult,
@@ -19,7 +19,7 @@ from videojob.notification import (
     notify_backoff_seconds,
     notify_input,
 )
-from videojob.orchestration import wake_at
+from videojob.domain.orchestration import wake_at
 
 from .kernel import Mailbox, Steps
 

@@ -1,5 +1,5 @@
 """Retention: a timer trigger removing finished jobs older than `JOB_RETENTION_DAYS` everywhere
-(policy: `videojob.retention`, the run: `retention.purge`).
+(policy: `videojob.domain.retention`, the run: `retention.purge`).
 
 Durable history through the extension's client endpoint, the job list's index rows, and, where the
 output is Azurite (reached by `OUTPUT_CONNECTION_STRING`: the devhost), the output blobs and result
@@ -17,8 +17,8 @@ from azure.durable_functions.models.DurableOrchestrationBindings import DurableO
 
 from api.starters import BATCH_ORCHESTRATOR_NAME, ORCHESTRATOR_NAME
 from videojob import bootstrap
-from videojob.durable_http import DurableHttp
-from videojob.retention import RETENTION_SCHEDULE, RetentionSummary
+from videojob.adapters.durable_http import DurableHttp
+from videojob.domain.retention import RETENTION_SCHEDULE, RetentionSummary
 
 from .blobs import expiring_blobs
 from .purge import run_retention

@@ -9,8 +9,8 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from videojob.retention import is_expired_blob
-from videojob.settings import Settings
+from videojob.domain.retention import is_expired_blob
+from videojob.domain.settings import Settings
 
 
 class ContainerBlobs:

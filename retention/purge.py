@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from videojob.durable_http import InstancePage
-from videojob.instances import JobLookupFailed
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END, JobIndex, JobIndexUnavailable, older_than_bound
-from videojob.principal import job_owner
-from videojob.retention import (
+from videojob.adapters.durable_http import InstancePage
+from videojob.domain.instances import JobLookupFailed
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END, JobIndex, JobIndexUnavailable, older_than_bound
+from videojob.domain.principal import job_owner
+from videojob.domain.retention import (
     MAX_BLOB_DELETES_PER_RUN,
     MAX_INDEX_ROWS_PER_RUN,
     MAX_PURGE_QUERY_PAGES,
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class TaskHub(Protocol):
-    """The Durable calls a run needs (`videojob.durable_http.DurableHttp` has them)."""
+    """The Durable calls a run needs (`videojob.adapters.durable_http.DurableHttp` has them)."""
 
     async def page(self, top: int, continuation_token: str | None = None, *, created_to: datetime | None = None,
                    runtime_statuses: Sequence[str] = ()) -> InstancePage: ...

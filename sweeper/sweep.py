@@ -16,12 +16,12 @@ from datetime import datetime
 
 import azure.durable_functions as df
 
-from videojob import job_slots as slots
-from videojob.backends.base import ContainerBackend, ManagedGroup
-from videojob.instances import JobLookupFailed, find_job
-from videojob.settings import Settings
-from videojob.slot_announce import announce_grants
-from videojob.sweep_policy import JobSnapshot, SweepPolicy, decide, stale_slot_members
+from videojob.domain import job_slots as slots
+from videojob.domain.container_port import ContainerBackend, ManagedGroup
+from videojob.domain.instances import JobLookupFailed, find_job
+from videojob.domain.settings import Settings
+from videojob.domain.slot_announce import announce_grants
+from videojob.domain.sweep_policy import JobSnapshot, SweepPolicy, decide_sweep, stale_slot_members
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def sweep(
             summary.reasons["lookup_failed"] += 1
             log.warning("sweep: cannot look up the job of %s: %s", group.name, e)
             continue
-        decision = decide(group.state, group.tags, job, now, policy)
+        decision = decide_sweep(group.state, group.tags, job, now, policy)
         summary.reasons[decision.reason] += 1
         if not decision.delete:
             summary.kept += 1
@@ -90,7 +90,7 @@ async def sweep(
 
 
 SLOTS = df.EntityId(slots.ENTITY_NAME, slots.ENTITY_KEY)
-"""(`videojob.slot_announce.announce_grants` raises `SlotGranted` through the same client.)"""
+"""(`videojob.domain.slot_announce.announce_grants` raises `SlotGranted` through the same client.)"""
 LOOKUP_CONCURRENCY = 8
 
 

@@ -1,5 +1,5 @@
-"""The video job: the contract, settings and policy shared by the function app and the worker.
-
-Everything here is plain Python over small frozen dataclasses, except `backends/`, which holds
-the container backends (the only place a container SDK or process API is touched).
+"""The video job, by layer (docs/design.md "Layout"; the import rules are in pyproject.toml):
+`contract/` (what the app and the worker share: the worker imports nothing else of this package),
+`domain/` (pure policy), `adapters/` (Azure, podman, processes), `client/` (the CLI) and
+`bootstrap.py` (the composition root).
 """

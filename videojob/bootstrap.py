@@ -10,9 +10,10 @@ import os
 import threading
 from pathlib import Path
 
-from .backends import ContainerBackend, make_backend
-from .job_index import JobIndex
-from .settings import Settings, load_settings
+from videojob.adapters.azure_credential import default_credential
+from videojob.adapters.containers import ContainerBackend, make_backend
+from videojob.domain.job_index import JobIndex
+from videojob.domain.settings import Settings, load_settings
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -41,15 +42,12 @@ def backend() -> ContainerBackend:
 
 
 def job_index() -> JobIndex:
-    """The job index (`videojob.job_index`) in the output account's table service."""
+    """The job index (`videojob.domain.job_index`) in the output account's table service."""
     global _job_index
     s = settings()
     with _lock:
         if _job_index is None:
-            # The one cached app identity credential of the process (share links use it too).
-            from activities.share_link import default_credential
-
-            from .job_index_table import job_index_from_settings
+            from videojob.adapters.job_index_table import job_index_from_settings
 
             _job_index = job_index_from_settings(s, default_credential)
         return _job_index

@@ -32,9 +32,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from videojob.url_policy import is_forbidden_address
+from videojob.contract.url_policy import is_forbidden_address
 
-from .errors import AddressRefused
+
+class AddressRefused(ConnectionRefusedError):
+    """The address guard refused a connection to a private/loopback/link-local/reserved address."""
+
+    def __init__(self, address: str, port: int | None):
+        super().__init__(f"connection to a private or reserved address refused ({address})")
+        self.address = address
+        self.port = port
+
 
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 

@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from videojob.contract import BlobResult, ErrorCode, JobError
+from videojob.contract.wire import BlobResult, ErrorCode, JobError
 
 from .blob_sink import AzureBlobSink, BlobProperties, StagedBlob, UploadProgress, UploadTarget
 from .failures import JobFailed, clean_message

@@ -1,7 +1,7 @@
 """The Blob Storage edge: stage a file as blocks, hashing it on the way out; commit it later.
 
 Auth: nothing but the attempt's two SAS URLs (`STAGING_MEDIA_URL`, `STAGING_RECORD_URL`,
-`videojob.staging`): write-only, one blob each, in the staging container, expiring at the job's
+`videojob.contract.staging`): write-only, one blob each, in the staging container, expiring at the job's
 deadline. The worker holds no account key and no identity with a storage role; it cannot read,
 list or delete anything, nor create a container. The name it reports (`<job id>/<title>.<ext>`)
 is a proposal: the app copies the staged blob there after checking it (`activities/publish.py`).
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from videojob.contract import BlobResult, ErrorCode, JobError
-from videojob.output_blob import blob_url
+from videojob.contract.output_blob import blob_url
+from videojob.contract.wire import BlobResult, ErrorCode, JobError
 
 from .failures import JobFailed, clean_message
 
@@ -102,7 +102,7 @@ class BlobSink(Protocol):
         ...
 
     def put_record(self, name: str, data: bytes) -> None:
-        """Write the job's result record (`videojob.result_record`) at once. `name` must be the
+        """Write the job's result record (`videojob.contract.result_record`) at once. `name` must be the
         one its SAS names (`result_record_name`): the sink can write nowhere else."""
         ...
 

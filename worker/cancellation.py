@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 
 class CancelToken:

@@ -1,6 +1,6 @@
 """The worker's configuration: the container env contract plus tuning that is ours to choose.
 
-The env names are owned by `videojob.container_env`; this module adds nothing the function
+The env names are owned by `videojob.contract.container_env`; this module adds nothing the function
 app would have to know about.
 """
 
@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from videojob.container_env import (
+from videojob.contract.container_env import (
     MAX_SECURE_ENV_FILE_BYTES,
     SECURE_ENV_FILE,
     SECURE_NAMES,
@@ -19,10 +18,7 @@ from videojob.container_env import (
     WorkerEnvError,
     parse_worker_env,
 )
-from videojob.url_policy import UrlPolicy
-
-if TYPE_CHECKING:
-    from .downloader import DownloadTuning
+from videojob.contract.url_policy import UrlPolicy
 
 __all__ = ["Tuning", "WorkerConfig", "WorkerEnvError", "load_config"]
 
@@ -44,7 +40,7 @@ class Tuning:
     callback_backoff_seconds: float = 1.0
     callback_backoff_max_seconds: float = 8.0
     callback_final_give_up_seconds: float = 120.0
-    """How long a terminal report is retried (the outcome is recorded before: `videojob.result_record`)."""
+    """How long a terminal report is retried (the outcome is recorded before: `videojob.contract.result_record`)."""
     cancel_grace_seconds: float = 5.0
     """After SIGTERM, how long the job may take to stop cleanly before the runner reports for it."""
     in_memory_bytes: int = 32 * MiB
@@ -52,17 +48,6 @@ class Tuning:
     YouTube needs about 10 MB)."""
     max_fragments: int = 100_000
     """Segments one playlist or manifest may describe (a 10-hour stream of 2 s segments has 18,000)."""
-
-    def download_tuning(self) -> DownloadTuning:
-        from .downloader import DownloadTuning  # yt-dlp is imported where it is used
-
-        return DownloadTuning(
-            concurrent_fragments=self.concurrent_fragments,
-            socket_timeout_seconds=self.socket_timeout_seconds,
-            retries=self.download_retries,
-            in_memory_bytes=self.in_memory_bytes,
-            max_fragments=self.max_fragments,
-        )
 
 
 @dataclass(frozen=True)

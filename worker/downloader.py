@@ -35,8 +35,8 @@ import yt_dlp
 from yt_dlp.downloader.external import FFmpegFD
 from yt_dlp.postprocessor.common import PostProcessor
 
-from videojob.container_env import DEFAULT_AUDIO_FORMAT, DEFAULT_MAX_BYTES
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.container_env import DEFAULT_AUDIO_FORMAT, DEFAULT_MAX_BYTES
+from videojob.contract.wire import ErrorCode, JobError
 
 from . import traffic
 from .config import Tuning
@@ -73,6 +73,16 @@ class DownloadTuning:
     retries: int = Tuning.download_retries
     in_memory_bytes: int = Tuning.in_memory_bytes
     max_fragments: int = Tuning.max_fragments
+
+    @classmethod
+    def of(cls, tuning: Tuning) -> DownloadTuning:
+        return cls(
+            concurrent_fragments=tuning.concurrent_fragments,
+            socket_timeout_seconds=tuning.socket_timeout_seconds,
+            retries=tuning.download_retries,
+            in_memory_bytes=tuning.in_memory_bytes,
+            max_fragments=tuning.max_fragments,
+        )
 
 
 @dataclass(frozen=True)

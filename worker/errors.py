@@ -1,4 +1,4 @@
-"""Failure classification: every way a job can fail, mapped to a `videojob.contract.ErrorCode`.
+"""Failure classification: every way a job can fail, mapped to a `videojob.contract.wire.ErrorCode`.
 
 Pure: it inspects exception types and messages and returns a `JobError`; no I/O. yt-dlp wraps
 the real cause (`DownloadError.exc_info`, `ExtractorError.cause`), so the whole cause chain is
@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadCancelled, ExtractorError, GeoRestrictedError, PostProcessingError, UnsupportedError
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
+from .address_guard import AddressRefused
 from .failures import JobFailed, clean_message
 from .traffic import TrafficExceeded
 
-__all__ = ["AddressRefused", "DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
+__all__ = ["DownloadAborted", "JobFailed", "classify", "clean_message", "failure"]
 
 
 class DownloadAborted(DownloadCancelled):
@@ -171,12 +172,3 @@ def classify(exc: BaseException) -> JobError:
     if _NETWORK_TEXT.search(full_text):
         return JobError(ErrorCode.NETWORK, message, retryable=True)
     return JobError(ErrorCode.INTERNAL, message)
-
-
-class AddressRefused(ConnectionRefusedError):
-    """The address guard refused a connection to a private/loopback/link-local/reserved address."""
-
-    def __init__(self, address: str, port: int | None):
-        super().__init__(f"connection to a private or reserved address refused ({address})")
-        self.address = address
-        self.port = port

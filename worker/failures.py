@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from videojob.contract import MAX_ERROR_MESSAGE, JobError
+from videojob.contract.wire import MAX_ERROR_MESSAGE, JobError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from yt_dlp.version import __version__ as YTDLP_VERSION
 
-from videojob.contract import ErrorCode, EventState, JobError, JobResult, JobStatus, MediaInfo, Progress
-from videojob.output_blob import result_record_name
-from videojob.result_record import ResultRecord
-from videojob.url_policy import UrlRejected, check_url, is_forbidden_address
+from videojob.contract.result_record import ResultRecord
+from videojob.contract.staging import result_record_name
+from videojob.contract.url_policy import UrlRejected, check_url, is_forbidden_address
+from videojob.contract.wire import ErrorCode, EventState, JobError, JobResult, JobStatus, MediaInfo, Progress
 
 from . import address_guard, logs
 from .blob_sink import BlobProperties, BlobSink, StagedBlob

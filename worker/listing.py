@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from yt_dlp.utils import unsmuggle_url
 
-from videojob.contract import MAX_PLAYLIST_ENTRIES, ErrorCode, EventState, JobError, JobResult, PlaylistEntry
+from videojob.contract.wire import MAX_PLAYLIST_ENTRIES, ErrorCode, EventState, JobError, JobResult, PlaylistEntry
 
 from . import address_guard, logs, traffic
 from .blob_sink import BlobSink

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 log = logging.getLogger("worker.memory")
 

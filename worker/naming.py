@@ -6,7 +6,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from videojob.output_blob import job_blob_prefix
+from videojob.contract.output_blob import job_blob_prefix
 
 MAX_TITLE_CHARS = 120
 FALLBACK_TITLE = "media"
@@ -39,7 +39,7 @@ def sanitize_title(title: str | None) -> str:
 
 def blob_name(job_id: str, title: str | None, ext: str) -> str:
     """`{job_blob_prefix(jobId)}{sanitized title}.{ext}`: under the job's own prefix, the one rule the
-    orchestrator checks the reported name against (`videojob.output_blob`)."""
+    orchestrator checks the reported name against (`videojob.contract.output_blob`)."""
     return f"{job_blob_prefix(job_id)}{sanitize_title(title)}.{ext.lower()}"
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from videojob.contract import Progress
+from videojob.contract.wire import Progress
 
 
 @dataclass

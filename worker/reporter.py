@@ -6,7 +6,7 @@ Events are sent by one background thread so a slow callback never stalls the dow
 - Connection errors, 5xx and 429 are retried with exponential backoff: progress for
   `max_attempts` tries, a terminal event for at least that and until `final_give_up_seconds`
   (2 minutes) have passed since its first try (the function app may be restarting); the job
-  recorded its outcome before (`videojob.result_record`), so the orchestrator still learns it.
+  recorded its outcome before (`videojob.contract.result_record`), so the orchestrator still learns it.
 - 401/404/410 stop all reporting: the token is wrong or the orchestration is gone or done,
   so nobody is listening; the job reads `rejected_status` and stops working.
 - The first terminal event (`succeeded`/`failed`) wins; `finish` waits for its delivery.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from videojob.contract import FAILED, PROGRESS, STARTED, SUCCEEDED, JobError, JobResult, JobStatus, Progress
+from videojob.contract.wire import EventState, JobError, JobResult, JobStatus, Progress
 
 from .progress import ProgressThrottle
 
@@ -124,7 +124,7 @@ class Reporter:
     def started(self, phase: str = "downloading") -> None:
         with self._cond:
             self._throttle.sent(self._clock(), phase)
-        self._emit(STARTED, phase=phase)
+        self._emit(EventState.STARTED, phase=phase)
 
     def progress_due(self, phase: str) -> bool:
         """Whether a progress event for `phase` would pass the throttle now (nothing is recorded):
@@ -137,14 +137,14 @@ class Reporter:
         with self._cond:
             if not (self._throttle.offer(self._clock(), phase) or force):
                 return False
-        return self._emit(PROGRESS, phase=phase, progress=progress)
+        return self._emit(EventState.PROGRESS, phase=phase, progress=progress)
 
     def succeeded(self, result: JobResult, timeout: float | None = None) -> bool:
-        self._emit(SUCCEEDED, result=result)
+        self._emit(EventState.SUCCEEDED, result=result)
         return self.wait_delivered(timeout)
 
     def failed(self, error: JobError, timeout: float | None = None) -> bool:
-        self._emit(FAILED, error=error)
+        self._emit(EventState.FAILED, error=error)
         return self.wait_delivered(timeout)
 
     def outcome_event(self, state: str, **fields: object) -> JobStatus:
@@ -172,9 +172,9 @@ class Reporter:
                 state=state, job_id=self._job_id, seq=self._seq, sent_at=utc_now_text(), attempt=self._attempt,
                 **fields,  # type: ignore[arg-type]
             )
-            if state in (SUCCEEDED, FAILED):
+            if state in (EventState.SUCCEEDED, EventState.FAILED):
                 self._terminal_made = True
-            if state == PROGRESS and self._queue and self._queue[-1].state == PROGRESS:
+            if state == EventState.PROGRESS and self._queue and self._queue[-1].state == EventState.PROGRESS:
                 self._queue[-1] = event
             else:
                 self._queue.append(event)
@@ -195,7 +195,7 @@ class Reporter:
                 return
 
     def _superseded(self, event: JobStatus) -> bool:
-        return event.state == PROGRESS and bool(self._queue)
+        return event.state == EventState.PROGRESS and bool(self._queue)
 
     def _deliver(self, event: JobStatus) -> bool:
         body = json.dumps(event.to_wire(), separators=(",", ":")).encode("utf-8")

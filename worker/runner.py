@@ -20,11 +20,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 from .cancellation import CancelToken
 from .config import Tuning, WorkerConfig, WorkerEnvError, load_config
-from .downloader import Downloader, YtDlpDownloader
+from .downloader import Downloader, DownloadTuning, YtDlpDownloader
 from .job import YTDLP_VERSION, Outcome, WorkArea, run_job
 from .logs import configure_logging
 from .memory_limit import MemoryWatchdog, MiB, cgroup_memory_bytes, limit_job_process
@@ -164,11 +164,11 @@ def main(
             from .listing import YtDlpLister, run_listing
 
             return run_listing(
-                config, lister=YtDlpLister(t.download_tuning()), reporter=reporter, cancel=cancel, sink_factory=sinks
+                config, lister=YtDlpLister(DownloadTuning.of(t)), reporter=reporter, cancel=cancel, sink_factory=sinks
             )
         return run_job(
             config,
-            downloader=downloader or YtDlpDownloader(t.download_tuning()),
+            downloader=downloader or YtDlpDownloader(DownloadTuning.of(t)),
             sink_factory=sinks,
             reporter=reporter,
             cancel=cancel,

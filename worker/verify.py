@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 
 from .errors import JobFailed, clean_message
 from .media_guard import INPUT_RESTRICTIONS, is_allowed_format

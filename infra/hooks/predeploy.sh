@@ -2,7 +2,7 @@
 # azd predeploy hook: build the worker image in the registry (ACR Tasks, no local Docker) and point
 # the function app's WORKER_IMAGE at it.
 #
-# The tag is a hash of the worker's sources (worker/, videojob/), so an unchanged worker is not
+# The tag is a hash of the worker's sources (worker/, videojob/contract/), so an unchanged worker is not
 # rebuilt and every container group runs an immutable image. The reference is kept in the azd
 # environment (WORKER_IMAGE), which main.parameters.json feeds back to Bicep: later `azd provision`
 # runs keep the same image instead of resetting it.
@@ -36,13 +36,13 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git ls-files --deleted >"$work/deleted"
   grep -vxF -f "$work/deleted" "$work/all" >"$work/files" || true
 else
-  find worker videojob -type f ! -name '*.pyc' >"$work/files"
+  find worker videojob/__init__.py videojob/contract -type f ! -name '*.pyc' >"$work/files"
 fi
 tar -cf - -T "$work/files" | tar -xf - -C "$context"
 
 if command -v sha256sum >/dev/null 2>&1; then hash_cmd="sha256sum"; else hash_cmd="shasum -a 256"; fi
 # Names and contents of the worker's sources: the same sources give the same tag on any machine.
-digest="$(cd "$context" && find worker videojob -type f -print0 | LC_ALL=C sort -z | xargs -0 $hash_cmd | $hash_cmd | cut -c1-16)"
+digest="$(cd "$context" && find worker videojob/__init__.py videojob/contract -type f -print0 | LC_ALL=C sort -z | xargs -0 $hash_cmd | $hash_cmd | cut -c1-16)"
 tag="src-$digest"
 image="$AZURE_CONTAINER_REGISTRY_ENDPOINT/$repository:$tag"
 

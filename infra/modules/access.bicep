@@ -242,7 +242,7 @@ resource funcStagingContributor 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
-// The job list's index (videojob/job_index_table.py): query, insert, update and delete its rows.
+// The job list's index (videojob/adapters/job_index_table.py): query, insert, update and delete its rows.
 // A role assignment can be scoped to a single table (Microsoft Learn, "Assign an Azure role for
 // access to table data"), so the app gets no right on any other table of the output account.
 resource funcJobIndexTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

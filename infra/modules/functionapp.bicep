@@ -182,7 +182,7 @@ var runtimeSettings = {
   AZURE_CLIENT_ID: functionIdentity.properties.clientId
 }
 
-// Every setting our code reads (videojob.settings.SETTING_NAMES), same names as
+// Every setting our code reads (videojob.domain.settings.SETTING_NAMES), same names as
 // local.settings.sample.json. tests/infra/test_settings_drift.py keeps the three in step.
 var videojobSettings = {
   CONTAINER_BACKEND: 'aci'

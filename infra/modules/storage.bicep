@@ -17,7 +17,7 @@ param storageAccountName string
 param outputStorageAccountName string
 param outputContainerName string
 param stagingContainerName string
-@description('The job list\'s index table in the output account (videojob/job_index_table.py).')
+@description('The job list\'s index table in the output account (videojob/adapters/job_index_table.py).')
 param jobIndexTableName string
 
 @description('Days a finished job\'s blobs (outputs and result record) are kept in the output container.')

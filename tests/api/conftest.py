@@ -23,11 +23,11 @@ from tests.support.durable_standin import (
 )
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob import container_env as E
-from videojob.container_spec import build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.job_index_table import TableJobIndex
-from videojob.settings import Settings, load_settings
+from videojob.adapters.job_index_table import TableJobIndex
+from videojob.contract import container_env as E
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_spec import build_container_spec
+from videojob.domain.settings import Settings, load_settings
 
 SIGNING_KEY = "test-signing-key-0123456789-abcdefghijklmnop"
 NOTIFY_KEY = "test-notify-key-0123456789-abcdefghijklmnopq"

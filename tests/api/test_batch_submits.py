@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.api.conftest import Api
 from tests.api.test_starters import assert_check_status_answer
-from videojob.contract import BatchPlan
+from videojob.contract.wire import BatchPlan
 
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 VIDEO2 = "https://youtu.be/9bZkp7q19f0"

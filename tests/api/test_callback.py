@@ -14,8 +14,8 @@ import pytest
 
 from tests.api.conftest import RUN, SIGNING_KEY, Api, issued_token, watching_status
 from videojob import bootstrap
-from videojob.contract import EVENT_NAME
-from videojob.tokens import worker_token
+from videojob.contract.wire import EVENT_NAME
+from videojob.domain.tokens import worker_token
 
 LATER = datetime.now(UTC) + timedelta(hours=2)
 
@@ -265,7 +265,7 @@ def test_status_endpoint_error_is_confirmed_through_the_list_endpoint(client_api
 def _watching(client_api: Api, seconds_ago: float, phase: str = "downloading", attempt: int = 1):
     from datetime import UTC, datetime, timedelta
 
-    from videojob.activity_wire import format_utc
+    from videojob.domain.activity_wire import format_utc
 
     last = format_utc(datetime.now(UTC) - timedelta(seconds=seconds_ago))
     status = watching_status(RUN, attempt, phase, percent=10.0, updatedAt=last, lastReportAt=last)

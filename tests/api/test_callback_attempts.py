@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.api.conftest import Api, issued_token, watching_status
-from videojob.settings import Settings
+from videojob.domain.settings import Settings
 
 RUN_1, RUN_2 = "0a1b2c3d", "9f8e7d6c"
 PLANTED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import APP_ORIGIN, Api
-from videojob.contract import EVENT_NAME
+from videojob.contract.wire import EVENT_NAME
 
 
 @pytest.mark.parametrize("runtime_status", ["Running", "Pending", "Suspended"])

@@ -12,8 +12,8 @@ import pytest
 from tests.api.conftest import Answer, Api
 from tests.api.test_starters import assert_check_status_answer
 from videojob import bootstrap
-from videojob.idempotency import instance_id_for
-from videojob.settings import Settings
+from videojob.domain.idempotency import instance_id_for
+from videojob.domain.settings import Settings
 
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 KEY = "order-2026-0042"

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from videojob.job_index import (
+from videojob.adapters.job_index_table import TableJobIndex, table_endpoint
+from videojob.domain.job_index import (
     DEFAULT_OWNER,
     MISSING_GRACE,
     InvalidListQuery,
@@ -25,7 +26,6 @@ from videojob.job_index import (
     time_key,
     token_key,
 )
-from videojob.job_index_table import TableJobIndex, table_endpoint
 
 KINDS = {"download_job": "job", "download_batch": "batch"}
 KEY = token_key("s" * 48)
@@ -212,8 +212,8 @@ def test_in_azure_the_index_never_asks_for_create_table():
     # the SDK's real pipeline runs, only the socket is scripted).
     from tests.api.conftest import TEST_ENV
     from tests.backends.arm_transport import Exchange, FakeCredential, RecordingTransport
-    from videojob.job_index_table import job_index_from_settings
-    from videojob.settings import load_settings
+    from videojob.adapters.job_index_table import job_index_from_settings
+    from videojob.domain.settings import load_settings
 
     env = {k: v for k, v in TEST_ENV.items() if k != "OUTPUT_CONNECTION_STRING"}
     settings = load_settings(environ={**env, "OUTPUT_ACCOUNT_URL": "https://outacct.blob.core.windows.net"})

@@ -14,7 +14,7 @@ import pytest
 
 from devhost import stack
 from tests.e2e.harness import http
-from videojob import cli
+from videojob.client import cli
 
 from .test_list_route import MEDIA, ListHost, list_host
 

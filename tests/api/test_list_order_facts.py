@@ -8,7 +8,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from videojob.job_index import time_key
+from videojob.domain.job_index import time_key
 
 DATA = Path(__file__).parent / "data"
 

@@ -21,8 +21,8 @@ import pytest
 
 from devhost import stack
 from tests.e2e.harness import http
-from videojob import cli
-from videojob.job_index import ListQuery, StatusGroup, encode_list_token, token_key
+from videojob.client import cli
+from videojob.domain.job_index import ListQuery, StatusGroup, encode_list_token, token_key
 
 MEDIA = "http://127.0.0.1:9/clip-{}.mp4"  # never fetched: the worker only sleeps
 

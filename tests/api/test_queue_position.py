@@ -8,9 +8,9 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from devhost.store import entity_id
+from devhost.emulator.store import entity_id
 from tests.api.test_users import ALICE_H, VIDEO, Users, functions, users  # noqa: F401, F811 (fixtures)
-from videojob import job_slots as slots
+from videojob.domain import job_slots as slots
 
 
 def test_a_queued_jobs_status_shows_its_place_as_the_entity_has_it_now(users: Users):  # noqa: F811

@@ -12,8 +12,8 @@ from tests.api.conftest import Api
 from tests.api.test_idempotent_submits import KEYED_ID, submit
 from tests.support.services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 from videojob import bootstrap
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END, StatusGroup
-from videojob.job_index_table import TableJobIndex
+from videojob.adapters.job_index_table import TableJobIndex
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END, StatusGroup
 
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 

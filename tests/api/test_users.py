@@ -25,10 +25,10 @@ from tests.api.conftest import APP_ORIGIN, TEST_ENV, Answer
 from tests.support.durable_standin import DurableStandIn, IndexedFunctions, client_binding_value, http_request, run
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.idempotency import KIND_CLIENT_KEY, instance_id_for
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END
-from videojob.job_index_table import TableJobIndex
-from videojob.settings import Settings, load_settings
+from videojob.adapters.job_index_table import TableJobIndex
+from videojob.domain.idempotency import KIND_CLIENT_KEY, instance_id_for
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END
+from videojob.domain.settings import Settings, load_settings
 
 ALICE = "11111111-1111-4111-8111-111111111111"
 BOB = "22222222-2222-4222-8222-222222222222"

@@ -33,15 +33,15 @@ from tests.backends.arm_transport import (
     group_path,
     operation_json,
 )
-from videojob.backends import ContainerBackend, make_backend
-from videojob.backends.aci import AciBackend
-from videojob.backends.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
-from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.container_spec import build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.failure_reason import FailureReason
-from videojob.settings import load_settings
-from videojob.staging import UploadGrant
+from videojob.adapters.containers import ContainerBackend, make_backend
+from videojob.adapters.containers.aci import AciBackend
+from videojob.adapters.containers.arm_errors import AUTHORIZATION_PROPAGATION_SECONDS
+from videojob.contract.staging import UploadGrant
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_port import BackendError, ContainerState
+from videojob.domain.container_spec import build_container_spec
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import load_settings
 
 IDENTITY = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
@@ -122,7 +122,7 @@ def test_create_sends_a_locked_down_group_and_waits_for_the_operation():
     t = RecordingTransport(not_found(spec.name), *put_exchanges(spec.name, group_json(spec.name)))
     state = backend(t).create(spec)
 
-    assert state.name == spec.name and state.state == RUNNING and state.is_active
+    assert state.name == spec.name and state.state == ContainerState.RUNNING and state.is_active
     assert not t.script, "every scripted exchange was used (operation polled, final GET made)"
     put = next(r for r in t.requests if r.method == "PUT")
     assert put.query["api-version"] == ["2023-05-01"]
@@ -221,7 +221,7 @@ def test_secrets_never_reach_the_logs_even_with_sdk_body_logging_asked_for(caplo
 def test_existing_group_is_reported_not_recreated():
     spec = make_spec()
     t = RecordingTransport(Exchange("GET", group_path(spec.name), 200, group_json(spec.name)))
-    assert backend(t).create(spec).state == RUNNING
+    assert backend(t).create(spec).state == ContainerState.RUNNING
     assert [r.method for r in t.requests] == ["GET"]
 
 
@@ -233,7 +233,7 @@ def test_group_that_failed_to_provision_is_deleted_and_created_again(provisionin
         Exchange("DELETE", group_path(spec.name), 200, group_json(spec.name)),
         *put_exchanges(spec.name, group_json(spec.name)),
     )
-    assert backend(t).create(spec).state == RUNNING
+    assert backend(t).create(spec).state == ContainerState.RUNNING
     assert [r.method for r in t.requests] == ["GET", "DELETE", "PUT", "GET", "GET", "GET"]
 
 
@@ -294,21 +294,21 @@ def test_connection_failure_is_retryable():
 def test_state_of_missing_group_is_missing():
     t = RecordingTransport(not_found("dl-gone"))
     s = backend(t).state("dl-gone")
-    assert (s.state, s.is_active) == (MISSING, False)
+    assert (s.state, s.is_active) == (ContainerState.MISSING, False)
 
 
 @pytest.mark.parametrize(
     ("group_state", "container_state", "exit_code", "expected"),
     [
-        ("Running", "Running", None, RUNNING),
+        ("Running", "Running", None, ContainerState.RUNNING),
         # The worker died but ACI still says Running for a moment: the heartbeat must see it dead.
-        ("Running", "Terminated", 3, FAILED),
-        ("Running", "Terminated", 0, SUCCEEDED),
-        ("Succeeded", "Terminated", 0, SUCCEEDED),
-        ("Failed", "Terminated", 137, FAILED),
-        ("Stopped", "Terminated", 143, STOPPED),
-        ("Pending", "Waiting", None, PENDING),
-        (None, None, None, PENDING),
+        ("Running", "Terminated", 3, ContainerState.FAILED),
+        ("Running", "Terminated", 0, ContainerState.SUCCEEDED),
+        ("Succeeded", "Terminated", 0, ContainerState.SUCCEEDED),
+        ("Failed", "Terminated", 137, ContainerState.FAILED),
+        ("Stopped", "Terminated", 143, ContainerState.STOPPED),
+        ("Pending", "Waiting", None, ContainerState.PENDING),
+        (None, None, None, ContainerState.PENDING),
     ],
 )
 def test_state_maps_group_and_worker_container(group_state, container_state, exit_code, expected):
@@ -317,7 +317,7 @@ def test_state_maps_group_and_worker_container(group_state, container_state, exi
     s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
     assert s.state == expected
     assert s.exit_code == exit_code
-    assert s.is_active is (expected in (RUNNING, PENDING))
+    assert s.is_active is (expected in (ContainerState.RUNNING, ContainerState.PENDING))
 
 
 @pytest.mark.parametrize("group_state", [None, "Pending"])
@@ -325,7 +325,7 @@ def test_state_of_a_group_that_never_started_explains_why(group_state):
     body = group_json("dl-a", provisioning="Failed", group_state=group_state, container_state="Waiting",
                       events=["Failed to pull image \"registry.example/worker:1\""])
     s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
-    assert s.state == FAILED
+    assert s.state == ContainerState.FAILED
     assert "Failed to pull image" in (s.detail or "")
 
 
@@ -392,7 +392,10 @@ def test_list_managed_filters_by_tag_and_fills_in_missing_state():
                                                             exit_code=0)),
     )
     groups = backend(t).list_managed("vd-app")
-    assert [(g.name, g.state, g.job_id) for g in groups] == [("dl-1", STOPPED, "j1"), ("dl-3", SUCCEEDED, "j3")]
+    assert [(g.name, g.state, g.job_id) for g in groups] == [
+        ("dl-1", ContainerState.STOPPED, "j1"),
+        ("dl-3", ContainerState.SUCCEEDED, "j3"),
+    ]
 
 
 def test_make_backend_builds_the_aci_backend_with_a_default_credential():
@@ -433,7 +436,7 @@ def test_create_that_outlasts_the_timeout_reports_pending():
         state = backend(t, lro_timeout_seconds=0.2).create(spec)
     finally:
         release.set()
-    assert state.state == PENDING and state.is_active
+    assert state.state == ContainerState.PENDING and state.is_active
     assert "still provisioning" in (state.detail or "")
 
 
@@ -444,7 +447,7 @@ def test_group_level_events_explain_a_failed_mount():
     body = failed_mount_group("dl-a")
     s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
 
-    assert s.state == FAILED and not s.is_active
+    assert s.state == ContainerState.FAILED and not s.is_active
     # The container only says its image was pulled; the group says why it never started.
     assert s.detail == "FailedMount: Output: mount error(2): Permission denied"
 
@@ -455,7 +458,7 @@ def test_a_group_acis_gave_up_on_is_not_active(provisioning):
     s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
 
     # Taken for Pending, the job would wait for its deadline for a worker that never starts.
-    assert (s.state, s.is_active) == (FAILED, False)
+    assert (s.state, s.is_active) == (ContainerState.FAILED, False)
     assert s.detail == f"provisioning {provisioning}"
 
 
@@ -552,4 +555,4 @@ def test_a_create_refused_by_a_quota_that_may_free_is_not_now(message):
 def test_state_names_an_out_of_memory_kill_as_a_reason_only_when_acis_detail_says_memory(detail, reason):
     body = group_json("dl-a", group_state="Failed", container_state="Terminated", exit_code=137, detail=detail)
     s = backend(RecordingTransport(Exchange("GET", group_path("dl-a"), 200, body))).state("dl-a")
-    assert (s.state, s.exit_code, s.reason) == (FAILED, 137, reason)
+    assert (s.state, s.exit_code, s.reason) == (ContainerState.FAILED, 137, reason)

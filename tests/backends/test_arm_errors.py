@@ -9,7 +9,7 @@ from tests.backends.arm_recorded import (
     ZERO_QUOTA_SERVICE_UNAVAILABLE_MESSAGE,
     quota_refusal_message,
 )
-from videojob.backends.arm_errors import (
+from videojob.adapters.containers.arm_errors import (
     AUTHORIZATION_PROPAGATION_SECONDS,
     AUTHORIZATION_RETRY_AFTER_SECONDS,
     MAX_MESSAGE_CHARS,
@@ -18,7 +18,7 @@ from videojob.backends.arm_errors import (
     classify_arm_error,
     quota_figures,
 )
-from videojob.failure_reason import FailureReason
+from videojob.domain.failure_reason import FailureReason
 
 
 @pytest.mark.parametrize(

@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 
 from activities.upload_grant import issue_upload_grant
-from videojob.activity_wire import CreateInput
-from videojob.backends import ContainerBackend, make_backend
-from videojob.backends.base import FAILED, MISSING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.backends.local import (
+from videojob.adapters.containers import ContainerBackend, make_backend
+from videojob.adapters.containers.local import (
     RUNTIME_VARIABLES,
     LocalBackend,
     LocalRecord,
     tail_lines,
     worker_environment,
 )
-from videojob.container_spec import build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.container_port import BackendError, ContainerState
+from videojob.domain.container_spec import build_container_spec
+from videojob.domain.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
@@ -126,8 +126,8 @@ def test_worker_gets_exactly_the_spec_env_plus_runtime_variables(state_dir, tmp_
     b = LocalBackend(state_dir, command=fake("--env-out", str(out)))
     cleanup(b)
     spec = spec_for("env-job")
-    assert b.create(spec).state == RUNNING
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    assert b.create(spec).state == ContainerState.RUNNING
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
 
     doc = json.loads(out.read_text())
     env = doc["env"]
@@ -142,7 +142,7 @@ def test_worker_gets_exactly_the_spec_env_plus_runtime_variables(state_dir, tmp_
     # The record on disk never holds the env.
     record_text = (state_dir / spec.name / "record.json").read_text()
     assert dict(spec.secure_env)["CALLBACK_TOKEN"] not in record_text
-    assert b.state(spec.name).state == SUCCEEDED and b.state(spec.name).exit_code == 0
+    assert b.state(spec.name).state == ContainerState.SUCCEEDED and b.state(spec.name).exit_code == 0
 
 
 COOKIES = "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\tlocal-cookie-secret-value"
@@ -177,7 +177,7 @@ def test_cookies_reach_the_worker_as_a_private_file_in_the_group_not_as_a_value(
     now = datetime.now(UTC)
     spec = build_container_spec(DownloadRequest(url="https://youtu.be/x"), settings, "cookie-job", now, now)
     b.create(spec)
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
 
     env = json.loads(out.read_text())["env"]
     cookies = Path(env["COOKIES_FILE"])
@@ -192,12 +192,12 @@ def test_cookies_reach_the_worker_as_a_private_file_in_the_group_not_as_a_value(
 
 
 def test_runtime_python_can_import_the_repo_packages(state_dir, cleanup):
-    b = LocalBackend(state_dir, command=[sys.executable, "-c", "import videojob.contract; print('imported ok')"])
+    b = LocalBackend(state_dir, command=[sys.executable, "-c", "import videojob.contract.wire; print('imported ok')"])
     cleanup(b)
     spec = spec_for("import-job")
     b.create(spec)
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
-    assert b.state(spec.name).state == SUCCEEDED
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
+    assert b.state(spec.name).state == ContainerState.SUCCEEDED
     assert "imported ok" in b.logs(spec.name)
 
 
@@ -206,9 +206,9 @@ def test_exit_code_and_log_tail_are_reported(state_dir, cleanup):
     cleanup(b)
     spec = spec_for("exit-job")
     b.create(spec)
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
     s = b.state(spec.name)
-    assert (s.state, s.exit_code, s.is_active) == (FAILED, 3, False)
+    assert (s.state, s.exit_code, s.is_active) == (ContainerState.FAILED, 3, False)
     assert b.logs(spec.name, tail=3) == "line 198\nline 199\nfake worker exiting\n"
     assert "fake worker started" in b.logs(spec.name, tail=1000)
 
@@ -216,16 +216,18 @@ def test_exit_code_and_log_tail_are_reported(state_dir, cleanup):
 ALLOCATE = "import sys; block = bytearray(int(sys.argv[1]) * 1024 * 1024); print('allocated', flush=True)"
 
 
-@pytest.mark.parametrize(("allocate_mb", "state"), [(64, SUCCEEDED), (2048, FAILED)], ids=["within", "beyond"])
+@pytest.mark.parametrize(
+    ("allocate_mb", "state"), [(64, ContainerState.SUCCEEDED), (2048, ContainerState.FAILED)], ids=["within", "beyond"]
+)
 def test_the_worker_cannot_outgrow_the_containers_memory(state_dir, cleanup, allocate_mb, state):
     spec = spec_for(f"memory-job-{allocate_mb}")
     assert spec.memory_gb * 1024 < 2048  # the default container is smaller than the big allocation
     b = LocalBackend(state_dir, command=[sys.executable, "-c", ALLOCATE, str(allocate_mb)])
     cleanup(b)
     b.create(spec)
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
     assert b.state(spec.name).state == state, b.logs(spec.name)
-    assert ("MemoryError" in b.logs(spec.name)) == (state == FAILED)
+    assert ("MemoryError" in b.logs(spec.name)) == (state == ContainerState.FAILED)
 
 
 def test_create_is_idempotent(state_dir, tmp_path, cleanup):
@@ -235,10 +237,10 @@ def test_create_is_idempotent(state_dir, tmp_path, cleanup):
     spec = spec_for("twice-job")
     b.create(spec)
     pid = record_of(state_dir, spec.name).pid
-    assert b.create(spec).state == RUNNING
+    assert b.create(spec).state == ContainerState.RUNNING
     assert record_of(state_dir, spec.name).pid == pid
     go.write_text("go")
-    wait_until(lambda: b.state(spec.name).state == SUCCEEDED)
+    wait_until(lambda: b.state(spec.name).state == ContainerState.SUCCEEDED)
     assert b.logs(spec.name).count("fake worker started") == 1
 
 
@@ -253,10 +255,10 @@ def test_stop_lets_a_cooperative_worker_exit_and_keeps_its_logs(state_dir, tmp_p
     b.stop(spec.name)
     assert group_gone(pgid)
     s = b.state(spec.name)
-    assert (s.state, s.exit_code, s.is_active) == (STOPPED, 7, False)
+    assert (s.state, s.exit_code, s.is_active) == (ContainerState.STOPPED, 7, False)
     assert b.logs(spec.name).count("got SIGTERM") == 1  # delivered once, not once per process
     b.stop(spec.name)  # again: nothing left to stop, no error
-    assert b.state(spec.name).state == STOPPED
+    assert b.state(spec.name).state == ContainerState.STOPPED
 
 
 def test_stop_kills_a_worker_that_ignores_sigterm_and_its_children(state_dir, tmp_path, cleanup):
@@ -274,7 +276,7 @@ def test_stop_kills_a_worker_that_ignores_sigterm_and_its_children(state_dir, tm
     b.stop(spec.name)
     assert group_gone(pgid)
     s = b.state(spec.name)
-    assert s.state == STOPPED
+    assert s.state == ContainerState.STOPPED
     assert "killed" in (s.detail or "")
     assert "fake worker started" in b.logs(spec.name)
 
@@ -290,7 +292,7 @@ def test_delete_removes_processes_record_logs_and_work_dir(state_dir, tmp_path, 
     b.delete(spec.name)
     assert group_gone(pgid)
     assert not (state_dir / spec.name).exists()
-    assert b.state(spec.name).state == MISSING
+    assert b.state(spec.name).state == ContainerState.MISSING
     assert b.logs(spec.name) == ""
     assert b.list_managed("vd-local") == []
     b.delete(spec.name)  # idempotent
@@ -308,26 +310,26 @@ def test_a_restarted_devhost_sees_running_groups_and_their_exit_codes(state_dir,
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from tests.backends.test_local_backend import spec_for, fake
-        from videojob.backends.local import LocalBackend
+        from videojob.adapters.containers.local import LocalBackend
         b = LocalBackend({str(state_dir)!r}, command=fake("--wait-for", {str(go)!r}, "--exit", "5"))
         print(b.create(spec_for("restart-job")).state)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == RUNNING
+    assert done.stdout.strip() == ContainerState.RUNNING
 
     b = LocalBackend(state_dir)
     cleanup(b)
-    assert b.state(spec.name).state == RUNNING
+    assert b.state(spec.name).state == ContainerState.RUNNING
     (managed,) = b.list_managed("vd-local")
-    assert (managed.name, managed.state, managed.job_id) == (spec.name, RUNNING, "restart-job")
+    assert (managed.name, managed.state, managed.job_id) == (spec.name, ContainerState.RUNNING, "restart-job")
     assert b.list_managed("some-other-app") == []
 
     go.write_text("go")
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
     s = b.state(spec.name)
-    assert (s.state, s.exit_code) == (FAILED, 5)
+    assert (s.state, s.exit_code) == (ContainerState.FAILED, 5)
     pgid = record_of(state_dir, spec.name).pid
     b.delete(spec.name)
     assert group_gone(pgid)
@@ -344,7 +346,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_worker(state_dir):
                              tags={"managedBy": "vd-local"})
         (gdir / "record.json").write_text(record.to_json())
         b = LocalBackend(state_dir, grace_seconds=0.2)
-        assert b.state("dl-old-job").state == FAILED
+        assert b.state("dl-old-job").state == ContainerState.FAILED
         b.stop("dl-old-job")
         b.delete("dl-old-job")
         assert stranger.poll() is None
@@ -362,7 +364,7 @@ def test_names_are_checked(state_dir):
     with pytest.raises(BackendError) as e:
         b.create(replace(spec, name="../escape"))
     assert e.value.retryable is False
-    assert b.state("../escape").state == MISSING
+    assert b.state("../escape").state == ContainerState.MISSING
     assert b.logs("../../etc/passwd") == ""
     b.delete("../escape")
     assert not (state_dir.parent / "escape").exists()
@@ -373,9 +375,9 @@ def test_launch_failure_leaves_nothing_behind(state_dir, cleanup):
     cleanup(b)
     spec = spec_for("missing-binary")
     b.create(spec)  # the runner starts; it is the worker that cannot
-    wait_until(lambda: b.state(spec.name).state != RUNNING)
+    wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)
     s = b.state(spec.name)
-    assert (s.state, s.exit_code) == (FAILED, 127)
+    assert (s.state, s.exit_code) == (ContainerState.FAILED, 127)
     assert "cannot start the worker" in b.logs(spec.name)
 
 
@@ -401,12 +403,12 @@ def test_tail_lines(tmp_path):
 def test_exit_reported_like_aci(state_dir, cleanup):
     """A worker that exits without reporting (issue 12): the group reads as ACI shows a terminated
     container (restart policy Never): Succeeded/Failed by exit code, `Completed`/`Error`, when it ended."""
-    for code, state, detail in ((0, SUCCEEDED, "Completed"), (4, FAILED, "Error")):
+    for code, state, detail in ((0, ContainerState.SUCCEEDED, "Completed"), (4, ContainerState.FAILED, "Error")):
         b = LocalBackend(state_dir, command=fake("--exit", str(code)))
         cleanup(b)
         spec = spec_for(f"exit-{code}")
         b.create(spec)
-        wait_until(lambda: b.state(spec.name).state != RUNNING)  # noqa: B023 - waited on at once
+        wait_until(lambda: b.state(spec.name).state != ContainerState.RUNNING)  # noqa: B023 - waited on at once
         s = b.state(spec.name)
         assert (s.state, s.exit_code, s.detail) == (state, code, detail)
         finished = datetime.fromisoformat(s.finished_at.replace("Z", "+00:00"))

@@ -16,11 +16,9 @@ import pytest
 
 from activities.upload_grant import issue_upload_grant
 from tests.support.podman import podman, requires_podman, wait_for, worker_image
-from videojob.activity_wire import CreateInput
-from videojob.backends import make_backend
-from videojob.backends.aci import container_group
-from videojob.backends.base import FAILED, MISSING, PENDING, RUNNING, STOPPED, SUCCEEDED, BackendError
-from videojob.backends.podman import (
+from videojob.adapters.containers import make_backend
+from videojob.adapters.containers.aci import container_group
+from videojob.adapters.containers.podman import (
     SCOPE_LABEL,
     SECURE_ENV_MOUNT_PATH,
     PodmanBackend,
@@ -30,11 +28,13 @@ from videojob.backends.podman import (
     scope_secret_prefix,
     secret_name,
 )
-from videojob.container_env import SECURE_ENV_FILE
-from videojob.container_spec import ContainerSpec, build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.failure_reason import FailureReason
-from videojob.settings import PODMAN_DEFAULT_IMAGE, load_settings
+from videojob.contract.container_env import SECURE_ENV_FILE
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.container_port import BackendError, ContainerState
+from videojob.domain.container_spec import ContainerSpec, build_container_spec
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import PODMAN_DEFAULT_IMAGE, load_settings
 
 SECRET_CONNECTION = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LWtleQ==;" \
     "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"
@@ -126,14 +126,14 @@ def test_the_podman_backend_is_chosen_by_setting_and_defaults_to_the_make_image_
 @pytest.mark.parametrize(
     ("state", "stopped", "expected", "detail"),
     [
-        ({"Status": "created"}, False, PENDING, None),
-        ({"Status": "running"}, False, RUNNING, None),
-        ({"Status": "exited", "ExitCode": 0}, False, SUCCEEDED, None),
-        ({"Status": "exited", "ExitCode": 3}, False, FAILED, None),
-        ({"Status": "exited", "ExitCode": 137}, False, FAILED, "out of memory"),
-        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, False, FAILED, "OOMKilled"),
-        ({"Status": "exited", "ExitCode": 143}, True, STOPPED, "stopped"),
-        ({"Status": "exited", "ExitCode": 137}, True, STOPPED, "stopped"),
+        ({"Status": "created"}, False, ContainerState.PENDING, None),
+        ({"Status": "running"}, False, ContainerState.RUNNING, None),
+        ({"Status": "exited", "ExitCode": 0}, False, ContainerState.SUCCEEDED, None),
+        ({"Status": "exited", "ExitCode": 3}, False, ContainerState.FAILED, None),
+        ({"Status": "exited", "ExitCode": 137}, False, ContainerState.FAILED, "out of memory"),
+        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, False, ContainerState.FAILED, "OOMKilled"),
+        ({"Status": "exited", "ExitCode": 143}, True, ContainerState.STOPPED, "stopped"),
+        ({"Status": "exited", "ExitCode": 137}, True, ContainerState.STOPPED, "stopped"),
     ],
 )
 def test_podman_states_map_to_aci_states(
@@ -233,7 +233,7 @@ def test_the_worker_container_sees_exactly_the_specs_environment_and_no_secret_l
     finished(backend, spec.name)
 
     ended = backend.state(spec.name)
-    assert ended.state == SUCCEEDED
+    assert ended.state == ContainerState.SUCCEEDED
     assert ended.finished_at is not None
     assert abs(datetime.now(UTC) - datetime.fromisoformat(ended.finished_at)) < timedelta(hours=1)
     # podman's log file may trail the exit by a moment on a busy machine
@@ -274,19 +274,19 @@ def test_the_container_has_acis_limits_labels_restart_policy_and_the_hosts_netwo
 def test_stop_keeps_a_stopped_group_delete_removes_it_and_listing_stays_in_its_scope(image: str, made) -> None:
     backend, other = made(entrypoint=SLEEP), made(entrypoint=SLEEP)
     spec = replace(spec_for(), image=image)
-    assert backend.create(spec).state in (RUNNING, PENDING)
-    assert backend.create(spec).state in (RUNNING, PENDING)  # idempotent: the same group
+    assert backend.create(spec).state in (ContainerState.RUNNING, ContainerState.PENDING)
+    assert backend.create(spec).state in (ContainerState.RUNNING, ContainerState.PENDING)  # idempotent: the same group
 
     listed = {g.name: g for g in backend.list_managed(APP)}
-    assert listed[spec.name].state == RUNNING and listed[spec.name].job_id == spec.tag_map()["jobId"]
+    assert listed[spec.name].state == ContainerState.RUNNING and listed[spec.name].job_id == spec.tag_map()["jobId"]
     assert other.list_managed(APP) == []  # another devhost's sweeper does not see it
 
     backend.stop(spec.name)
-    assert backend.state(spec.name).state == STOPPED
-    assert {g.name: g.state for g in backend.list_managed(APP)} == {spec.name: STOPPED}
+    assert backend.state(spec.name).state == ContainerState.STOPPED
+    assert {g.name: g.state for g in backend.list_managed(APP)} == {spec.name: ContainerState.STOPPED}
 
     backend.delete(spec.name)
-    assert backend.state(spec.name).state == MISSING
+    assert backend.state(spec.name).state == ContainerState.MISSING
     backend.delete(spec.name)  # idempotent
     backend.stop(spec.name)  # a missing group is not an error
     assert backend.logs(spec.name) == ""
@@ -300,7 +300,7 @@ def test_a_worker_over_its_memory_limit_is_failed_with_137_and_an_out_of_memory_
     finished(backend, spec.name)
 
     state = backend.state(spec.name)
-    assert (state.state, state.exit_code) == (FAILED, 137), state
+    assert (state.state, state.exit_code) == (ContainerState.FAILED, 137), state
     assert state.detail and "memory" in state.detail and "102 MiB" in state.detail
 
 
@@ -311,7 +311,7 @@ def test_an_image_that_does_not_exist_is_an_inaccessible_image(made) -> None:
     with pytest.raises(BackendError) as e:
         backend.create(spec)
     assert e.value.code == "InaccessibleImage" and not e.value.retryable
-    assert backend.state(spec.name).state == MISSING
+    assert backend.state(spec.name).state == ContainerState.MISSING
 
 
 # --- secure values never in `podman inspect` (issue 19) -------------------------------------------
@@ -351,7 +351,7 @@ def test_no_secure_value_is_in_podman_inspect_and_no_secret_outlives_the_contain
 
     backend.create(spec)
     finished(backend, spec.name)
-    assert backend.state(spec.name).state == SUCCEEDED
+    assert backend.state(spec.name).state == ContainerState.SUCCEEDED
     for command in (["container", "inspect", spec.name], ["inspect", spec.name]):
         shown = podman(*command).stdout
         assert spec.name in shown
@@ -366,7 +366,7 @@ def test_no_secure_value_is_in_podman_inspect_and_no_secret_outlives_the_contain
             assert f"{name}={value}\n" in env_text, name
 
     backend.delete(spec.name)
-    assert backend.state(spec.name).state == MISSING
+    assert backend.state(spec.name).state == ContainerState.MISSING
     assert secret_name(backend.scope, spec.name) not in our_secrets(), "a podman secret outlived its container"
 
 

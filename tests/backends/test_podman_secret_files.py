@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.podman import requires_podman, wait_for, worker_image
-from videojob.backends.base import SUCCEEDED
-from videojob.backends.podman import PodmanBackend, create_arguments
-from videojob.container_spec import SECRETS_MOUNT_PATH, build_container_spec
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
+from videojob.adapters.containers.podman import PodmanBackend, create_arguments
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_port import ContainerState
+from videojob.domain.container_spec import SECRETS_MOUNT_PATH, build_container_spec
+from videojob.domain.settings import load_settings
 
 COOKIES = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t4102444800\tSID\tpodman-cookie-secret-31"
 READ_AND_TRY_TO_WRITE = [
@@ -66,7 +66,7 @@ def test_the_worker_reads_the_cookies_file_and_cannot_write_it(tmp_path: Path) -
     try:
         backend.create(s)
         wait_for(lambda: not backend.state(s.name).is_active, 120, f"{s.name} ends")
-        assert backend.state(s.name).state == SUCCEEDED
+        assert backend.state(s.name).state == ContainerState.SUCCEEDED
         out = backend.logs(s.name, tail=5)
         assert hashlib.sha256(COOKIES.encode()).hexdigest() in out and "READ-ONLY" in out, out
         assert not any("podman-cookie-secret-31" in " ".join(a) for a in argv)

@@ -13,7 +13,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 import entities
-from videojob import job_slots as slots
+from videojob.domain import job_slots as slots
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(entities.bp)

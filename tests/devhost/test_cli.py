@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from videojob import cli
+from videojob.client import cli
 
 
 def test_progress_line_shows_phase_percent_bytes_speed_and_eta():

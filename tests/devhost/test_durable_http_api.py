@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 
-from devhost.store import Store
+from devhost.emulator.store import Store
 from tests.devhost.conftest import SampleHost, start
 from tests.e2e.harness import Job, http
 

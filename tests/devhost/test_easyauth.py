@@ -22,8 +22,8 @@ import pytest
 from devhost import stack
 from tests.api.test_list_route import MEDIA, ListHost, list_host
 from tests.e2e.harness import http as http_call
-from videojob import cli
-from videojob.local_principal import local_object_id
+from videojob.client import cli
+from videojob.client.local_principal import local_object_id
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 from azure.durable_functions.models.actions import ActionType
 from azure.durable_functions.models.history import HistoryEventType
 
-from devhost import config
-from devhost import history as H
-from devhost.actions import NonDeterminismError, ReplayError, plan_actions
-from devhost.routes import match_route
-from devhost.schedule import ScheduleError, parse_schedule, resolve_setting_reference
+from devhost.emulator import config
+from devhost.emulator import history as H
+from devhost.emulator.actions import NonDeterminismError, ReplayError, plan_actions
+from devhost.emulator.routes import match_route
+from devhost.emulator.schedule import ScheduleError, parse_schedule, resolve_setting_reference
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -223,8 +223,8 @@ def test_the_next_execution_keeps_the_version_and_a_child_carries_its_own():
     """DTFx TaskOrchestrationDispatcher.cs:1075 (Azure/durabletask@5217032): the new execution's
     `Version = NewVersion ?? runtimeState.Version` (the SDK's ContinueAsNew action names none); a
     sub-orchestration action's `version` (CallSubOrchestratorAction) reaches its history event."""
-    from devhost.episode import decide
-    from devhost.functions import OrchestratorOutcome
+    from devhost.emulator.episode import decide
+    from devhost.emulator.functions import OrchestratorOutcome
 
     def answer(actions: list) -> OrchestratorOutcome:
         return OrchestratorOutcome({"isDone": True, "actions": [actions], "schemaVersion": 2}, None)

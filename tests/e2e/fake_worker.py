@@ -62,7 +62,7 @@ def run_worker_losing_its_final_report() -> int:
     from worker.blob_process import BlobProcess
 
     blob_process = BlobProcess.start("fork")
-    from videojob.container_env import CALLBACK_URL
+    from videojob.contract.container_env import CALLBACK_URL
     from worker.config import Tuning
     from worker.runner import main
 

@@ -117,7 +117,7 @@ class LocalStack:
 
     def worker_pids(self, group: str) -> list[int]:
         """The worker processes inside a local group (its leader is the runner, playing the container)."""
-        from videojob.backends.local import group_members
+        from videojob.adapters.containers.local import group_members
 
         record = json.loads((self.state_dir / "containers" / group / "record.json").read_text())
         return [pid for pid in group_members(record["pid"]) if pid != record["pid"]]
@@ -126,11 +126,11 @@ class LocalStack:
         """The callback token the worker of the attempt `custom_status` shows held: the one the
         container spec builder gives it, from the run and attempt in the status (attempt 1 when a
         finished status names none) and the deadline tag of its group."""
-        from videojob import container_env
-        from videojob.activity_wire import parse_utc
-        from videojob.container_spec import build_container_spec
-        from videojob.contract import DownloadRequest
-        from videojob.settings import load_settings
+        from videojob.contract import container_env
+        from videojob.contract.wire import DownloadRequest
+        from videojob.domain.activity_wire import parse_utc
+        from videojob.domain.container_spec import build_container_spec
+        from videojob.domain.settings import load_settings
 
         group_dir = self.state_dir / "containers" / custom_status["containerGroup"]
         record = json.loads((group_dir / "record.json").read_text())

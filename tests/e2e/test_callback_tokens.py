@@ -12,7 +12,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost import media
 from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
-from videojob.output_blob import job_blob_prefix
+from videojob.contract.output_blob import job_blob_prefix
 
 pytestmark = pytest.mark.timeout(240)
 

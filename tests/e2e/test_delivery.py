@@ -15,7 +15,7 @@ import pytest
 from devhost import media
 from tests.e2e.harness import Job, LocalStack, error_code, first_group, sha256
 from tests.notify.receiver import run_receiver
-from videojob.notify_signature import verify
+from videojob.domain.notify_signature import verify
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from devhost.media import MediaServer
 from tests.e2e.conftest import DEADLINE_SECONDS, HEARTBEAT_SECONDS, MAX_ATTEMPTS, MULTI_SECONDS, RETRY_BACKOFF_SECONDS
 from tests.e2e.harness import Job, LocalStack, error_code, http, sha256
-from videojob.tokens import worker_token
+from videojob.domain.tokens import worker_token
 
 
 def assert_gone(local: LocalStack, job: Job) -> None:
@@ -197,7 +197,7 @@ def test_a_worker_that_never_calls_back_fails_the_job_at_its_deadline(local: Loc
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "videojob.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "videojob.client.cli", *args], capture_output=True, text=True,
                           timeout=120, check=False)
 
 

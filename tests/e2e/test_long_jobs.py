@@ -17,10 +17,10 @@ import pytest
 
 from devhost import media
 from tests.e2e.harness import Body, Job, LocalStack, http, sha256
-from videojob import orchestration as policy
-from videojob.activity_wire import INSPECT_CONTAINER_GROUP, READ_RESULT_RECORD
-from videojob.backends.base import ACTIVE_CONTAINER_STATES
-from videojob.generation import carry_of
+from videojob.domain import orchestration as policy
+from videojob.domain.activity_wire import INSPECT_CONTAINER_GROUP, READ_RESULT_RECORD
+from videojob.domain.container_port import ACTIVE_CONTAINER_STATES
+from videojob.domain.generation import carry_of
 
 pytestmark = pytest.mark.timeout(300)
 

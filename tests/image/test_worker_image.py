@@ -17,11 +17,11 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import STAGING, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.backends.base import FAILED, SUCCEEDED
-from videojob.backends.podman import PodmanBackend
-from videojob.container_spec import ContainerSpec, group_name
-from videojob.output_blob import is_result_record
+from videojob.adapters.containers.podman import PodmanBackend
+from videojob.contract import container_env as E
+from videojob.contract.staging import is_result_record
+from videojob.domain.container_port import ContainerState
+from videojob.domain.container_spec import ContainerSpec, group_name
 
 pytestmark = requires_podman
 
@@ -102,7 +102,7 @@ def test_the_image_downloads_verifies_and_uploads(
 
     event = terminal(callbacks, logs)
     assert event["state"] == "succeeded", (event, logs)
-    assert state == SUCCEEDED
+    assert state == ContainerState.SUCCEEDED
     blob_info, media = event["result"]["blob"], event["result"]["media"]
     assert blob_info["name"].startswith(f"{jid}/") and blob_info["name"].endswith(f".{ext}")
     data = staged_media(blob_service, jid).download_blob().readall()  # published from there by the app
@@ -127,7 +127,7 @@ def test_a_missing_page_fails_the_job_with_http_error(
 
     event = terminal(callbacks, logs)
     assert event["state"] == "failed" and event["error"]["code"] == "http_error", (event, logs)
-    assert state == FAILED
+    assert state == ContainerState.FAILED
     stored = blob_service.get_container_client(STAGING).list_blobs(name_starts_with=jid)
     assert [b.name for b in stored if not is_result_record(jid, b.name)] == []
 

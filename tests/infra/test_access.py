@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from videojob.job_index_table import JOB_INDEX_TABLE
+from videojob.adapters.job_index_table import JOB_INDEX_TABLE
 
 from .bicep_model import (
     INFRA,
@@ -309,7 +309,7 @@ def test_function_app_grants_are_exactly_the_reviewed_list():
             ("Storage Blob Delegator", STORAGE, OUTPUT_ACCOUNT),
             ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
             ("Storage Blob Data Contributor", CONTAINERS, OUTPUT_ACCOUNT),
-            # The job list's index (videojob/job_index_table.py), granted on its table.
+            # The job list's index (videojob/adapters/job_index_table.py), granted on its table.
             ("Storage Table Data Contributor", TABLES, OUTPUT_ACCOUNT),
         ]
     )

@@ -97,6 +97,8 @@ def project(tmp_path: Path) -> Path:
         "worker/Dockerfile": "FROM python:3.11-slim\n",
         "worker/__main__.py": "print('worker')\n",
         "videojob/__init__.py": "",
+        "videojob/contract/wire.py": "WIRE = 1\n",
+        "videojob/domain/settings.py": "SETTINGS = 1\n",
         "README.md": "readme\n",
         ".gitignore": "node_modules/\nlocal.settings.json\n.venv/\n",
         "node_modules/big/index.js": "x\n",
@@ -180,6 +182,14 @@ def test_the_tag_follows_the_worker_sources_only(project: Path):
     (project / "README.md").write_text("changed\n")
     _, calls, _ = run_hook(project)
     assert _image(calls) == before
+    # The image holds worker/ and videojob/contract/ only (issue 20): the app's domain is not in it.
+    (project / "videojob" / "domain" / "settings.py").write_text("SETTINGS = 2\n")
+    _, calls, _ = run_hook(project)
+    assert _image(calls) == before
+    (project / "videojob" / "contract" / "wire.py").write_text("WIRE = 2\n")
+    _, calls, _ = run_hook(project)
+    assert _image(calls) != before
+    before = _image(calls)
     (project / "worker" / "__main__.py").write_text("print('changed')\n")
     _, calls, _ = run_hook(project)
     changed = _image(calls)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from videojob.settings import SettingsError, load_settings
+from videojob.domain.settings import SettingsError, load_settings
 
 from .bicep_model import INFRA, MAIN, all_resources, all_templates, one_resource, template
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from videojob.settings import MAX_TIMER_SECONDS
+from videojob.domain.settings import MAX_TIMER_SECONDS
 
 from .bicep_model import INFRA, MAIN, all_resources, function_call, module_param, template
 

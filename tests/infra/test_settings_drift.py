@@ -1,8 +1,8 @@
 """No drift between the settings the code reads, local.settings.sample.json and the Bicep app settings.
 
-"The code reads" is found two ways and both must agree: `videojob.settings.SETTING_NAMES` (the one
+"The code reads" is found two ways and both must agree: `videojob.domain.settings.SETTING_NAMES` (the one
 list) and a scan of the deployed function app's source for environment reads. The worker's
-container env is a separate contract (`videojob/container_env.py`) and is not an app setting.
+container env is a separate contract (`videojob/contract/container_env.py`) and is not an app setting.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from videojob.settings import PLATFORM_VARIABLES, SECRET_SETTINGS, SETTING_NAMES, load_settings
+from videojob.domain.settings import PLATFORM_VARIABLES, SECRET_SETTINGS, SETTING_NAMES, load_settings
 
 from .bicep_model import INFRA, MAIN, REPO, accessor_path, function_call, module_param, template
 
@@ -23,8 +23,10 @@ SAMPLE = REPO / "local.settings.sample.json"
 # What the function app package contains (see .funcignore): the code whose env reads are settings.
 DEPLOYED_SOURCES = ("function_app.py", "api", "orchestrators", "activities", "sweeper", "retention", "videojob")
 NOT_APP_SETTINGS = {
-    REPO / "videojob" / "container_env.py": "the worker's container env contract, set per container group",
-    REPO / "videojob" / "cli.py": "the API client command (python -m videojob.cli), run by users, not the app",
+    REPO / "videojob" / "contract" / "container_env.py": "the worker's container env contract, set per container group",
+    REPO / "videojob" / "client" / "cli.py": (
+        "the API client command (python -m videojob.client.cli), run by users, not the app"
+    ),
 }
 # Environment variables the deployed code may read that are not app settings, each with its reason.
 DEV_ONLY_VARIABLES = {

@@ -1,6 +1,6 @@
 """A loopback webhook receiver: records every request (raw body and headers), answers as scripted.
 
-It verifies nothing itself; tests check signatures with `videojob.notify_signature.verify`, the
+It verifies nothing itself; tests check signatures with `videojob.domain.notify_signature.verify`, the
 way a user's receiver would.
 """
 

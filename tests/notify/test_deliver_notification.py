@@ -12,7 +12,7 @@ import pytest
 from orchestrators.kernel import Mailbox
 from orchestrators.notification import deliver_notification
 from tests.support.replay import ReplayHost
-from videojob.activity_wire import NOTIFY_COMPLETION
+from videojob.domain.activity_wire import NOTIFY_COMPLETION
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RECEIVER = "https://hooks.example.com/videojob"

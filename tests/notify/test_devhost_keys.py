@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devhost import config
+from devhost.emulator import config
 
 
 def test_local_settings_get_both_signing_keys_and_an_old_file_gets_the_missing_one(tmp_path):

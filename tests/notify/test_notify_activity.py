@@ -14,9 +14,9 @@ from tests.notify.receiver import run_receiver
 from tests.notify.tls import make_pki
 from tests.support.replay import run_activity_function
 from videojob import bootstrap
-from videojob.notify_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from videojob.settings import load_settings
-from videojob.url_policy import UrlPolicy
+from videojob.contract.url_policy import UrlPolicy
+from videojob.domain.notify_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from videojob.domain.settings import load_settings
 
 KEY = "notify-key-for-tests-0123456789abcdef"
 OUTPUT = {"jobId": "job-1", "state": "succeeded", "title": "Grüße"}
@@ -180,7 +180,7 @@ def test_the_registered_activity_reads_the_key_and_policy_from_settings():
 def test_signature_verification_refuses_stale_or_malformed_headers():
     body = b'{"jobId":"job-1"}'
     now = 1_800_000_000
-    from videojob.notify_signature import sign
+    from videojob.domain.notify_signature import sign
 
     good = sign(KEY, now, body)
     assert verify(KEY, body, good, str(now), now=now + 299)

@@ -13,8 +13,10 @@ from orchestrators import download_job
 from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ORCHESTRATOR_STARTED, ReplayHost, RunResult, format_time, run_activity_function
 from videojob import bootstrap
-from videojob import job_slots as slots
-from videojob.activity_wire import (
+from videojob.contract.output_blob import blob_url
+from videojob.contract.wire import CUSTOM_STATUS_MAX_BYTES, DownloadRequest, JobPlan, custom_status_bytes
+from videojob.domain import job_slots as slots
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -24,10 +26,8 @@ from videojob.activity_wire import (
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
-from videojob.container_spec import attempt_group_name, run_token
-from videojob.contract import CUSTOM_STATUS_MAX_BYTES, DownloadRequest, JobPlan, custom_status_bytes
-from videojob.output_blob import blob_url
-from videojob.settings import Settings, load_settings
+from videojob.domain.container_spec import attempt_group_name, run_token
+from videojob.domain.settings import Settings, load_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 JOB_ID = "job-0001"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from videojob.backends.base import BackendError, ContainerState, GroupState, ManagedGroup
-from videojob.container_spec import ContainerSpec
+from videojob.domain.container_port import BackendError, ContainerState, GroupState, ManagedGroup
+from videojob.domain.container_spec import ContainerSpec
 
 
 @dataclass

@@ -11,13 +11,13 @@ import pytest
 
 from tests.orchestration.conftest import ACTIVITY_RUNNERS, GROUP, JOB_ID, RUN_KEY, VIDEO_URL
 from videojob import bootstrap
-from videojob.activity_wire import InspectResult
-from videojob.backends.base import BackendError, ContainerState, GroupState
-from videojob.container_env import CALLBACK_TOKEN, JOB_URL
-from videojob.container_env import JOB_ID as JOB_ID_VAR
-from videojob.container_spec import attempt_group_name, group_name
-from videojob.failure_reason import FailureReason
-from videojob.tokens import verified_claims
+from videojob.contract.container_env import CALLBACK_TOKEN, JOB_URL
+from videojob.contract.container_env import JOB_ID as JOB_ID_VAR
+from videojob.domain.activity_wire import InspectResult
+from videojob.domain.container_port import BackendError, ContainerState, GroupState
+from videojob.domain.container_spec import attempt_group_name, group_name
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.tokens import verified_claims
 
 
 def call(name: str, payload) -> dict:

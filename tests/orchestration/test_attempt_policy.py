@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.orchestration.conftest import T0, plan
-from videojob.contract import CUSTOM_STATUS_MAX_BYTES, JobError, JobStatus, custom_status_bytes
-from videojob.orchestration import (
+from videojob.contract.wire import CUSTOM_STATUS_MAX_BYTES, JobError, JobStatus, custom_status_bytes
+from videojob.domain.orchestration import (
     AttemptRecord,
     attempts_allowed,
     belongs_to_attempt,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.orchestration.test_batching import items
-from videojob.batching import (
+from videojob.contract.wire import PHASE_LISTING, PHASE_RUNNING
+from videojob.domain.batching import (
     ItemResult,
     finish,
     open_window,
@@ -16,7 +17,6 @@ from videojob.batching import (
     running_children,
     start_next,
 )
-from videojob.contract import PHASE_LISTING, PHASE_RUNNING
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

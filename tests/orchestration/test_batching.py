@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from videojob.batching import (
+from videojob.contract.wire import (
+    CUSTOM_STATUS_MAX_BYTES,
+    BatchPlan,
+    DownloadRequest,
+    JobError,
+    JobPlan,
+    PlaylistEntry,
+    custom_status_bytes,
+)
+from videojob.domain.batching import (
     BatchItem,
     ItemResult,
     batch_failure,
@@ -21,15 +30,6 @@ from videojob.batching import (
     parse_child_failure,
     progress_status,
     start_next,
-)
-from videojob.contract import (
-    CUSTOM_STATUS_MAX_BYTES,
-    BatchPlan,
-    DownloadRequest,
-    JobError,
-    JobPlan,
-    PlaylistEntry,
-    custom_status_bytes,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

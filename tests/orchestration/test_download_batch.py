@@ -19,8 +19,8 @@ from orchestrators import download_batch, download_job
 from tests.orchestration.conftest import BLOB, T0, at, plan, run_activity
 from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ChildOutcome, ReplayHost, RunResult, SubOrchestrationCall
-from videojob.batching import MAX_OUTPUT_BYTES, output_bytes
-from videojob.contract import CUSTOM_STATUS_MAX_BYTES, BatchPlan, DownloadRequest, JobPlan, custom_status_bytes
+from videojob.contract.wire import CUSTOM_STATUS_MAX_BYTES, BatchPlan, DownloadRequest, JobPlan, custom_status_bytes
+from videojob.domain.batching import MAX_OUTPUT_BYTES, output_bytes
 
 BATCH_ID = "b0c4"
 MEDIA_HOST = "media.example"

@@ -28,16 +28,16 @@ from tests.orchestration.conftest import (
     status_at,
     succeeded,
 )
-from videojob.activity_wire import (
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
     PUBLISH_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import BackendError, ContainerState, GroupState
-from videojob.failure_reason import FailureReason
-from videojob.settings import MAX_TIMER_SECONDS
+from videojob.domain.container_port import BackendError, ContainerState, GroupState
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.settings import MAX_TIMER_SECONDS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -32,7 +32,8 @@ from tests.orchestration.conftest import (
     succeeded,
 )
 from tests.support.replay import RunResult, format_time
-from videojob.activity_wire import (
+from videojob.contract.wire import EVENT_NAME, ContractError, JobPlan
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     DELETE_CONTAINER_GROUP,
     INSPECT_CONTAINER_GROUP,
@@ -40,11 +41,10 @@ from videojob.activity_wire import (
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import ContainerState, GroupState
-from videojob.container_spec import attempt_group_name
-from videojob.contract import EVENT_NAME, ContractError, JobPlan
-from videojob.generation import CARRY_KEY, MAX_CARRY_BYTES, JobCarry, WatchCarry, carry_of, next_input
-from videojob.orchestration import GENERATION_MAX_WEIGHT, AttemptRecord, ProgressView
+from videojob.domain.container_port import ContainerState, GroupState
+from videojob.domain.container_spec import attempt_group_name
+from videojob.domain.generation import CARRY_KEY, MAX_CARRY_BYTES, JobCarry, WatchCarry, carry_of, next_input
+from videojob.domain.orchestration import GENERATION_MAX_WEIGHT, AttemptRecord, ProgressView
 
 W = GENERATION_MAX_WEIGHT
 

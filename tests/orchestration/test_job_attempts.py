@@ -33,8 +33,9 @@ from tests.orchestration.conftest import (
     status_at,
 )
 from tests.support.replay import ReplayHost
-from videojob import container_env as E
-from videojob.activity_wire import (
+from videojob.contract import container_env as E
+from videojob.contract.wire import CostRates, DownloadRequest
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
@@ -44,9 +45,8 @@ from videojob.activity_wire import (
     READ_RESULT_RECORD,
     STOP_CONTAINER_GROUP,
 )
-from videojob.backends.base import ContainerState, GroupState
-from videojob.container_spec import attempt_group_name
-from videojob.contract import CostRates, DownloadRequest
+from videojob.domain.container_port import ContainerState, GroupState
+from videojob.domain.container_spec import attempt_group_name
 
 pytestmark = pytest.mark.timeout(60)
 

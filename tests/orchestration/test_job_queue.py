@@ -1,7 +1,7 @@
 """`download_job` under the global cap (`MAX_RUNNING_JOBS`), replayed: it waits in the `job_slots`
 queue before its first group, shows its place, gives its slot back on every ending it runs code
 for, and a quota refusal sends it back to the queue instead of failing it. The entity is the real
-semaphore (`videojob.job_slots.apply`) over an in-memory state, with other jobs scripted around it."""
+semaphore (`videojob.domain.job_slots.apply`) over an in-memory state, with other jobs scripted around it."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ from tests.orchestration.conftest import (
 )
 from tests.orchestration.test_generations import handover_times
 from tests.support.replay import EntityCall
-from videojob import job_slots as slots
-from videojob.activity_wire import CREATE_CONTAINER_GROUP as CREATE
-from videojob.activity_wire import CreateResult, parse_utc
-from videojob.backends.base import BackendError
-from videojob.failure_reason import FailureReason
-from videojob.orchestration import GENERATION_MAX_WEIGHT
+from videojob.domain import job_slots as slots
+from videojob.domain.activity_wire import CREATE_CONTAINER_GROUP as CREATE
+from videojob.domain.activity_wire import CreateResult, parse_utc
+from videojob.domain.container_port import BackendError
+from videojob.domain.failure_reason import FailureReason
+from videojob.domain.orchestration import GENERATION_MAX_WEIGHT
 
 TARGET = f"@{slots.ENTITY_NAME}@{slots.ENTITY_KEY}"
 

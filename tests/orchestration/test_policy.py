@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.orchestration.conftest import T0, plan
-from videojob.activity_wire import InspectResult
-from videojob.contract import JobError, JobStatus, failure_message
-from videojob.orchestration import (
+from videojob.contract.wire import JobError, JobStatus, failure_message
+from videojob.domain.activity_wire import InspectResult
+from videojob.domain.orchestration import (
     EventLedger,
     ProgressView,
     WatchState,
@@ -22,7 +22,7 @@ from videojob.orchestration import (
     view_after_event,
     wake_at,
 )
-from videojob.settings import MAX_TIMER_SECONDS
+from videojob.domain.settings import MAX_TIMER_SECONDS
 
 
 def event(seq, state="progress", **extra):
@@ -88,7 +88,7 @@ def test_failure_message_starts_with_the_code_and_stays_short():
 
 # --- the callback's rate limit (issue 12) ---------------------------------------------------------
 
-from videojob.orchestration import admit_report, progress_event_limit  # noqa: E402
+from videojob.domain.orchestration import admit_report, progress_event_limit  # noqa: E402
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -138,7 +138,7 @@ def test_limit_never_starves_the_heartbeat():
 
 
 def test_progress_status_has_last_report_at():
-    from videojob.orchestration import ProgressView, progress_status
+    from videojob.domain.orchestration import ProgressView, progress_status
 
     status = progress_status(ProgressView(), "g", NOW, 1, NOW - timedelta(seconds=4))
     assert status["lastReportAt"] == "2026-01-01T11:59:56Z"

@@ -38,17 +38,17 @@ from tests.orchestration.fakes import FakeBackend
 from tests.support.replay import ReplayHost, run_activity_function
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob import container_env as E
-from videojob.activity_wire import (
+from videojob.contract import container_env as E
+from videojob.contract.output_blob import blob_name_problem, job_blob_prefix
+from videojob.contract.wire import JobPlan
+from videojob.domain.activity_wire import (
     CREATE_CONTAINER_GROUP,
     CREATE_SHARE_LINK,
     DELETE_CONTAINER_GROUP,
     PUBLISH_OUTPUT_BLOB,
     STOP_CONTAINER_GROUP,
 )
-from videojob.contract import JobPlan
-from videojob.output_blob import blob_name_problem, job_blob_prefix
-from videojob.settings import load_settings
+from videojob.domain.settings import load_settings
 from worker.naming import blob_name
 
 pytestmark = pytest.mark.timeout(120)

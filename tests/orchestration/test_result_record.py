@@ -17,13 +17,13 @@ from activities.upload_grant import issue_upload_grant
 from tests.orchestration.conftest import BLOB, JOB_ID, MEDIA
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.activity_wire import CreateInput, RecordResult, record_input
-from videojob.contract import DownloadRequest, JobStatus
-from videojob.output_blob import blob_name_problem, result_record_name
-from videojob.result_record import MAX_RECORD_BYTES, RecordRefused, ResultRecord, parse_record
-from videojob.settings import Settings, load_settings
-from videojob.staging import staged_record_name
-from videojob.tokens import worker_token
+from videojob.contract.output_blob import blob_name_problem
+from videojob.contract.result_record import MAX_RECORD_BYTES, RecordRefused, ResultRecord, parse_record
+from videojob.contract.staging import result_record_name, staged_record_name
+from videojob.contract.wire import DownloadRequest, JobStatus
+from videojob.domain.activity_wire import CreateInput, RecordResult, record_input
+from videojob.domain.settings import Settings, load_settings
+from videojob.domain.tokens import worker_token
 
 SIGNING_KEY = "k" * 40
 RUN = "0a1b2c3d"

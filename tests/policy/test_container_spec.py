@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from videojob import container_env as E
-from videojob.container_env import parse_worker_env
-from videojob.container_spec import attempt_group_name, build_container_spec, group_name, run_token
-from videojob.contract import DownloadRequest
-from videojob.settings import load_settings
-from videojob.staging import UploadGrant
-from videojob.tokens import TokenClaims, expiry_seconds, verified_claims, worker_token
+from videojob.contract import container_env as E
+from videojob.contract.container_env import parse_worker_env
+from videojob.contract.staging import UploadGrant
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.container_spec import attempt_group_name, build_container_spec, group_name, run_token
+from videojob.domain.settings import load_settings
+from videojob.domain.tokens import TokenClaims, expiry_seconds, verified_claims, worker_token
 
 KEY = "spec-test-signing-key-0123456789abcdefgh"
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

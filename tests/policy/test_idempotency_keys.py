@@ -7,17 +7,17 @@ import re
 
 import pytest
 
-from videojob.idempotency import (
+from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.contract.url_policy import UrlPolicy
+from videojob.contract.wire import is_url_safe_instance_id
+from videojob.domain.idempotency import (
     checked_client_key,
     derived_key,
     instance_id_for,
     normalize_url,
     submission_instance_id,
 )
-from videojob.instances import is_url_safe_instance_id
-from videojob.request_parsing import RequestLimits, RequestRejected, parse_submission
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
-from videojob.url_policy import UrlPolicy
+from videojob.domain.request_parsing import RequestLimits, RequestRejected, parse_submission
 
 LIMITS = RequestLimits(UrlPolicy(DEFAULT_ALLOWED_HOSTS), 7200, max_batch_urls=5, notify_enabled=True)
 

@@ -1,4 +1,4 @@
-"""The global cap's semaphore (`videojob.job_slots`): FIFO in the entity's own order, idempotent
+"""The global cap's semaphore (`videojob.domain.job_slots`): FIFO in the entity's own order, idempotent
 asks by the token the entity gave, the operator's cap, bounded; foreign operations refused."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from videojob import job_slots as slots
+from videojob.domain import job_slots as slots
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = "s" * 40
@@ -252,10 +252,10 @@ def test_entity_function_through_the_sdk_entry_point(monkeypatch):
     the cap from the settings whatever the caller says; inputs as a dict or as JSON text."""
     import json
 
-    from devhost.functions import entity_batch_json, entity_from_builder, run_entity
+    from devhost.emulator.functions import entity_batch_json, entity_from_builder, run_entity
     from entities import job_slots
     from videojob import bootstrap
-    from videojob.settings import load_settings
+    from videojob.domain.settings import load_settings
 
     monkeypatch.setenv("MAX_RUNNING_JOBS", "2")
     monkeypatch.setenv("CALLBACK_SIGNING_KEY", KEY)

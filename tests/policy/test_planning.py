@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from videojob.contract import BatchPlan, CostRates, DownloadRequest, JobPlan
-from videojob.planning import plan_batch, plan_job, plan_submission
-from videojob.request_parsing import BatchSubmission, PlaylistSubmission, SingleSubmission
-from videojob.settings import load_settings
+from videojob.contract.wire import BatchPlan, CostRates, DownloadRequest, JobPlan
+from videojob.domain.planning import plan_batch, plan_job, plan_submission
+from videojob.domain.request_parsing import BatchSubmission, PlaylistSubmission, SingleSubmission
+from videojob.domain.settings import load_settings
 
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 VIDEO2 = "https://youtu.be/9bZkp7q19f0"

@@ -1,4 +1,4 @@
-"""`videojob.report_gate`: only the attempt that runs reports, and at a bounded rate (issue 19)."""
+"""`videojob.domain.report_gate`: only the attempt that runs reports, and at a bounded rate (issue 19)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from videojob.contract import JobStatus
-from videojob.report_gate import (
+from videojob.contract.wire import JobStatus
+from videojob.domain.report_gate import (
     AttemptLedger,
     ReportLedgers,
     attempt_check,
@@ -18,7 +18,7 @@ from videojob.report_gate import (
     started_already_taken,
     terminal_already_taken,
 )
-from videojob.tokens import TokenClaims
+from videojob.domain.tokens import TokenClaims
 
 RUN = "0a1b2c3d"
 CLAIMS = TokenClaims(RUN, 2, 2_000_000_000)

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from videojob.contract import DownloadRequest
-from videojob.request_parsing import (
+from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.contract.url_policy import UrlPolicy
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.request_parsing import (
     MAX_BODY_BYTES,
     RequestLimits,
     RequestRejected,
     parse_download_request,
     parse_seed_request,
 )
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
-from videojob.url_policy import UrlPolicy
 
 LIMITS = RequestLimits(UrlPolicy(DEFAULT_ALLOWED_HOSTS), max_deadline_seconds=7200)
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"

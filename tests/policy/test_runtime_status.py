@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from videojob.instances import ACTIVE_RUNTIME_STATUSES, FINISHED_RUNTIME_STATUSES, RuntimeStatus, is_finished
+from videojob.domain.instances import ACTIVE_RUNTIME_STATUSES, FINISHED_RUNTIME_STATUSES, RuntimeStatus, is_finished
 
 
 def test_runtime_statuses_are_the_sdks():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from videojob.settings import SETTING_NAMES, SettingsError, load_settings
+from videojob.domain.settings import SETTING_NAMES, SettingsError, load_settings
 
 SECRET = "s3cr3t-signing-key-do-not-print-0123456789"
 

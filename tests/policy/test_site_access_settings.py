@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yt_dlp
 
-from videojob import container_env as E
-from videojob.container_env import WorkerEnvError, parse_worker_env
-from videojob.container_spec import SECRETS_MOUNT_PATH, build_container_spec
-from videojob.contract import DownloadRequest, ErrorCode, JobError, JobPlan
-from videojob.orchestration import is_retryable
-from videojob.planning import plan_job
-from videojob.settings import SECRET_SETTINGS, SettingsError, load_settings, parse_extractor_args
-from videojob.staging import UploadGrant
+from videojob.contract import container_env as E
+from videojob.contract.container_env import WorkerEnvError, parse_worker_env
+from videojob.contract.staging import UploadGrant
+from videojob.contract.wire import DownloadRequest, ErrorCode, JobError, JobPlan
+from videojob.domain.container_spec import SECRETS_MOUNT_PATH, build_container_spec
+from videojob.domain.orchestration import is_retryable
+from videojob.domain.planning import plan_job
+from videojob.domain.settings import SECRET_SETTINGS, SettingsError, load_settings, parse_extractor_args
 
 BASE = {
     "CONTAINER_BACKEND": "local",

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from videojob.contract import DownloadRequest
-from videojob.request_parsing import (
+from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.contract.url_policy import UrlPolicy
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.request_parsing import (
     BatchSubmission,
     PlaylistSubmission,
     RequestLimits,
@@ -18,8 +20,6 @@ from videojob.request_parsing import (
     parse_seed_submission,
     parse_submission,
 )
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
-from videojob.url_policy import UrlPolicy
 
 LIMITS = RequestLimits(
     UrlPolicy(DEFAULT_ALLOWED_HOSTS), max_deadline_seconds=7200, max_batch_urls=3, max_playlist_items=20,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from videojob.tokens import TokenClaims, bearer_token, verified_claims, worker_token
+from videojob.domain.tokens import TokenClaims, bearer_token, verified_claims, worker_token
 
 KEY = "a-signing-key-that-is-long-enough-0123456789"
 DEADLINE = datetime(2026, 1, 1, 12, 0, 0, 750_000, tzinfo=UTC)

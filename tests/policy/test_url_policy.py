@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from videojob.settings import DEFAULT_ALLOWED_HOSTS
-from videojob.url_policy import UrlPolicy, UrlRejected, check_url, is_forbidden_address, parse_ip_literal
+from videojob.contract.setting_values import DEFAULT_ALLOWED_HOSTS
+from videojob.contract.url_policy import UrlPolicy, UrlRejected, check_url, is_forbidden_address, parse_ip_literal
 
 YOUTUBE = UrlPolicy(DEFAULT_ALLOWED_HOSTS)
 ANY_HOST = UrlPolicy(("*",))

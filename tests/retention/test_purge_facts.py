@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.durable_standin import DurableStandIn
-from videojob.durable_http import DurableHttp
-from videojob.instances import ACTIVE_RUNTIME_STATUSES, FINISHED_RUNTIME_STATUSES, RuntimeStatus
-from videojob.retention import PURGED_RUNTIME_STATUSES, is_purgeable
+from videojob.adapters.durable_http import DurableHttp
+from videojob.domain.instances import ACTIVE_RUNTIME_STATUSES, FINISHED_RUNTIME_STATUSES, RuntimeStatus
+from videojob.domain.retention import PURGED_RUNTIME_STATUSES, is_purgeable
 
 EXTRACT = (Path(__file__).parent / "data" / "durable_http_api_purge_and_query.txt").read_text(encoding="utf-8")
 CUTOFF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -13,9 +13,9 @@ from azure.data.tables import TableClient
 from retention import APP_ORCHESTRATORS, run_retention
 from tests.support.durable_standin import DurableStandIn
 from tests.support.services import Azurite
-from videojob.durable_http import DurableHttp
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END
-from videojob.job_index_table import TableJobIndex
+from videojob.adapters.durable_http import DurableHttp
+from videojob.adapters.job_index_table import TableJobIndex
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END
 
 ALICE = "11111111-1111-4111-8111-111111111111"
 

@@ -19,10 +19,10 @@ from retention import APP_ORCHESTRATORS, run_retention
 from retention.blobs import ContainerBlobs
 from tests.api.test_list_route import MEDIA, ListHost, list_host
 from tests.e2e.harness import http
-from videojob.durable_http import DurableHttp
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END
-from videojob.job_index_table import JOB_INDEX_TABLE, TableJobIndex
-from videojob.settings import SettingsError, load_settings
+from videojob.adapters.durable_http import DurableHttp
+from videojob.adapters.job_index_table import JOB_INDEX_TABLE, TableJobIndex
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END
+from videojob.domain.settings import SettingsError, load_settings
 
 DAYS = 30
 CONTAINER = "downloads"

@@ -17,10 +17,10 @@ import retention
 from tests.support.durable_standin import DurableStandIn, IndexedFunctions, client_binding_value, run
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.job_index import DEFAULT_OWNER, TIME_ROWS_END
-from videojob.job_index_table import TableJobIndex
-from videojob.retention import RETENTION_SCHEDULE
-from videojob.settings import load_settings
+from videojob.adapters.job_index_table import TableJobIndex
+from videojob.domain.job_index import DEFAULT_OWNER, TIME_ROWS_END
+from videojob.domain.retention import RETENTION_SCHEDULE
+from videojob.domain.settings import load_settings
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from tests.share_link.test_share_link import settings_with
 from tests.support.replay import run_activity_function
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.settings import Settings
-from videojob.staging import staged_media_name
+from videojob.contract.staging import staged_media_name
+from videojob.domain.settings import Settings
 
 JOB, RUN = "job-7", "0a1b2c3d"
 MiB = 1024 * 1024

@@ -27,7 +27,7 @@ from activities.share_link import DelegationSigner, share_link_activity, signer_
 from tests.support.replay import run_activity_function
 from tests.support.services import Azurite
 from videojob import bootstrap
-from videojob.settings import Settings, load_settings
+from videojob.domain.settings import Settings, load_settings
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 ACCOUNT_URL = "https://videodlout.blob.core.windows.net"

@@ -30,10 +30,10 @@ from activities.upload_grant import issue_upload_grant
 from tests.orchestration.fakes import FakeBackend
 from tests.share_link.test_share_link import ACCOUNT_URL, APP_OID, StubDelegationKeys, query_of, settings_with
 from tests.support.services import Azurite
-from videojob.activity_wire import CreateInput
-from videojob.contract import DownloadRequest
-from videojob.settings import Settings
-from videojob.staging import WORKER_BLOB_PERMISSION, staged_media_name
+from videojob.contract.staging import WORKER_BLOB_PERMISSION, staged_media_name
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.settings import Settings
 
 RUN = "0a1b2c3d"
 VICTIM = "job-b"

@@ -1,6 +1,6 @@
 """The devhost's own Durable HTTP API on a loopback port, scripted for the trigger tests.
 
-- `DurableStandIn`: `devhost.webhooks.DurableApi` (what `DurableOrchestrationClient` 1.7 talks
+- `DurableStandIn`: `devhost.emulator.webhooks.DurableApi` (what `DurableOrchestrationClient` 1.7 talks
   to through `rpcBaseUrl`) over a devhost store, so status codes, payloads and time formats are
   the devhost's: there is no second model of the API here. No orchestrator runs (the engine never
   starts an episode): instances change state only when a test says so (`add_instance`,
@@ -35,10 +35,10 @@ from azure.functions.durable_functions import DurableClientConverter
 
 import entities
 import orchestrators
-from devhost.engine import Engine
-from devhost.functions import FunctionIndex, close_sdk_session, entity_from_builder, orchestrator_from_builder
-from devhost.store import Instance, InstanceQuery, Store
-from devhost.webhooks import DurableApi
+from devhost.emulator.engine import Engine
+from devhost.emulator.functions import FunctionIndex, close_sdk_session, entity_from_builder, orchestrator_from_builder
+from devhost.emulator.store import Instance, InstanceQuery, Store
+from devhost.emulator.webhooks import DurableApi
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from videojob.settings import PODMAN_DEFAULT_IMAGE
+from videojob.domain.settings import PODMAN_DEFAULT_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 PODMAN = shutil.which("podman")

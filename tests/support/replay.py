@@ -1,4 +1,4 @@
-"""A replay harness: the devhost's episode core (devhost/episode.py) driven on a simulated clock.
+"""A replay harness: the devhost's episode core (devhost/emulator/episode.py) driven on a simulated clock.
 
 Each episode is the devhost's: the same history events, context JSON, SDK entry point
 (`functions.run_orchestrator`), action planning and determinism check (strict: names, inputs,
@@ -27,10 +27,10 @@ from typing import Any
 
 from azure.durable_functions.models.history import HistoryEventType
 
-from devhost import history as H
-from devhost.actions import NewActivity, NewEntityMessage, NewSubOrchestration, NewTimer, NonDeterminismError
-from devhost.episode import COMPLETED, CONTINUED_AS_NEW, FAILED, Decision, decide, failure_output
-from devhost.functions import (
+from devhost.emulator import history as H
+from devhost.emulator.actions import NewActivity, NewEntityMessage, NewSubOrchestration, NewTimer, NonDeterminismError
+from devhost.emulator.episode import COMPLETED, CONTINUED_AS_NEW, FAILED, Decision, decide, failure_output
+from devhost.emulator.functions import (
     activity_failure,
     activity_from_builder,
     call_activity,
@@ -40,7 +40,7 @@ from devhost.functions import (
 
 __all__ = ["NonDeterminismError"]  # raised by `ReplayHost.run`; tests import it from here
 
-# Names some tests build histories with (their owner is devhost.history).
+# Names some tests build histories with (their owner is devhost.emulator.history).
 ORCHESTRATOR_STARTED = HistoryEventType.ORCHESTRATOR_STARTED
 format_time = H.format_timestamp
 
@@ -245,10 +245,10 @@ class ReplayHost:
         for timer_id in decision.cancelled_timer_ids:
             if (self.execution, timer_id) in self.timers:
                 self.timers[self.execution, timer_id].cancelled = True
-        for message in decision.entity_messages:  # sent however the episode ends (devhost/episode.py)
+        for message in decision.entity_messages:  # sent however the episode ends (devhost/emulator/episode.py)
             self._send_to_entity(message)
         if decision.status == CONTINUED_AS_NEW:
-            # DTFx sends the last episode's activities, timers and children too (devhost/engine.py
+            # DTFx sends the last episode's activities, timers and children too (devhost/emulator/engine.py
             # `_continue_as_new`); their answers name this execution, so they are dropped.
             for activity in decision.activities:
                 self._schedule_activity(activity)

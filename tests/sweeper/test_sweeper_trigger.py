@@ -14,9 +14,9 @@ from azure.functions.timer import TimerRequestConverter
 import sweeper
 from tests.support.durable_standin import DurableStandIn, IndexedFunctions, client_binding_value, run
 from videojob import bootstrap
-from videojob.backends.base import BackendError, GroupState, ManagedGroup
-from videojob.container_spec import format_time, group_name
-from videojob.settings import Settings, load_settings
+from videojob.domain.container_port import BackendError, GroupState, ManagedGroup
+from videojob.domain.container_spec import format_time, group_name
+from videojob.domain.settings import Settings, load_settings
 
 APP_NAME = "video-downloader-test"
 SIGNING_KEY = "sweeper-test-signing-key-0123456789abcdef"
@@ -230,9 +230,9 @@ def test_timer_binding_uses_the_schedule_setting() -> None:
 def test_sweep_frees_the_slots_of_jobs_that_ended_without_giving_them_back(sweep_function, standin, settings):
     """Terminated and purged jobs run no orchestrator code: the sweep evicts them from `job_slots`,
     which hands their slots to the queue; live jobs and jobs whose lookup fails keep theirs."""
+    from devhost.emulator.store import entity_id
     from devhost.stack import wait_until
-    from devhost.store import entity_id
-    from videojob import job_slots as slots
+    from videojob.domain import job_slots as slots
 
     now = datetime.now(UTC)
     running = standin.add_instance(runtime_status="Running")

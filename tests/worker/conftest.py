@@ -17,11 +17,11 @@ from tests.support.services import Azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
 from tests.worker.media_server import MediaServer, serve_media
-from videojob import container_env as E
-from videojob.activity_wire import CreateInput
-from videojob.contract import DownloadRequest
-from videojob.settings import Settings, load_settings
-from videojob.staging import staged_media_name, staged_record_name
+from videojob.contract import container_env as E
+from videojob.contract.staging import staged_media_name, staged_record_name
+from videojob.contract.wire import DownloadRequest
+from videojob.domain.activity_wire import CreateInput
+from videojob.domain.settings import Settings, load_settings
 from worker.blob_sink import UploadTarget
 from worker.config import Tuning
 

@@ -14,10 +14,11 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
+from videojob.contract import container_env as E
 from worker import address_guard
+from worker.address_guard import AddressRefused
 from worker.downloader import MediaRequest, YtDlpDownloader
-from worker.errors import AddressRefused, JobFailed
+from worker.errors import JobFailed
 from worker.runner import main
 
 STRICT = address_guard.GuardPolicy(allow_private_addresses=False)

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.services import Azurite
 from tests.worker.conftest import STAGING, staged_media, upload_target
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 from worker.blob_process import BlobProcess, BlobTarget, ProcessBlobSink
 from worker.blob_sink import BlobProperties
 from worker.errors import JobFailed

@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.services import Azurite
 from tests.worker.conftest import STAGING, staged_media, upload_target
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 from worker.blob_sink import MAX_BLOCKS, AzureBlobSink, BlobProperties, block_size_for
 from worker.errors import JobFailed
 

@@ -11,8 +11,8 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver, run_callback_receiver
 from tests.worker.conftest import FAST, TOKEN, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.contract import JobError, JobResult, JobStatus, Progress
+from videojob.contract import container_env as E
+from videojob.contract.wire import JobError, JobResult, JobStatus, Progress
 from worker.reporter import HttpCallbackTransport, Reporter
 from worker.runner import main
 

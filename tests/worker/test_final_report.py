@@ -12,8 +12,8 @@ from typing import Any
 
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST
-from videojob import container_env as E
-from videojob.contract import ErrorCode, JobError
+from videojob.contract import container_env as E
+from videojob.contract.wire import ErrorCode, JobError
 from worker import job as job_module
 from worker.blob_sink import BlobProperties, BlobResult, StagedBlob
 from worker.downloader import DownloadedMedia, MediaRequest

@@ -21,8 +21,8 @@ from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, STAGING, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.output_blob import is_result_record
+from videojob.contract import container_env as E
+from videojob.contract.staging import is_result_record
 from worker.runner import main
 
 MiB = 1024 * 1024

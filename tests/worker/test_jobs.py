@@ -15,10 +15,10 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, STAGING, TOKEN, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer, refused_port
-from videojob import container_env as E
-from videojob.contract import JobStatus
-from videojob.output_blob import is_result_record, result_record_name
-from videojob.result_record import parse_record
+from videojob.contract import container_env as E
+from videojob.contract.result_record import parse_record
+from videojob.contract.staging import is_result_record, result_record_name
+from videojob.contract.wire import JobStatus
 from worker.runner import main
 
 

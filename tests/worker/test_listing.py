@@ -16,10 +16,10 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, STAGING, TOKEN, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.contract import JobStatus, PlaylistEntry
-from videojob.output_blob import result_record_name
-from videojob.result_record import parse_record
+from videojob.contract import container_env as E
+from videojob.contract.result_record import parse_record
+from videojob.contract.staging import result_record_name
+from videojob.contract.wire import JobStatus, PlaylistEntry
 from worker.listing import entries_of
 from worker.runner import main
 
@@ -184,11 +184,11 @@ def test_a_list_job_reaches_the_worker_through_the_create_input_and_the_spec(azu
     from datetime import UTC, datetime, timedelta
 
     from activities.upload_grant import issue_upload_grant
-    from videojob.activity_wire import CreateInput
-    from videojob.container_env import parse_worker_env
-    from videojob.container_spec import build_container_spec
-    from videojob.contract import DownloadRequest
-    from videojob.settings import load_settings
+    from videojob.contract.container_env import parse_worker_env
+    from videojob.contract.wire import DownloadRequest
+    from videojob.domain.activity_wire import CreateInput
+    from videojob.domain.container_spec import build_container_spec
+    from videojob.domain.settings import load_settings
 
     settings = load_settings(environ={"CONTAINER_BACKEND": "local", "CALLBACK_BASE_URL": "http://127.0.0.1:7071",
                                       "CALLBACK_SIGNING_KEY": "k" * 40,

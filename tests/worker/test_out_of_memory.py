@@ -17,9 +17,9 @@ import pytest
 from tests.support.services import REPO, Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import worker_env
-from videojob import container_env as E
-from videojob.contract import ErrorCode, JobError
-from videojob.orchestration import is_retryable
+from videojob.contract import container_env as E
+from videojob.contract.wire import ErrorCode, JobError
+from videojob.domain.orchestration import is_retryable
 
 CONTAINER_MEMORY_MB = 400
 

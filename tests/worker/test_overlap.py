@@ -29,7 +29,7 @@ from tests.support.services import Azurite
 from tests.worker import media
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, staged_media, upload_target, worker_env
-from videojob.contract import ErrorCode, JobError
+from videojob.contract.wire import ErrorCode, JobError
 from worker.blob_process import BlobProcess, ProcessBlobSink
 from worker.runner import main
 

@@ -9,7 +9,7 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
 
-from videojob.contract import ErrorCode
+from videojob.contract.wire import ErrorCode
 from worker.downloader import BeforeDownloadCheckPP, DownloadAborted, MediaRequest, format_selector
 from worker.errors import classify
 from worker.manifests import fragment_upper_bound

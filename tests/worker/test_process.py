@@ -16,8 +16,8 @@ from tests.support.services import AZURITE_KEY, REPO, Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import STAGING, TOKEN, sha256_of, staged_media, worker_env
 from tests.worker.media_server import MediaServer
-from videojob import container_env as E
-from videojob.output_blob import is_result_record
+from videojob.contract import container_env as E
+from videojob.contract.staging import is_result_record
 
 
 def start_worker(env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:

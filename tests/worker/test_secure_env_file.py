@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from videojob import container_env as E
+from videojob.contract import container_env as E
 from worker.config import WorkerEnvError, load_config
 
 PLAIN = {

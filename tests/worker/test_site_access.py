@@ -27,8 +27,8 @@ from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, staged_media, worker_env
 from tests.worker.forward_proxy import ForwardProxy, run_forward_proxy
 from tests.worker.media_server import GATE_COOKIE_NAME, GATE_COOKIE_VALUE, MediaServer
-from videojob import container_env as E
-from videojob.contract import JobStatus
+from videojob.contract import container_env as E
+from videojob.contract.wire import JobStatus
 from worker import address_guard
 from worker.runner import main
 

@@ -16,7 +16,7 @@ from tests.support.services import Azurite
 from tests.worker.callback_receiver import CallbackReceiver
 from tests.worker.conftest import FAST, worker_env
 from tests.worker.media_server import MediaServer, serve_media
-from videojob import container_env as E
+from videojob.contract import container_env as E
 from worker.runner import main
 from worker.traffic import wire_margin
 

@@ -1,0 +1,1 @@
+"""The command-line client of the HTTP API (`python -m videojob.client.cli`)."""
