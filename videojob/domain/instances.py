@@ -160,7 +160,7 @@ def is_batch_item_id(instance_id: str) -> bool:
     return _BATCH_ITEM_ID.fullmatch(instance_id) is not None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def json_mapping(value: Any) -> Mapping[str, Any]:
     """The host gives JSON values parsed, or (for some fields and backends) as JSON text."""
     if isinstance(value, str):
         try:
@@ -181,7 +181,7 @@ def _number(value: Any) -> float | None:
 
 
 def _counts(custom: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str, int] | None:
-    raw = _mapping(output.get("counts")) or _mapping(custom.get("counts"))
+    raw = json_mapping(output.get("counts")) or json_mapping(custom.get("counts"))
     counts = {k: raw[k] for k in _COUNT_KEYS if isinstance(raw.get(k), int) and not isinstance(raw[k], bool)
               and 0 <= raw[k] <= 10**6}
     return counts or None
@@ -195,11 +195,11 @@ def _batch_percent(counts: Mapping[str, int] | None) -> float | None:
 
 
 def _request_url(plan: Mapping[str, Any]) -> str | None:
-    return _text(_mapping(plan.get("request")).get("url"), MAX_URL_LENGTH)
+    return _text(json_mapping(plan.get("request")).get("url"), MAX_URL_LENGTH)
 
 
 def _error(custom: Mapping[str, Any]) -> dict[str, str] | None:
-    error = _mapping(custom.get("error"))
+    error = json_mapping(custom.get("error"))
     code = _text(error.get("code"), 64)
     if code is None:
         return None
@@ -217,22 +217,22 @@ def summarize(status: Mapping[str, Any], kinds: Mapping[str, str]) -> JobSummary
     if kind == JOB_KIND and is_batch_item_id(instance_id):
         return None
     runtime = _text(status.get("runtimeStatus"), 32) or RuntimeStatus.PENDING.value
-    custom, output = _mapping(status.get("customStatus")), _mapping(status.get("output"))
-    plan = _mapping(status.get("input"))
+    custom, output = json_mapping(status.get("customStatus")), json_mapping(status.get("output"))
+    plan = json_mapping(status.get("input"))
     phase = custom.get("phase")
     phase = phase if isinstance(phase, str) and _PHASE.fullmatch(phase) else runtime.lower()
     if kind == BATCH_KIND:
         counts = _counts(custom, output)
         percent = _batch_percent(counts)
         items = plan.get("items")
-        first_item = _mapping(items[0]) if isinstance(items, list) and items else {}
-        url = _request_url(_mapping(plan.get("playlist"))) or _request_url(first_item)
-        title = _text(_mapping(output.get("playlist")).get("title"), MAX_LISTED_TITLE)
+        first_item = json_mapping(items[0]) if isinstance(items, list) and items else {}
+        url = _request_url(json_mapping(plan.get("playlist"))) or _request_url(first_item)
+        title = _text(json_mapping(output.get("playlist")).get("title"), MAX_LISTED_TITLE)
     else:
         counts = None
         percent = 100.0 if runtime == RuntimeStatus.COMPLETED else _number(custom.get("percent"))
         url = _request_url(plan) or _text(output.get("url"), MAX_URL_LENGTH)
-        title = _text(_mapping(output.get("media")).get("title"), MAX_LISTED_TITLE)
+        title = _text(json_mapping(output.get("media")).get("title"), MAX_LISTED_TITLE)
     return JobSummary(
         id=instance_id, kind=kind, runtime_status=runtime, phase=phase, percent=percent,
         created_time=_text(status.get("createdTime"), 64), last_updated_time=_text(status.get("lastUpdatedTime"), 64),

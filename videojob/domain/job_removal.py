@@ -7,13 +7,12 @@ result records (`<id>/` in the staging container); for a batch, the same for eac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from videojob.contract.output_blob import job_blob_prefix
 from videojob.domain.batching import item_instance_id, listing_instance_id
-from videojob.domain.instances import is_finished
+from videojob.domain.instances import is_finished, json_mapping
 
 MAX_ITEMS = 1000
 """Items removed with one batch at most (MAX_BATCH_URLS and MAX_PLAYLIST_ITEMS stay far below)."""
@@ -23,13 +22,7 @@ def removal_targets(instance_id: str, status: Mapping[str, Any], batch_orchestra
     """The instance ids a removal covers: the job, and for a batch its items and its listing."""
     if status.get("name") != batch_orchestrator:
         return (instance_id,)
-    custom = status.get("customStatus")
-    if isinstance(custom, str):
-        try:
-            custom = json.loads(custom)
-        except ValueError:
-            custom = None
-    counts = custom.get("counts") if isinstance(custom, Mapping) else None
+    counts = json_mapping(status.get("customStatus")).get("counts")
     total = counts.get("total") if isinstance(counts, Mapping) else None
     if not isinstance(total, int) or isinstance(total, bool) or total < 0:
         total = 0

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from videojob.domain.instances import is_finished
+from videojob.domain.instances import is_finished, json_mapping
 from videojob.domain.job_index import TIME_ROWS_END, JobIndex, StatusGroup, StatusSource
 from videojob.domain.request_parsing import BatchSubmission, PlaylistSubmission, SingleSubmission, Submission
 
@@ -48,13 +48,7 @@ def active_items(status: Mapping[str, Any] | None) -> int:
     runtime = status.get("runtimeStatus")
     if is_finished(runtime if isinstance(runtime, str) else None):
         return 0
-    custom = status.get("customStatus")
-    if isinstance(custom, str):
-        try:
-            custom = json.loads(custom)
-        except ValueError:
-            custom = None
-    counts = custom.get("counts") if isinstance(custom, Mapping) else None
+    counts = json_mapping(status.get("customStatus")).get("counts")
     if isinstance(counts, Mapping):
         return max(1, _count(counts.get("running")) + _count(counts.get("pending")))
     return max(1, _planned_items(status.get("input")))
