@@ -69,6 +69,23 @@ def job_blobs() -> JobBlobs:
                              (settings.output_container, settings.staging_container))
 
 
+async def _callers_job(req: func.HttpRequest, client: str
+                       ) -> tuple[DurableHttp, str, Mapping[str, Any]] | func.HttpResponse:
+    """The signed-in caller's job named by the route, with the hub that holds it; else the answer:
+    401 without a caller, 404 for no such job or someone else's (existence is not revealed)."""
+    caller = authenticate(req)
+    if isinstance(caller, func.HttpResponse):
+        return caller
+    instance_id = req.route_params.get("id")
+    found = await _visible_status(client, caller, instance_id)
+    if isinstance(found, func.HttpResponse):
+        return found
+    hub, status = found
+    if status is None:
+        return not_found(instance_id)
+    return hub, instance_id, status
+
+
 async def _visible_status(client: str, caller: Caller, instance_id: str | None
                           ) -> tuple[DurableHttp, Mapping[str, Any] | None] | func.HttpResponse:
     if not is_url_safe_instance_id(instance_id):
@@ -105,18 +122,12 @@ async def _current_place(hub: DurableHttp, instance_id: str, custom_status: Any)
 @bp.generic_input_binding(arg_name="client", type="durableClient")
 async def job_status(req: func.HttpRequest, client: str) -> func.HttpResponse:
     """200 with the status of a finished job; 202 with `Location` and `Retry-After` while it runs."""
-    caller = authenticate(req)
-    if isinstance(caller, func.HttpResponse):
-        return caller
-    instance_id = req.route_params.get("id")
-    found = await _visible_status(client, caller, instance_id)
+    found = await _callers_job(req, client)
     if isinstance(found, func.HttpResponse):
         return found
-    _, status = found
-    if status is None:
-        return not_found(instance_id)
+    hub, instance_id, status = found
     body = {k: status.get(k) for k in STATUS_FIELDS}
-    body["customStatus"] = await _current_place(found[0], instance_id, body["customStatus"])
+    body["customStatus"] = await _current_place(hub, instance_id, body["customStatus"])
     headers = {"Cache-Control": "no-store"}
     if status.get("runtimeStatus") in ACTIVE_RUNTIME_STATUSES:
         location = app_links(req, instance_id)["statusQueryGetUri"] if entra_mode() else req.url
@@ -129,16 +140,10 @@ async def job_status(req: func.HttpRequest, client: str) -> func.HttpResponse:
 async def delete_job(req: func.HttpRequest, client: str) -> func.HttpResponse:
     """Remove a finished job (a batch with its items): blobs first, then history, then its list
     row, so a removal that fails half-way can simply be asked again. 409 while it runs."""
-    caller = authenticate(req)
-    if isinstance(caller, func.HttpResponse):
-        return caller
-    instance_id = req.route_params.get("id")
-    found = await _visible_status(client, caller, instance_id)
+    found = await _callers_job(req, client)
     if isinstance(found, func.HttpResponse):
         return found
-    hub, status = found
-    if status is None:
-        return not_found(instance_id)
+    hub, instance_id, status = found
     if not is_removable(status):
         return error_response(409, ErrorCode.JOB_RUNNING,
                               f"job {instance_id} is still running: cancel it, then delete it once it has stopped")
