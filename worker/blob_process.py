@@ -133,6 +133,18 @@ class BlobProcess:
         return self.peak_rss_kib
 
 
+def own_peak_rss_kib() -> int:
+    """This process's peak RSS in KiB: the kernel's `VmHWM`, which starts afresh at exec.
+    `ru_maxrss` does not: a spawned child would report its parent's size at the fork before exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _reply_or_raise(reply: Message, expected: str) -> Message:
     if reply[0] == expected:
         return reply
@@ -290,7 +302,7 @@ def serve(conn: Connection, parent_pid: int, inherited: Connection | None = None
         except (EOFError, OSError):
             return
         if message[0] == "exit":
-            reply: Message | None = ("exited", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            reply: Message | None = ("exited", own_peak_rss_kib())
         else:
             try:
                 reply = handle(message)
