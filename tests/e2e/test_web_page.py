@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -59,7 +59,7 @@ class Page:
         while True:
             try:
                 result = check()
-            except StaleElementReferenceException:
+            except (StaleElementReferenceException, NoSuchElementException):  # the page is (re)loading
                 result = None
             if result:
                 return result
