@@ -11,6 +11,7 @@ GUIDs written here.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -61,16 +62,15 @@ PRIVILEGED_ACTIONS = {
     "Microsoft.ContainerRegistry/registries/push/write",
     "Microsoft.ContainerRegistry/registries/artifacts/delete",
 }
-KNOWN_PRIVILEGED = (
-    "Owner",
-    "Contributor",
-    "User Access Administrator",
-    "Role Based Access Control Administrator",
-    "Storage Account Contributor",
-    "Storage Account Key Operator Service Role",
-    "AcrPush",
-    "AcrDelete",
-)
+def _extract_tool_forbidden() -> tuple[str, ...]:
+    """The roles the extract keeps because they must never be granted (one list: the tool's)."""
+    spec = importlib.util.spec_from_file_location("extract_roles", INFRA / "tools" / "extract_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FORBIDDEN
+
+
+KNOWN_PRIVILEGED = _extract_tool_forbidden()
 
 
 def is_privileged(role_name: str) -> bool:
